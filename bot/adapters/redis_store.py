@@ -1,0 +1,194 @@
+"""Requests, their indexes and the audit trail in Redis, each change one atomic step.
+
+Keys (all under a prefix, ``jit:`` by default):
+
+=============================  ==========================================================
+``req:<id>``                   the request, JSON
+``audit``                      the audit stream; entry ID ``<seq>-1``, field ``event`` JSON
+``audit:head``                 hash ``{seq, hash}``: the last event, what the next one chains to
+``grants:due``                 sorted set: when each grant's revoke is due (see below)
+``pending``                    sorted set of pending request IDs by filing time
+``user:<slack id>``            sorted set of a user's request IDs by filing time
+``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
+``lease:<name>``               short locks so two sweepers do not revoke the same grant at once
+=============================  ==========================================================
+
+A transition WATCHes the request and the audit head, applies the pure step from
+``bot.core.transitions``, and writes the request, the indexes and the hash-chained audit event
+in one MULTI/EXEC; if anything moved meanwhile it starts again, and then the step itself sees
+the new state (``already decided``). The audit chain's SHA-256 is computed here rather than in
+Lua because Redis' Lua has no SHA-256.
+
+``grants:due`` is written *before* a grant is attempted (at ``granting``, scored with a deadline
+that bounds the grant), so a worker that dies mid-grant still leaves a revoke behind; once the
+provider confirms, the score becomes ``expires_at``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from bot.core.errors import RequestNotFound
+from bot.core.model import GENESIS_HASH, AccessRequest, AuditEvent, RequestStatus, chain_hash
+from bot.core.ports import Clock, Transition
+
+S = RequestStatus
+
+
+class RedisStore:
+    """The :class:`~bot.core.ports.RequestStore` over a ``redis.Redis`` (``decode_responses=True``)."""
+
+    def __init__(self, connection: redis.Redis, *, clock: Clock, prefix: str = 'jit:') -> None:
+        self.r = connection
+        self.clock = clock
+        self.p = prefix
+
+    def _key(self, *parts: str) -> str:
+        return self.p + ':'.join(parts)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, request_id: str) -> AccessRequest | None:
+        raw = self.r.get(self._key('req', request_id))
+        return AccessRequest.from_json(raw) if raw else None
+
+    def get_many(self, ids: list[str]) -> list[AccessRequest]:
+        if not ids:
+            return []
+        raws = self.r.mget([self._key('req', i) for i in ids])
+        return [AccessRequest.from_json(raw) for raw in raws if raw]
+
+    def for_user(self, slack_id: str, limit: int = 50) -> list[AccessRequest]:
+        ids = self.r.zrevrange(self._key('user', slack_id), 0, limit - 1)
+        return self.get_many(list(ids))
+
+    def pending(self, limit: int = 200) -> list[AccessRequest]:
+        return self.get_many(list(self.r.zrange(self._key('pending'), 0, limit - 1)))
+
+    def due_for_revoke(self, now: float, limit: int = 100) -> list[str]:
+        return list(self.r.zrangebyscore(self._key('grants:due'), '-inf', now, start=0, num=limit))
+
+    def due_at(self, request_id: str) -> float | None:
+        score = self.r.zscore(self._key('grants:due'), request_id)
+        return float(score) if score is not None else None
+
+    def postpone_revoke(self, request_id: str, until: float) -> None:
+        # XX: only while it is still due; a revoke that finished meanwhile stays finished.
+        self.r.zadd(self._key('grants:due'), {request_id: until}, xx=True)
+
+    def clear_due(self, request_id: str) -> None:
+        self.r.zrem(self._key('grants:due'), request_id)
+
+    def audit_event(self, seq: int) -> dict[str, Any] | None:
+        entries = self.r.xrange(self._key('audit'), f'{seq}-1', f'{seq}-1')
+        return json.loads(entries[0][1]['event']) if entries else None
+
+    def audit_events(self, start: int = 1, count: int = 1000) -> list[dict[str, Any]]:
+        entries = self.r.xrange(self._key('audit'), f'{start}-1', '+', count=count)
+        return [json.loads(fields['event']) for _id, fields in entries]
+
+    # -- approval message references (for chat.update) ---------------------------------------
+
+    def add_message(self, request_id: str, channel: str, ts: str) -> None:
+        self.r.hset(self._key('req', request_id, 'messages'), channel, ts)
+
+    def messages(self, request_id: str) -> dict[str, str]:
+        return dict(self.r.hgetall(self._key('req', request_id, 'messages')))
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def lease(self, name: str, seconds: float) -> bool:
+        """Take a short lock; False when someone else holds it. It lapses by itself."""
+        return bool(self.r.set(self._key('lease', name), '1', nx=True, px=int(seconds * 1000)))
+
+    def release_lease(self, name: str) -> None:
+        self.r.delete(self._key('lease', name))
+
+    def note_revoke_failure(self, request_id: str) -> int:
+        """Count one more failed revoke of this grant; the count lives a day past the last failure."""
+        key = self._key('revoke_failures', request_id)
+        pipe = self.r.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 86400)
+        return int(pipe.execute()[0])
+
+    def reset_revoke_failures(self, request_id: str) -> None:
+        self.r.delete(self._key('revoke_failures', request_id))
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create(self, request: AccessRequest, event: AuditEvent) -> int:
+        key = self._key('req', request.id)
+
+        def write(pipe: Any) -> int:
+            if pipe.exists(key):
+                raise ValueError(f'request {request.id} exists')
+            return self._write(pipe, request, None, event)
+
+        return int(self.r.transaction(write, key, self._key('audit', 'head'), value_from_callable=True))
+
+    def record(self, event: AuditEvent) -> int:
+        """Append an audit event that changes no request (an alert, a policy load); returns its seq."""
+        head = self._key('audit', 'head')
+        return int(self.r.transaction(lambda pipe: self._chain(pipe, event), head, value_from_callable=True))
+
+    def transition(self, request_id: str, step: Transition) -> tuple[AccessRequest, int]:
+        key = self._key('req', request_id)
+        result: dict[str, Any] = {}
+
+        def write(pipe: Any) -> None:
+            raw = pipe.get(key)
+            if raw is None:
+                raise RequestNotFound(f'No request has the ID {request_id}.')
+            old = AccessRequest.from_json(raw)
+            new, event = step(old)
+            result['seq'] = self._write(pipe, new, old, event)
+            result['request'] = new
+
+        self.r.transaction(write, key, self._key('audit', 'head'))
+        return result['request'], int(result['seq'])
+
+    def _write(self, pipe: Any, new: AccessRequest, old: AccessRequest | None, event: AuditEvent) -> int:
+        """Queue the request, its indexes and the chained audit event; caller's WATCH makes it atomic."""
+
+        def writes() -> None:
+            pipe.set(self._key('req', new.id), new.to_json())
+            self._index(pipe, new, old)
+
+        return self._chain(pipe, event, then=writes)
+
+    def _chain(self, pipe: Any, event: AuditEvent, then: Callable[[], None] | None = None) -> int:
+        """Read the head (watched), then queue ``then``'s writes and the next event of the chain."""
+        head = pipe.hgetall(self._key('audit', 'head'))
+        seq = int(head.get('seq', 0)) + 1
+        record = {'seq': seq, 'time': self.clock.now(), **event.to_dict()}
+        record['prev_hash'] = head.get('hash', GENESIS_HASH)
+        record['hash'] = chain_hash(record, record['prev_hash'])
+        pipe.multi()
+        if then is not None:
+            then()
+        pipe.xadd(self._key('audit'), {'event': json.dumps(record, sort_keys=True)}, id=f'{seq}-1')
+        pipe.hset(self._key('audit', 'head'), mapping={'seq': seq, 'hash': record['hash']})
+        return seq
+
+    def _index(self, pipe: Any, new: AccessRequest, old: AccessRequest | None) -> None:
+        if old is None and new.requester.slack_id:
+            pipe.zadd(self._key('user', new.requester.slack_id), {new.id: new.created_at})
+        if new.status is S.PENDING:
+            pipe.zadd(self._key('pending'), {new.id: new.created_at})
+        else:
+            pipe.zrem(self._key('pending'), new.id)
+        due = self._key('grants:due')
+        if new.status is S.GRANTING and new.grant_deadline:
+            pipe.zadd(due, {new.id: new.grant_deadline}, nx=True)
+        elif new.status is S.ACTIVE and new.expires_at:
+            pipe.zadd(due, {new.id: new.expires_at})
+        elif new.status is S.FAILED and old is not None and old.status is S.GRANTING:
+            # The provider may have half-granted before failing: keep it due for a clean-up revoke.
+            pipe.zadd(due, {new.id: new.ended_at or 0})
+        elif new.status in (S.REVOKED,):
+            pipe.zrem(due, new.id)

@@ -1,0 +1,67 @@
+"""Who a Slack user is: ``users.info`` behind a short cache, with the refusals identity needs.
+
+The user ID of a verified request is the identity; the email from ``users.info`` links it to
+policy groups. Deleted, bot and guest (restricted) users, and users of another workspace, are
+refused here, for requesting and approving alike.
+"""
+
+from __future__ import annotations
+
+import time
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.errors import IdentityRefused
+from bot.core.model import Principal
+
+#: Long enough to spare Slack's rate limits on busy approval rounds, short enough that a
+#: deactivated account stops working within minutes.
+CACHE_SECONDS = 300.0
+
+
+class SlackDirectory:
+    """Resolves Slack user IDs to principals for one workspace (``team_id`` from ``auth.test``)."""
+
+    def __init__(self, *, cache_seconds: float = CACHE_SECONDS) -> None:
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Principal | IdentityRefused]] = {}
+
+    async def principal(self, user_id: str, client: AsyncWebClient, *, team_id: str | None) -> Principal:
+        """The principal for ``user_id``.
+
+        Args:
+            user_id: from the signed payload.
+            client: the Bolt client (its token and base URL).
+            team_id: the workspace jit is installed in; users of any other team are refused.
+
+        Raises:
+            IdentityRefused: deleted, bot, guest, unknown, or another workspace's user.
+        """
+        hit = self._cache.get(user_id)
+        if hit is None or hit[0] < time.monotonic():
+            hit = (time.monotonic() + self.cache_seconds, await self._lookup(user_id, client))
+            self._cache[user_id] = hit
+        found = hit[1]
+        if isinstance(found, IdentityRefused):
+            raise found
+        if team_id and found.team_id and found.team_id != team_id:
+            raise IdentityRefused('Users of another workspace may not use jit here.')
+        return found
+
+    async def _lookup(self, user_id: str, client: AsyncWebClient) -> Principal | IdentityRefused:
+        try:
+            user = (await client.users_info(user=user_id))['user']
+        except SlackApiError as exc:
+            if exc.response.get('error') == 'user_not_found':
+                return IdentityRefused('Slack does not know your user.')
+            raise
+        if user.get('deleted'):
+            return IdentityRefused('Deactivated accounts may not use jit.')
+        if user.get('is_bot') or user.get('id') == 'USLACKBOT':
+            return IdentityRefused('Bots may not request or approve access.')
+        if user.get('is_restricted') or user.get('is_ultra_restricted'):
+            return IdentityRefused('Guest accounts may not request or approve access.')
+        profile = user.get('profile') or {}
+        return Principal(slack_id=user['id'], email=(profile.get('email') or '').lower() or None,
+                         team_id=user.get('team_id'), name=profile.get('display_name') or user.get('name'))  # fmt: skip

@@ -1,0 +1,112 @@
+"""Slack side effects of audit events: approval DMs, their updates, requester DMs, the audit channel.
+
+Run by the ``notify`` job on its own queue, so a slow or rate-limited Slack delays messages,
+never an ack or a revoke. Driven by the audit event (what happened) and the request's current
+state (how things stand now), so a late or repeated job posts the truth, not a stale copy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.adapters.redis_store import RedisStore
+from bot.blocks.messages import audit_line, build_approval_message, requester_update
+from bot.core.model import AccessRequest, RequestStatus
+from bot.core.policy import Policy
+
+log = structlog.get_logger(__name__)
+_SLACK_ID = re.compile(r'^[UW][A-Z0-9]{2,}$')
+
+
+class SlackNotifier:
+    """Posts and updates what people see in Slack for one audit event at a time."""
+
+    def __init__(
+        self, *, client: WebClient, store: RedisStore, policy: Callable[[], Policy], audit_channel: str | None
+    ) -> None:
+        self.client, self.store, self.policy, self.audit_channel = client, store, policy, audit_channel
+        self._email_ids: dict[str, str | None] = {}
+
+    def handle(self, seq: int) -> None:
+        """Do everything Slack should show for audit event ``seq``."""
+        record = self.store.audit_event(seq)
+        if record is None:
+            log.warning('notify.missing_event', seq=seq)
+            return
+        if self.audit_channel:
+            self.client.chat_postMessage(channel=self.audit_channel, text=audit_line(record), unfurl_links=False)
+        request_id = (record.get('request') or {}).get('id')
+        request = self.store.get(request_id) if request_id else None
+        if request is None:
+            return
+        event = record['event']
+        policy = self.policy()
+        rule = policy.rule_named(request.rule)
+        if event in ('request.created', 'request.approved') and request.status is RequestStatus.PENDING:
+            self._ask_approvers(request, policy)
+        if event != 'request.created':
+            self._update_copies(request, policy)
+        approvers = ', '.join(rule.steps[0].approvers) if rule and rule.steps else ''
+        text = requester_update(event, request, rule, approvers)
+        if text and request.requester.slack_id:
+            self.dm(request.requester.slack_id, text)
+
+    def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> tuple[str, str]:
+        """Open (or reuse) the DM with ``user_id`` and post; returns (channel, ts)."""
+        channel = self.client.conversations_open(users=user_id)['channel']['id']
+        answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+        return channel, str(answer['ts'])
+
+    def _ask_approvers(self, request: AccessRequest, policy: Policy) -> None:
+        """Message the current step's approvers (each once), or the rule's ``notify`` channels."""
+        rule = policy.rule_named(request.rule)
+        if rule is None:
+            return
+        text, blocks = build_approval_message(request, rule)
+        posted = self.store.messages(request.id)
+        if rule.notify:
+            for channel in rule.notify:
+                if channel not in posted:
+                    answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+                    self.store.add_message(request.id, channel, f"{answer['channel']}|{answer['ts']}")
+            return
+        for user_id in self._slack_ids(policy.step_approvers(rule, request.step)):
+            if request.requester.slack_id == user_id or user_id in posted:
+                continue  # the requester gets no copy of their own request to approve
+            channel, ts = self.dm(user_id, text, blocks)
+            self.store.add_message(request.id, user_id, f'{channel}|{ts}')
+
+    def _update_copies(self, request: AccessRequest, policy: Policy) -> None:
+        """Every copy shows the same state: decided copies lose their buttons."""
+        text, blocks = build_approval_message(request, policy.rule_named(request.rule))
+        for ref in self.store.messages(request.id).values():
+            channel, _, ts = ref.partition('|')
+            try:
+                self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            except SlackApiError as exc:
+                log.warning('notify.update_failed', request_id=request.id, channel=channel, error=exc.response.get('error'))
+
+    def _slack_ids(self, identities: frozenset[str]) -> list[str]:
+        """Policy identities to Slack user IDs: IDs as they are, emails through users.lookupByEmail."""
+        out: set[str] = set()
+        emails = sorted(i for i in identities if '@' in i)
+        for ident in identities:
+            if _SLACK_ID.match(ident):
+                out.add(ident)
+        for email in emails:
+            if email not in self._email_ids:
+                try:
+                    self._email_ids[email] = self.client.users_lookupByEmail(email=email)['user']['id']
+                except SlackApiError:
+                    log.warning('notify.unknown_approver', email=email)
+                    self._email_ids[email] = None
+            user_id = self._email_ids[email]
+            if user_id:
+                out.add(user_id)
+        return sorted(out)

@@ -1,0 +1,94 @@
+"""The Bolt app and the aiohttp server around it: ``/slack/events``, ``/healthz``, ``/readyz``.
+
+Bolt verifies signatures; in front of it, :func:`slack_guard` turns what Bolt would answer with
+a 500 (a non-numeric timestamp header) or should never see (missing headers, huge bodies) into
+a 400, so nothing a client sends yields a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.deps import Deps
+from bot.listeners import register_listeners
+
+log = structlog.get_logger(__name__)
+
+#: Slack's own payloads stay far below this; a larger body is refused before it is read.
+MAX_BODY = 256 * 1024
+_SIGNATURE = re.compile(r'^v0=[0-9a-f]{64}$')
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_bolt_app(deps: Deps) -> AsyncApp:
+    """The unmodified Bolt AsyncApp with jit's listeners; ``deps`` reaches them through ``context``."""
+    client = AsyncWebClient(token=deps.settings.slack_bot_token, base_url=deps.settings.slack_api_url, timeout=10,
+                            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)])  # fmt: skip
+    app = AsyncApp(client=client, signing_secret=deps.settings.slack_signing_secret, logger=None,
+                   ssl_check_enabled=False)  # fmt: skip
+
+    @app.middleware
+    async def inject_deps(context: Any, next: Callable[[], Awaitable[None]]) -> None:
+        context['deps'] = deps
+        await next()
+
+    register_listeners(app)
+    return app
+
+
+@web.middleware
+async def slack_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse malformed Slack requests with a 400 before Bolt sees them."""
+    if request.path != '/slack/events':
+        return await handler(request)
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return web.json_response({'error': 'body too large'}, status=413)
+    timestamp = request.headers.get('X-Slack-Request-Timestamp', '')
+    signature = request.headers.get('X-Slack-Signature', '')
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        log.info('slack.rejected', why='bad timestamp header')
+        return web.json_response({'error': 'missing or malformed X-Slack-Request-Timestamp'}, status=400)
+    if not _SIGNATURE.match(signature):
+        log.info('slack.rejected', why='bad signature header')
+        return web.json_response({'error': 'missing or malformed X-Slack-Signature'}, status=400)
+    return await handler(request)
+
+
+def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
+    """The HTTP server of ``jit serve``."""
+    bolt = bolt or create_bolt_app(deps)
+    web_app = web.Application(middlewares=[slack_guard], client_max_size=MAX_BODY)
+
+    async def slack_events(request: web.Request) -> web.StreamResponse:
+        try:
+            bolt_request = await to_bolt_request(request)
+        except UnicodeDecodeError:
+            return web.json_response({'error': 'body is not UTF-8'}, status=400)
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+
+    async def healthz(_request: web.Request) -> web.StreamResponse:
+        return web.json_response({'ok': True})
+
+    async def readyz(_request: web.Request) -> web.StreamResponse:
+        problems = []
+        try:
+            deps.redis.ping()
+        except Exception as exc:  # any failure to answer means not ready; the reason is reported
+            problems.append(f'redis: {type(exc).__name__}')
+        policy = deps.policy()
+        body = {'ok': not problems, 'policy_version': policy.version, 'problems': problems}
+        return web.json_response(body, status=200 if not problems else 503)
+
+    web_app.router.add_post('/slack/events', slack_events)
+    web_app.router.add_get('/healthz', healthz)
+    web_app.router.add_get('/readyz', readyz)
+    return web_app

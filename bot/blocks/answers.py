@@ -1,0 +1,59 @@
+"""The ephemeral answers to ``/jit``: filed, refused (with what would be allowed), resources, list."""
+
+from __future__ import annotations
+
+from bot.blocks.messages import clock, progress, what
+from bot.core.durations import format_duration
+from bot.core.model import AccessRequest, Principal, RequestStatus
+from bot.core.policy import Decision, Policy, requestable
+
+S = RequestStatus
+
+
+def filed_answer(request: AccessRequest, policy: Policy) -> str:
+    rule = policy.rule_named(request.rule)
+    if request.status is S.APPROVED:
+        return f':white_check_mark: `{request.id}`: {what(request)} was approved by policy; granting now.'
+    who = ' then '.join(', '.join(step.approvers) for step in rule.steps) if rule else 'the approvers'
+    return (f':inbox_tray: Filed `{request.id}`: {what(request)}. '
+            f'Waiting for {who} ({progress(request, rule)} approvals). I will DM you.')  # fmt: skip
+
+
+def denial_answer(message: str, decision: Decision | None) -> str:
+    """Why not, and what the user may ask for instead."""
+    lines = [f':no_entry_sign: {message}']
+    if decision is not None and decision.allowed:
+        lines.append('You may request: ' + ', '.join(f'`{a}`' for a in decision.allowed[:15]))
+    elif decision is not None:
+        lines.append('There is nothing you may request under the current policy.')
+    return '\n'.join(lines)
+
+
+def resources_answer(policy: Policy, who: Principal) -> str:
+    rows = requestable(policy, who)
+    if not rows:
+        return 'There is nothing you may request under the current policy.'
+    lines = ['*What you may request:*']
+    for res, role, rule in rows:
+        approvers = ' then '.join(', '.join(s.approvers) for s in rule.steps) or 'approved automatically'
+        desc = f' - {res.description}' if res.description else ''
+        lines.append(f'• `{res.name}` `{role.name}`{desc}: up to {format_duration(rule.timeout)}, '
+                     f'approved by {approvers}')  # fmt: skip
+    return '\n'.join(lines)
+
+
+def list_answer(mine: list[AccessRequest], waiting: list[AccessRequest], now: float) -> str:
+    lines = []
+    active = [r for r in mine if r.status is S.ACTIVE]
+    pending = [r for r in mine if r.status in (S.PENDING, S.APPROVED, S.GRANTING)]
+    if active:
+        lines.append('*Your active grants:*')
+        lines += [f'• `{r.id}` {what(r)}: {format_duration(int((r.expires_at or now) - now))} left '
+                  f'(until {clock(r.expires_at)})' for r in active]  # fmt: skip
+    if pending:
+        lines.append('*Your open requests:*')
+        lines += [f'• `{r.id}` {what(r)}: {r.status}' for r in pending]
+    if waiting:
+        lines.append('*Waiting for your decision:*')
+        lines += [f'• `{r.id}` {r.requester.label}: {what(r)}' for r in waiting]
+    return '\n'.join(lines) or 'Nothing active, nothing pending, nothing waiting for you.'

@@ -1,0 +1,149 @@
+"""The messages jit posts: the approval request, the requester's updates, the audit line, the deny modal.
+
+Pure: these take requests and return ``(text, blocks)``; the notifier posts them. ``text`` is
+always set too: it is what notifications and screen readers show.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.core.durations import format_duration
+from bot.core.model import AccessRequest, RequestStatus
+from bot.core.policy import Rule
+from bot.ids import ActionId, BlockId, CallbackId
+
+S = RequestStatus
+Blocks = list[dict[str, Any]]
+
+
+def clock(ts: float | None) -> str:
+    """``14:30 UTC`` (with the date when it is not today)."""
+    if not ts:
+        return '?'
+    when = datetime.fromtimestamp(ts, tz=UTC)
+    if when.date() != datetime.now(tz=UTC).date():
+        return when.strftime('%Y-%m-%d %H:%M UTC')
+    return when.strftime('%H:%M:%S UTC') if when.second else when.strftime('%H:%M UTC')
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {'type': 'section', 'text': {'type': 'mrkdwn', 'text': text[:3000]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {'type': 'context', 'elements': [{'type': 'mrkdwn', 'text': text[:3000]}]}
+
+
+def what(request: AccessRequest) -> str:
+    return f'*{request.role}* on *{request.resource}* for {format_duration(request.duration)}'
+
+
+def progress(request: AccessRequest, rule: Rule | None) -> str:
+    needed = rule.approvals_needed if rule else max(1, len(request.approvals))
+    return f'{len(request.approvals)} of {needed}'
+
+
+def outcome_line(request: AccessRequest, rule: Rule | None) -> str:
+    """The decision as every copy of the approval message shows it once it is taken."""
+    by = request.decided_by.label if request.decided_by else 'policy'
+    if request.status is S.DENIED:
+        why = f': {request.deny_reason}' if request.deny_reason else ''
+        return f':no_entry: Denied by {by}{why}'
+    if request.status is S.EXPIRED:
+        return ':hourglass: Expired: nobody decided in time'
+    if request.status is S.CANCELLED:
+        return ':wastebasket: Cancelled by the requester'
+    if request.status is S.FAILED:
+        return f':x: Approved by {by}, but the grant failed: {request.error}'
+    base = f':white_check_mark: Approved by {by} · {progress(request, rule)}'
+    if request.status is S.ACTIVE:
+        return f'{base} · auto-revokes at {clock(request.expires_at)}'
+    if request.status is S.REVOKED:
+        return f'{base} · revoked at {clock(request.ended_at)}'
+    return f'{base} · granting'
+
+
+def build_approval_message(request: AccessRequest, rule: Rule | None) -> tuple[str, Blocks]:
+    """What an approver sees: who asks for what and why, the rule, the count, and the buttons while pending."""
+    text = f'{request.requester.label} asks for {what(request)}'
+    lines = [text, f'*Reason:* {request.reason or "_none given_"}']
+    if request.ticket:
+        lines.append(f'*Ticket:* {request.ticket}')
+    blocks: Blocks = [_section('\n'.join(lines)),
+                      _context(f'Rule `{request.rule}` · request `{request.id}` · approvals {progress(request, rule)}')]
+    if request.status is S.PENDING:
+        if request.approvals and rule and len(rule.steps) > request.step:
+            names = ', '.join(rule.steps[request.step].approvers)
+            blocks.append(_context(f'{progress(request, rule)} approved, waiting for {names}'))
+        blocks.append({'type': 'actions', 'block_id': BlockId.DECISION, 'elements': [
+            {'type': 'button', 'action_id': ActionId.APPROVE, 'value': request.id, 'style': 'primary',
+             'text': {'type': 'plain_text', 'text': 'Approve'}},
+            {'type': 'button', 'action_id': ActionId.DENY, 'value': request.id, 'style': 'danger',
+             'text': {'type': 'plain_text', 'text': 'Deny'}},
+        ]})  # fmt: skip
+    else:
+        blocks.append(_section(outcome_line(request, rule)))
+    return text, blocks
+
+
+def build_deny_modal(request: AccessRequest, *, reason_required: bool) -> dict[str, Any]:
+    """The modal Deny opens: the reason goes to the requester and the audit trail."""
+    return {
+        'type': 'modal', 'callback_id': CallbackId.DENY_MODAL, 'private_metadata': request.id,
+        'title': {'type': 'plain_text', 'text': 'Deny request'},
+        'submit': {'type': 'plain_text', 'text': 'Deny'}, 'close': {'type': 'plain_text', 'text': 'Cancel'},
+        'blocks': [
+            _section(f'{request.requester.label} asked for {what(request)}.'),
+            {'type': 'input', 'block_id': BlockId.DENY_REASON, 'optional': not reason_required,
+             'label': {'type': 'plain_text', 'text': 'Reason (sent to the requester)'},
+             'element': {'type': 'plain_text_input', 'action_id': 'reason', 'multiline': True, 'max_length': 500}},
+        ],
+    }  # fmt: skip
+
+
+def requester_update(event: str, request: AccessRequest, rule: Rule | None, approvers: str = '') -> str | None:
+    """The DM the requester gets for an audit event, or None when there is nothing to tell."""
+    rid = f'`{request.id}`'
+    if event == 'request.created':
+        who = f' by {approvers}' if approvers else ''
+        return f':inbox_tray: Filed {rid}: {what(request)}. Waiting for approval{who} ({progress(request, rule)}).'
+    if event == 'request.approved':
+        if request.status is S.PENDING:
+            return f':hourglass_flowing_sand: {rid}: {progress(request, rule)} approvals so far.'
+        return f':white_check_mark: {rid} approved by {request.decided_by.label if request.decided_by else "policy"}; granting now.'
+    if event == 'request.denied':
+        why = f' Reason: {request.deny_reason}' if request.deny_reason else ''
+        return f':no_entry: {rid} was denied by {request.decided_by.label if request.decided_by else "?"}.{why}'
+    if event == 'request.expired':
+        return f':hourglass: {rid} expired: nobody decided in time.'
+    if event == 'grant.active':
+        return f':key: Granted {what(request)} ({rid}). Auto-revokes at {clock(request.expires_at)}.'
+    if event == 'grant.failed':
+        return f':x: {rid} could not be granted: {request.error}'
+    if event == 'grant.revoked':
+        return f':lock: Access ended: {request.role} on {request.resource} ({rid}).'
+    return None
+
+
+def audit_line(record: dict[str, Any]) -> str:
+    """One readable line per audit event, for the audit channel (a mirror; the record is in Redis)."""
+    req = record.get('request') or {}
+    actor = record.get('actor') or '?'
+    who = f'<@{actor}>' if actor[:1] in ('U', 'W') else actor
+    requester = (req.get('requester') or {})
+    asker = f"<@{requester['slack_id']}>" if requester.get('slack_id') else requester.get('pipeline', '?')
+    parts = [f"`#{record.get('seq')}` *{record.get('event')}* by {who}"]
+    if req:
+        parts.append(f"{asker} {req.get('role')} on {req.get('resource')} for {format_duration(req.get('duration') or 0)}")
+        if req.get('reason'):
+            parts.append(f"reason: {req['reason']}")
+        parts.append(f"request `{req.get('id')}`")
+    if record.get('rule'):
+        parts.append(f"rule `{record['rule']}`")
+    if record.get('outcome'):
+        parts.append(f"→ {record['outcome']}")
+    if record.get('error'):
+        parts.append(f"error: {record['error']}")
+    return ' · '.join(parts)

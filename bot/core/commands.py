@@ -1,0 +1,69 @@
+"""What a user typed after ``/jit``, parsed: ``request RESOURCE [ROLE] [DURATION] [REASON...]`` and friends.
+
+Parsing needs the policy only to tell a role from the first word of a reason: the word after
+the resource is the role when the resource has a role by that name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core.durations import DurationError, looks_like_duration, parse_duration
+from bot.core.policy import Policy
+
+SUBCOMMANDS = ('request', 'list', 'release', 'extend', 'revoke', 'resources', 'help')
+
+HELP_TEXT = """*jit* - just-in-time access. Usage:
+• `/jit request RESOURCE [ROLE] [DURATION] [REASON...]` - ask for access, e.g. `/jit request prod-db read 30m debugging INC-4711`
+• `/jit resources` - what you may request, for how long, and who approves
+• `/jit list` - your requests and grants, and requests waiting for you
+• `/jit help` - this text
+Durations: `90s`, `15m`, `2h`, `1d`, `1h30m`."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestArgs:
+    """The parts of ``/jit request ...``; ``role``/``duration`` None means the rule's default."""
+
+    resource: str
+    role: str | None
+    duration: int | None
+    reason: str
+
+
+class UsageError(ValueError):
+    """The command cannot be read; the message says how to write it."""
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """``"request prod-db read"`` -> ``("request", "prod-db read")``; empty or unknown -> ``("help", ...)``."""
+    words = (text or '').strip().split(None, 1)
+    if not words:
+        return 'help', ''
+    sub = words[0].lower()
+    return (sub if sub in SUBCOMMANDS else 'help'), (words[1] if len(words) > 1 else '')
+
+
+def parse_request_args(text: str, policy: Policy) -> RequestArgs:
+    """Read ``RESOURCE [ROLE] [DURATION] [REASON...]``.
+
+    Raises:
+        UsageError: no resource, or a word in the duration's place that is almost a duration.
+    """
+    words = text.split()
+    if not words:
+        raise UsageError('Say what you need: `/jit request RESOURCE [ROLE] [DURATION] [REASON...]`, '
+                         'e.g. `/jit request prod-db read 30m debugging INC-4711`.')  # fmt: skip
+    resource, rest = words[0], words[1:]
+    role: str | None = None
+    res = policy.resources.get(resource)
+    if rest and (res is None and not looks_like_duration(rest[0]) or res is not None and rest[0] in res.roles):
+        role, rest = rest[0], rest[1:]
+    duration: int | None = None
+    if rest and looks_like_duration(rest[0]):
+        try:
+            duration = parse_duration(rest[0])
+        except DurationError as exc:  # pragma: no cover - looks_like_duration said it parses
+            raise UsageError(str(exc)) from exc
+        rest = rest[1:]
+    return RequestArgs(resource, role, duration, ' '.join(rest))

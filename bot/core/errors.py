@@ -1,0 +1,105 @@
+"""The errors of jit, each carrying a message that is safe to show to a user.
+
+The hierarchy::
+
+    * JitError                      base; ``.user_message`` is safe for Slack and the API
+      x PolicyConfigError           a bad policy file: ``.problems`` lists ``file:line: what``
+      x ConfigError                 bad settings: names every missing or invalid key
+      x RequestError                the user asked for something the policy or the state refuses
+        + PolicyDenied              no rule allows it; carries the decision with its reason
+        + NotAnApprover             the clicker may not decide (not an approver, or the requester)
+        + IdentityRefused           deleted, bot, guest user, or another team
+        + InvalidTransition         e.g. approve after deny; ``already decided`` is this
+        + RequestNotFound           no such request ID
+      x ProviderError
+        + TransientProviderError    ``retryable``: timeouts, 5xx, throttling - tried again with backoff
+        + PermanentProviderError    no retry: the grant fails and the requester is told
+
+The edges map these in one place each (``bot.listeners.errors``, the HTTP API, the CLI); nothing
+below them catches ``Exception`` to hide a bug.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JitError(Exception):
+    """Base of every error jit raises on purpose."""
+
+    user_message: str = 'Something went wrong.'
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.user_message = message
+        super().__init__(self.user_message)
+
+
+class ConfigError(JitError):
+    """Settings that cannot work. The message names every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__('invalid settings:\n  ' + '\n  '.join(problems))
+
+
+class PolicyConfigError(JitError):
+    """A policy that cannot load. ``problems`` are ``file:line: message`` strings, all of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__('\n'.join(problems))
+
+
+class RequestError(JitError):
+    """The user asked for something that is refused; nothing was changed."""
+
+
+class PolicyDenied(RequestError):
+    """No rule allows the request. ``decision`` says why, and what would be allowed."""
+
+    def __init__(self, message: str, decision: Any = None) -> None:
+        self.decision = decision
+        super().__init__(message)
+
+
+class NotAnApprover(RequestError):
+    """The person who clicked may not decide this request."""
+
+    user_message = 'You are not an approver of this request.'
+
+
+class IdentityRefused(RequestError):
+    """Deleted, bot and guest users, and users of another workspace, may neither request nor approve."""
+
+    user_message = 'Your Slack account may not use jit (deleted, bot, guest or another workspace).'
+
+
+class InvalidTransition(RequestError):
+    """The request is not in a state that allows this step (for example it was already decided)."""
+
+    user_message = 'This request was already decided.'
+
+
+class RequestNotFound(RequestError):
+    """No request has that ID."""
+
+    user_message = 'No request has that ID.'
+
+
+class ProviderError(JitError):
+    """A provider could not grant or revoke."""
+
+    retryable = False
+
+
+class TransientProviderError(ProviderError):
+    """Worth trying again: a timeout, a 5xx, throttling."""
+
+    retryable = True
+
+
+class PermanentProviderError(ProviderError):
+    """Trying again will not help: a bad setting, a refused role, a 4xx."""
+
+    retryable = False

@@ -1,0 +1,196 @@
+"""The things jit talks about: who asks (``Principal``), what they ask for (``AccessRequest``),
+its ``RequestStatus``, the approvals it collected, and the audit events it leaves.
+
+Requests are frozen; a change makes a new one (``dataclasses.replace``) so that a transition is
+a pure function from the old request to the new one, and the store can apply it atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RequestStatus(StrEnum):
+    """Where a request is in its life (see ``docs`` and ``bot.core.transitions``)."""
+
+    PENDING = 'pending'
+    APPROVED = 'approved'
+    DENIED = 'denied'
+    EXPIRED = 'expired'
+    CANCELLED = 'cancelled'
+    GRANTING = 'granting'
+    ACTIVE = 'active'
+    REVOKED = 'revoked'
+    FAILED = 'failed'
+
+
+#: States after which nothing more happens to a request.
+FINAL_STATUSES = frozenset(
+    {RequestStatus.DENIED, RequestStatus.EXPIRED, RequestStatus.CANCELLED, RequestStatus.REVOKED, RequestStatus.FAILED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Someone who asks or decides: a Slack user (ID, email, team) or a pipeline (``pipeline:NAME``).
+
+    The Slack user ID from a verified request is the identity; the email (from ``users.info``)
+    links it to policy groups. Comparisons go through :meth:`ids`, so the same person is the
+    same whether a policy names them by email or by user ID.
+    """
+
+    slack_id: str | None = None
+    email: str | None = None
+    team_id: str | None = None
+    pipeline: str | None = None
+    name: str | None = None
+
+    def ids(self) -> frozenset[str]:
+        """Every identifier that names this principal in a policy (emails lower-cased)."""
+        out = set()
+        if self.slack_id:
+            out.add(self.slack_id)
+        if self.email:
+            out.add(self.email.lower())
+        if self.pipeline:
+            out.add(f'pipeline:{self.pipeline}')
+        return frozenset(out)
+
+    def same_as(self, other: Principal) -> bool:
+        """True when both name the same person (by user ID or by email)."""
+        return bool(self.ids() & other.ids())
+
+    @property
+    def label(self) -> str:
+        """How messages name this principal: a Slack mention, or the pipeline name."""
+        if self.slack_id:
+            return f'<@{self.slack_id}>'
+        if self.pipeline:
+            return f'pipeline:{self.pipeline}'
+        return self.email or 'someone'
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Principal:
+        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One approver's yes, for one step of the rule."""
+
+    by: Principal
+    step: int
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'by': self.by.to_dict(), 'step': self.step, 'at': self.at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Approval:
+        return cls(by=Principal.from_dict(data['by']), step=int(data['step']), at=float(data['at']))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """A request for access, from filing to revoke. Times are Unix seconds (UTC)."""
+
+    id: str
+    requester: Principal
+    resource: str
+    role: str
+    duration: int
+    reason: str
+    rule: str
+    policy_version: str
+    created_at: float
+    status: RequestStatus = RequestStatus.PENDING
+    ticket: str | None = None
+    trigger: str = 'slack'
+    step: int = 0
+    approvals: tuple[Approval, ...] = ()
+    decided_by: Principal | None = None
+    deny_reason: str | None = None
+    granted_at: float | None = None
+    expires_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    attempts: int = 0
+    grant_deadline: float | None = None
+
+    def digest(self) -> str:
+        """What an approval binds to: a worker grants only if this still matches."""
+        basis = [self.requester.slack_id, self.requester.email, self.requester.pipeline,
+                 self.resource, self.role, self.duration, self.rule, self.policy_version]  # fmt: skip
+        return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        """The request as the audit trail records it (no secrets, ever)."""
+        return {
+            'id': self.id, 'requester': self.requester.to_dict(), 'resource': self.resource, 'role': self.role,
+            'duration': self.duration, 'reason': self.reason, 'ticket': self.ticket,
+        }  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data['requester'] = self.requester.to_dict()
+        data['decided_by'] = self.decided_by.to_dict() if self.decided_by else None
+        data['approvals'] = [a.to_dict() for a in self.approvals]
+        data['status'] = str(self.status)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(',', ':'))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AccessRequest:
+        data = dict(data)
+        data['requester'] = Principal.from_dict(data['requester'])
+        data['decided_by'] = Principal.from_dict(data['decided_by']) if data.get('decided_by') else None
+        data['approvals'] = tuple(Approval.from_dict(a) for a in data.get('approvals') or ())
+        data['status'] = RequestStatus(data['status'])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AccessRequest:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One line of the audit trail, before the store gives it ``seq``, ``time`` and its hash."""
+
+    event: str
+    actor: str
+    request: dict[str, Any] | None = None
+    rule: str | None = None
+    policy_version: str | None = None
+    outcome: str | None = None
+    error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not data['detail']:
+            del data['detail']
+        return data
+
+
+def chain_hash(record: dict[str, Any], prev_hash: str) -> str:
+    """SHA-256 over the canonical JSON of an audit record (without its own ``hash``) and the previous hash."""
+    body = {k: v for k, v in record.items() if k != 'hash'}
+    body['prev_hash'] = prev_hash
+    canonical = json.dumps(body, sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+#: The hash that the first event of a trail chains to.
+GENESIS_HASH = '0' * 64

@@ -1,0 +1,287 @@
+"""The policy model and the decision: who may ask for what, and who must approve.
+
+A ``Policy`` is what ``bot.core.policy_loader`` builds from the YAML files: frozen, with every
+group already expanded to the identifiers it contains (emails lower-cased, Slack user IDs,
+``pipeline:NAME``). :func:`evaluate` is a pure function from (policy, who, what) to a
+:class:`Decision` that carries the rule and a reason in words; the Slack answer, the audit
+event and ``jit policy explain`` all print that same reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.core.durations import MIN_DURATION, format_duration
+from bot.core.model import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where something was written: the policy file and the 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f'{self.file}:{self.line}'
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A role of a resource, with the parameters its provider needs (e.g. ``{grant: pg_read_all_data}``)."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Something people get access to, through one provider."""
+
+    name: str
+    provider: str
+    roles: Mapping[str, Role]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ''
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One stage of approval: ``approvals`` distinct people out of ``approvers`` (as written)."""
+
+    approvers: tuple[str, ...]
+    approvals: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One entry of ``requests``: the first rule that matches a request decides it."""
+
+    name: str
+    resources: frozenset[str] | None = None
+    roles: frozenset[str] | None = None
+    requesters: tuple[str, ...] | None = None
+    trigger: str | Mapping[str, Any] = 'slack'
+    steps: tuple[Step, ...] = ()
+    timeout: int = 3600
+    default_duration: int = 3600
+    min_duration: int = MIN_DURATION
+    require_reason: bool = False
+    ticket_pattern: str | None = None
+    pending_timeout: int | None = None
+    notify: tuple[str, ...] = ()
+    auto_approve: bool = False
+    break_glass: bool = False
+    self_extend: int | None = None
+    revoke_on_idle: int | bool | None = None
+    require_deny_reason: bool = False
+    source: Source | None = None
+
+    @property
+    def approvals_needed(self) -> int:
+        return sum(step.approvals for step in self.steps)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The merged, validated policy. ``groups`` map a group name to the identifiers it contains."""
+
+    groups: Mapping[str, frozenset[str]]
+    admins: frozenset[str]
+    resources: Mapping[str, Resource]
+    rules: tuple[Rule, ...]
+    version: str = ''
+    files: tuple[str, ...] = ()
+
+    def resolve(self, refs: tuple[str, ...] | frozenset[str] | None) -> frozenset[str]:
+        """The identifiers that a list of policy references (emails, IDs, groups) stands for."""
+        out: set[str] = set()
+        for ref in refs or ():
+            out |= resolve_ref(ref, self.groups)
+        return frozenset(out)
+
+    def is_admin(self, who: Principal) -> bool:
+        return bool(who.ids() & self.admins)
+
+    def step_approvers(self, rule: Rule, step: int) -> frozenset[str]:
+        """Identifiers that may approve ``step`` of ``rule`` (the requester is excluded elsewhere)."""
+        if step >= len(rule.steps):
+            return frozenset()
+        return self.resolve(rule.steps[step].approvers)
+
+    def rule_named(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+
+def resolve_ref(ref: str, groups: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """One reference to identifiers: ``group:NAME`` or a bare group name expands; an email lower-cases."""
+    if ref.startswith('group:'):
+        return groups.get(ref[len('group:') :], frozenset())
+    if ref in groups:
+        return groups[ref]
+    if '@' in ref:
+        return frozenset({ref.lower()})
+    return frozenset({ref})
+
+
+class DecisionKind(StrEnum):
+    """What the policy says about a request."""
+
+    AUTO_APPROVED = 'auto_approved'
+    NEEDS_APPROVAL = 'needs_approval'
+    BREAK_GLASS = 'break_glass'
+    DENIED = 'denied'
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The policy's answer, with the reason in words and, when denied, what would be allowed."""
+
+    kind: DecisionKind
+    reason: str
+    resource: str | None = None
+    role: str | None = None
+    rule: Rule | None = None
+    duration: int | None = None
+    ticket: str | None = None
+    allowed: tuple[str, ...] = ()
+
+    @property
+    def denied(self) -> bool:
+        return self.kind is DecisionKind.DENIED
+
+
+def trigger_matches(rule_trigger: str | Mapping[str, Any], trigger: str, context: Mapping[str, Any] | None) -> bool:
+    """Does a request coming through ``trigger`` (``slack`` or ``pipeline``) fall under this rule?
+
+    A mapping trigger like ``{pipeline: pr_merge, branch: production}`` matches a pipeline request
+    whose context has ``event == pr_merge`` and ``branch == production``.
+    """
+    if isinstance(rule_trigger, str):
+        return rule_trigger == 'any' or rule_trigger == trigger
+    if trigger != 'pipeline':
+        return False
+    ctx = context or {}
+    for key, want in rule_trigger.items():
+        have = ctx.get('event') if key == 'pipeline' else ctx.get(key)
+        if str(have) != str(want):
+            return False
+    return True
+
+
+def rule_covers(policy: Policy, rule: Rule, who: Principal, resource: str, role: str) -> bool:
+    """Does ``rule`` cover ``who`` asking for ``role`` on ``resource`` (trigger aside)?"""
+    if rule.resources is not None and resource not in rule.resources:
+        return False
+    if rule.roles is not None and role not in rule.roles:
+        return False
+    return rule.requesters is None or bool(who.ids() & policy.resolve(rule.requesters))
+
+
+def requestable(
+    policy: Policy, who: Principal, trigger: str = 'slack', context: Mapping[str, Any] | None = None
+) -> list[tuple[Resource, Role, Rule]]:
+    """Every (resource, role) ``who`` may ask for, with the rule that would decide it."""
+    out = []
+    for resource in policy.resources.values():
+        for role in resource.roles.values():
+            for rule in policy.rules:
+                if trigger_matches(rule.trigger, trigger, context) and rule_covers(
+                    policy, rule, who, resource.name, role.name
+                ):
+                    out.append((resource, role, rule))
+                    break
+    return out
+
+
+def _allowed_lines(policy: Policy, who: Principal, trigger: str, context: Mapping[str, Any] | None) -> tuple[str, ...]:
+    return tuple(
+        f'{res.name} {role.name} (up to {format_duration(rule.timeout)})'
+        for res, role, rule in requestable(policy, who, trigger, context)
+    )
+
+
+def _find_ticket(pattern: str, ticket: str | None, reason: str) -> str | None:
+    regex = re.compile(pattern)
+    if ticket:
+        return ticket if regex.search(ticket) else None
+    return next((word for word in reason.split() if regex.search(word)), None)
+
+
+def evaluate(
+    policy: Policy,
+    who: Principal,
+    resource: str,
+    role: str | None = None,
+    duration: int | None = None,
+    *,
+    reason: str = '',
+    ticket: str | None = None,
+    trigger: str = 'slack',
+    context: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Decide a request. Pure: the same inputs give the same decision and the same reason.
+
+    Args:
+        policy: the loaded policy.
+        who: the requester.
+        resource: the resource name as typed.
+        role: the role, or None when the resource has a single role.
+        duration: seconds asked for, or None for the rule's ``default_duration``.
+        reason: the free-text reason (may contain the ticket).
+        ticket: an explicit ticket; otherwise the first word of ``reason`` that fits ``ticket_pattern``.
+        trigger: ``slack`` or ``pipeline``.
+        context: what a pipeline sent (event, branch, ...), matched against mapping triggers.
+
+    Returns:
+        The decision; when it is DENIED, ``reason`` says why and ``allowed`` what would be allowed.
+    """
+
+    def deny(why: str, rule: Rule | None = None) -> Decision:
+        return Decision(DecisionKind.DENIED, why, resource, role, rule, duration,
+                        allowed=_allowed_lines(policy, who, trigger, context))  # fmt: skip
+
+    res = policy.resources.get(resource)
+    if res is None:
+        return deny(f'there is no resource called `{resource}`')
+    if role is None:
+        if len(res.roles) != 1:
+            return deny(f'`{resource}` has several roles ({", ".join(res.roles)}): say which one')
+        role = next(iter(res.roles))
+    if role not in res.roles:
+        return deny(f'`{resource}` has no role `{role}` (its roles: {", ".join(res.roles)})')
+    rule = next(
+        (r for r in policy.rules
+         if trigger_matches(r.trigger, trigger, context) and rule_covers(policy, r, who, resource, role)),
+        None,
+    )  # fmt: skip
+    if rule is None:
+        return deny(f'no rule lets you request `{resource}` `{role}`')
+    wanted = rule.default_duration if duration is None else duration
+    if wanted > rule.timeout:
+        return deny(f'{format_duration(wanted)} is longer than rule `{rule.name}` allows '
+                    f'(at most {format_duration(rule.timeout)})', rule)  # fmt: skip
+    if wanted < rule.min_duration:
+        return deny(f'{format_duration(wanted)} is shorter than the minimum of {format_duration(rule.min_duration)}',
+                    rule)  # fmt: skip
+    if (rule.require_reason or rule.break_glass) and not reason.strip():
+        return deny(f'rule `{rule.name}` requires a reason', rule)
+    found_ticket = ticket
+    if rule.ticket_pattern:
+        found_ticket = _find_ticket(rule.ticket_pattern, ticket, reason)
+        if found_ticket is None:
+            return deny(f'rule `{rule.name}` requires a ticket matching `{rule.ticket_pattern}`', rule)
+    if rule.auto_approve:
+        kind, why = DecisionKind.AUTO_APPROVED, f'rule `{rule.name}` approves this automatically'
+    elif rule.break_glass:
+        kind, why = DecisionKind.BREAK_GLASS, f'rule `{rule.name}` allows break-glass self-approval'
+    else:
+        kind = DecisionKind.NEEDS_APPROVAL
+        stages = ' then '.join(f'{s.approvals} of {", ".join(s.approvers)}' for s in rule.steps)
+        why = f'rule `{rule.name}` needs approval by {stages}'
+    return Decision(kind, why, resource, role, rule, wanted, found_ticket)

@@ -1,0 +1,78 @@
+"""The ports: what the use cases need from the world, as Protocols.
+
+``bot.adapters`` implements them over Redis, RQ and Slack; ``tests/fakes.py`` implements them in
+memory. A use case takes these through its constructor and never imports an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bot.core.model import AccessRequest, AuditEvent, Principal
+
+Transition = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Unix time in seconds."""
+        ...
+
+
+class RequestStore(Protocol):
+    """Requests and their audit trail. Every write is one atomic step with its audit event."""
+
+    def create(self, request: AccessRequest, event: AuditEvent) -> int:
+        """Store a new request with its ``request.created`` event; returns the event's ``seq``."""
+        ...
+
+    def transition(self, request_id: str, step: Transition) -> tuple[AccessRequest, int]:
+        """Apply ``step`` to the current request atomically; returns the new request and the event's ``seq``.
+
+        Raises:
+            RequestNotFound: no such request.
+            InvalidTransition / NotAnApprover: whatever ``step`` raises; nothing is written.
+        """
+        ...
+
+    def get(self, request_id: str) -> AccessRequest | None: ...
+
+    def due_for_revoke(self, now: float, limit: int = 100) -> list[str]:
+        """IDs of grants whose revoke is due (expired, or a grant whose worker never finished)."""
+        ...
+
+    def postpone_revoke(self, request_id: str, until: float) -> None:
+        """Push a failing revoke's next attempt to ``until`` (backoff); it stays due until revoked."""
+        ...
+
+    def audit_event(self, seq: int) -> dict[str, Any] | None: ...
+
+
+class JobQueue(Protocol):
+    """Background work: grants and revokes, and Slack notifications (on a separate queue)."""
+
+    def enqueue_grant(self, request_id: str, *, delay: float = 0) -> None: ...
+
+    def schedule_revoke(self, request_id: str, at: float) -> None: ...
+
+    def enqueue_notify(self, seq: int) -> None: ...
+
+
+class Provider(Protocol):
+    """Grants and revokes one kind of access. Both are idempotent per request ID.
+
+    Raises TransientProviderError (retried with backoff) or PermanentProviderError (no retry).
+    """
+
+    def grant(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Grant; returns details for the requester (shown once, never stored)."""
+        ...
+
+    def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None: ...
+
+
+class Directory(Protocol):
+    """Who a Slack user is: ``users.info`` behind a short cache."""
+
+    def principal(self, slack_id: str) -> Principal: ...

@@ -1,0 +1,155 @@
+"""The request state machine, as pure functions from a request to (new request, audit event).
+
+::
+
+    pending --approve (enough approvals)--> approved --> granting --> active --> revoked
+       |-- deny --> denied                                  |            ^  |
+       |-- pending_timeout --> expired                      '--> failed  '--' extend
+       '-- requester cancels --> cancelled
+
+Each function checks that the step is allowed from the current state and raises
+:class:`~bot.core.errors.InvalidTransition` otherwise; the store applies the result atomically
+together with its audit event, so two clicks at once produce one transition. A revoke is not
+a state of its own: the grant stays ``active`` (and in the expiry index) until the provider has
+confirmed the revoke, so a crash half-way leaves it where the sweeper will find it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.core.errors import InvalidTransition, NotAnApprover
+from bot.core.model import AccessRequest, Approval, AuditEvent, Principal, RequestStatus
+from bot.core.policy import Policy, Rule
+
+S = RequestStatus
+
+#: Which states each step may start from.
+ALLOWED: dict[str, frozenset[RequestStatus]] = {
+    'approve': frozenset({S.PENDING}),
+    'deny': frozenset({S.PENDING}),
+    'expire': frozenset({S.PENDING}),
+    'cancel': frozenset({S.PENDING}),
+    'start_grant': frozenset({S.APPROVED, S.GRANTING}),
+    'activate': frozenset({S.GRANTING}),
+    'fail': frozenset({S.APPROVED, S.GRANTING}),
+    'revoke': frozenset({S.ACTIVE}),
+}
+
+
+def _check(request: AccessRequest, step: str) -> None:
+    if request.status not in ALLOWED[step]:
+        if request.status in (S.PENDING,):
+            raise InvalidTransition(f'Request {request.id} is still pending.')
+        raise InvalidTransition(f'Request {request.id} was already {request.status}.')
+
+
+def _event(request: AccessRequest, name: str, actor: Principal | str, **kw: object) -> AuditEvent:
+    who = actor if isinstance(actor, str) else (actor.slack_id or actor.email or actor.label)
+    return AuditEvent(event=name, actor=who, request=request.summary(), rule=request.rule,
+                      policy_version=request.policy_version, **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def created(request: AccessRequest, *, detail: dict[str, object] | None = None) -> tuple[AccessRequest, AuditEvent]:
+    """The filing itself: a new pending request and its ``request.created`` event."""
+    return request, _event(request, 'request.created', request.requester, outcome='pending', detail=detail or {})
+
+
+def approve(
+    request: AccessRequest, approver: Principal, *, policy: Policy, rule: Rule, now: float
+) -> tuple[AccessRequest, AuditEvent]:
+    """Record one approval; the request becomes ``approved`` when the last step has its quorum.
+
+    Raises:
+        NotAnApprover: the approver is the requester, is not in the current step's approvers,
+            or already approved this request (approvals are by distinct people).
+        InvalidTransition: the request is no longer pending.
+    """
+    _check(request, 'approve')
+    if approver.same_as(request.requester):
+        raise NotAnApprover('You cannot approve your own request.')
+    if not approver.ids() & policy.step_approvers(rule, request.step):
+        raise NotAnApprover('You are not an approver of this request.')
+    if any(approver.same_as(a.by) for a in request.approvals):
+        raise NotAnApprover('You already approved this request; it needs a different approver.')
+    approvals = (*request.approvals, Approval(approver, request.step, now))
+    in_step = sum(1 for a in approvals if a.step == request.step)
+    step = request.step
+    if in_step >= rule.steps[step].approvals:
+        step += 1
+    done = step >= len(rule.steps)
+    new = replace(request, approvals=approvals, step=step, status=S.APPROVED if done else S.PENDING,
+                  decided_by=approver if done else None)  # fmt: skip
+    progress = f'{len(approvals)} of {rule.approvals_needed}'
+    return new, _event(new, 'request.approved', approver, outcome='approved' if done else 'pending',
+                       detail={'progress': progress, 'step': request.step})  # fmt: skip
+
+
+def auto_approve(request: AccessRequest, *, reason: str) -> tuple[AccessRequest, AuditEvent]:
+    """A rule with ``auto_approve`` (or break-glass) approves at filing time."""
+    _check(request, 'approve')
+    new = replace(request, status=S.APPROVED)
+    return new, _event(new, 'request.approved', 'policy', outcome='approved', detail={'why': reason})
+
+
+def deny(
+    request: AccessRequest, approver: Principal, *, policy: Policy, rule: Rule, reason: str
+) -> tuple[AccessRequest, AuditEvent]:
+    """An approver of the current step says no; the request ends ``denied``."""
+    _check(request, 'deny')
+    if approver.same_as(request.requester):
+        raise NotAnApprover('You cannot decide your own request. (To withdraw it, cancel it.)')
+    if not approver.ids() & policy.step_approvers(rule, request.step):
+        raise NotAnApprover('You are not an approver of this request.')
+    if rule.require_deny_reason and not reason.strip():
+        raise InvalidTransition('This rule requires a reason to deny.')
+    new = replace(request, status=S.DENIED, decided_by=approver, deny_reason=reason or None)
+    return new, _event(new, 'request.denied', approver, outcome='denied', detail={'why': reason})
+
+
+def expire(request: AccessRequest, *, now: float) -> tuple[AccessRequest, AuditEvent]:
+    """Nobody decided within ``pending_timeout``."""
+    _check(request, 'expire')
+    new = replace(request, status=S.EXPIRED, ended_at=now)
+    return new, _event(new, 'request.expired', 'jit', outcome='expired')
+
+
+def cancel(request: AccessRequest, who: Principal, *, now: float) -> tuple[AccessRequest, AuditEvent]:
+    """The requester withdraws a pending request."""
+    _check(request, 'cancel')
+    if not who.same_as(request.requester):
+        raise NotAnApprover('Only the requester can cancel a request.')
+    new = replace(request, status=S.CANCELLED, ended_at=now)
+    return new, _event(new, 'request.cancelled', who, outcome='cancelled')
+
+
+def start_grant(request: AccessRequest, *, now: float, deadline: float) -> tuple[AccessRequest, AuditEvent]:
+    """The worker begins granting. ``deadline`` bounds when the grant must end even if the worker dies."""
+    _check(request, 'start_grant')
+    new = replace(request, status=S.GRANTING, attempts=request.attempts + 1,
+                  grant_deadline=request.grant_deadline or deadline)  # fmt: skip
+    return new, _event(new, 'grant.started', 'jit', outcome='granting', detail={'attempt': new.attempts})
+
+
+def activate(request: AccessRequest, *, now: float) -> tuple[AccessRequest, AuditEvent]:
+    """The provider confirmed: the clock starts now, and the grant ends ``duration`` later."""
+    _check(request, 'activate')
+    new = replace(request, status=S.ACTIVE, granted_at=now, expires_at=now + request.duration)
+    return new, _event(new, 'grant.active', 'jit', outcome='active', detail={'expires_at': new.expires_at})
+
+
+def fail(request: AccessRequest, *, error: str, now: float) -> tuple[AccessRequest, AuditEvent]:
+    """The grant could not be made (or was refused by the re-check); nothing is granted."""
+    _check(request, 'fail')
+    new = replace(request, status=S.FAILED, error=error, ended_at=now)
+    return new, _event(new, 'grant.failed', 'jit', outcome='failed', error=error)
+
+
+def revoke(
+    request: AccessRequest, *, now: float, actor: Principal | str = 'jit', why: str = 'expired'
+) -> tuple[AccessRequest, AuditEvent]:
+    """The provider confirmed the revoke. ``why``: expired, released, revoked by an admin."""
+    _check(request, 'revoke')
+    new = replace(request, status=S.REVOKED, ended_at=now)
+    late = round(now - request.expires_at, 3) if request.expires_at else None
+    return new, _event(new, 'grant.revoked', actor, outcome='revoked', detail={'why': why, 'lateness': late})

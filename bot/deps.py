@@ -1,0 +1,67 @@
+"""Everything the processes share, built once by the ``jit`` command and passed down.
+
+``Deps`` is attached to Bolt's context by a middleware (listeners take ``context``) and handed
+to the workers' jobs; nothing reads it from a module global.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from bot.adapters.policy_source import PolicySource
+from bot.adapters.redis_store import RedisStore
+from bot.adapters.slack_directory import SlackDirectory
+from bot.adapters.rq_queue import RQJobQueue
+from bot.settings import Settings
+from bot.usecases.decide_request import ApproveRequest, DenyRequest
+from bot.usecases.submit_request import SubmitRequest
+
+
+class SystemClock:
+    """The wall clock, in Unix seconds."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+@dataclass
+class Deps:
+    """The wired application: adapters and the use cases built on them."""
+
+    settings: Settings
+    redis: redis.Redis
+    store: RedisStore
+    queue: RQJobQueue
+    policy: PolicySource
+    clock: SystemClock
+    submit: SubmitRequest
+    approve: ApproveRequest
+    deny: DenyRequest
+    directory: SlackDirectory
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """One client for the process; ``decode_responses`` so the store sees ``str``.
+
+    RQ needs bytes, so the queue gets its own client (``redis.Redis.from_url(url)``) built here too.
+    """
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=10,
+                                socket_connect_timeout=5, retry_on_timeout=True)  # fmt: skip
+
+
+def build_deps(settings: Settings, *, providers: frozenset[str]) -> Deps:
+    """Wire the adapters and use cases; loads the policy (raising PolicyConfigError when it is bad)."""
+    conn = connect_redis(settings.redis_url)
+    clock = SystemClock()
+    store = RedisStore(conn, clock=clock, prefix=settings.redis_prefix)
+    queue = RQJobQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5))
+    policy = PolicySource(settings.policy_dir, providers=providers)
+    return Deps(
+        settings=settings, redis=conn, store=store, queue=queue, policy=policy, clock=clock,
+        submit=SubmitRequest(store=store, queue=queue, policy=policy, clock=clock),
+        approve=ApproveRequest(store=store, queue=queue, policy=policy, clock=clock),
+        deny=DenyRequest(store=store, queue=queue, policy=policy), directory=SlackDirectory(),
+    )  # fmt: skip

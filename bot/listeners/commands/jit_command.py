@@ -1,0 +1,43 @@
+"""``/jit ...``: one slash command, sub-commands after it. Answers are ephemeral (the ack's text)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from bot.blocks.answers import denial_answer, filed_answer, list_answer, resources_answer
+from bot.core.commands import HELP_TEXT, UsageError, parse_request_args, split_command
+from bot.core.errors import JitError, PolicyDenied
+from bot.core.model import RequestStatus
+
+
+async def handle_jit_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
+    deps = context['deps']
+    sub, rest = split_command(command.get('text', ''))
+    if sub == 'help':
+        await ack(HELP_TEXT)
+        return
+    try:
+        who = await context['who']()
+        policy = deps.policy()
+        if sub == 'request':
+            args = parse_request_args(rest, policy)
+            request = await asyncio.to_thread(
+                deps.submit.execute, requester=who, resource=args.resource, role=args.role,
+                duration=args.duration, reason=args.reason)  # fmt: skip
+            await ack(filed_answer(request, policy))
+        elif sub == 'resources':
+            await ack(resources_answer(policy, who))
+        else:  # list
+            mine = await asyncio.to_thread(deps.store.for_user, who.slack_id)
+            pending = await asyncio.to_thread(deps.store.pending)
+            waiting = [r for r in pending if r.status is RequestStatus.PENDING and not who.same_as(r.requester)
+                       and (rule := policy.rule_named(r.rule)) and who.ids() & policy.step_approvers(rule, r.step)]
+            await ack(list_answer(mine, waiting, deps.clock.now()))
+    except PolicyDenied as exc:
+        await ack(denial_answer(exc.user_message, exc.decision))
+    except (JitError, UsageError) as exc:
+        await ack(f':warning: {exc.user_message if isinstance(exc, JitError) else exc}')

@@ -1,0 +1,54 @@
+"""structlog for jit and, through the root handler, for Bolt, RQ and botocore too.
+
+:func:`configure_logging` is called once, by the ``jit`` command; importing this module does
+nothing. Keys that look like secrets are masked before anything is rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_KEY = re.compile(r'token|secret|password|passwd|authorization|signature|dsn|private_key', re.I)
+
+
+def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Mask values whose key looks like a secret: no token or password ever reaches the logs."""
+    for key in list(event_dict):
+        if _SECRET_KEY.search(key) and event_dict[key] not in (None, ''):
+            event_dict[key] = '***'
+    return event_dict
+
+
+def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
+    """Route structlog and stdlib logging through one renderer: JSON off a TTY, console on one."""
+    as_json = (not sys.stderr.isatty()) if json is None else json
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt='iso', utc=True),
+        redact_secrets,
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    tail = [structlog.processors.dict_tracebacks] if as_json else []
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
+    ))  # fmt: skip
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiohttp's access log says every request twice over; Bolt logs what matters.
+    logging.getLogger('aiohttp.access').setLevel(logging.WARNING)

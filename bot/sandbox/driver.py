@@ -1,0 +1,273 @@
+"""Play Slack towards the bot: signed slash commands, button clicks, modal submissions and events.
+
+Part of `bot/sandbox/`. Requests are signed exactly as Slack signs them (`X-Slack-Signature: v0=` + HMAC of
+`v0:{timestamp}:{body}`) and posted to `LocalSlack.app_url`. What Slack does with an ack is applied to the
+workspace too: a slash command's ack text shows up as an ephemeral (or in-channel) message, a clean
+submission closes its modal, `response_action: update|push|clear` changes the modal stack.
+
+`Driver` blocks (urllib) for plain pytest tests; `AsyncDriver` has the same methods as coroutines, for the
+sandbox page and async tests that serve the bot on their own loop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import aiohttp
+from slack_sdk.signature import SignatureVerifier
+
+from bot.sandbox import _payloads
+from bot.sandbox._models import JSON, Message, SlackError, View
+
+if TYPE_CHECKING:
+    from bot.sandbox.local_slack import LocalSlack
+
+__all__ = ["AsyncDriver", "Driver", "Reply"]
+
+#: Slack gives up on an ack after this many seconds and shows the user an error.
+ACK_TIMEOUT = 3.0
+#: How long the driver itself waits for the bot before failing the test.
+_HTTP_TIMEOUT = 30.0
+_FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The bot's HTTP answer to one request Slack sent it."""
+
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is empty or not JSON (a plain-text ack)."""
+        try:
+            return json.loads(self.body) if self.body.lstrip().startswith(("{", "[")) else None
+        except ValueError:
+            return None
+
+    @property
+    def text(self) -> str | None:
+        """The text the bot acked with: Bolt sends `ack("hi")` as a plain-text body, richer acks as JSON."""
+        parsed = self.json
+        if isinstance(parsed, dict):
+            return parsed.get("text")
+        return self.body or None
+
+    @property
+    def response_action(self) -> str | None:
+        """A modal ack's `response_action` (`errors`, `update`, `push`, `clear`), if any."""
+        parsed = self.json
+        return parsed.get("response_action") if isinstance(parsed, dict) else None
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """A modal ack's field errors, `{block_id: message}` (empty when there are none)."""
+        parsed = self.json
+        return dict(parsed.get("errors") or {}) if isinstance(parsed, dict) else {}
+
+    @property
+    def acked_in_time(self) -> bool:
+        """Whether the bot answered 200 within Slack's 3-second limit."""
+        return self.status == 200 and self.elapsed <= ACK_TIMEOUT
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A signed request ready to post, and what Slack does with the answer."""
+
+    body: bytes
+    headers: dict[str, str]
+    after: Callable[[Reply], None] = lambda reply: None
+
+
+def _token_of(response_url: str) -> str:
+    return response_url.rsplit("/", 1)[-1]
+
+
+class _DriverBase:
+    """Builds and signs the requests; subclasses only move bytes."""
+
+    def __init__(self, slack: LocalSlack) -> None:
+        """Drive the bot configured on this `LocalSlack` (its `app_url` and `signing_secret`)."""
+        self.slack = slack
+
+    @property
+    def url(self) -> str:
+        """Where Slack posts: the bot's `/slack/events` URL."""
+        if not self.slack.app_url:
+            raise RuntimeError("LocalSlack.app_url is not set: tell the local Slack where the bot listens")
+        return self.slack.app_url
+
+    def sign(self, body: bytes | str, timestamp: int | str | None = None) -> dict[str, str]:
+        """Return Slack's signature headers for a body; pass an old `timestamp` to forge a stale request."""
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(self.slack.signing_secret).generate_signature(timestamp=stamp, body=body)
+        return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": str(signature)}
+
+    def _signed(self, body: str, content_type: str, after: Callable[[Reply], None] | None = None) -> _Outgoing:
+        raw = body.encode()
+        headers = {"Content-Type": content_type, **self.sign(raw)}
+        return _Outgoing(raw, headers, after or (lambda reply: None))
+
+    def _slash(self, user_id: str, text: str, command: str, channel_id: str | None) -> _Outgoing:
+        form = _payloads.slash_form(self.slack, user_id, text, command, channel_id)
+        token = _token_of(form["response_url"])
+        return self._signed(urlencode(form), _FORM, lambda reply: self._show_slash_ack(reply, form, token))
+
+    def _interaction(self, payload: JSON, after: Callable[[Reply], None] | None = None) -> _Outgoing:
+        return self._signed(urlencode({"payload": json.dumps(payload)}), _FORM, after)
+
+    def _click(self, user_id: str, message: Message, action_id: str, value: str | None, strict: bool) -> _Outgoing:
+        return self._interaction(_payloads.block_actions(self.slack, user_id, message, action_id, value, strict=strict))
+
+    def _click_home(self, user_id: str, action_id: str, value: str | None) -> _Outgoing:
+        return self._interaction(_payloads.home_actions(self.slack, user_id, action_id, value))
+
+    def _submit(self, user_id: str, view: View, values: dict[str, Any] | None, strict: bool) -> _Outgoing:
+        payload = _payloads.view_submission(self.slack, user_id, view, values or {}, strict=strict)
+        view_id = payload["view"]["id"]
+        return self._interaction(payload, lambda reply: self._apply_view_ack(reply, user_id, view_id))
+
+    def _event(self, event: JSON) -> _Outgoing:
+        return self._signed(json.dumps(_payloads.event_callback(self.slack, event)), "application/json")
+
+    def _show_slash_ack(self, reply: Reply, form: dict[str, str], token: str) -> None:
+        """Show a slash command's ack as Slack does: ephemeral by default, in the channel when asked."""
+        parsed = reply.json if isinstance(reply.json, dict) else {}
+        text, blocks = reply.text or "", parsed.get("blocks")
+        if reply.status != 200 or not (text or blocks):
+            return
+        workspace, channel = self.slack.workspace, form["channel_id"]
+        if parsed.get("response_type") == "in_channel":
+            message = workspace.post(channel, text, blocks)
+        else:
+            message = workspace.post_ephemeral(channel, form["user_id"], text, blocks)
+        self.slack.set_response_original(token, message.ts)
+
+    def _apply_view_ack(self, reply: Reply, user_id: str, view_id: str) -> None:
+        """Change the modal stack as Slack does for each kind of submission ack."""
+        workspace, action = self.slack.workspace, reply.response_action
+        if reply.status != 200 or action == "errors":
+            return
+        parsed = reply.json if isinstance(reply.json, dict) else {}
+        try:
+            if action == "update":
+                workspace.update_view(view_id, parsed["view"])
+            elif action == "push":
+                workspace.open_view(user_id, parsed["view"])
+            elif action == "clear":
+                for view in workspace.views_for(user_id, include_closed=False):
+                    workspace.close_view(view.id)
+            else:
+                workspace.close_view(view_id)
+        except (KeyError, SlackError):
+            # Slack shows the user a generic error and keeps the modal; so does the local Slack.
+            return
+
+
+class Driver(_DriverBase):
+    """Send Slack's requests to the bot and wait for the answers (blocking; for synchronous tests)."""
+
+    def slash(self, user_id: str, text: str, command: str = "/jit", channel_id: str | None = None) -> Reply:
+        """Type a slash command as a user, in the bot's DM unless `channel_id` is given."""
+        return self._send(self._slash(user_id, text, command, channel_id))
+
+    def click(
+        self, user_id: str, message: Message, action_id: str, value: str | None = None, *, strict: bool = True
+    ) -> Reply:
+        """Press a button in a message; `LookupError` when the message does not show it (any more)."""
+        return self._send(self._click(user_id, message, action_id, value, strict))
+
+    def click_home(self, user_id: str, action_id: str, value: str | None = None) -> Reply:
+        """Press a button in the user's published App Home tab."""
+        return self._send(self._click_home(user_id, action_id, value))
+
+    def submit_view(
+        self, user_id: str, view: View, values: dict[str, Any] | None = None, *, strict: bool = True
+    ) -> Reply:
+        """Submit a modal with `{block_id: value}` (text, option value, or raw `{action_id: state}`)."""
+        return self._send(self._submit(user_id, view, values, strict))
+
+    def send_event(self, event: JSON) -> Reply:
+        """Deliver an Events API event (wrapped in `event_callback` unless it already is)."""
+        return self._send(self._event(event))
+
+    def open_home(self, user_id: str) -> Reply:
+        """Open the bot's Home tab as a user (sends `app_home_opened`)."""
+        return self.send_event(_payloads.app_home_opened(self.slack, user_id))
+
+    def post_raw(self, body: bytes | str, headers: dict[str, str]) -> Reply:
+        """Post exactly these bytes and headers to the bot (forged, stale or malformed requests)."""
+        raw = body.encode() if isinstance(body, str) else body
+        return self._send(_Outgoing(raw, headers))
+
+    def _send(self, outgoing: _Outgoing) -> Reply:
+        request = urllib.request.Request(self.url, data=outgoing.body, headers=outgoing.headers, method="POST")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT) as response:
+                status, body, headers = response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            status, body, headers = error.code, error.read(), dict(error.headers)
+        reply = Reply(status, body.decode(errors="replace"), headers, time.monotonic() - started)
+        outgoing.after(reply)
+        return reply
+
+
+class AsyncDriver(_DriverBase):
+    """The same requests as `Driver`, as coroutines (for the sandbox page and async tests)."""
+
+    async def slash(self, user_id: str, text: str, command: str = "/jit", channel_id: str | None = None) -> Reply:
+        """Type a slash command as a user, in the bot's DM unless `channel_id` is given."""
+        return await self._send(self._slash(user_id, text, command, channel_id))
+
+    async def click(
+        self, user_id: str, message: Message, action_id: str, value: str | None = None, *, strict: bool = True
+    ) -> Reply:
+        """Press a button in a message; `LookupError` when the message does not show it (any more)."""
+        return await self._send(self._click(user_id, message, action_id, value, strict))
+
+    async def click_home(self, user_id: str, action_id: str, value: str | None = None) -> Reply:
+        """Press a button in the user's published App Home tab."""
+        return await self._send(self._click_home(user_id, action_id, value))
+
+    async def submit_view(
+        self, user_id: str, view: View, values: dict[str, Any] | None = None, *, strict: bool = True
+    ) -> Reply:
+        """Submit a modal with `{block_id: value}` (text, option value, or raw `{action_id: state}`)."""
+        return await self._send(self._submit(user_id, view, values, strict))
+
+    async def send_event(self, event: JSON) -> Reply:
+        """Deliver an Events API event (wrapped in `event_callback` unless it already is)."""
+        return await self._send(self._event(event))
+
+    async def open_home(self, user_id: str) -> Reply:
+        """Open the bot's Home tab as a user (sends `app_home_opened`)."""
+        return await self.send_event(_payloads.app_home_opened(self.slack, user_id))
+
+    async def post_raw(self, body: bytes | str, headers: dict[str, str]) -> Reply:
+        """Post exactly these bytes and headers to the bot (forged, stale or malformed requests)."""
+        raw = body.encode() if isinstance(body, str) else body
+        return await self._send(_Outgoing(raw, headers))
+
+    async def _send(self, outgoing: _Outgoing) -> Reply:
+        started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=_HTTP_TIMEOUT)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(self.url, data=outgoing.body, headers=outgoing.headers) as response,
+        ):
+            body = await response.text(errors="replace")
+            reply = Reply(response.status, body, dict(response.headers), time.monotonic() - started)
+        outgoing.after(reply)
+        return reply

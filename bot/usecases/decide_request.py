@@ -1,0 +1,74 @@
+"""Approving and denying: an approver's click, checked against the rule and applied atomically.
+
+The approver is the user ID of the signed Slack request (with its email from ``users.info``),
+never anything written in a button. Two approvers at once, or one click replayed, give one
+transition; the losers get :class:`~bot.core.errors.InvalidTransition` ("already decided").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.core import transitions
+from bot.core.errors import InvalidTransition
+from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
+from bot.core.policy import Policy, Rule
+from bot.core.ports import Clock, JobQueue, RequestStore
+
+
+def _rule(policy: Policy, request: AccessRequest) -> Rule:
+    rule = policy.rule_named(request.rule)
+    if rule is None:
+        raise InvalidTransition(f'The rule `{request.rule}` of this request is no longer in the policy; '
+                                'ask the requester to file it again.')  # fmt: skip
+    return rule
+
+
+class ApproveRequest:
+    """One approval; when it completes the rule's quorum, the grant job is queued."""
+
+    def __init__(self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock) -> None:
+        self.store, self.queue, self.policy, self.clock = store, queue, policy, clock
+
+    def execute(self, request_id: str, approver: Principal) -> AccessRequest:
+        """Record ``approver``'s approval.
+
+        Raises:
+            NotAnApprover, InvalidTransition, RequestNotFound: nothing was changed.
+        """
+        policy = self.policy()
+
+        def step(request: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
+            return transitions.approve(request, approver, policy=policy, rule=_rule(policy, request),
+                                       now=self.clock.now())  # fmt: skip
+
+        request, seq = self.store.transition(request_id, step)
+        if request.status is RequestStatus.APPROVED:
+            self.queue.enqueue_grant(request.id)
+        self.queue.enqueue_notify(seq)
+        return request
+
+
+class DenyRequest:
+    """An approver says no, with a reason (optional unless the rule requires one)."""
+
+    def __init__(self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy]) -> None:
+        self.store, self.queue, self.policy = store, queue, policy
+
+    def execute(self, request_id: str, approver: Principal, reason: str = '') -> AccessRequest:
+        policy = self.policy()
+
+        def step(request: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
+            return transitions.deny(request, approver, policy=policy, rule=_rule(policy, request), reason=reason)
+
+        request, seq = self.store.transition(request_id, step)
+        self.queue.enqueue_notify(seq)
+        return request
+
+    def check(self, request_id: str, approver: Principal) -> None:
+        """Would ``approver`` be allowed to deny? Asked before opening the reason modal."""
+        request = self.store.get(request_id)
+        if request is None or request.status is not RequestStatus.PENDING:
+            raise InvalidTransition(f'Request {request_id} was already decided.')
+        policy = self.policy()
+        transitions.deny(request, approver, policy=policy, rule=_rule(policy, request), reason='-')

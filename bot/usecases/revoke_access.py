@@ -1,0 +1,103 @@
+"""Revoking: at the provider first, then the state; a failure is retried until it succeeds.
+
+Reached three ways, all idempotent: the revoke job RQ schedules at ``expires_at``, the sweeper
+that revokes whatever is due whatever happened to that job, and (later) release and admin
+revoke. A lease keeps two of them from calling the provider at the same moment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from bot.core import transitions
+from bot.core.errors import InvalidTransition, ProviderError
+from bot.core.model import AccessRequest, AuditEvent, RequestStatus
+from bot.core.policy import Policy
+from bot.core.ports import Clock, JobQueue, Provider
+from bot.usecases.grant_access import backoff
+
+log = structlog.get_logger(__name__)
+S = RequestStatus
+
+#: RQ's scheduler may start a job up to ~1 s early (whole-second scores); wait that out, not skip.
+EARLY_TOLERANCE = 2.0
+#: After this many failed revokes (about five minutes of backoff) the admins are alerted.
+ALERT_AFTER_FAILURES = 8
+REVOKE_LEASE = 60.0
+
+
+class RevokeAccess:
+    """End one grant at its provider, then record it."""
+
+    def __init__(
+        self, *, store: Any, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        provider: Callable[[str], Provider], sleep: Callable[[float], None] = time.sleep,
+    ) -> None:  # fmt: skip
+        self.store, self.queue, self.policy, self.clock, self.provider = store, queue, policy, clock, provider
+        self.sleep = sleep
+
+    def execute(self, request_id: str, *, early_ok: bool = False) -> str:
+        """Revoke ``request_id`` if its time has come. Returns what happened, for the log."""
+        if not self.store.lease(f'revoke:{request_id}', REVOKE_LEASE):
+            return 'busy'
+        try:
+            return self._revoke(request_id, early_ok)
+        finally:
+            self.store.release_lease(f'revoke:{request_id}')
+
+    def _revoke(self, request_id: str, early_ok: bool) -> str:
+        request: AccessRequest | None = self.store.get(request_id)
+        now = self.clock.now()
+        if request is None or request.status not in (S.ACTIVE, S.GRANTING, S.FAILED):
+            self.store.clear_due(request_id)
+            return 'nothing to revoke'
+        due = request.expires_at if request.status is S.ACTIVE else request.grant_deadline
+        if request.status is S.FAILED:
+            due = now
+        if due is not None and due > now and not early_ok:
+            if due - now > EARLY_TOLERANCE:
+                return 'not due'  # a job from before an extension: the new one will come
+            self.sleep(due - now)
+        policy = self.policy()
+        resource = policy.resources.get(request.resource)
+        if resource is None:
+            return self._failed(request, f'resource `{request.resource}` is no longer in the policy')
+        role = resource.roles.get(request.role)
+        try:
+            self.provider(resource.provider).revoke(
+                request, settings=dict(resource.settings), params=dict(role.params) if role else {})
+        except ProviderError as exc:
+            return self._failed(request, f'{resource.provider}: {exc.user_message}')
+        if request.status is not S.ACTIVE:
+            # A grant that never finished (worker gone) or failed half-way: cleaned up, and closed.
+            self.store.clear_due(request_id)
+            if request.status is S.GRANTING:
+                self._transition(request_id, lambda r: transitions.fail(
+                    r, error='the grant did not finish in time; revoked to be safe', now=self.clock.now()))
+            return 'cleaned up'
+        self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now()))
+        self.store.reset_revoke_failures(request_id)
+        log.info('grant.revoked', request_id=request_id, lateness=round(self.clock.now() - (due or now), 3))
+        return 'revoked'
+
+    def _transition(self, request_id: str, step: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> None:
+        try:
+            _, seq = self.store.transition(request_id, step)
+        except InvalidTransition:
+            return
+        self.queue.enqueue_notify(seq)
+
+    def _failed(self, request: AccessRequest, error: str) -> str:
+        failures = self.store.note_revoke_failure(request.id)
+        delay = backoff(failures)
+        self.store.postpone_revoke(request.id, self.clock.now() + delay)
+        log.error('grant.revoke_failed', request_id=request.id, error=error, failures=failures, retry_in=round(delay, 1))
+        if failures == ALERT_AFTER_FAILURES:
+            event = AuditEvent(event='grant.revoke_failed', actor='jit', request=request.summary(), rule=request.rule,
+                               policy_version=request.policy_version, outcome='retrying', error=error)  # fmt: skip
+            self.queue.enqueue_notify(self.store.record(event))
+        return 'failed, will retry'

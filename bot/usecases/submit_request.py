@@ -1,0 +1,69 @@
+"""Filing a request: the policy decides, then the request is stored ``pending`` (or approved at once).
+
+Nothing is stored when the policy says no: the caller shows the denial's reason and what the
+user may request instead.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot.core import transitions
+from bot.core.errors import PolicyDenied
+from bot.core.model import AccessRequest, Principal, RequestStatus
+from bot.core.policy import DecisionKind, Policy, evaluate
+from bot.core.ports import Clock, JobQueue, RequestStore
+
+# Unambiguous in any font: people read these IDs out and type them into /jit release.
+_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'
+
+
+def new_request_id() -> str:
+    """A short ID people can type: ``r-`` and 8 characters (31^8 ≈ 8.5e11 values)."""
+    return 'r-' + ''.join(secrets.choice(_ALPHABET) for _ in range(8))
+
+
+class SubmitRequest:
+    """Decide and file one request."""
+
+    def __init__(
+        self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        new_id: Callable[[], str] = new_request_id,
+    ) -> None:  # fmt: skip
+        self.store, self.queue, self.policy, self.clock, self.new_id = store, queue, policy, clock, new_id
+
+    def execute(
+        self, *, requester: Principal, resource: str, role: str | None, duration: int | None, reason: str,
+        ticket: str | None = None, trigger: str = 'slack', context: Mapping[str, Any] | None = None,
+    ) -> AccessRequest:  # fmt: skip
+        """File the request.
+
+        Returns:
+            The stored request: ``pending``, or ``approved`` when the rule approves automatically.
+
+        Raises:
+            PolicyDenied: the policy refuses; its ``decision`` says why and what is allowed.
+        """
+        policy = self.policy()
+        decision = evaluate(policy, requester, resource, role, duration, reason=reason, ticket=ticket,
+                            trigger=trigger, context=context)  # fmt: skip
+        if decision.kind is DecisionKind.DENIED or decision.rule is None:
+            raise PolicyDenied(f'Not filed: {decision.reason}.', decision)
+        assert decision.role is not None and decision.duration is not None
+        request = AccessRequest(
+            id=self.new_id(), requester=requester, resource=resource, role=decision.role,
+            duration=decision.duration, reason=reason, ticket=decision.ticket, rule=decision.rule.name,
+            policy_version=policy.version, created_at=self.clock.now(), trigger=trigger,
+        )  # fmt: skip
+        _, event = transitions.created(request, detail={'decision': decision.reason})
+        self.queue.enqueue_notify(self.store.create(request, event))
+        if decision.kind in (DecisionKind.AUTO_APPROVED, DecisionKind.BREAK_GLASS):
+            request, seq = self.store.transition(
+                request.id, lambda r: transitions.auto_approve(r, reason=decision.reason)
+            )
+            self.queue.enqueue_notify(seq)
+            if request.status is RequestStatus.APPROVED:
+                self.queue.enqueue_grant(request.id)
+        return request

@@ -1,0 +1,34 @@
+"""RQ job entry points. Each takes an ID, re-reads the state, and is safe to run twice.
+
+Enqueued by dotted path from ``bot.adapters.rq_queue``; ``deps`` is for tests.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from workers.runtime import WorkerDeps, current
+
+log = structlog.get_logger(__name__)
+
+
+def grant_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
+    """Grant an approved request at its provider (retries itself with backoff on transient errors)."""
+    structlog.contextvars.bind_contextvars(request_id=request_id, job='grant')
+    outcome = (deps or current()).grant.execute(request_id)
+    log.info('job.grant', outcome=outcome)
+    return outcome
+
+
+def revoke_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
+    """Revoke a grant whose time is up (scheduled at ``expires_at``; the sweeper backs it up)."""
+    structlog.contextvars.bind_contextvars(request_id=request_id, job='revoke')
+    outcome = (deps or current()).revoke.execute(request_id)
+    log.info('job.revoke', outcome=outcome)
+    return outcome
+
+
+def notify(seq: int, *, deps: WorkerDeps | None = None) -> None:
+    """Show audit event ``seq`` in Slack: approval DMs and their updates, requester DMs, audit channel."""
+    structlog.contextvars.bind_contextvars(audit_seq=seq, job='notify')
+    (deps or current()).notifier.handle(seq)

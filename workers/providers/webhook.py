@@ -1,0 +1,82 @@
+"""The ``webhook`` provider: jit POSTs a signed JSON body to your endpoint, which does the granting.
+
+Contract (product.md §3): ``POST settings.url`` with ``{"action": "grant"|"revoke", "request_id",
+"user": {"slack_id", "email"}, "resource", "role", "expires_at", "reason"}`` and the header
+``X-JIT-Signature: sha256=HEX`` (HMAC-SHA256 of the raw body with ``settings.secret``). A 2xx
+answer is success; a 5xx, 429, timeout or connection error is retried with backoff; any other
+4xx is permanent (the endpoint refused, retrying will not change its mind). The receiver must be
+idempotent by ``request_id``: jit may send the same action twice after a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.core.errors import PermanentProviderError, TransientProviderError
+from bot.core.model import AccessRequest
+from workers.providers.base import resolve_settings, sign_body
+
+#: The longest jit waits for an answer before counting the call as failed (and retrying).
+TIMEOUT = 10.0
+
+
+def _rfc3339(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace('+00:00', 'Z') if ts else None
+
+
+class WebhookProvider:
+    """Grants and revokes by calling an HTTP endpoint you run."""
+
+    name = 'webhook'
+
+    def __init__(self, *, timeout: float = TIMEOUT) -> None:
+        self.timeout = timeout
+
+    def grant(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        # The grant has not started yet: the endpoint learns when it will end at the latest.
+        answer = self._call('grant', request, settings, expires_at=request.expires_at or _grant_horizon(request))
+        details = answer.get('details') if isinstance(answer, dict) else None
+        return details if isinstance(details, dict) else {}
+
+    def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None:
+        self._call('revoke', request, settings, expires_at=request.expires_at)
+
+    def _call(self, action: str, request: AccessRequest, settings: dict[str, Any], *, expires_at: float | None) -> Any:
+        conf = resolve_settings(settings)
+        url, secret = conf.get('url'), conf.get('secret')
+        if not url or not secret:
+            raise PermanentProviderError('the webhook resource needs `url` and `secret` settings')
+        body = json.dumps({
+            'action': action, 'request_id': request.id,
+            'user': {'slack_id': request.requester.slack_id, 'email': request.requester.email},
+            'resource': request.resource, 'role': request.role, 'expires_at': _rfc3339(expires_at),
+            'reason': request.reason,
+        }).encode()  # fmt: skip
+        http = urllib.request.Request(url, data=body, method='POST', headers={
+            'Content-Type': 'application/json', 'X-JIT-Signature': sign_body(str(secret), body),
+            'User-Agent': 'jit-webhook/1',
+        })  # fmt: skip
+        try:
+            with urllib.request.urlopen(http, timeout=self.timeout) as response:
+                text = response.read(65536)
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500 or exc.code in (408, 425, 429):
+                raise TransientProviderError(f'{action} answered HTTP {exc.code}') from exc
+            raise PermanentProviderError(f'{action} refused with HTTP {exc.code}') from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, 'reason', exc)
+            raise TransientProviderError(f'{action} could not reach the webhook: {reason}') from exc
+        try:
+            return json.loads(text) if text.strip() else None
+        except ValueError:
+            return None
+
+
+def _grant_horizon(request: AccessRequest) -> float | None:
+    if request.grant_deadline:
+        return request.grant_deadline
+    return None

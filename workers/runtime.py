@@ -1,0 +1,74 @@
+"""The worker's wired dependencies, built once per process.
+
+RQ calls job functions by dotted path with only their arguments, so a job cannot be handed its
+dependencies the way a listener is. ``jit worker`` builds them once and installs them here
+before it starts working; a job run any other way (``rq worker`` by hand) builds them from the
+environment on first use. Tests pass ``deps=`` to the job functions directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.adapters.slack_notifier import SlackNotifier
+from bot.core.model import AccessRequest
+from bot.deps import Deps, build_deps
+from bot.settings import Settings, load_settings
+from bot.usecases.grant_access import GrantAccess
+from bot.usecases.revoke_access import RevokeAccess
+from workers.providers.registry import ProviderRegistry, provider_names
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class WorkerDeps:
+    """What the jobs and the sweeper use."""
+
+    base: Deps
+    grant: GrantAccess
+    revoke: RevokeAccess
+    notifier: SlackNotifier
+
+
+def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None = None) -> WorkerDeps:
+    base = build_deps(settings, providers=provider_names())
+    providers = registry or ProviderRegistry()
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=15,
+                       retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
+                                       RateLimitErrorRetryHandler(max_retry_count=3)])  # fmt: skip
+    notifier = SlackNotifier(client=client, store=base.store, policy=base.policy, audit_channel=settings.audit_channel)
+
+    def send_details(request: AccessRequest, details: dict[str, Any]) -> None:
+        # Shown once, straight from the grant to the requester: never through Redis or a log.
+        if request.requester.slack_id:
+            lines = '\n'.join(f'• *{k}*: `{v}`' for k, v in details.items())
+            notifier.dm(request.requester.slack_id, f'Access details for `{request.id}` (shown once):\n{lines}')
+
+    common = {'store': base.store, 'queue': base.queue, 'policy': base.policy, 'clock': base.clock,
+              'provider': providers}  # fmt: skip
+    return WorkerDeps(base=base, grant=GrantAccess(**common, on_details=send_details), revoke=RevokeAccess(**common),
+                      notifier=notifier)  # fmt: skip
+
+
+_current: WorkerDeps | None = None
+
+
+def install(deps: WorkerDeps) -> None:
+    """Make ``deps`` what jobs in this process use."""
+    global _current
+    _current = deps
+
+
+def current() -> WorkerDeps:
+    """The installed deps, or deps built from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = build_worker_deps(load_settings(os.environ))
+    return _current

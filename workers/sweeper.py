@@ -1,0 +1,56 @@
+"""The sweeper: revokes every grant past its time, whatever became of its scheduled job.
+
+RQ's scheduled job is the fast path; this is the one that cannot be lost. It runs in a thread of
+every ``jit worker`` (not through RQ's scheduler, which dies with its Redis connection and is
+replaced only after minutes) and calls the revoke use case directly. Leases in the store keep
+two sweepers, or a sweeper and the job, from revoking the same grant at once.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+import structlog
+
+from bot.usecases.revoke_access import RevokeAccess
+
+log = structlog.get_logger(__name__)
+
+#: Grace before the sweeper steps in for a due grant, so the scheduled job normally does it.
+GRACE = 1.0
+
+
+class Sweeper:
+    """A daemon thread that revokes what is due every ``interval`` seconds."""
+
+    def __init__(self, *, store: object, revoke: RevokeAccess, clock: object, interval: float) -> None:
+        self.store, self.revoke, self.clock, self.interval = store, revoke, clock, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='jit-sweeper', daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def sweep_once(self) -> int:
+        """Revoke everything due; returns how many revokes finished."""
+        done = 0
+        for request_id in self.store.due_for_revoke(self.clock.now() - GRACE):  # type: ignore[attr-defined]
+            outcome = self.revoke.execute(request_id)
+            log.info('sweeper.revoke', request_id=request_id, outcome=outcome)
+            done += outcome in ('revoked', 'cleaned up')
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep_once()
+            except redis.RedisError as exc:
+                # Redis restarting: try again next round; the due grants are still in the sorted set.
+                log.warning('sweeper.redis_unavailable', error=str(exc))
+            except Exception:
+                log.exception('sweeper.failed')
