@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     policy = sub.add_parser('policy', help='check policies').add_subparsers(dest='policy_command', required=True)
     validate = policy.add_parser('validate', help='check a policy directory: exit 0 when it loads')
     validate.add_argument('directory', nargs='?', help='default: $JIT_POLICY_DIR or policies/')
+    sandbox = sub.add_parser('sandbox', help='all of jit on this machine, with a local Slack page in the browser')
+    sandbox.add_argument('--port', type=int, default=4040, help='where the page listens (default 4040)')
+    sandbox.add_argument('--data-dir', default='.jit', help='embedded Redis data and logs (default .jit)')
     return parser
 
 
@@ -33,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == 'policy':
             return policy_validate(args.directory or os.environ.get('JIT_POLICY_DIR') or 'policies')
+        if args.command == 'sandbox':
+            from bot.sandbox.run import run_sandbox
+
+            return run_sandbox(port=args.port, data_dir=args.data_dir)
         from bot.settings import load_settings
 
         settings = load_settings(os.environ)

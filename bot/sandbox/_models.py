@@ -1,7 +1,8 @@
-"""The records a local Slack workspace holds, and how the Web API renders them.
+"""The records a local Slack keeps, and how its Web API renders them.
 
-Part of `bot/sandbox/` (the local Slack); plain dataclasses, no I/O. Import them from
-`bot.sandbox.workspace`, which re-exports them next to the `Workspace` that owns them.
+Part of `bot/sandbox/` (the local Slack); plain dataclasses, no I/O. The workspace's records (`User`,
+`Channel`, `Message`, `View`) are re-exported by `bot.sandbox.workspace`; the server's (`ApiCall`,
+`ResponseUrl`, `ResponsePost`) by `bot.sandbox.local_slack`.
 """
 
 from __future__ import annotations

@@ -42,10 +42,12 @@ def known_user(slack: LocalSlack, user_id: str) -> User:
 
 
 def _team(slack: LocalSlack, user: User) -> JSON:
+    """The `team` object of a payload: the acting user's team, with its domain."""
     return {"id": user.team_id, "domain": slack.workspace.teams.get(user.team_id, user.team_id.lower())}
 
 
 def _user(user: User) -> JSON:
+    """The `user` object of an interaction payload (`username` and `name` are both the handle)."""
     return {"id": user.id, "username": user.name, "name": user.name, "team_id": user.team_id}
 
 
@@ -86,6 +88,7 @@ def _find_button(blocks: list[JSON], action_id: str, value: str | None, where: s
 
 
 def _action(block_id: str, button: JSON) -> JSON:
+    """The `actions[0]` entry of a button press, as Slack reports it."""
     return {
         "action_id": button.get("action_id"),
         "block_id": block_id,
@@ -171,6 +174,7 @@ def home_actions(slack: LocalSlack, user_id: str, action_id: str, value: str | N
 
 
 def _options(element: JSON) -> list[JSON]:
+    """All options of a select, flattening option groups."""
     groups = element.get("option_groups") or []
     return list(element.get("options") or []) + [o for group in groups for o in group.get("options") or []]
 
@@ -272,9 +276,7 @@ def event_callback(slack: LocalSlack, event: JSON) -> JSON:
         "type": "event_callback",
         "event_id": f"Ev{secrets.token_hex(5).upper()}",
         "event_time": int(time.time()),
-        "authorizations": [
-            {"enterprise_id": None, "team_id": ws.team_id, "user_id": ws.bot_user_id, "is_bot": True}
-        ],
+        "authorizations": [{"enterprise_id": None, "team_id": ws.team_id, "user_id": ws.bot_user_id, "is_bot": True}],
         "is_ext_shared_channel": False,
     }
 

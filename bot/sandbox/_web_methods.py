@@ -87,7 +87,7 @@ def chat_update(slack: LocalSlack, params: JSON) -> JSON:
         raise SlackError("message_not_found" if slack.workspace.channel(channel) else "channel_not_found")
     if current.bot_id != slack.workspace.bot_id:
         raise SlackError("cant_update_message")
-    text = params["text"] if "text" in params else None
+    text = params.get("text")
     message = slack.workspace.update(channel, ts, None if text is None else str(text), _blocks(params))
     return {"channel": channel, "ts": ts, "text": message.text, "message": message.to_api(slack.workspace.app_id)}
 

@@ -91,6 +91,7 @@ class _Outgoing:
 
 
 def _token_of(response_url: str) -> str:
+    """The token at the end of a minted `response_url`."""
     return response_url.rsplit("/", 1)[-1]
 
 
@@ -115,30 +116,37 @@ class _DriverBase:
         return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": str(signature)}
 
     def _signed(self, body: str, content_type: str, after: Callable[[Reply], None] | None = None) -> _Outgoing:
+        """Encode, sign and pair a body with what to do with the bot's answer."""
         raw = body.encode()
         headers = {"Content-Type": content_type, **self.sign(raw)}
         return _Outgoing(raw, headers, after or (lambda reply: None))
 
     def _slash(self, user_id: str, text: str, command: str, channel_id: str | None) -> _Outgoing:
+        """A slash command; its ack is shown to the user afterwards."""
         form = _payloads.slash_form(self.slack, user_id, text, command, channel_id)
         token = _token_of(form["response_url"])
         return self._signed(urlencode(form), _FORM, lambda reply: self._show_slash_ack(reply, form, token))
 
     def _interaction(self, payload: JSON, after: Callable[[Reply], None] | None = None) -> _Outgoing:
+        """An interaction: Slack form-encodes it as a single `payload` field holding JSON."""
         return self._signed(urlencode({"payload": json.dumps(payload)}), _FORM, after)
 
     def _click(self, user_id: str, message: Message, action_id: str, value: str | None, strict: bool) -> _Outgoing:
+        """A button press on a message."""
         return self._interaction(_payloads.block_actions(self.slack, user_id, message, action_id, value, strict=strict))
 
     def _click_home(self, user_id: str, action_id: str, value: str | None) -> _Outgoing:
+        """A button press in the App Home tab."""
         return self._interaction(_payloads.home_actions(self.slack, user_id, action_id, value))
 
     def _submit(self, user_id: str, view: View, values: dict[str, Any] | None, strict: bool) -> _Outgoing:
+        """A modal submission; its ack changes the modal stack afterwards."""
         payload = _payloads.view_submission(self.slack, user_id, view, values or {}, strict=strict)
         view_id = payload["view"]["id"]
         return self._interaction(payload, lambda reply: self._apply_view_ack(reply, user_id, view_id))
 
     def _event(self, event: JSON) -> _Outgoing:
+        """An Events API delivery: JSON, not form-encoded."""
         return self._signed(json.dumps(_payloads.event_callback(self.slack, event)), "application/json")
 
     def _show_slash_ack(self, reply: Reply, form: dict[str, str], token: str) -> None:
@@ -212,6 +220,7 @@ class Driver(_DriverBase):
         return self._send(_Outgoing(raw, headers))
 
     def _send(self, outgoing: _Outgoing) -> Reply:
+        """Post with urllib (4xx/5xx answers are replies, not exceptions) and apply the answer."""
         request = urllib.request.Request(self.url, data=outgoing.body, headers=outgoing.headers, method="POST")
         started = time.monotonic()
         try:
@@ -261,6 +270,7 @@ class AsyncDriver(_DriverBase):
         return await self._send(_Outgoing(raw, headers))
 
     async def _send(self, outgoing: _Outgoing) -> Reply:
+        """Post with a short-lived aiohttp session (no session outlives its loop) and apply the answer."""
         started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=_HTTP_TIMEOUT)
         async with (

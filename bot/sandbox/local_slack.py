@@ -23,7 +23,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from bot.sandbox._models import ApiCall, ResponsePost, ResponseUrl, SlackError
 from bot.sandbox._server import AppServer
@@ -215,5 +214,4 @@ class LocalSlack:
 
     def __repr__(self) -> str:
         """Show where it serves and which app it calls, for test failure messages."""
-        url: Any = self._server.base_url
-        return f"LocalSlack(base_url={url!r}, app_url={self.app_url!r})"
+        return f"LocalSlack(base_url={self._server.base_url!r}, app_url={self.app_url!r})"

@@ -15,13 +15,14 @@ from aiohttp import web
 
 from bot.sandbox._models import JSON, ApiCall, ResponsePost, ResponseUrl, SlackError
 from bot.sandbox._web_methods import METHODS
+from bot.sandbox.page import add_page_routes
 
 if TYPE_CHECKING:
     from bot.sandbox.local_slack import LocalSlack
 
 __all__ = ["create_web_api_app"]
 
-_TRUE = {True, "true", "True", "1", 1}
+_TRUE = {True, "true", "True", "1"}
 
 
 def create_web_api_app(slack: LocalSlack) -> web.Application:
@@ -30,6 +31,7 @@ def create_web_api_app(slack: LocalSlack) -> web.Application:
     app = web.Application()
     app.router.add_route("*", "/api/{method}", api.handle_method)
     app.router.add_post("/response/{token}", api.handle_response_url)
+    add_page_routes(app, slack)
     return app
 
 

@@ -165,6 +165,7 @@ class WebhookTarget:
     # -- the endpoint --------------------------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
+        """Build the application: one POST route at `path`."""
         app = web.Application()
         app.router.add_post(self.path, self._handle)
         return app

@@ -7,19 +7,17 @@ every query returns a copy. `seed_workspace()` builds the demo workspace from th
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from bot.sandbox._models import JSON, Channel, Message, SlackError, User, View
+from bot.sandbox._waiting import Waitable
 
 __all__ = ["Channel", "Message", "SlackError", "User", "View", "Workspace", "seed_workspace"]
-
-T = TypeVar("T")
 
 #: The demo team: (team_id, domain, name). The bot belongs to it.
 SEED_TEAM: Final = ("T0JIT", "jit-sandbox", "jit sandbox")
@@ -47,7 +45,7 @@ SEED_CHANNELS: Final = (("C0AUDIT", "jit-audit"), ("C0ACCESS", "prod-access"))
 _FLAGS: Final = {"deleted": "deleted", "bot": "is_bot", "restricted": "is_restricted", "ultra": "is_ultra_restricted"}
 
 
-class Workspace:
+class Workspace(Waitable):
     """A Slack workspace held in memory, safe to share between the server's loop and test threads."""
 
     def __init__(
@@ -285,36 +283,9 @@ class Workspace:
                     return copy.deepcopy(message)
             return None
 
-    def wait_for(self, check: Callable[[], T | None], timeout: float = 5.0) -> T:
-        """Block the calling thread until `check()` returns a truthy value, re-checking after every change.
-
-        The bot answers asynchronously (after its ack, or from a worker), so end-to-end tests wait for the
-        state they expect instead of sleeping. Do not call it on the loop that serves the Web API.
-
-        Raises:
-            TimeoutError: `check()` stayed falsy for `timeout` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not (result := check()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"condition not met within {timeout}s")
-                self._changed.wait(min(remaining, 0.1))
-            return result
-
     def wait_for_message(self, predicate: Callable[[Message], bool], timeout: float = 5.0) -> Message:
         """Block until a message satisfying `predicate` exists and return the newest one."""
         return self.wait_for(lambda: self.find_message(predicate), timeout)
-
-    async def wait_for_async(self, check: Callable[[], T | None], timeout: float = 5.0) -> T:
-        """Like `wait_for`, but polls with `asyncio.sleep` so the server on this loop keeps running."""
-        deadline = time.monotonic() + timeout
-        while not (result := check()):
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            await asyncio.sleep(0.02)
-        return result
 
     # -- internals -----------------------------------------------------------------------------------
 

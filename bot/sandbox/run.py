@@ -1,0 +1,235 @@
+"""`jit sandbox`: all of jit on one machine, with a local Slack in the browser instead of a Slack workspace.
+
+Part of `bot/sandbox/`. `run_sandbox` starts, in order: Redis (the `REDIS_URL` one, or an embedded
+`redis-server` on a unix socket under the data directory), the local Slack with its page (`page.py`) on
+`127.0.0.1:port`, the demo webhook receiver the example policy grants through, then `jit serve` and
+`jit worker` as subprocesses wired to all of them. It prints one line with the page's URL and runs until
+Ctrl-C or SIGTERM, then stops every child it started (terminate, then kill after 5 s). The children log to
+`<data_dir>/logs/`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import redis
+
+import bot
+from bot.sandbox.local_slack import LocalSlack
+from bot.sandbox.page import attach_webhook
+from bot.sandbox.webhook_target import WebhookTarget
+
+__all__ = ["run_sandbox"]
+
+#: Seconds a child gets to stop after SIGTERM before it is killed.
+STOP_GRACE = 5.0
+#: Seconds Redis and `jit serve` get to come up.
+START_TIMEOUT = 20.0
+AUDIT_CHANNEL = "C0AUDIT"
+_MISSING_REDIS = "jit sandbox: install redis-server (apt-get install redis-server) or set REDIS_URL"
+
+
+class SandboxError(Exception):
+    """A part of the sandbox did not start; the message says which and where its log is."""
+
+
+class _NoRedisServer(SandboxError):
+    """No `REDIS_URL` and no `redis-server` on PATH."""
+
+
+def _free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until it is true; `SandboxError` naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SandboxError(f"{what} did not come up within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def _policy_dir() -> str:
+    """`JIT_POLICY_DIR`, else the repository's `policies/` next to the `bot` package, else `policies`."""
+    configured = os.environ.get("JIT_POLICY_DIR")
+    if configured:
+        return configured
+    bundled = Path(bot.__file__).resolve().parent.parent / "policies"
+    return str(bundled) if bundled.is_dir() else "policies"
+
+
+class _Children:
+    """The subprocesses the sandbox started, each in its own session so a stop reaches its forks too."""
+
+    def __init__(self, logs: Path) -> None:
+        """Log every child to a file under `logs`."""
+        self.logs = logs
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start one child; its output goes to `logs/{name}.log`."""
+        with open(self.logs / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def check(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        """`SandboxError` when a child has exited."""
+        if proc.poll() is not None:
+            raise SandboxError(f"{name} exited with {proc.returncode}; see {self.logs / (name + '.log')}")
+
+    def dead(self) -> str | None:
+        """The name of the first child that has exited, if any."""
+        return next((name for name, proc in self.procs if proc.poll() is not None), None)
+
+    def stop(self) -> None:
+        """Stop the children, newest first (Redis last): SIGTERM to the process group, SIGKILL after 5 s."""
+        while self.procs:
+            _, proc = self.procs.pop()
+            _signal_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(STOP_GRACE)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    """Send a signal to a child's process group, ignoring one that is already gone."""
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _start_redis(children: _Children, data_dir: Path) -> str:
+    """Start an embedded `redis-server` on `<data_dir>/redis.sock` and return its URL."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise _NoRedisServer(_MISSING_REDIS)
+    sock = data_dir / "redis.sock"
+    if len(str(sock)) > 100:
+        raise SandboxError(f"the Redis socket path is too long for a unix socket: {sock}; use a shorter --data-dir")
+    (data_dir / "redis").mkdir(parents=True, exist_ok=True)
+    sock.unlink(missing_ok=True)
+    argv = [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--appendonly", "yes",
+            "--dir", str(data_dir / "redis"), "--maxmemory-policy", "noeviction", "--daemonize", "no"]  # fmt: skip
+    proc = children.spawn("redis", argv)
+    url = f"unix://{sock}"
+
+    def answers() -> bool:
+        children.check("redis-server", proc)
+        try:
+            return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False
+
+    _wait_until(answers, START_TIMEOUT, "redis-server")
+    return url
+
+
+def _healthy(url: str) -> bool:
+    """Whether `jit serve` answers its health check."""
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _start_jit(children: _Children, env: dict[str, str], bot_url: str) -> None:
+    """Start `jit serve` (wait for /healthz), then `jit worker`."""
+    web_proc = children.spawn("serve", [sys.executable, "-m", "bot", "serve"], env)
+
+    def healthy() -> bool:
+        children.check("jit serve", web_proc)
+        return _healthy(bot_url)
+
+    _wait_until(healthy, START_TIMEOUT, "jit serve")
+    worker = children.spawn("worker", [sys.executable, "-m", "bot", "worker"], env)
+    time.sleep(0.5)
+    children.check("jit worker", worker)
+
+
+def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
+    """Run the sandbox until Ctrl-C or SIGTERM; return the exit code (0 clean, 1 a part failed, 2 setup).
+
+    Args:
+        port: Where the page and the local Slack listen, on 127.0.0.1.
+        data_dir: Holds the embedded Redis's data and socket, and the children's logs.
+    """
+    root = Path(data_dir).resolve()
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children = _Children(logs)
+    slack = LocalSlack(signing_secret=secrets.token_urlsafe(24), bot_token="xoxb-sandbox-" + secrets.token_hex(8))
+    target = WebhookTarget(secrets.token_urlsafe(24))
+    stop, running = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() or not running.is_set():
+            raise KeyboardInterrupt  # while starting up (or a second Ctrl-C): stop waiting, clean up
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    started: list[Callable[[], None]] = []
+    try:
+        redis_url = os.environ.get("REDIS_URL") or _start_redis(children, root)
+        try:
+            page_url = slack.start_in_thread("127.0.0.1", port)
+        except OSError as exc:
+            print(f"jit sandbox: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        started.append(slack.stop_thread)
+        attach_webhook(slack, target)
+        target.start_in_thread()
+        started.append(target.stop_thread)
+        bot_port = _free_port()
+        bot_url = f"http://127.0.0.1:{bot_port}"
+        env = {
+            **os.environ,
+            "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_url, "JIT_POLICY_DIR": _policy_dir(),
+            "JIT_AUDIT_CHANNEL": AUDIT_CHANNEL, "PORT": str(bot_port), "JIT_HOST": "127.0.0.1",
+            "JIT_DATA_DIR": str(root), "JIT_DEMO_WEBHOOK_URL": target.url, "JIT_DEMO_WEBHOOK_SECRET": target.secret,
+        }  # fmt: skip
+        _start_jit(children, env, bot_url)
+        slack.app_url = f"{bot_url}/slack/events"
+        running.set()
+        print(f"jit sandbox: open {page_url} (Ctrl-C to stop)", flush=True)
+        while not stop.wait(0.5):
+            dead = children.dead()
+            if dead is not None:
+                print(f"jit sandbox: {dead} exited; see {logs / (dead + '.log')}", file=sys.stderr)
+                return 1
+        return 0
+    except _NoRedisServer:
+        print(_MISSING_REDIS, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except SandboxError as exc:
+        print(f"jit sandbox: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        children.stop()
+        for stop_server in reversed(started):
+            stop_server()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,110 @@
+"""End-to-end fixtures: a real Redis, the local Slack, a real webhook receiver, real jit processes.
+
+Fixtures:
+    redis_url      a Redis database of the tests' own (``JIT_TEST_REDIS_URL``, default db 13), flushed
+    slack          the local Slack (``bot.sandbox``) on a free port, seeded workspace
+    webhook        a real HTTP webhook receiver checking ``X-JIT-Signature``
+    jit            ``jit serve`` + ``jit worker`` subprocesses wired to all three
+    store          a ``RedisStore`` on the same database, to look at what jit stored
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+import redis
+
+from bot.adapters.redis_store import RedisStore
+from bot.deps import SystemClock
+from bot.sandbox.local_slack import LocalSlack
+from bot.sandbox.webhook_target import WebhookTarget
+from bot.sandbox.workspace import seed_workspace
+from tests.support.processes import JitProcesses, free_port
+
+SIGNING_SECRET = 'e2e-signing-secret'
+WEBHOOK_SECRET = 'e2e-webhook-secret'
+POLICY = """\
+groups:
+  devops: [alex@example.com, dana@example.com, sam@example.com]
+  leads: [sam@example.com]
+  security: [sec@example.com]
+admins: [group:security]
+resources:
+  demo-app:
+    description: the demo app
+    provider: webhook
+    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET}
+    roles: [read, deploy]
+requests:
+  - name: demo-read
+    resources: [demo-app]
+    roles: [read]
+    requesters: [group:devops]
+    approvers: [group:leads, group:security]
+    approvals: 1
+    timeout: 2h
+    default_duration: 30m
+    require_reason: true
+"""
+
+
+@pytest.fixture(name='redis_url')
+def _redis_url():
+    url = os.environ.get('JIT_TEST_REDIS_URL', 'redis://127.0.0.1:6379/13')
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+@pytest.fixture(name='store')
+def _store(redis_url):
+    return RedisStore(redis.Redis.from_url(redis_url, decode_responses=True), clock=SystemClock())
+
+
+@pytest.fixture(name='slack')
+def _slack():
+    slack = LocalSlack(workspace=seed_workspace(), signing_secret=SIGNING_SECRET)
+    slack.start_in_thread()
+    yield slack
+    slack.stop_thread()
+
+
+@pytest.fixture(name='webhook')
+def _webhook():
+    target = WebhookTarget(WEBHOOK_SECRET)
+    target.start_in_thread()
+    yield target
+    target.stop_thread()
+
+
+@pytest.fixture(name='jit')
+def _jit(tmp_path, redis_url, slack, webhook, request):
+    policies = tmp_path / 'policies'
+    policies.mkdir()
+    (policies / 'policy.yaml').write_text(textwrap.dedent(POLICY))
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    env = {
+        'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SIGNING_SECRET, 'SLACK_API_URL': slack.api_url,
+        'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies), 'JIT_AUDIT_CHANNEL': 'C0AUDIT',
+        'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1', 'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json',
+        'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET,
+    }  # fmt: skip
+    procs = JitProcesses(env, logs)
+    procs.start_web()
+    procs.start_worker()
+    slack.app_url = f'{procs.url}/slack/events'
+    yield procs
+    procs.stop()
+    if request.node.rep_call.failed if hasattr(request.node, 'rep_call') else False:
+        print(procs.dump_logs())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f'rep_{report.when}', report)
+    return report

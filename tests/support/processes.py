@@ -1,0 +1,100 @@
+"""Real jit processes for end-to-end tests: ``jit serve`` and ``jit worker`` as subprocesses.
+
+They get the environment an operator would give them (Slack token and signing secret, the local
+Slack's API URL, a Redis database of their own, a policy directory) and log JSON to files under
+the test's temporary directory, which a failing test prints.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check, timeout: float = 10.0, interval: float = 0.05, what: str = 'condition'):
+    """Poll ``check`` until it returns something truthy; fail the test with ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout}s waiting for {what}')
+        time.sleep(interval)
+
+
+class JitProcesses:
+    """Starts, kills and restarts the web and worker processes of one jit installation."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.logs = logs
+        self.port = int(env['PORT'])
+        self.web: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self._n = 0
+
+    @property
+    def url(self) -> str:
+        return f'http://127.0.0.1:{self.port}'
+
+    def _spawn(self, command: str) -> subprocess.Popen[bytes]:
+        self._n += 1
+        log = open(self.logs / f'{command}-{self._n}.log', 'wb')  # noqa: SIM115 - kept open for the process
+        # Own session: a kill reaches the worker and the scheduler process it forks.
+        return subprocess.Popen([sys.executable, '-m', 'bot', command], env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_web(self) -> None:
+        self.web = self._spawn('serve')
+
+        def healthy() -> bool:
+            assert self.web is not None and self.web.poll() is None, self.dump_logs()
+            try:
+                with urllib.request.urlopen(f'{self.url}/healthz', timeout=1) as answer:
+                    return answer.status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout=20, what='jit serve /healthz')
+
+    def start_worker(self) -> None:
+        self.worker = self._spawn('worker')
+        client = redis.Redis.from_url(self.env['REDIS_URL'])
+        wait_until(lambda: any(k.startswith(b'rq:worker:') for k in client.keys('rq:worker:*')),
+                   timeout=20, what='jit worker to register')  # fmt: skip
+
+    def kill_worker(self) -> None:
+        """SIGKILL: no clean shutdown, no chance to finish or hand over anything."""
+        if self.worker and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait(10)
+        redis.Redis.from_url(self.env['REDIS_URL']).delete(*(
+            redis.Redis.from_url(self.env['REDIS_URL']).keys('rq:worker:*') or [b'none']))
+
+    def stop(self) -> None:
+        for proc in (self.web, self.worker):
+            if proc and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+
+    def dump_logs(self) -> str:
+        return '\n'.join(f'--- {p.name}\n{p.read_text(errors="replace")[-6000:]}' for p in sorted(self.logs.glob('*.log')))
