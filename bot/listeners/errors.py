@@ -22,11 +22,16 @@ async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
     channel = (body.get('channel') or {}).get('id') or (body.get('container') or {}).get('channel_id')
     if not user:
         return
-    try:
-        if channel:
+    if channel:
+        try:
             await client.chat_postEphemeral(channel=channel, user=user, text=text)
-        else:
-            await client.chat_postMessage(channel=user, text=text)
+            return
+        except SlackApiError as exc:
+            # e.g. user_not_in_channel: the click came from a conversation they are not in. Say it in a DM.
+            log.info('slack.ephemeral_failed', error=exc.response.get('error'))
+    try:
+        dm = await client.conversations_open(users=user)
+        await client.chat_postMessage(channel=dm['channel']['id'], text=text)
     except SlackApiError as exc:
         log.warning('slack.tell_failed', error=exc.response.get('error'))
 

@@ -222,7 +222,11 @@ class _Page:
 
     async def command(self, request: web.Request) -> web.Response:
         """Type `/jit {text}` as a user in the bot's DM; answer the bot's ack."""
-        user, text = _need(await _body(request), "user", "text")
+        body = await _body(request)
+        (user,) = _need(body, "user")
+        text = body.get("text")
+        if not isinstance(text, str):
+            raise web.HTTPBadRequest(text="missing text")
         if self.slack.workspace.user(user) is None:
             raise web.HTTPBadRequest(text="unknown user")
         reply = await self.slack.async_driver.slash(user, text.removeprefix("/jit").strip())
@@ -262,7 +266,8 @@ PAGE_HTML = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 *{box-sizing:border-box}
-body{margin:0;font:14px/1.45 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d1c1d;display:flex;height:100vh}
+body{margin:0;font:14px/1.45 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d1c1d}
+body{display:flex;height:100vh}
 #side{width:230px;background:#3f0e40;color:#e8dfe8;padding:12px;display:flex;flex-direction:column;gap:6px}
 #side h1{font-size:17px;margin:0 0 8px;color:#fff}
 #side select{width:100%;padding:4px}
@@ -322,7 +327,8 @@ function el(tag, attrs, text) {
   return node;
 }
 async function post(path, body) {
-  const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  const headers = {"Content-Type": "application/json"};
+  const r = await fetch(path, {method: "POST", headers, body: JSON.stringify(body)});
   let data = {};
   try { data = await r.json(); } catch (e) { data = {error: r.statusText}; }
   return data;
@@ -344,7 +350,9 @@ function renderUsers() {
 function renderChannels() {
   const box = $("chans");
   box.replaceChildren();
-  if (!channel || !state.channels.some((c) => c.id === channel)) channel = state.channels.length ? state.channels[0].id : null;
+  if (!channel || !state.channels.some((c) => c.id === channel)) {
+    channel = state.channels.length ? state.channels[0].id : null;
+  }
   for (const c of state.channels) {
     const row = el("div", {class: "chan" + (c.id === channel ? " sel" : "")}, c.name);
     row.appendChild(el("span", {class: "n"}, String(c.messages.length)));
@@ -375,7 +383,8 @@ function renderMessages(scroll) {
         const button = el("button", {class: b.style || ""}, b.text);
         button.onclick = async () => {
           button.disabled = true;
-          const r = await post("/sandbox/click", {user, channel: m.channel, ts: m.ts, action_id: b.action_id, value: b.value});
+          const click = {user, channel: m.channel, ts: m.ts, action_id: b.action_id, value: b.value};
+          const r = await post("/sandbox/click", click);
           $("ack").textContent = r.error ? "error: " + r.error : (r.text || "");
           refresh();
         };
@@ -395,7 +404,8 @@ function renderWebhook() {
   for (const a of state.webhook.active) {
     const who = (a.user && (a.user.email || a.user.slack_id)) || "?";
     const box = el("div", {class: "grant"}, a.resource + " / " + a.role + " for " + who);
-    box.appendChild(el("div", {class: "call"}, a.request_id + ", expires " + new Date(a.expires_at).toLocaleTimeString()));
+    const expires = new Date(a.expires_at).toLocaleTimeString();
+    box.appendChild(el("div", {class: "call"}, a.request_id + ", expires " + expires));
     g.appendChild(box);
   }
   for (const c of state.webhook.calls.slice().reverse()) {
@@ -413,7 +423,11 @@ function renderModal() {
   shownView = key;
   const form = $("modalform");
   form.replaceChildren(el("h3", {}, view.title));
-  for (const line of view.lines) { const d = el("div", {class: "line"}); d.innerHTML = mention(line); form.appendChild(d); }
+  for (const line of view.lines) {
+    const d = el("div", {class: "line"});
+    d.innerHTML = mention(line);
+    form.appendChild(d);
+  }
   for (const i of view.inputs) {
     form.appendChild(el("label", {for: "in-" + i.block_id}, i.label + (i.optional ? " (optional)" : "")));
     let input;
@@ -434,7 +448,9 @@ function renderModal() {
   form.onsubmit = async (ev) => {
     ev.preventDefault();
     const values = {};
-    for (const node of form.querySelectorAll("[data-block]")) if (node.value !== "") values[node.dataset.block] = node.value;
+    for (const node of form.querySelectorAll("[data-block]")) {
+      if (node.value !== "") values[node.dataset.block] = node.value;
+    }
     const r = await post("/sandbox/submit", {user, view_id: view.id, values});
     errors = r.errors || {};
     for (const node of form.querySelectorAll(".err")) node.textContent = errors[node.id.slice(4)] || "";

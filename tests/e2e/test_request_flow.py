@@ -120,8 +120,9 @@ def test_self_approval_and_non_approver_are_refused(jit, slack, webhook, store):
         slack.workspace.dm_channel_id(SAM)))
     for user, words in ((SAM, 'own request'), (EVE, 'not an approver')):
         assert slack.driver.click(user, copy, 'jit.approve', strict=False).status == 200
-        slack.workspace.wait_for(lambda u=user, w=words: any(w in e.text for e in slack.workspace.ephemerals(u)),
-                                 timeout=5)  # fmt: skip
+        seen = lambda u=user, w=words: any(w in m.text for m in  # noqa: E731
+                                           slack.workspace.ephemerals(u) + slack.workspace.dms_to(u))
+        slack.workspace.wait_for(seen, timeout=5)
     assert store.get(request_id).status is S.PENDING
     assert [e['event'] for e in store.audit_events() if e['request']['id'] == request_id] == ['request.created']
     assert webhook.grants_for(request_id) == []

@@ -106,8 +106,9 @@ def test_sandbox_runs_the_request_flow(sandbox: str) -> None:
         return None
 
     message, button = wait_until(approve_button, timeout=15, interval=0.2, what="sam's Approve button")
-    clicked = _post(f'{sandbox}sandbox/click', {'user': SAM, 'channel': message['channel'], 'ts': message['ts'],
-                                                'action_id': button['action_id'], 'value': button['value']})  # fmt: skip
+    click = {'user': SAM, 'channel': message['channel'], 'ts': message['ts'], 'action_id': button['action_id'],
+             'value': button['value']}  # fmt: skip
+    clicked = _post(f'{sandbox}sandbox/click', click)
     assert clicked['status'] == 200, clicked
 
     def active() -> dict[str, Any]:
