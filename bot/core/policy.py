@@ -97,13 +97,30 @@ class Policy:
     rules: tuple[Rule, ...]
     version: str = ''
     files: tuple[str, ...] = ()
+    #: Resolved reference lists, filled on first use: a policy never changes once built.
+    _resolved: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def resolve(self, refs: tuple[str, ...] | frozenset[str] | None) -> frozenset[str]:
         """The identifiers that a list of policy references (emails, IDs, groups) stands for."""
-        out: set[str] = set()
-        for ref in refs or ():
-            out |= resolve_ref(ref, self.groups)
-        return frozenset(out)
+        key = tuple(refs or ())
+        hit = self._resolved.get(key)
+        if hit is None:
+            out: set[str] = set()
+            for ref in key:
+                out |= resolve_ref(ref, self.groups)
+            hit = self._resolved[key] = frozenset(out)
+        return hit
+
+    def rules_for(self, resource: str) -> tuple[Rule, ...]:
+        """The rules that can cover ``resource``, in policy order (an index built on first use)."""
+        index = self._resolved.get(('<rules-by-resource>',))
+        if index is None:
+            by: dict[str, list[Rule]] = {name: [] for name in self.resources}
+            for rule in self.rules:
+                for name in rule.resources if rule.resources is not None else self.resources:
+                    by.setdefault(name, []).append(rule)
+            index = self._resolved[('<rules-by-resource>',)] = {k: tuple(v) for k, v in by.items()}  # type: ignore[assignment]
+        return index.get(resource, ())  # type: ignore[attr-defined, no-any-return]
 
     def is_admin(self, who: Principal) -> bool:
         return bool(who.ids() & self.admins)
@@ -186,24 +203,34 @@ def rule_covers(policy: Policy, rule: Rule, who: Principal, resource: str, role:
 def requestable(
     policy: Policy, who: Principal, trigger: str = 'slack', context: Mapping[str, Any] | None = None
 ) -> list[tuple[Resource, Role, Rule]]:
-    """Every (resource, role) ``who`` may ask for, with the rule that would decide it."""
-    out = []
-    for resource in policy.resources.values():
-        for role in resource.roles.values():
-            for rule in policy.rules:
-                if trigger_matches(rule.trigger, trigger, context) and rule_covers(
-                    policy, rule, who, resource.name, role.name
-                ):
-                    out.append((resource, role, rule))
-                    break
-    return out
+    """Every (resource, role) ``who`` may ask for, with the rule that would decide it (the first that matches)."""
+    ids = who.ids()
+    found: dict[tuple[str, str], Rule] = {}
+    for rule in policy.rules:
+        if not trigger_matches(rule.trigger, trigger, context):
+            continue
+        if rule.requesters is not None and not ids & policy.resolve(rule.requesters):
+            continue
+        names = rule.resources if rule.resources is not None else policy.resources.keys()
+        for name in names:
+            for role in policy.resources[name].roles:
+                if rule.roles is None or role in rule.roles:
+                    found.setdefault((name, role), rule)
+    return [(res, role, found[(res.name, role.name)]) for res in policy.resources.values()
+            for role in res.roles.values() if (res.name, role.name) in found]
 
 
 def _allowed_lines(policy: Policy, who: Principal, trigger: str, context: Mapping[str, Any] | None) -> tuple[str, ...]:
-    return tuple(
+    key = ('<allowed>', trigger, *sorted(who.ids()))
+    if context is None and key in policy._resolved:
+        return policy._resolved[key]  # type: ignore[no-any-return]
+    lines = tuple(
         f'{res.name} {role.name} (up to {format_duration(rule.timeout)})'
         for res, role, rule in requestable(policy, who, trigger, context)
     )
+    if context is None:
+        policy._resolved[key] = lines
+    return lines
 
 
 def _find_ticket(pattern: str, ticket: str | None, reason: str) -> str | None:
@@ -256,7 +283,7 @@ def evaluate(
     if role not in res.roles:
         return deny(f'`{resource}` has no role `{role}` (its roles: {", ".join(res.roles)})')
     rule = next(
-        (r for r in policy.rules
+        (r for r in policy.rules_for(resource)
          if trigger_matches(r.trigger, trigger, context) and rule_covers(policy, r, who, resource, role)),
         None,
     )  # fmt: skip
