@@ -23,8 +23,13 @@ def make_policy_text(rules: int, members: int) -> str:
         lines.append(f'  res{r}: {{provider: webhook, roles: [read, write]}}')
     lines.append('requests:')
     for r in range(rules):
-        lines += [f'  - name: rule{r}', f'    resources: [res{r}]', f'    requesters: [group:g{r % 100}]',
-                  f'    approvers: [group:g{(r + 1) % 100}]', '    timeout: 2h']
+        lines += [
+            f'  - name: rule{r}',
+            f'    resources: [res{r}]',
+            f'    requesters: [group:g{r % 100}]',
+            f'    approvers: [group:g{(r + 1) % 100}]',
+            '    timeout: 2h',
+        ]
     return '\n'.join(lines) + '\n'
 
 
@@ -41,8 +46,10 @@ def main() -> None:
     for i in range(n):
         evaluate(policy, who, f'res{(i * 7) % rules}', 'read', 1800, reason='bench')
     per_second = n / (time.perf_counter() - started)
-    print(f'| rules | members | load time | decisions/s (one core) |\n|---|---|---|---|\n'
-          f'| {rules:,} | {members:,} | {load * 1000:,.0f} ms | {per_second:,.0f} |')
+    print(
+        f'| rules | members | load time | decisions/s (one core) |\n|---|---|---|---|\n'
+        f'| {rules:,} | {members:,} | {load * 1000:,.0f} ms | {per_second:,.0f} |'
+    )
 
 
 if __name__ == '__main__':

@@ -13,8 +13,8 @@ import redis
 
 from bot.adapters.policy_source import PolicySource
 from bot.adapters.redis_store import RedisStore
-from bot.adapters.slack_directory import SlackDirectory
 from bot.adapters.rq_queue import RQJobQueue
+from bot.adapters.slack_directory import SlackDirectory
 from bot.settings import Settings
 from bot.usecases.decide_request import ApproveRequest, DenyRequest
 from bot.usecases.submit_request import SubmitRequest

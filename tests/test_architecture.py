@@ -21,8 +21,11 @@ def imports(path):
 @pytest.mark.parametrize('path', sorted((ROOT / 'bot' / 'core').glob('*.py')), ids=lambda p: p.name)
 def test_core_imports_no_io(path):
     """bot/core is pure Python + PyYAML: no Slack, Redis, RQ, AWS, HTTP."""
-    bad = [m for m in imports(path) if m.split('.')[0] in IO_LIBS or m.startswith(('bot.adapters', 'bot.usecases',
-                                                                                    'bot.listeners', 'workers'))]
+    bad = [
+        m
+        for m in imports(path)
+        if m.split('.')[0] in IO_LIBS or m.startswith(('bot.adapters', 'bot.usecases', 'bot.listeners', 'workers'))
+    ]
     assert bad == []
 
 
@@ -35,6 +38,9 @@ def test_usecases_import_only_core(path):
 
 def test_bot_never_imports_workers():
     """The bot enqueues jobs by dotted path; it does not import the worker package."""
-    offenders = [str(p) for p in (ROOT / 'bot').rglob('*.py') if p.name != 'cli.py'
-                 and any(m.startswith('workers') for m in imports(p))]
+    offenders = [
+        str(p)
+        for p in (ROOT / 'bot').rglob('*.py')
+        if p.name != 'cli.py' and any(m.startswith('workers') for m in imports(p))
+    ]
     assert offenders == []

@@ -51,10 +51,11 @@ def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None =
             lines = '\n'.join(f'• *{k}*: `{v}`' for k, v in details.items())
             notifier.dm(request.requester.slack_id, f'Access details for `{request.id}` (shown once):\n{lines}')
 
-    common = {'store': base.store, 'queue': base.queue, 'policy': base.policy, 'clock': base.clock,
-              'provider': providers}  # fmt: skip
-    return WorkerDeps(base=base, grant=GrantAccess(**common, on_details=send_details), revoke=RevokeAccess(**common),
-                      notifier=notifier)  # fmt: skip
+    grant = GrantAccess(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
+                        provider=providers, on_details=send_details)  # fmt: skip
+    revoke = RevokeAccess(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
+                          provider=providers)  # fmt: skip
+    return WorkerDeps(base=base, grant=grant, revoke=revoke, notifier=notifier)
 
 
 _current: WorkerDeps | None = None

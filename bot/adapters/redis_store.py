@@ -43,7 +43,9 @@ class RedisStore:
     """The :class:`~bot.core.ports.RequestStore` over a ``redis.Redis`` (``decode_responses=True``)."""
 
     def __init__(self, connection: redis.Redis, *, clock: Clock, prefix: str = 'jit:') -> None:
-        self.r = connection
+        # redis-py types every answer as a union over bytes/str and sync/async; with
+        # decode_responses=True they are str, so the client is used untyped here.
+        self.r: Any = connection
         self.clock = clock
         self.p = prefix
 

@@ -90,7 +90,9 @@ class SlackNotifier:
             try:
                 self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
             except SlackApiError as exc:
-                log.warning('notify.update_failed', request_id=request.id, channel=channel, error=exc.response.get('error'))
+                log.warning(
+                    'notify.update_failed', request_id=request.id, channel=channel, error=exc.response.get('error')
+                )
 
     def _slack_ids(self, identities: frozenset[str]) -> list[str]:
         """Policy identities to Slack user IDs: IDs as they are, emails through users.lookupByEmail."""

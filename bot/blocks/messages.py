@@ -71,8 +71,10 @@ def build_approval_message(request: AccessRequest, rule: Rule | None) -> tuple[s
     lines = [text, f'*Reason:* {request.reason or "_none given_"}']
     if request.ticket:
         lines.append(f'*Ticket:* {request.ticket}')
-    blocks: Blocks = [_section('\n'.join(lines)),
-                      _context(f'Rule `{request.rule}` · request `{request.id}` · approvals {progress(request, rule)}')]
+    blocks: Blocks = [
+        _section('\n'.join(lines)),
+        _context(f'Rule `{request.rule}` · request `{request.id}` · approvals {progress(request, rule)}'),
+    ]
     if request.status is S.PENDING:
         if request.approvals and rule and len(rule.steps) > request.step:
             names = ', '.join(rule.steps[request.step].approvers)
@@ -112,7 +114,8 @@ def requester_update(event: str, request: AccessRequest, rule: Rule | None, appr
     if event == 'request.approved':
         if request.status is S.PENDING:
             return f':hourglass_flowing_sand: {rid}: {progress(request, rule)} approvals so far.'
-        return f':white_check_mark: {rid} approved by {request.decided_by.label if request.decided_by else "policy"}; granting now.'
+        by = request.decided_by.label if request.decided_by else 'policy'
+        return f':white_check_mark: {rid} approved by {by}; granting now.'
     if event == 'request.denied':
         why = f' Reason: {request.deny_reason}' if request.deny_reason else ''
         return f':no_entry: {rid} was denied by {request.decided_by.label if request.decided_by else "?"}.{why}'
@@ -132,11 +135,12 @@ def audit_line(record: dict[str, Any]) -> str:
     req = record.get('request') or {}
     actor = record.get('actor') or '?'
     who = f'<@{actor}>' if actor[:1] in ('U', 'W') else actor
-    requester = (req.get('requester') or {})
+    requester = req.get('requester') or {}
     asker = f"<@{requester['slack_id']}>" if requester.get('slack_id') else requester.get('pipeline', '?')
     parts = [f"`#{record.get('seq')}` *{record.get('event')}* by {who}"]
     if req:
-        parts.append(f"{asker} {req.get('role')} on {req.get('resource')} for {format_duration(req.get('duration') or 0)}")
+        duration = format_duration(req.get('duration') or 0)
+        parts.append(f"{asker} {req.get('role')} on {req.get('resource')} for {duration}")
         if req.get('reason'):
             parts.append(f"reason: {req['reason']}")
         parts.append(f"request `{req.get('id')}`")

@@ -58,7 +58,8 @@ class RuleParser:
             pool = [self.b.resources[r] for r in resources] if resources is not None else self.b.resources.values()
             known = {role for res in pool for role in res.roles}
             for role in sorted(roles - known):
-                self.err('roles', f'no resource of rule `{name}` has a role `{role}` (roles: {", ".join(sorted(known))})')
+                roles_known = ', '.join(sorted(known))
+                self.err('roles', f'no resource of rule `{name}` has a role `{role}` (roles: {roles_known})')
         requesters = self.refs('requesters')
         steps = self.steps(name)
         timeout = self.duration('timeout') or DEFAULT_TIMEOUT
@@ -163,7 +164,7 @@ class RuleParser:
 
     def duration(self, key: str) -> int | None:
         value = self.raw.get(key)
-        if value is None or isinstance(value, bool) and key == 'revoke_on_idle':
+        if value is None or (isinstance(value, bool) and key == 'revoke_on_idle'):
             return None
         try:
             return parse_duration(value)

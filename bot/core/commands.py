@@ -14,7 +14,8 @@ from bot.core.policy import Policy
 SUBCOMMANDS = ('request', 'list', 'release', 'extend', 'revoke', 'resources', 'help')
 
 HELP_TEXT = """*jit* - just-in-time access. Usage:
-• `/jit request RESOURCE [ROLE] [DURATION] [REASON...]` - ask for access, e.g. `/jit request prod-db read 30m debugging INC-4711`
+• `/jit request RESOURCE [ROLE] [DURATION] [REASON...]` - ask for access,
+  e.g. `/jit request prod-db read 30m debugging INC-4711`
 • `/jit resources` - what you may request, for how long, and who approves
 • `/jit list` - your requests and grants, and requests waiting for you
 • `/jit help` - this text
@@ -57,7 +58,7 @@ def parse_request_args(text: str, policy: Policy) -> RequestArgs:
     resource, rest = words[0], words[1:]
     role: str | None = None
     res = policy.resources.get(resource)
-    if rest and (res is None and not looks_like_duration(rest[0]) or res is not None and rest[0] in res.roles):
+    if rest and ((res is None and not looks_like_duration(rest[0])) or (res is not None and rest[0] in res.roles)):
         role, rest = rest[0], rest[1:]
     duration: int | None = None
     if rest and looks_like_duration(rest[0]):

@@ -97,30 +97,32 @@ class Policy:
     rules: tuple[Rule, ...]
     version: str = ''
     files: tuple[str, ...] = ()
-    #: Resolved reference lists, filled on first use: a policy never changes once built.
-    _resolved: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False, repr=False)
+    # Caches filled on first use (a policy never changes once built): resolved reference lists,
+    # the rules that can cover each resource, and what a principal may request.
+    _refs: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+    _by_resource: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _allowed: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def resolve(self, refs: tuple[str, ...] | frozenset[str] | None) -> frozenset[str]:
         """The identifiers that a list of policy references (emails, IDs, groups) stands for."""
         key = tuple(refs or ())
-        hit = self._resolved.get(key)
+        hit = self._refs.get(key)
         if hit is None:
             out: set[str] = set()
             for ref in key:
                 out |= resolve_ref(ref, self.groups)
-            hit = self._resolved[key] = frozenset(out)
+            hit = self._refs[key] = frozenset(out)
         return hit
 
     def rules_for(self, resource: str) -> tuple[Rule, ...]:
         """The rules that can cover ``resource``, in policy order (an index built on first use)."""
-        index = self._resolved.get(('<rules-by-resource>',))
-        if index is None:
+        if not self._by_resource and self.resources:
             by: dict[str, list[Rule]] = {name: [] for name in self.resources}
             for rule in self.rules:
                 for name in rule.resources if rule.resources is not None else self.resources:
                     by.setdefault(name, []).append(rule)
-            index = self._resolved[('<rules-by-resource>',)] = {k: tuple(v) for k, v in by.items()}  # type: ignore[assignment]
-        return index.get(resource, ())  # type: ignore[attr-defined, no-any-return]
+            self._by_resource.update({k: tuple(v) for k, v in by.items()})
+        return self._by_resource.get(resource, ())
 
     def is_admin(self, who: Principal) -> bool:
         return bool(who.ids() & self.admins)
@@ -216,20 +218,24 @@ def requestable(
             for role in policy.resources[name].roles:
                 if rule.roles is None or role in rule.roles:
                     found.setdefault((name, role), rule)
-    return [(res, role, found[(res.name, role.name)]) for res in policy.resources.values()
-            for role in res.roles.values() if (res.name, role.name) in found]
+    return [
+        (res, role, found[(res.name, role.name)])
+        for res in policy.resources.values()
+        for role in res.roles.values()
+        if (res.name, role.name) in found
+    ]
 
 
 def _allowed_lines(policy: Policy, who: Principal, trigger: str, context: Mapping[str, Any] | None) -> tuple[str, ...]:
-    key = ('<allowed>', trigger, *sorted(who.ids()))
-    if context is None and key in policy._resolved:
-        return policy._resolved[key]  # type: ignore[no-any-return]
+    key = (trigger, *sorted(who.ids()))
+    if context is None and key in policy._allowed:
+        return policy._allowed[key]
     lines = tuple(
         f'{res.name} {role.name} (up to {format_duration(rule.timeout)})'
         for res, role, rule in requestable(policy, who, trigger, context)
     )
     if context is None:
-        policy._resolved[key] = lines
+        policy._allowed[key] = lines
     return lines
 
 

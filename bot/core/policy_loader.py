@@ -17,7 +17,7 @@ from typing import Any
 from bot.core._rule_parser import RuleParser
 from bot.core._yaml_marks import MarkedDocument, load_marked
 from bot.core.errors import PolicyConfigError
-from bot.core.policy import Policy, Resource, Role, Rule, Source, Step
+from bot.core.policy import Policy, Resource, Role, Rule, Source
 
 #: Providers jit ships; others come from the ``jit.providers`` entry point and are passed in.
 BUILTIN_PROVIDERS = frozenset({'webhook', 'postgres', 'aws_iam', 'aws_sso', 'ssh'})
@@ -34,7 +34,9 @@ def read_policy_dir(directory: str | Path, *, display_root: str | Path | None = 
     if not root.is_dir():
         raise PolicyConfigError([f'{root}: policy directory not found'])
     shown = Path(display_root) if display_root is not None else root
-    files = sorted(p for p in root.rglob('*') if p.suffix in ('.yaml', '.yml') and 'tests' not in p.relative_to(root).parts[:-1])
+    files = sorted(
+        p for p in root.rglob('*') if p.suffix in ('.yaml', '.yml') and 'tests' not in p.relative_to(root).parts[:-1]
+    )
     return {str(shown / p.relative_to(root)): p.read_text(encoding='utf-8') for p in files}
 
 
@@ -154,16 +156,20 @@ class _Builder:
                     self.err(doc, (*path, 'roles', role), f'role `{role}` must map to provider parameters or nothing')
                 roles[str(role)] = Role(str(role), params or {})
             return roles
-        self.err(doc, (*path, 'roles') if raw is not None else path,
-                 f'resource `{path[-1]}` needs `roles`: a list of names or a mapping of name to parameters')  # fmt: skip
+        self.err(
+            doc,
+            (*path, 'roles') if raw is not None else path,
+            f'resource `{path[-1]}` needs `roles`: a list of names or a mapping of names to parameters',
+        )
         return {}
 
     def finish(self, version: str, files: tuple[str, ...]) -> Policy:
         groups = self.expand_groups()
-        admins = set()
+        admins: set[str] = set()
         for ref, doc, path in self.admins:
             admins |= self.check_ref(ref, doc, path, groups)
-        rules, names = [], {}
+        rules: list[Rule] = []
+        names: dict[str, Source | None] = {}
         for raw, doc, path in self.raw_rules:
             rule = RuleParser(self, raw, doc, path, groups).parse()
             if rule is None:
@@ -183,7 +189,7 @@ class _Builder:
             members, doc, path = self.group_defs[name]
             out: set[str] = set()
             for i, ref in enumerate(members):
-                target = ref[len('group:'):] if ref.startswith('group:') else ref
+                target = ref[len('group:') :] if ref.startswith('group:') else ref
                 if target in self.group_defs and (ref.startswith('group:') or '@' not in ref):
                     if target in trail or target == name:
                         cycle = ' -> '.join((*trail, name, target))
@@ -214,7 +220,7 @@ class _Builder:
                 return frozenset()
             return groups.get(name, frozenset())
         if ref.startswith('pipeline:'):
-            if not NAME.match(ref[len('pipeline:'):]):
+            if not NAME.match(ref[len('pipeline:') :]):
                 self.err(doc, path, f'`{ref}` is not a valid pipeline name', value=True)
             return frozenset({ref})
         if '@' in ref:
@@ -234,4 +240,3 @@ def _mapping(builder: _Builder, doc: MarkedDocument, path: tuple[Any, ...]) -> d
         builder.err(doc, path, f'`{path[0]}` must be a mapping', value=True)
         return {}
     return value
-

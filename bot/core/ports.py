@@ -46,13 +46,35 @@ class RequestStore(Protocol):
         """Push a failing revoke's next attempt to ``until`` (backoff); it stays due until revoked."""
         ...
 
+    def clear_due(self, request_id: str) -> None:
+        """Nothing is left to revoke for this request."""
+        ...
+
     def audit_event(self, seq: int) -> dict[str, Any] | None: ...
+
+    def record(self, event: AuditEvent) -> int:
+        """Append an audit event that changes no request (an alert); returns its ``seq``."""
+        ...
+
+    def lease(self, name: str, seconds: float) -> bool:
+        """Take a short lock that lapses by itself; False when someone else holds it."""
+        ...
+
+    def release_lease(self, name: str) -> None: ...
+
+    def note_revoke_failure(self, request_id: str) -> int:
+        """Count one more failed revoke of this grant; returns the count."""
+        ...
+
+    def reset_revoke_failures(self, request_id: str) -> None: ...
 
 
 class JobQueue(Protocol):
     """Background work: grants and revokes, and Slack notifications (on a separate queue)."""
 
-    def enqueue_grant(self, request_id: str, *, delay: float = 0) -> None: ...
+    def enqueue_grant(self, request_id: str, *, delay: float = 0, attempt: int = 0) -> None:
+        """Queue a grant; a retry (``attempt`` > 0) runs after ``delay`` seconds under its own job ID."""
+        ...
 
     def schedule_revoke(self, request_id: str, at: float) -> None: ...
 

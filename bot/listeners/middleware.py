@@ -25,7 +25,8 @@ async def bind_request_context(
 
     async def who() -> Principal:
         assert context.user_id is not None
-        return await deps.directory.principal(context.user_id, context.client, team_id=home_team)
+        principal: Principal = await deps.directory.principal(context.user_id, context.client, team_id=home_team)
+        return principal
 
     context['who'] = who
     await next()

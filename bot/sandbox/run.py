@@ -10,6 +10,7 @@ Ctrl-C or SIGTERM, then stops every child it started (terminate, then kill after
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -112,10 +113,8 @@ class _Children:
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
     """Send a signal to a child's process group, ignoring one that is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _start_redis(children: _Children, data_dir: Path) -> str:

@@ -38,21 +38,21 @@ class GrantAccess:
     """Grant one approved request at its provider."""
 
     def __init__(
-        self, *, store: Any, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
         provider: Callable[[str], Provider], on_details: Callable[[AccessRequest, dict[str, Any]], None],
     ) -> None:  # fmt: skip
-        self.store: RequestStore = store
+        self.store = store
         self.queue, self.policy, self.clock, self.provider = queue, policy, clock, provider
         self.on_details = on_details
 
     def execute(self, request_id: str) -> str:
         """Grant ``request_id`` if it is (still) approved. Returns what happened, for the job log."""
-        if not self.store.lease(f'grant:{request_id}', GRANT_LEASE):  # type: ignore[attr-defined]
+        if not self.store.lease(f'grant:{request_id}', GRANT_LEASE):
             return 'busy'
         try:
             return self._grant(request_id)
         finally:
-            self.store.release_lease(f'grant:{request_id}')  # type: ignore[attr-defined]
+            self.store.release_lease(f'grant:{request_id}')
 
     def _grant(self, request_id: str) -> str:
         request = self.store.get(request_id)
@@ -70,13 +70,14 @@ class GrantAccess:
         bound = log.bind(request_id=request_id, provider=resource.provider, attempt=request.attempts)
         try:
             details = self.provider(resource.provider).grant(
-                request, settings=dict(resource.settings), params=dict(resource.roles[request.role].params))
+                request, settings=dict(resource.settings), params=dict(resource.roles[request.role].params)
+            )
         except ProviderError as exc:
             retry_until = (request.grant_deadline or now) - request.duration - GRANT_LEASE
             if exc.retryable and self.clock.now() < retry_until:
                 delay = backoff(request.attempts)
                 bound.warning('grant.retry', error=str(exc), delay=round(delay, 1))
-                self.queue.enqueue_grant(request_id, delay=delay, attempt=request.attempts)  # type: ignore[call-arg]
+                self.queue.enqueue_grant(request_id, delay=delay, attempt=request.attempts)
                 return 'retrying'
             bound.error('grant.failed', error=str(exc))
             return self._fail(request_id, f'{resource.provider}: {exc.user_message}')

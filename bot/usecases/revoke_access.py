@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
@@ -17,7 +16,7 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, ProviderError
 from bot.core.model import AccessRequest, AuditEvent, RequestStatus
 from bot.core.policy import Policy
-from bot.core.ports import Clock, JobQueue, Provider
+from bot.core.ports import Clock, JobQueue, Provider, RequestStore
 from bot.usecases.grant_access import backoff
 
 log = structlog.get_logger(__name__)
@@ -34,7 +33,7 @@ class RevokeAccess:
     """End one grant at its provider, then record it."""
 
     def __init__(
-        self, *, store: Any, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
         provider: Callable[[str], Provider], sleep: Callable[[float], None] = time.sleep,
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.provider = store, queue, policy, clock, provider
@@ -50,7 +49,7 @@ class RevokeAccess:
             self.store.release_lease(f'revoke:{request_id}')
 
     def _revoke(self, request_id: str, early_ok: bool) -> str:
-        request: AccessRequest | None = self.store.get(request_id)
+        request = self.store.get(request_id)
         now = self.clock.now()
         if request is None or request.status not in (S.ACTIVE, S.GRANTING, S.FAILED):
             self.store.clear_due(request_id)
@@ -69,15 +68,20 @@ class RevokeAccess:
         role = resource.roles.get(request.role)
         try:
             self.provider(resource.provider).revoke(
-                request, settings=dict(resource.settings), params=dict(role.params) if role else {})
+                request, settings=dict(resource.settings), params=dict(role.params) if role else {}
+            )
         except ProviderError as exc:
             return self._failed(request, f'{resource.provider}: {exc.user_message}')
         if request.status is not S.ACTIVE:
             # A grant that never finished (worker gone) or failed half-way: cleaned up, and closed.
             self.store.clear_due(request_id)
             if request.status is S.GRANTING:
-                self._transition(request_id, lambda r: transitions.fail(
-                    r, error='the grant did not finish in time; revoked to be safe', now=self.clock.now()))
+                self._transition(
+                    request_id,
+                    lambda r: transitions.fail(
+                        r, error='the grant did not finish in time; revoked to be safe', now=self.clock.now()
+                    ),
+                )
             return 'cleaned up'
         self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now()))
         self.store.reset_revoke_failures(request_id)
@@ -95,7 +99,9 @@ class RevokeAccess:
         failures = self.store.note_revoke_failure(request.id)
         delay = backoff(failures)
         self.store.postpone_revoke(request.id, self.clock.now() + delay)
-        log.error('grant.revoke_failed', request_id=request.id, error=error, failures=failures, retry_in=round(delay, 1))
+        log.error(
+            'grant.revoke_failed', request_id=request.id, error=error, failures=failures, retry_in=round(delay, 1)
+        )
         if failures == ALERT_AFTER_FAILURES:
             event = AuditEvent(event='grant.revoke_failed', actor='jit', request=request.summary(), rule=request.rule,
                                policy_version=request.policy_version, outcome='retrying', error=error)  # fmt: skip

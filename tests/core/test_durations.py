@@ -5,10 +5,21 @@ import pytest
 from bot.core.durations import DurationError, format_duration, parse_duration
 
 
-@pytest.mark.parametrize(('text', 'seconds'), [
-    ('90s', 90), ('15m', 900), ('2h', 7200), ('1d', 86400), ('1h30m', 5400), ('2 hours', 7200),
-    ('30 minutes', 1800), ('1 hour 30 minutes', 5400), ('1H', 3600), (45, 45),
-])
+@pytest.mark.parametrize(
+    ('text', 'seconds'),
+    [
+        ('90s', 90),
+        ('15m', 900),
+        ('2h', 7200),
+        ('1d', 86400),
+        ('1h30m', 5400),
+        ('2 hours', 7200),
+        ('30 minutes', 1800),
+        ('1 hour 30 minutes', 5400),
+        ('1H', 3600),
+        (45, 45),
+    ],
+)
 def test_parses_what_people_write(text, seconds):
     """Every form of product.md's list parses to the same seconds."""
     assert parse_duration(text) == seconds

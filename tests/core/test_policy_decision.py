@@ -23,10 +23,28 @@ CASES = [
     (SAM, 'demo', None, None, '', None, D.AUTO_APPROVED, 'demo-self', 'automatically'),
     (SAM, 'demo', None, 3600, '', None, D.DENIED, 'demo-self', 'at most 20m'),  # first match decides
     (EVE, 'demo', None, 3600, '', None, D.NEEDS_APPROVAL, 'demo-all', ''),  # no requesters: everyone
-    (PIPE, 'deploy-hook', 'deploy', None, '', ('pipeline', {'event': 'pr_merge', 'branch': 'production'}),
-     D.AUTO_APPROVED, 'deploy-main', ''),
-    (PIPE, 'deploy-hook', 'deploy', None, '', ('pipeline', {'event': 'pr_merge', 'branch': 'main'}),
-     D.DENIED, None, 'no rule'),
+    (
+        PIPE,
+        'deploy-hook',
+        'deploy',
+        None,
+        '',
+        ('pipeline', {'event': 'pr_merge', 'branch': 'production'}),
+        D.AUTO_APPROVED,
+        'deploy-main',
+        '',
+    ),
+    (
+        PIPE,
+        'deploy-hook',
+        'deploy',
+        None,
+        '',
+        ('pipeline', {'event': 'pr_merge', 'branch': 'main'}),
+        D.DENIED,
+        None,
+        'no rule',
+    ),
     (PIPE, 'deploy-hook', 'deploy', None, '', None, D.DENIED, None, 'no rule'),  # pipeline rule, slack trigger
 ]
 

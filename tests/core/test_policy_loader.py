@@ -26,30 +26,76 @@ BAD = [
     ('unknown provider', GOOD_HEAD.replace('webhook', 'telnet'), 6, 'unknown provider `telnet`'),
     ('resource without roles', 'resources:\n  db:\n    provider: webhook\n', 2, 'needs `roles`'),
     ('unknown resource key', GOOD_HEAD + '    owner: me\n', 8, 'unknown key `owner`'),
-    ('undefined group in rule', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [group:sec]\n', 10, 'unknown group `sec`'),
-    ('bare unknown group', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [team-lead]\n', 10, 'unknown group `team-lead`'),
-    ('undefined resource', GOOD_HEAD + 'requests:\n  - name: r\n    resources: [db, web]\n    approvers: [leads]\n',
-     10, 'unknown resource `web`'),
-    ('unknown role', GOOD_HEAD + 'requests:\n  - name: r\n    roles: [write]\n    approvers: [leads]\n', 10,
-     'role `write`'),
-    ('bad duration', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    timeout: two hours\n', 11,
-     '`timeout`'),
-    ('unknown rule key', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    aprovals: 2\n', 11,
-     'unknown key `aprovals`'),
-    ('approvals not a number', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    approvals: many\n',
-     11, '`approvals` must be a whole number'),
+    (
+        'undefined group in rule',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [group:sec]\n',
+        10,
+        'unknown group `sec`',
+    ),
+    (
+        'bare unknown group',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [team-lead]\n',
+        10,
+        'unknown group `team-lead`',
+    ),
+    (
+        'undefined resource',
+        GOOD_HEAD + 'requests:\n  - name: r\n    resources: [db, web]\n    approvers: [leads]\n',
+        10,
+        'unknown resource `web`',
+    ),
+    (
+        'unknown role',
+        GOOD_HEAD + 'requests:\n  - name: r\n    roles: [write]\n    approvers: [leads]\n',
+        10,
+        'role `write`',
+    ),
+    (
+        'bad duration',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    timeout: two hours\n',
+        11,
+        '`timeout`',
+    ),
+    (
+        'unknown rule key',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    aprovals: 2\n',
+        11,
+        'unknown key `aprovals`',
+    ),
+    (
+        'approvals not a number',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    approvals: many\n',
+        11,
+        '`approvals` must be a whole number',
+    ),
     ('no approvers', GOOD_HEAD + 'requests:\n  - name: r\n    timeout: 1h\n', 9, 'has no `approvers`'),
     ('bad trigger', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    trigger: cron\n', 11, '`trigger`'),
-    ('bad regex', GOOD_HEAD + "requests:\n  - name: r\n    approvers: [leads]\n    ticket_pattern: '(['\n", 11,
-     'not a valid regular expression'),
-    ('duplicate key', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    approvers: [devops]\n', 11,
-     'defined twice'),
+    (
+        'bad regex',
+        GOOD_HEAD + "requests:\n  - name: r\n    approvers: [leads]\n    ticket_pattern: '(['\n",
+        11,
+        'not a valid regular expression',
+    ),
+    (
+        'duplicate key',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    approvers: [devops]\n',
+        11,
+        'defined twice',
+    ),
     ('group cycle', 'groups:\n  a: [group:b]\n  b: [group:a]\n', 3, 'cycle'),
-    ('bool as string', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    require_reason: yes please\n',
-     11, 'true or false'),
+    (
+        'bool as string',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    require_reason: yes please\n',
+        11,
+        'true or false',
+    ),
     ('rule not a mapping', GOOD_HEAD + 'requests:\n  - just a string\n', 9, 'must be a mapping'),
-    ('duplicate rule name', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n  - name: r\n'
-     '    approvers: [leads]\n', 11, 'already defined'),
+    (
+        'duplicate rule name',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n  - name: r\n    approvers: [leads]\n',
+        11,
+        'already defined',
+    ),
 ]
 
 
@@ -103,11 +149,13 @@ def test_seed_snippet_loads_and_means_what_it_says():
 def test_cli_validate_prints_file_line_and_exits_1(tmp_path):
     """`jit policy validate DIR`: exit 1 with file:line problems; exit 0 on the shipped example."""
     (tmp_path / 'p.yaml').write_text(GOOD_HEAD.replace('webhook', 'ftp'))
-    bad = subprocess.run([sys.executable, '-m', 'bot', 'policy', 'validate', str(tmp_path)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, '-m', 'bot', 'policy', 'validate', str(tmp_path)], capture_output=True, text=True
+    )
     assert bad.returncode == 1
     assert f'{tmp_path}/p.yaml:6: unknown provider `ftp`' in bad.stdout
     assert 'Traceback' not in bad.stderr
-    good = subprocess.run([sys.executable, '-m', 'bot', 'policy', 'validate', 'policies'],
-                          capture_output=True, text=True)
+    good = subprocess.run(
+        [sys.executable, '-m', 'bot', 'policy', 'validate', 'policies'], capture_output=True, text=True
+    )
     assert good.returncode == 0, good.stdout + good.stderr

@@ -11,8 +11,18 @@ S = RequestStatus
 
 
 def make(rule='prod-read', role='read', requester=ALEX, **kw):
-    return AccessRequest(id='r-test', requester=requester, resource='prod-db', role=role, duration=600,
-                         reason='INC-1', rule=rule, policy_version='v', created_at=0.0, **kw)
+    return AccessRequest(
+        id='r-test',
+        requester=requester,
+        resource='prod-db',
+        role=role,
+        duration=600,
+        reason='INC-1',
+        rule=rule,
+        policy_version='v',
+        created_at=0.0,
+        **kw,
+    )
 
 
 def test_one_approval_completes_a_quorum_of_one():
@@ -92,14 +102,17 @@ def test_every_step_refuses_every_other_state(step, allowed):
     calls = {
         'approve': lambda r: t.approve(r, SAM, policy=policy(), rule=policy().rule_named('prod-read'), now=1),
         'deny': lambda r: t.deny(r, SAM, policy=policy(), rule=policy().rule_named('prod-read'), reason=''),
-        'expire': lambda r: t.expire(r, now=1), 'cancel': lambda r: t.cancel(r, ALEX, now=1),
-        'start_grant': lambda r: t.start_grant(r, now=1, deadline=2), 'activate': lambda r: t.activate(r, now=1),
-        'fail': lambda r: t.fail(r, error='x', now=1), 'revoke': lambda r: t.revoke(r, now=1),
+        'expire': lambda r: t.expire(r, now=1),
+        'cancel': lambda r: t.cancel(r, ALEX, now=1),
+        'start_grant': lambda r: t.start_grant(r, now=1, deadline=2),
+        'activate': lambda r: t.activate(r, now=1),
+        'fail': lambda r: t.fail(r, error='x', now=1),
+        'revoke': lambda r: t.revoke(r, now=1),
     }
     for status in S:
         req = make(status=status, expires_at=1.0)
         if status in allowed:
-            new, event = calls[step](req)
+            _new, event = calls[step](req)
             assert event.event
         else:
             with pytest.raises(InvalidTransition):

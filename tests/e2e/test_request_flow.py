@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import hmac
-import json
 import time
 import urllib.parse
 
@@ -32,7 +31,8 @@ def request_id_from(reply_text: str) -> str:
 def approval_copy(slack, user: str, request_id: str):
     """The approval message in ``user``'s DM for ``request_id`` (waits for the notify job)."""
     return slack.workspace.wait_for_message(
-        lambda m: m.channel == slack.workspace.dm_channel_id(user) and request_id in m.content, timeout=15)
+        lambda m: m.channel == slack.workspace.dm_channel_id(user) and request_id in m.content, timeout=15
+    )
 
 
 def file_request(slack, user=ALEX, text='request demo-app read 20s checking the deploy'):
@@ -57,16 +57,26 @@ def test_happy_path_grant_and_revoke_on_time(jit, slack, webhook, store):
     grant = wait_until(lambda: webhook.grants_for(request_id), timeout=15, what='webhook grant')[0]
     approve_to_grant = grant.time - clicked
     assert grant.body['user'] == {'slack_id': ALEX, 'email': 'alex@example.com'}
-    assert (grant.body['resource'], grant.body['role'], grant.body['reason']) == ('demo-app', 'read',
-                                                                                   'checking the deploy')
+    assert (grant.body['resource'], grant.body['role'], grant.body['reason']) == (
+        'demo-app',
+        'read',
+        'checking the deploy',
+    )
     active = wait_until(lambda: (r := store.get(request_id)).status is S.ACTIVE and r, timeout=10, what='active')
     assert active.expires_at == pytest.approx(active.granted_at + 20)
-    slack.workspace.wait_for_message(lambda m: m.channel == slack.workspace.dm_channel_id(ALEX)
-                                     and 'Granted' in m.content and 'Auto-revokes' in m.content, timeout=10)
+    slack.workspace.wait_for_message(
+        lambda m: (
+            m.channel == slack.workspace.dm_channel_id(ALEX) and 'Granted' in m.content and 'Auto-revokes' in m.content
+        ),
+        timeout=10,
+    )
     # Every copy of the approval message lost its buttons and names the approver.
     for user in (SAM, SEC):
-        copy = slack.workspace.wait_for_message(lambda m, u=user: m.channel == slack.workspace.dm_channel_id(u)
-                                                and request_id in m.content and 'Approved by' in m.content)
+        copy = slack.workspace.wait_for_message(
+            lambda m, u=user: (
+                m.channel == slack.workspace.dm_channel_id(u) and request_id in m.content and 'Approved by' in m.content
+            )
+        )
         assert copy.action_ids == []
 
     revoke = wait_until(lambda: webhook.revokes_for(request_id), timeout=40, what='webhook revoke')[0]
@@ -74,15 +84,23 @@ def test_happy_path_grant_and_revoke_on_time(jit, slack, webhook, store):
     assert -0.5 <= lateness <= 5.0, lateness
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='revoked state')
     assert request_id not in webhook.active
-    slack.workspace.wait_for_message(lambda m: m.channel == slack.workspace.dm_channel_id(ALEX)
-                                     and 'Access ended' in m.content, timeout=10)
-    print(f'\nFIGURES ack={reply.elapsed * 1000:.0f}ms approve->grant={approve_to_grant * 1000:.0f}ms '
-          f'revoke lateness={lateness * 1000:.0f}ms')
+    slack.workspace.wait_for_message(
+        lambda m: m.channel == slack.workspace.dm_channel_id(ALEX) and 'Access ended' in m.content, timeout=10
+    )
+    print(
+        f'\nFIGURES ack={reply.elapsed * 1000:.0f}ms approve->grant={approve_to_grant * 1000:.0f}ms '
+        f'revoke lateness={lateness * 1000:.0f}ms'
+    )
 
     # The audit trail: one event per transition, hash-chained, mirrored line by line to the audit channel.
     events = [e for e in store.audit_events() if (e.get('request') or {}).get('id') == request_id]
-    assert [e['event'] for e in events] == ['request.created', 'request.approved', 'grant.started',
-                                            'grant.active', 'grant.revoked']
+    assert [e['event'] for e in events] == [
+        'request.created',
+        'request.approved',
+        'grant.started',
+        'grant.active',
+        'grant.revoked',
+    ]
     assert events[1]['actor'] == SAM and events[1]['policy_version']
     prev = GENESIS_HASH
     for event in store.audit_events():
@@ -102,8 +120,14 @@ def test_deny_with_reason(jit, slack, webhook, store):
     reply = slack.driver.submit_view(SAM, view, {'deny_reason': 'not during the freeze'})
     assert reply.status == 200 and not reply.errors
     assert store.get(request_id).status is S.DENIED
-    slack.workspace.wait_for_message(lambda m: m.channel == slack.workspace.dm_channel_id(ALEX)
-                                     and 'denied' in m.content and 'not during the freeze' in m.content, timeout=10)
+    slack.workspace.wait_for_message(
+        lambda m: (
+            m.channel == slack.workspace.dm_channel_id(ALEX)
+            and 'denied' in m.content
+            and 'not during the freeze' in m.content
+        ),
+        timeout=10,
+    )
     slack.workspace.wait_for_message(lambda m: m.channel == slack.workspace.dm_channel_id(SEC)
                                      and request_id in m.content and 'Denied by' in m.content and not m.action_ids,
                                      timeout=10)  # fmt: skip
@@ -116,12 +140,15 @@ def test_self_approval_and_non_approver_are_refused(jit, slack, webhook, store):
     request_id, _ = file_request(slack, user=SAM)
     copy = approval_copy(slack, SEC, request_id)
     time.sleep(0.5)
-    assert not any(request_id in m.content and m.action_ids for m in slack.workspace.messages(
-        slack.workspace.dm_channel_id(SAM)))
+    assert not any(
+        request_id in m.content and m.action_ids for m in slack.workspace.messages(slack.workspace.dm_channel_id(SAM))
+    )
     for user, words in ((SAM, 'own request'), (EVE, 'not an approver')):
         assert slack.driver.click(user, copy, 'jit.approve', strict=False).status == 200
-        seen = lambda u=user, w=words: any(w in m.text for m in  # noqa: E731
-                                           slack.workspace.ephemerals(u) + slack.workspace.dms_to(u))
+
+        def seen(u=user, w=words):
+            return any(w in m.text for m in slack.workspace.ephemerals(u) + slack.workspace.dms_to(u))
+
         slack.workspace.wait_for(seen, timeout=5)
     assert store.get(request_id).status is S.PENDING
     assert [e['event'] for e in store.audit_events() if e['request']['id'] == request_id] == ['request.created']
@@ -151,8 +178,15 @@ def test_twenty_concurrent_replays_grant_once(jit, slack, webhook, store):
 @pytest.mark.parametrize('case', ['forged', 'stale', 'no-signature', 'bad-timestamp'])
 def test_forged_and_stale_requests_change_nothing(jit, slack, webhook, store, redis_url, case):
     """Wrong signature or a 6-minute-old timestamp: 401; missing/malformed headers: 400. Nothing stored."""
-    form = {'team_id': 'T0JIT', 'user_id': ALEX, 'command': '/jit', 'text': 'request demo-app read 20s forged',
-            'channel_id': 'D0ALEX', 'trigger_id': 't', 'response_url': slack.base_url + 'response/x'}
+    form = {
+        'team_id': 'T0JIT',
+        'user_id': ALEX,
+        'command': '/jit',
+        'text': 'request demo-app read 20s forged',
+        'channel_id': 'D0ALEX',
+        'trigger_id': 't',
+        'response_url': slack.base_url + 'response/x',
+    }
     body = urllib.parse.urlencode(form).encode()
     headers = {'Content-Type': 'application/x-www-form-urlencoded'}
     if case == 'forged':
@@ -170,12 +204,14 @@ def test_forged_and_stale_requests_change_nothing(jit, slack, webhook, store, re
 
 def test_policy_refusals_are_ephemeral_and_store_nothing(jit, slack, store):
     """Unknown resource, too long, no reason, not a requester: HTTP 200, a helpful text, nothing filed."""
-    cases = [(ALEX, 'request nope read 20m x', 'no resource called'),
-             (ALEX, 'request demo-app read 3h x', 'at most 2h'),
-             (ALEX, 'request demo-app read 20m', 'requires a reason'),
-             (EVE, 'request demo-app read 20m x', 'no rule lets you'),
-             ('U0GUEST', 'request demo-app read 20m x', 'Guest accounts'),
-             ('U0OTHER', 'request demo-app read 20m x', 'another workspace')]
+    cases = [
+        (ALEX, 'request nope read 20m x', 'no resource called'),
+        (ALEX, 'request demo-app read 3h x', 'at most 2h'),
+        (ALEX, 'request demo-app read 20m', 'requires a reason'),
+        (EVE, 'request demo-app read 20m x', 'no rule lets you'),
+        ('U0GUEST', 'request demo-app read 20m x', 'Guest accounts'),
+        ('U0OTHER', 'request demo-app read 20m x', 'another workspace'),
+    ]
     for user, text, words in cases:
         reply = slack.driver.slash(user, text)
         assert reply.status == 200 and words in (reply.text or ''), (text, reply.body)
@@ -199,7 +235,6 @@ def test_worker_killed_after_grant_still_revokes(jit, slack, webhook, store):
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='revoked')
     assert len(webhook.grants_for(request_id)) == 1
     print(f'\nFIGURES revoke after restart={(revoke.time - restarted) * 1000:.0f}ms')
-    json.dumps(active.to_dict())
 
 
 def test_reason_with_the_word_payload_is_not_lost(jit, slack, store):
@@ -208,14 +243,25 @@ def test_reason_with_the_word_payload_is_not_lost(jit, slack, store):
     assert store.get(request_id).reason == 'fix the payload parser'
 
 
-@pytest.mark.parametrize('body', [b'{"type": "block_actions", ', b'payload=%7Bnot-json', b'payload=[1,2]',
-                                  b'\xff\xfe\x00garbage', b'payload=%7B%22type%22%3A%22nonsense%22%7D'])
+@pytest.mark.parametrize(
+    'body',
+    [
+        b'{"type": "block_actions", ',
+        b'payload=%7Bnot-json',
+        b'payload=[1,2]',
+        b'\xff\xfe\x00garbage',
+        b'payload=%7B%22type%22%3A%22nonsense%22%7D',
+    ],
+)
 def test_signed_garbage_is_a_4xx_never_a_5xx(jit, slack, store, body):
     """Validly signed bodies that are not what Slack sends: a 4xx (or Bolt's 404 for unknown types), no 5xx."""
     stamp = str(int(time.time()))
     mac = hmac.new(SIGNING_SECRET.encode(), f'v0:{stamp}:'.encode() + body, hashlib.sha256).hexdigest()
-    headers = {'Content-Type': 'application/x-www-form-urlencoded', 'X-Slack-Request-Timestamp': stamp,
-               'X-Slack-Signature': f'v0={mac}'}
+    headers = {
+        'Content-Type': 'application/x-www-form-urlencoded',
+        'X-Slack-Request-Timestamp': stamp,
+        'X-Slack-Signature': f'v0={mac}',
+    }
     reply = slack.driver.post_raw(body, headers)
     assert 400 <= reply.status < 500, (reply.status, reply.body)
     assert store.r.keys('jit:req:*') == []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.processes import free_port, wait_until
+from tests.support.processes import free_port, stop_process_group, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 REDIS_URL = 'redis://127.0.0.1:6379/14'
@@ -71,13 +70,7 @@ def _sandbox(tmp_path) -> Iterator[str]:
                 break
         yield line.split('open ', 1)[1].split()[0]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process_group(proc, timeout=20)
         print(''.join(output))
         for log in sorted((tmp_path / 'jit' / 'logs').glob('*.log')):
             print(f'--- {log.name}\n{log.read_text(errors="replace")[-4000:]}')

@@ -25,6 +25,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM the process and its children (started with ``start_new_session``), SIGKILL if they linger."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
 def wait_until(check, timeout: float = 10.0, interval: float = 0.05, what: str = 'condition'):
     """Poll ``check`` until it returns something truthy; fail the test with ``what`` otherwise."""
     deadline = time.monotonic() + timeout
@@ -56,8 +68,13 @@ class JitProcesses:
         self._n += 1
         log = open(self.logs / f'{command}-{self._n}.log', 'wb')  # noqa: SIM115 - kept open for the process
         # Own session: a kill reaches the worker and the scheduler process it forks.
-        return subprocess.Popen([sys.executable, '-m', 'bot', command], env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, '-m', 'bot', command],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def start_web(self) -> None:
         self.web = self._spawn('serve')
@@ -73,28 +90,23 @@ class JitProcesses:
         wait_until(healthy, timeout=20, what='jit serve /healthz')
 
     def start_worker(self) -> None:
-        self.worker = self._spawn('worker')
+        """Start a worker and wait until RQ lists it (a new registration, not a dead worker's leftover)."""
         client = redis.Redis.from_url(self.env['REDIS_URL'])
-        wait_until(lambda: any(k.startswith(b'rq:worker:') for k in client.keys('rq:worker:*')),
-                   timeout=20, what='jit worker to register')  # fmt: skip
+        before = set(client.smembers('rq:workers'))
+        self.worker = self._spawn('worker')
+        wait_until(lambda: set(client.smembers('rq:workers')) - before, timeout=20, what='jit worker to register')
 
     def kill_worker(self) -> None:
         """SIGKILL: no clean shutdown, no chance to finish or hand over anything."""
         if self.worker and self.worker.poll() is None:
             os.killpg(self.worker.pid, signal.SIGKILL)
             self.worker.wait(10)
-        redis.Redis.from_url(self.env['REDIS_URL']).delete(*(
-            redis.Redis.from_url(self.env['REDIS_URL']).keys('rq:worker:*') or [b'none']))
 
     def stop(self) -> None:
         for proc in (self.web, self.worker):
-            if proc and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
+            if proc:
+                stop_process_group(proc)
 
     def dump_logs(self) -> str:
-        return '\n'.join(f'--- {p.name}\n{p.read_text(errors="replace")[-6000:]}' for p in sorted(self.logs.glob('*.log')))
+        logs = sorted(self.logs.glob('*.log'))
+        return '\n'.join(f'--- {p.name}\n{p.read_text(errors="replace")[-6000:]}' for p in logs)

@@ -38,7 +38,7 @@ class WebhookProvider:
 
     def grant(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         # The grant has not started yet: the endpoint learns when it will end at the latest.
-        answer = self._call('grant', request, settings, expires_at=request.expires_at or _grant_horizon(request))
+        answer = self._call('grant', request, settings, expires_at=request.expires_at or request.grant_deadline)
         details = answer.get('details') if isinstance(answer, dict) else None
         return details if isinstance(details, dict) else {}
 
@@ -75,8 +75,3 @@ class WebhookProvider:
         except ValueError:
             return None
 
-
-def _grant_horizon(request: AccessRequest) -> float | None:
-    if request.grant_deadline:
-        return request.grant_deadline
-    return None

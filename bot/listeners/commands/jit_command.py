@@ -34,8 +34,14 @@ async def handle_jit_command(ack: AsyncAck, command: dict[str, Any], context: As
         else:  # list
             mine = await asyncio.to_thread(deps.store.for_user, who.slack_id)
             pending = await asyncio.to_thread(deps.store.pending)
-            waiting = [r for r in pending if r.status is RequestStatus.PENDING and not who.same_as(r.requester)
-                       and (rule := policy.rule_named(r.rule)) and who.ids() & policy.step_approvers(rule, r.step)]
+            waiting = [
+                r
+                for r in pending
+                if r.status is RequestStatus.PENDING
+                and not who.same_as(r.requester)
+                and (rule := policy.rule_named(r.rule))
+                and who.ids() & policy.step_approvers(rule, r.step)
+            ]
             await ack(list_answer(mine, waiting, deps.clock.now()))
     except PolicyDenied as exc:
         await ack(denial_answer(exc.user_message, exc.decision))
