@@ -91,7 +91,7 @@ class RuleParser:
             auto_approve=bool(raw.get('auto_approve', False)), break_glass=bool(raw.get('break_glass', False)),
             self_extend=self.duration('self_extend'), revoke_on_idle=idle_value,
             require_deny_reason=bool(raw.get('require_deny_reason', False)),
-            source=Source(self.doc.file, self.doc.line(self.path)),
+            source=Source(self.doc.file, *self.doc.pos(self.path)),
         )  # fmt: skip
 
     def names(self, key: str, known: Mapping[str, Any] | None, what: str) -> frozenset[str] | None:

@@ -1,8 +1,8 @@
-"""YAML to plain Python, remembering the line of every key and value.
+"""YAML to plain Python, remembering the line and column of every key and value.
 
 PyYAML's composer gives nodes with marks; this walks them once and records, for each path
 (``('requests', 0, 'timeout')``), where its key and its value were written, so validation
-errors can say ``file:line``. Duplicate keys, which PyYAML silently lets win, are reported.
+errors can say ``file:line:column``. Duplicate keys, which PyYAML silently lets win, are reported.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 Path = tuple[Any, ...]
+Pos = tuple[int, int]  # 1-based line and column
 
 
 @dataclass
@@ -21,25 +22,28 @@ class MarkedDocument:
 
     file: str
     data: Any
-    key_lines: dict[Path, int] = field(default_factory=dict)
-    value_lines: dict[Path, int] = field(default_factory=dict)
+    key_pos: dict[Path, Pos] = field(default_factory=dict)
+    value_pos: dict[Path, Pos] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
-    def line(self, path: Path) -> int:
-        """The line of the key at ``path`` (or of its value, or of the nearest parent)."""
+    def pos(self, path: Path, *, value: bool = False) -> Pos:
+        """Where the key at ``path`` was written (its value with ``value=True``), else the nearest parent."""
+        if value and path in self.value_pos:
+            return self.value_pos[path]
         while path:
-            if path in self.key_lines:
-                return self.key_lines[path]
-            if path in self.value_lines:
-                return self.value_lines[path]
+            if path in self.key_pos:
+                return self.key_pos[path]
+            if path in self.value_pos:
+                return self.value_pos[path]
             path = path[:-1]
-        return self.value_lines.get((), 1)
+        return self.value_pos.get((), (1, 1))
 
-    def value_line(self, path: Path) -> int:
-        return self.value_lines.get(path) or self.line(path)
+    def line(self, path: Path) -> int:
+        return self.pos(path)[0]
 
     def where(self, path: Path, *, value: bool = False) -> str:
-        return f'{self.file}:{self.value_line(path) if value else self.line(path)}'
+        line, column = self.pos(path, value=value)
+        return f'{self.file}:{line}:{column}'
 
 
 def load_marked(file: str, text: str) -> MarkedDocument:
@@ -49,11 +53,11 @@ def load_marked(file: str, text: str) -> MarkedDocument:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
+        where = f'{mark.line + 1}:{mark.column + 1}' if mark else '1:1'
         what = exc.problem or str(exc)
-        return MarkedDocument(file, None, problems=[f'{file}:{line}: YAML syntax error: {what}'])
+        return MarkedDocument(file, None, problems=[f'{file}:{where}: YAML syntax error: {what}'])
     except yaml.YAMLError as exc:
-        return MarkedDocument(file, None, problems=[f'{file}:1: YAML error: {exc}'])
+        return MarkedDocument(file, None, problems=[f'{file}:1:1: YAML error: {exc}'])
     finally:
         loader.dispose()
     doc = MarkedDocument(file, None)
@@ -64,27 +68,37 @@ def load_marked(file: str, text: str) -> MarkedDocument:
         doc.data = _walk(node, (), doc, constructor)
     except yaml.YAMLError as exc:
         mark = getattr(exc, 'problem_mark', None)
-        doc.problems.append(f'{file}:{mark.line + 1 if mark else 1}: {getattr(exc, "problem", exc)}')
+        where = f'{mark.line + 1}:{mark.column + 1}' if mark else '1:1'
+        doc.problems.append(f'{file}:{where}: {getattr(exc, "problem", exc)}')
     return doc
 
 
 def _walk(node: yaml.Node, path: Path, doc: MarkedDocument, constructor: yaml.SafeLoader) -> Any:
-    doc.value_lines[path] = node.start_mark.line + 1
+    doc.value_pos[path] = _pos(node)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _walk(key_node, (*path, '<key>'), doc, constructor)
             if not isinstance(key, str | int | float | bool) or key is None:
-                doc.problems.append(f'{doc.file}:{key_node.start_mark.line + 1}: a key must be a plain name')
+                doc.problems.append(f'{doc.file}:{_where(key_node)}: a key must be a plain name')
                 continue
             if key in out:
-                first = doc.key_lines.get((*path, key))
+                first = doc.key_pos.get((*path, key), (0, 0))[0]
                 doc.problems.append(
-                    f'{doc.file}:{key_node.start_mark.line + 1}: `{key}` is defined twice (first at line {first})'
+                    f'{doc.file}:{_where(key_node)}: `{key}` is defined twice (first at line {first})'
                 )
-            doc.key_lines[(*path, key)] = key_node.start_mark.line + 1
+            doc.key_pos[(*path, key)] = _pos(key_node)
             out[key] = _walk(value_node, (*path, key), doc, constructor)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*path, i), doc, constructor) for i, item in enumerate(node.value)]
     return constructor.construct_object(node, deep=True)
+
+
+def _pos(node: yaml.Node) -> Pos:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _where(node: yaml.Node) -> str:
+    line, column = _pos(node)
+    return f'{line}:{column}'

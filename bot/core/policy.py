@@ -21,13 +21,14 @@ from bot.core.model import Principal
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where something was written: the policy file and the 1-based line."""
+    """Where something was written: the policy file, the 1-based line and column."""
 
     file: str
     line: int
+    column: int = 1
 
     def __str__(self) -> str:
-        return f'{self.file}:{self.line}'
+        return f'{self.file}:{self.line}:{self.column}'
 
 
 @dataclass(frozen=True, slots=True)

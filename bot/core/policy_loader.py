@@ -144,7 +144,7 @@ class _Builder:
             settings = {}
         roles = self.parse_roles(doc, path, spec.get('roles'))
         self.resources[name] = Resource(name, str(provider), roles, settings, str(spec.get('description') or ''),
-                                        Source(doc.file, doc.line(path)))  # fmt: skip
+                                        Source(doc.file, *doc.pos(path)))  # fmt: skip
 
     def parse_roles(self, doc: MarkedDocument, path: tuple[Any, ...], raw: Any) -> dict[str, Role]:
         if isinstance(raw, list) and raw and all(isinstance(r, str) for r in raw):

@@ -20,93 +20,98 @@ resources:
 """
 
 BAD = [
-    # (name, YAML after GOOD_HEAD or whole file, expected line, words)
-    ('yaml syntax', 'groups: [a, b\nresources: {}\n', 2, 'YAML syntax error'),
-    ('unknown top key', GOOD_HEAD + 'rulez: []\n', 8, 'unknown key `rulez`'),
-    ('unknown provider', GOOD_HEAD.replace('webhook', 'telnet'), 6, 'unknown provider `telnet`'),
-    ('resource without roles', 'resources:\n  db:\n    provider: webhook\n', 2, 'needs `roles`'),
-    ('unknown resource key', GOOD_HEAD + '    owner: me\n', 8, 'unknown key `owner`'),
+    # (name, YAML after GOOD_HEAD or whole file, expected line:column, words)
+    ('yaml syntax', 'groups: [a, b\nresources: {}\n', '2:10', 'YAML syntax error'),
+    ('unknown top key', GOOD_HEAD + 'rulez: []\n', '8:1', 'unknown key `rulez`'),
+    ('unknown provider', GOOD_HEAD.replace('webhook', 'telnet'), '6:5', 'unknown provider `telnet`'),
+    ('resource without roles', 'resources:\n  db:\n    provider: webhook\n', '2:3', 'needs `roles`'),
+    ('unknown resource key', GOOD_HEAD + '    owner: me\n', '8:5', 'unknown key `owner`'),
     (
         'undefined group in rule',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [group:sec]\n',
-        10,
+        '10:17',
         'unknown group `sec`',
     ),
     (
         'bare unknown group',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [team-lead]\n',
-        10,
+        '10:17',
         'unknown group `team-lead`',
     ),
     (
         'undefined resource',
         GOOD_HEAD + 'requests:\n  - name: r\n    resources: [db, web]\n    approvers: [leads]\n',
-        10,
+        '10:21',
         'unknown resource `web`',
     ),
     (
         'unknown role',
         GOOD_HEAD + 'requests:\n  - name: r\n    roles: [write]\n    approvers: [leads]\n',
-        10,
+        '10:5',
         'role `write`',
     ),
     (
         'bad duration',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    timeout: two hours\n',
-        11,
+        '11:5',
         '`timeout`',
     ),
     (
         'unknown rule key',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    aprovals: 2\n',
-        11,
+        '11:5',
         'unknown key `aprovals`',
     ),
     (
         'approvals not a number',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    approvals: many\n',
-        11,
+        '11:5',
         '`approvals` must be a whole number',
     ),
-    ('no approvers', GOOD_HEAD + 'requests:\n  - name: r\n    timeout: 1h\n', 9, 'has no `approvers`'),
-    ('bad trigger', GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    trigger: cron\n', 11, '`trigger`'),
+    ('no approvers', GOOD_HEAD + 'requests:\n  - name: r\n    timeout: 1h\n', '9:5', 'has no `approvers`'),
+    (
+        'bad trigger',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    trigger: cron\n',
+        '11:5',
+        '`trigger`',
+    ),
     (
         'bad regex',
-        GOOD_HEAD + "requests:\n  - name: r\n    approvers: [leads]\n    ticket_pattern: '(['\n",
-        11,
+        "groups:\n  devops: [alex@example.com]\n  leads: [sam@example.com]\nresources:\n  db:\n    provider: webhook\n    roles: [read]\nrequests:\n  - name: r\n    approvers: [leads]\n    ticket_pattern: '(['\n",
+        '11:5',
         'not a valid regular expression',
     ),
     (
         'duplicate key',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    approvers: [devops]\n',
-        11,
+        '11:5',
         'defined twice',
     ),
-    ('group cycle', 'groups:\n  a: [group:b]\n  b: [group:a]\n', 3, 'cycle'),
+    ('group cycle', 'groups:\n  a: [group:b]\n  b: [group:a]\n', '3:7', 'cycle'),
     (
         'bool as string',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    require_reason: yes please\n',
-        11,
+        '11:5',
         'true or false',
     ),
-    ('rule not a mapping', GOOD_HEAD + 'requests:\n  - just a string\n', 9, 'must be a mapping'),
+    ('rule not a mapping', GOOD_HEAD + 'requests:\n  - just a string\n', '9:5', 'must be a mapping'),
     (
         'duplicate rule name',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n  - name: r\n    approvers: [leads]\n',
-        11,
+        '11:5',
         'already defined',
     ),
 ]
 
 
-@pytest.mark.parametrize(('name', 'text', 'line', 'words'), BAD, ids=[b[0] for b in BAD])
-def test_bad_policy_names_file_and_line(name, text, line, words):
-    """Each kind of mistake gives exactly one problem, at the line of the offending key or value."""
+@pytest.mark.parametrize(('name', 'text', 'where', 'words'), BAD, ids=[b[0] for b in BAD])
+def test_bad_policy_names_file_line_and_column(name, text, where, words):
+    """Each kind of mistake gives exactly one problem, at the line and column of the offending key or value."""
     with pytest.raises(PolicyConfigError) as info:
         build_policy({'policies/p.yaml': text})
     assert len(info.value.problems) == 1, info.value.problems
     problem = info.value.problems[0]
-    assert problem.startswith(f'policies/p.yaml:{line}: '), problem
+    assert problem.startswith(f'policies/p.yaml:{where}: '), problem
     assert words in problem, problem
 
 
@@ -114,7 +119,7 @@ def test_name_defined_twice_across_files_names_both_places():
     """Several files merge; the same group in two of them is an error pointing at both."""
     with pytest.raises(PolicyConfigError) as info:
         build_policy({'a.yaml': 'groups:\n  ops: [a@x.com]\n', 'b.yaml': '\ngroups:\n  ops: [b@x.com]\n'})
-    assert info.value.problems == ['b.yaml:3: group `ops` is already defined at a.yaml:2']
+    assert info.value.problems == ['b.yaml:3:3: group `ops` is already defined at a.yaml:2:3']
 
 
 def test_all_problems_at_once():
@@ -153,7 +158,7 @@ def test_cli_validate_prints_file_line_and_exits_1(tmp_path):
         [sys.executable, '-m', 'bot', 'policy', 'validate', str(tmp_path)], capture_output=True, text=True
     )
     assert bad.returncode == 1
-    assert f'{tmp_path}/p.yaml:6: unknown provider `ftp`' in bad.stdout
+    assert f'{tmp_path}/p.yaml:6:5: unknown provider `ftp`' in bad.stdout
     assert 'Traceback' not in bad.stderr
     good = subprocess.run(
         [sys.executable, '-m', 'bot', 'policy', 'validate', 'policies'], capture_output=True, text=True
