@@ -7,6 +7,7 @@ process at start with one message that names every problem.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -15,6 +16,9 @@ from collections.abc import Sequence
 from bot.core.errors import ConfigError, PolicyConfigError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
+POLICY_TOOLS = {
+    'validate': 'check a policy directory: exit 0 when it loads (warnings too, unless --strict)',
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,12 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     sub.add_parser('serve', help='HTTP server: Slack events, health checks (PORT, default 3000)')
     sub.add_parser('worker', help='RQ worker with its scheduler and the sweeper: grants, revokes, notifications')
-    policy = sub.add_parser('policy', help='check policies').add_subparsers(dest='policy_command', required=True)
-    validate = policy.add_parser('validate', help='check a policy directory: exit 0 when it loads')
-    validate.add_argument('directory', nargs='?', help='default: $JIT_POLICY_DIR or policies/')
-    sandbox = sub.add_parser('sandbox', help='all of jit on this machine, with a local Slack page in the browser')
-    sandbox.add_argument('--port', type=int, default=4040, help='where the page listens (default 4040)')
-    sandbox.add_argument('--data-dir', default='.jit', help='embedded Redis data and logs (default .jit)')
+    policy = sub.add_parser('policy', help='check, test, explain and compare policies')
+    tools = policy.add_subparsers(dest='policy_command', required=True, metavar='TOOL')
+    for name, summary in POLICY_TOOLS.items():
+        tool = tools.add_parser(name, help=summary, description=summary)
+        importlib.import_module(f'bot.policy_tools.{name}').add_arguments(tool)
     return parser
 
 
@@ -35,7 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == 'policy':
-            return policy_validate(args.directory or os.environ.get('JIT_POLICY_DIR') or 'policies')
+            if getattr(args, 'directory', None) is None:
+                args.directory = os.environ.get('JIT_POLICY_DIR') or 'policies'
+            return int(importlib.import_module(f'bot.policy_tools.{args.policy_command}').run(args))
         if args.command == 'sandbox':
             from bot.sandbox.run import run_sandbox
 
@@ -52,22 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolicyConfigError as exc:
         print('jit: the policy does not load:\n' + '\n'.join(exc.problems), file=sys.stderr)
         return EXIT_CONFIG
-
-
-def policy_validate(directory: str) -> int:
-    from bot.core.policy_loader import load_policy
-    from workers.providers.registry import provider_names
-
-    try:
-        policy = load_policy(directory, providers=provider_names())
-    except PolicyConfigError as exc:
-        for problem in exc.problems:
-            print(problem)
-        print(f'{len(exc.problems)} problem(s)', file=sys.stderr)
-        return EXIT_PROBLEMS
-    print(f'ok: {len(policy.files)} file(s), {len(policy.resources)} resource(s), {len(policy.rules)} rule(s), '
-          f'version {policy.version}')  # fmt: skip
-    return EXIT_OK
 
 
 def serve(settings: object) -> int:
