@@ -16,8 +16,11 @@ from collections.abc import Sequence
 from bot.core.errors import ConfigError, PolicyConfigError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
+#: ``jit policy NAME``: the module under ``bot.policy_tools`` and the help line.
 POLICY_TOOLS = {
-    'validate': 'check a policy directory: exit 0 when it loads (warnings too, unless --strict)',
+    'validate': ('validate', 'check a policy directory: exit 0 when it loads (warnings too, unless --strict)'),
+    'test': ('expect', 'run the expectation cases in DIR/tests/*.yaml: N passed, M failed'),
+    'explain': ('explain', 'say which rule decides USER asking for RESOURCE ROLE, and why'),
 }
 
 
@@ -28,9 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser('worker', help='RQ worker with its scheduler and the sweeper: grants, revokes, notifications')
     policy = sub.add_parser('policy', help='check, test, explain and compare policies')
     tools = policy.add_subparsers(dest='policy_command', required=True, metavar='TOOL')
-    for name, summary in POLICY_TOOLS.items():
+    for name, (module, summary) in POLICY_TOOLS.items():
         tool = tools.add_parser(name, help=summary, description=summary)
-        importlib.import_module(f'bot.policy_tools.{name}').add_arguments(tool)
+        importlib.import_module(f'bot.policy_tools.{module}').add_arguments(tool)
     return parser
 
 
@@ -40,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == 'policy':
             if getattr(args, 'directory', None) is None:
                 args.directory = os.environ.get('JIT_POLICY_DIR') or 'policies'
-            return int(importlib.import_module(f'bot.policy_tools.{args.policy_command}').run(args))
+            module = POLICY_TOOLS[args.policy_command][0]
+            return int(importlib.import_module(f'bot.policy_tools.{module}').run(args))
         if args.command == 'sandbox':
             from bot.sandbox.run import run_sandbox
 
