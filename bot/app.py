@@ -7,9 +7,10 @@ a 400, so nothing a client sends yields a 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -123,6 +124,19 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
         body = {'ok': not problems, 'policy_version': policy.version, 'problems': problems}
         return web.json_response(body, status=200 if not problems else 503)
 
+    async def watch_policy(_app: web.Application) -> AsyncIterator[None]:
+        # The policy source checks the files when asked; asking every few seconds makes a change
+        # (and its audit event) visible even when nobody uses jit at that moment.
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(deps.policy.check_every)
+                await asyncio.to_thread(deps.policy)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+
+    web_app.cleanup_ctx.append(watch_policy)
     web_app.router.add_post('/slack/events', slack_events)
     web_app.router.add_get('/healthz', healthz)
     web_app.router.add_get('/readyz', readyz)

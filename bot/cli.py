@@ -1,4 +1,4 @@
-"""The ``jit`` command: ``serve``, ``worker``, ``policy validate``.
+"""The ``jit`` command: ``serve``, ``worker``, ``sandbox``, ``policy validate|test|explain|diff``.
 
 Settings are read here, once, and everything is wired here; a bad setting or policy stops the
 process at start with one message that names every problem.
@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     sub.add_parser('serve', help='HTTP server: Slack events, health checks (PORT, default 3000)')
     sub.add_parser('worker', help='RQ worker with its scheduler and the sweeper: grants, revokes, notifications')
+    sandbox = sub.add_parser('sandbox', help='all of jit on this machine, with a local Slack page in the browser')
+    sandbox.add_argument('--port', type=int, default=4040, help='where the page listens (default 4040)')
+    sandbox.add_argument('--data-dir', default='.jit', help='embedded Redis data and logs (default .jit)')
     policy = sub.add_parser('policy', help='check, test, explain and compare policies')
     tools = policy.add_subparsers(dest='policy_command', required=True, metavar='TOOL')
     for name, (module, summary) in POLICY_TOOLS.items():
@@ -72,7 +75,7 @@ def serve(settings: object) -> int:
     from workers.providers.registry import provider_names
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
-    deps = build_deps(settings, providers=provider_names())  # type: ignore[arg-type]
+    deps = build_deps(settings, providers=provider_names(), record_policy=True)  # type: ignore[arg-type]
     signal.signal(signal.SIGHUP, lambda *_: deps.policy.reload())
     web.run_app(create_web_app(deps), host=os.environ.get('JIT_HOST', '0.0.0.0'), port=deps.settings.port,
                 print=None, access_log=None)  # fmt: skip

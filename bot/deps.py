@@ -17,6 +17,7 @@ from bot.adapters.rq_queue import RQJobQueue
 from bot.adapters.slack_directory import SlackDirectory
 from bot.settings import Settings
 from bot.usecases.decide_request import ApproveRequest, DenyRequest
+from bot.usecases.record_policy import RecordPolicyChange
 from bot.usecases.submit_request import SubmitRequest
 
 
@@ -52,13 +53,21 @@ def connect_redis(url: str) -> redis.Redis:
                                 socket_connect_timeout=5, retry_on_timeout=True)  # fmt: skip
 
 
-def build_deps(settings: Settings, *, providers: frozenset[str]) -> Deps:
-    """Wire the adapters and use cases; loads the policy (raising PolicyConfigError when it is bad)."""
+def build_deps(settings: Settings, *, providers: frozenset[str], record_policy: bool = False) -> Deps:
+    """Wire the adapters and use cases; loads the policy (raising PolicyConfigError when it is bad).
+
+    Args:
+        record_policy: write ``policy.loaded`` audit events for the policy in force and each change
+            (the web process does; every process would only add leases that say "already done").
+    """
     conn = connect_redis(settings.redis_url)
     clock = SystemClock()
     store = RedisStore(conn, clock=clock, prefix=settings.redis_prefix)
     queue = RQJobQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5))
     policy = PolicySource(settings.policy_dir, providers=providers)
+    if record_policy:
+        policy.observer = RecordPolicyChange(store=store, queue=queue)
+        policy.announce()
     return Deps(
         settings=settings, redis=conn, store=store, queue=queue, policy=policy, clock=clock,
         submit=SubmitRequest(store=store, queue=queue, policy=policy, clock=clock),

@@ -3,15 +3,20 @@
 Calling the source returns the current :class:`~bot.core.policy.Policy`. At most every
 ``check_every`` seconds it compares the files' modification times; when they changed it loads
 again, and a bad new policy is logged (with every ``file:line`` problem) while the previous
-one stays in force. ``reload()`` forces a load (SIGHUP).
+one stays in force. ``reload()`` forces a load (SIGHUP). An observer hears of both, so the
+change reaches the audit trail and the audit channel; the git commit of the directory, when it is
+in git, is recorded beside the content hash.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -22,21 +27,46 @@ from bot.core.policy_loader import build_policy, read_policy_dir
 log = structlog.get_logger(__name__)
 
 
+class PolicyObserver(Protocol):
+    def loaded(self, policy: Policy) -> None: ...
+
+    def rejected(self, problems: list[str], kept: Policy) -> None: ...
+
+
+def git_commit(directory: Path) -> str | None:
+    """The commit checked out in ``directory``'s repository, or None (not in git, or no git)."""
+    try:
+        out = subprocess.run(['git', '-C', str(directory), 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                             timeout=5, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 class PolicySource:
     """Loads the policy directory once at start (failing loudly) and keeps it fresh after."""
 
     def __init__(
         self, directory: str | Path, *, providers: Collection[str], check_every: float = 2.0,
-        on_change: Callable[[Policy], None] | None = None,
+        observer: PolicyObserver | None = None,
     ) -> None:  # fmt: skip
         self.directory = Path(directory)
         self.providers = providers
         self.check_every = check_every
-        self.on_change = on_change
+        self.observer = observer
         self._lock = threading.Lock()
         self._checked = time.monotonic()
         self._stamp = self._fingerprint()
-        self._policy = build_policy(read_policy_dir(self.directory), providers=providers)
+        self._policy = self._read()
+
+    def _read(self) -> Policy:
+        policy = build_policy(read_policy_dir(self.directory), providers=self.providers)
+        return dataclasses.replace(policy, commit=git_commit(self.directory))
+
+    def announce(self) -> None:
+        """Tell the observer which policy is in force (at start)."""
+        if self.observer:
+            self.observer.loaded(self._policy)
 
     def __call__(self) -> Policy:
         if time.monotonic() - self._checked >= self.check_every:
@@ -56,16 +86,18 @@ class PolicySource:
 
     def _load(self) -> bool:
         try:
-            policy = build_policy(read_policy_dir(self.directory), providers=self.providers)
+            policy = self._read()
         except PolicyConfigError as exc:
             log.error('policy.rejected', problems=exc.problems, kept_version=self._policy.version)
+            if self.observer:
+                self.observer.rejected(exc.problems, self._policy)
             return False
         changed = policy.version != self._policy.version
         self._policy = policy
         if changed:
             log.info('policy.loaded', version=policy.version, rules=len(policy.rules))
-            if self.on_change:
-                self.on_change(policy)
+            if self.observer:
+                self.observer.loaded(policy)
         return True
 
     def _fingerprint(self) -> tuple[tuple[str, float, int], ...]:

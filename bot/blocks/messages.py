@@ -144,6 +144,9 @@ def audit_line(record: dict[str, Any]) -> str:
         if req.get('reason'):
             parts.append(f"reason: {req['reason']}")
         parts.append(f"request `{req.get('id')}`")
+    if not req and record.get('policy_version'):
+        commit = (record.get('detail') or {}).get('commit')
+        parts.append(f"policy `{record['policy_version']}`" + (f' (commit {commit[:12]})' if commit else ''))
     if record.get('rule'):
         parts.append(f"rule `{record['rule']}`")
     if record.get('outcome'):

@@ -98,6 +98,8 @@ class Policy:
     rules: tuple[Rule, ...]
     version: str = ''
     files: tuple[str, ...] = ()
+    #: The git commit of the policy directory, when it is in git (set by whoever read the files).
+    commit: str | None = None
     # Caches filled on first use (a policy never changes once built): resolved reference lists,
     # the rules that can cover each resource, and what a principal may request.
     _refs: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)

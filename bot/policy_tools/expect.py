@@ -36,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
         print(f'FAILED {result.where}: {result.title}: {result.failure}')
     if not files:
         print(f'no expectation files in {tests}')
-    print(f'{len(results) - len(failed)} passed, {len(failed)} failed' + (f', {len(problems)} errors' if problems else ''))
+    errors = f', {len(problems)} errors' if problems else ''
+    print(f'{len(results) - len(failed)} passed, {len(failed)} failed{errors}')
     return 1 if failed or problems else 0

@@ -52,7 +52,8 @@ def test_matching_cases_pass():
      'expected auto_approved, got needs_approval'),
     ('- as: alex@example.com\n  request: prod-db read 30m INC-1\n  expect: needs_approval\n  rule: prod-write\n',
      'expected rule `prod-write`, got `prod-read`'),
-    ('- as: alex@example.com\n  request: prod-db read 30m INC-1\n  expect: needs_approval\n  approvers: [group:leads]\n',
+    ('- as: alex@example.com\n  request: prod-db read 30m INC-1\n  expect: needs_approval\n'
+     '  approvers: [group:leads]\n',
      'approvers differ: also U0SEC, sec@example.com; missing nobody'),
     ('- as: alex@example.com\n  request: prod-db read 30m INC-1\n  expect: needs_approval\n  approvals: 2\n',
      'expected 2 approval(s), the rule needs 1'),

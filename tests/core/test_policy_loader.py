@@ -77,7 +77,7 @@ BAD = [
     ),
     (
         'bad regex',
-        "groups:\n  devops: [alex@example.com]\n  leads: [sam@example.com]\nresources:\n  db:\n    provider: webhook\n    roles: [read]\nrequests:\n  - name: r\n    approvers: [leads]\n    ticket_pattern: '(['\n",
+        GOOD_HEAD + "requests:\n  - name: r\n    approvers: [leads]\n    ticket_pattern: '(['\n",
         '11:5',
         'not a valid regular expression',
     ),

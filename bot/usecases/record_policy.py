@@ -1,0 +1,44 @@
+"""A policy change, into the audit trail: ``policy.loaded`` when a new version takes effect, and
+the same event with outcome ``rejected`` (and every problem) when a bad one was refused.
+
+Every process that reads policies notices a change; a lease per version and outcome makes the
+first one record it and the others stay quiet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from bot.core.model import AuditEvent
+from bot.core.policy import Policy
+from bot.core.ports import JobQueue, RequestStore
+
+#: How long the "already recorded" mark of a version lives; a day covers any rolling restart.
+RECORDED_FOR = 86400.0
+
+
+class RecordPolicyChange:
+    """The :class:`~bot.adapters.policy_source.PolicyObserver` that writes audit events."""
+
+    def __init__(self, *, store: RequestStore, queue: JobQueue) -> None:
+        self.store, self.queue = store, queue
+
+    def loaded(self, policy: Policy) -> None:
+        if not self.store.lease(f'policy:loaded:{policy.version}', RECORDED_FOR):
+            return
+        detail = {'files': list(policy.files), 'rules': len(policy.rules), 'resources': len(policy.resources)}
+        if policy.commit:
+            detail['commit'] = policy.commit
+        self._record(AuditEvent(event='policy.loaded', actor='jit', policy_version=policy.version, outcome='loaded',
+                                detail=detail))  # fmt: skip
+
+    def rejected(self, problems: list[str], kept: Policy) -> None:
+        digest = hashlib.sha256('\n'.join(problems).encode()).hexdigest()[:16]
+        if not self.store.lease(f'policy:rejected:{digest}', RECORDED_FOR):
+            return
+        error = '; '.join(problems[:20]) + (f' (and {len(problems) - 20} more)' if len(problems) > 20 else '')
+        self._record(AuditEvent(event='policy.loaded', actor='jit', policy_version=kept.version, outcome='rejected',
+                                error=error, detail={'kept_version': kept.version}))  # fmt: skip
+
+    def _record(self, event: AuditEvent) -> None:
+        self.queue.enqueue_notify(self.store.record(event))
