@@ -14,9 +14,8 @@ def filed_answer(request: AccessRequest, policy: Policy) -> str:
     rule = policy.rule_named(request.rule)
     if request.status is S.APPROVED:
         return f':white_check_mark: `{request.id}`: {what(request)} was approved by policy; granting now.'
-    who = ' then '.join(', '.join(step.approvers) for step in rule.steps) if rule else 'the approvers'
-    return (f':inbox_tray: Filed `{request.id}`: {what(request)}. '
-            f'Waiting for {who} ({progress(request, rule)} approvals). I will DM you.')  # fmt: skip
+    return (f':inbox_tray: Filed `{request.id}`: {what(request)}. {request.decision[:1].upper()}{request.decision[1:]} '
+            f'({progress(request, rule)} so far). I will DM you.')  # fmt: skip
 
 
 def denial_answer(message: str, decision: Decision | None) -> str:

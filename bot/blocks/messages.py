@@ -71,6 +71,8 @@ def build_approval_message(request: AccessRequest, rule: Rule | None) -> tuple[s
     lines = [text, f'*Reason:* {request.reason or "_none given_"}']
     if request.ticket:
         lines.append(f'*Ticket:* {request.ticket}')
+    if request.decision:
+        lines.append(f'*Policy:* {request.decision}')
     blocks: Blocks = [
         _section('\n'.join(lines)),
         _context(f'Rule `{request.rule}` · request `{request.id}` · approvals {progress(request, rule)}'),

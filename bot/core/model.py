@@ -124,6 +124,8 @@ class AccessRequest:
     error: str | None = None
     attempts: int = 0
     grant_deadline: float | None = None
+    #: The policy's reason for its decision, as `jit policy explain` prints it.
+    decision: str = ''
 
     def digest(self) -> str:
         """What an approval binds to: a worker grants only if this still matches."""

@@ -55,7 +55,7 @@ class SubmitRequest:
         request = AccessRequest(
             id=self.new_id(), requester=requester, resource=resource, role=decision.role,
             duration=decision.duration, reason=reason, ticket=decision.ticket, rule=decision.rule.name,
-            policy_version=policy.version, created_at=self.clock.now(), trigger=trigger,
+            policy_version=policy.version, created_at=self.clock.now(), trigger=trigger, decision=decision.reason,
         )  # fmt: skip
         _, event = transitions.created(request, detail={'decision': decision.reason})
         self.queue.enqueue_notify(self.store.create(request, event))

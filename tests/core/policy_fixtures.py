@@ -49,6 +49,13 @@ requests:
     approvers: [group:leads]
     approvals: 1
     timeout: 4h
+  - name: prod-break-glass
+    resources: [prod-db]
+    roles: [write]
+    requesters: [U0SEC]
+    break_glass: true
+    require_reason: true
+    timeout: 30m
   - name: deploy-main
     resources: [deploy-hook]
     requesters: [pipeline:deploy-main]

@@ -3,9 +3,12 @@
 import pytest
 
 from bot.core.policy import DecisionKind, evaluate
+from bot.core.model import Principal
 from tests.core.policy_fixtures import ALEX, DANA, EVE, PIPE, SAM, policy
 
 D = DecisionKind
+# Known to the policy only by Slack ID (security has U0SEC): not in oncall, so prod-write is not theirs.
+SEC_ID_ONLY = Principal(slack_id='U0SEC')
 CASES = [
     # who, resource, role, duration, reason, trigger/context, expected kind, rule, words in the reason
     (ALEX, 'prod-db', 'read', None, 'debugging INC-4711', None, D.NEEDS_APPROVAL, 'prod-read', 'needs approval'),
@@ -21,6 +24,9 @@ CASES = [
     (SAM, 'prod-db', 'write', None, '', None, D.NEEDS_APPROVAL, 'prod-write', '1 of group:leads then 2 of'),
     (ALEX, 'prod-db', 'write', None, '', None, D.NEEDS_APPROVAL, 'prod-write', ''),  # nested group oncall
     (SAM, 'demo', None, None, '', None, D.AUTO_APPROVED, 'demo-self', 'automatically'),
+    (SEC_ID_ONLY, 'prod-db', 'write', None, 'db on fire', None, D.BREAK_GLASS, 'prod-break-glass', 'break-glass'),
+    (SEC_ID_ONLY, 'prod-db', 'write', None, '', None, D.DENIED, 'prod-break-glass', 'requires a reason'),
+    (SEC_ID_ONLY, 'prod-db', 'write', 3600, 'x', None, D.DENIED, 'prod-break-glass', 'at most 30m'),
     (SAM, 'demo', None, 3600, '', None, D.DENIED, 'demo-self', 'at most 20m'),  # first match decides
     (EVE, 'demo', None, 3600, '', None, D.NEEDS_APPROVAL, 'demo-all', ''),  # no requesters: everyone
     (

@@ -102,6 +102,10 @@ def test_happy_path_grant_and_revoke_on_time(jit, slack, webhook, store):
         'grant.revoked',
     ]
     assert events[1]['actor'] == SAM and events[1]['policy_version']
+    # The policy's reason reads the same in the audit event, the approval message and the requester's answer.
+    reason = events[0]['detail']['decision']
+    assert reason == 'rule `demo-read` needs approval by 1 of group:leads, group:security'
+    assert reason in copy.content and reason[1:] in reply.text
     prev = GENESIS_HASH
     for event in store.audit_events():
         assert event['prev_hash'] == prev and event['hash'] == chain_hash(event, prev)
