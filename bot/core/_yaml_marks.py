@@ -84,9 +84,7 @@ def _walk(node: yaml.Node, path: Path, doc: MarkedDocument, constructor: yaml.Sa
                 continue
             if key in out:
                 first = doc.key_pos.get((*path, key), (0, 0))[0]
-                doc.problems.append(
-                    f'{doc.file}:{_where(key_node)}: `{key}` is defined twice (first at line {first})'
-                )
+                doc.problems.append(f'{doc.file}:{_where(key_node)}: `{key}` is defined twice (first at line {first})')
             doc.key_pos[(*path, key)] = _pos(key_node)
             out[key] = _walk(value_node, (*path, key), doc, constructor)
         return out

@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.core.policy import DecisionKind, evaluate
 from bot.core.model import Principal
+from bot.core.policy import DecisionKind, evaluate
 from tests.core.policy_fixtures import ALEX, DANA, EVE, PIPE, SAM, policy
 
 D = DecisionKind
