@@ -1,0 +1,346 @@
+"""What a policy change does to effective access, in words: who gains or loses what, and on which terms.
+
+Core layer, pure: a function from two loaded policies to a sorted list of :class:`Change`.
+``jit policy diff`` prints it (as text or as a pull-request comment) and exits 2 when anything
+widens access, so CI can ask for a security review. The comparison is on effective access, not
+on the YAML text: for every (resource, role), every way a request can arrive (Slack, a pipeline,
+each pipeline event a rule names) and every identity either policy mentions, plus "anyone" for
+rules without requesters, it finds the rule that decides in each policy (the first that matches)
+and compares what that rule lets happen. Reordering keys or renaming a group without changing
+its members is therefore no change; adding one person to a group reads as one line per thing
+they may now request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core.durations import format_duration
+from bot.core.policy import Policy, Rule, trigger_matches
+
+#: Every kind of change, in the order changes about the same subject are listed.
+KINDS = (
+    'resource', 'role', 'provider', 'settings', 'access', 'auto_approve', 'break_glass', 'self_approval',
+    'approvers', 'quorum', 'duration', 'conditions', 'admins',
+)  # fmt: skip
+
+#: The identity that stands for someone no policy names: only rules without ``requesters`` cover it.
+ANYONE = '*'
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference in effective access.
+
+    Attributes:
+        kind: one of :data:`KINDS`.
+        widens: True when more people may get access, or get it more easily, for longer, or with more effect.
+        message: the change in words, naming the people and the deciding rule.
+        subject: what it is about: ``prod-db write``, ``prod-db`` or ``admins``.
+    """
+
+    kind: str
+    widens: bool
+    message: str
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Channel:
+    """A way a request arrives: Slack, any pipeline, or a pipeline event with the conditions a rule names."""
+
+    trigger: str
+    context: Mapping[str, Any] | None = None
+    via: str = ''
+
+    def admits(self, identity: str) -> bool:
+        """Slack users ask through Slack, pipelines through the API; "anyone" may use either."""
+        return identity == ANYONE or identity.startswith('pipeline:') == (self.trigger == 'pipeline')
+
+    @property
+    def anyone(self) -> str:
+        return 'any pipeline' if self.trigger == 'pipeline' else 'anyone in the workspace'
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """What the deciding rule means for one requester: everything a change of access is judged on."""
+
+    rule: str
+    approvers: frozenset[str]
+    approvals: int
+    timeout: int
+    auto_approve: bool
+    break_glass: bool
+    self_approval: bool
+    require_reason: bool
+    ticket_pattern: str | None
+    self_extend: int | None
+
+    def comparable(self) -> tuple[Any, ...]:
+        """The terms without the rule's name: two rules granting the same thing are the same access."""
+        return (self.approvers, self.approvals, self.timeout, self.auto_approve, self.break_glass,
+                self.self_approval, self.require_reason, self.ticket_pattern, self.self_extend)  # fmt: skip
+
+
+@dataclass
+class _Collector:
+    """Facts about one (subject, channel), grouped so that people affected alike make one line."""
+
+    subject: str
+    channel: _Channel
+    #: (kind, widens, text after the names) -> who.
+    who: dict[tuple[str, bool, str], set[str]] = field(default_factory=dict)
+    #: (kind, widens, text, rule) -> the requesters it applies to.
+    terms: dict[tuple[str, bool, str, str], set[str]] = field(default_factory=dict)
+    #: (widens, text after the approvers' names, rule) -> approver -> the requesters it applies to.
+    approvers: dict[tuple[bool, str, str], dict[str, set[str]]] = field(default_factory=dict)
+    #: Rule (as messages name it) -> the requesters it decides in both policies: a change of terms that
+    #: applies to all of them names none.
+    everyone: dict[str, set[str]] = field(default_factory=dict)
+
+    def add_who(self, kind: str, widens: bool, text: str, identity: str) -> None:
+        self.who.setdefault((kind, widens, text), set()).add(identity)
+
+    def add_terms(self, kind: str, widens: bool, text: str, rule: str, identity: str) -> None:
+        self.terms.setdefault((kind, widens, f'{text} (rule {rule})', rule), set()).add(identity)
+
+    def add_approvers(self, widens: bool, text: str, rule: str, approvers: frozenset[str], identity: str) -> None:
+        by = self.approvers.setdefault((widens, f'{text} (rule {rule})', rule), {})
+        for approver in approvers:
+            by.setdefault(approver, set()).add(identity)
+
+    def changes(self) -> Iterable[Change]:
+        for (kind, widens, text), ids in self.who.items():
+            yield Change(kind, widens, f'{self._names(ids)} {text}', self.subject)
+        for (kind, widens, text, rule), ids in self.terms.items():
+            yield Change(kind, widens, f'{text}{self._for(ids, rule)}', self.subject)
+        for (widens, text, rule), by_approver in self.approvers.items():
+            grouped: dict[frozenset[str], set[str]] = {}
+            for approver, asking in by_approver.items():
+                grouped.setdefault(frozenset(asking), set()).add(approver)
+            for requesters, approvers in grouped.items():
+                message = f'{_join(approvers)} {text}{self._for(set(requesters), rule)}'
+                yield Change('approvers', widens, message, self.subject)
+
+    def _names(self, ids: set[str]) -> str:
+        return self.channel.anyone if ANYONE in ids else _join(ids)
+
+    def _for(self, ids: set[str], rule: str) -> str:
+        everyone = self.everyone.get(rule, set())
+        if ids >= everyone:
+            return ''
+        if ANYONE in ids:
+            return f' for requests by {self.channel.anyone} except {_join(everyone - ids)}'
+        return f' for requests by {_join(ids)}'
+
+
+def diff_policies(old: Policy, new: Policy) -> list[Change]:
+    """Every difference in effective access between ``old`` and ``new``, widening changes first.
+
+    Args:
+        old: the policy before the change.
+        new: the policy after it.
+
+    Returns:
+        The changes sorted by (widens first, subject, kind, message); empty when effective access is the same.
+    """
+    changes = [*_resource_changes(old, new), *_admin_changes(old, new)]
+    people = _people(old) | _people(new) | {ANYONE}
+    for resource, role in _pairs(old, new):
+        subject = f'{resource} {role}'
+        generic: dict[str, tuple[_Terms | None, _Terms | None]] = {}
+        for channel in _channels(old, new):
+            ids = {p for p in people if channel.admits(p)}
+            olds = _deciders(old, resource, role, channel, ids)
+            news = _deciders(new, resource, role, channel, ids)
+            collector = _Collector(subject, channel)
+            for identity in sorted(ids):
+                before, after = olds.get(identity), news.get(identity)
+                pair = (_terms(old, before, identity), _terms(new, after, identity))
+                if channel.context is None:
+                    generic[identity] = pair
+                elif generic.get(identity) == pair:
+                    continue  # the same as for any pipeline: already said once
+                _compare(collector, identity, *pair)
+            changes.extend(collector.changes())
+    return sorted(changes, key=lambda c: (not c.widens, c.subject, KINDS.index(c.kind), c.message))
+
+
+def _compare(out: _Collector, identity: str, old: _Terms | None, new: _Terms | None) -> None:
+    """Record what changes for ``identity`` asking through ``out.channel``."""
+    subject, via = out.subject, out.channel.via
+    if old is None and new is None:
+        return
+    if old is None and new is not None:
+        how = ', approved automatically' if new.auto_approve else ', break-glass' if new.break_glass else ''
+        out.add_who('access', True, f'may now request {subject}{via} (rule {new.rule}{how})', identity)
+        if new.self_approval:
+            out.add_who('self_approval', True, f'may both request and approve {subject}{via}, and one approval '
+                        f'decides (rule {new.rule})', identity)  # fmt: skip
+        return
+    if new is None and old is not None:
+        out.add_who('access', False, f'may no longer request {subject}{via} (was rule {old.rule})', identity)
+        return
+    assert old is not None and new is not None
+    rule = new.rule if new.rule == old.rule else f'{new.rule}, was {old.rule}'
+    out.everyone.setdefault(rule, set()).add(identity)
+    if old.comparable() == new.comparable():
+        return
+    at = f'{subject}{via}'
+    if not old.auto_approve and not new.auto_approve:
+        for approvers, widens, verb in ((new.approvers - old.approvers, True, 'may now approve'),
+                                        (old.approvers - new.approvers, False, 'may no longer approve')):  # fmt: skip
+            if approvers:
+                out.add_approvers(widens, f'{verb} {at}', rule, approvers, identity)
+        if new.approvals != old.approvals:
+            out.add_terms('quorum', new.approvals < old.approvals, f'{at} needs {_approvals(new.approvals)} instead '
+                          f'of {old.approvals}', rule, identity)  # fmt: skip
+    if new.auto_approve != old.auto_approve:
+        now = 'is now' if new.auto_approve else 'is no longer'
+        out.add_terms('auto_approve', new.auto_approve, f'{at} {now} approved automatically', rule, identity)
+    if new.break_glass != old.break_glass:
+        now = 'now allows' if new.break_glass else 'no longer allows'
+        out.add_terms('break_glass', new.break_glass, f'{at} {now} break-glass self-approval', rule, identity)
+    if new.self_approval != old.self_approval:
+        text = (f'may both request and approve {at}, and one approval decides (rule {rule})' if new.self_approval
+                else f'may no longer both request and approve {at} (rule {rule})')  # fmt: skip
+        out.add_who('self_approval', new.self_approval, text, identity)
+    if new.timeout != old.timeout:
+        longest = f'{format_duration(new.timeout)} instead of {format_duration(old.timeout)}'
+        out.add_terms('duration', new.timeout > old.timeout, f'{at} may be granted for up to {longest}', rule, identity)
+    for widens, text in _conditions(old, new):
+        out.add_terms('conditions', widens, f'{at} {text}', rule, identity)
+
+
+def _conditions(old: _Terms, new: _Terms) -> Iterable[tuple[bool, str]]:
+    """Changes to what a request must carry (reason, ticket) and to extending without approval."""
+    if old.require_reason != new.require_reason:
+        yield (False, 'now requires a reason') if new.require_reason else (True, 'no longer requires a reason')
+    if old.ticket_pattern != new.ticket_pattern:
+        if new.ticket_pattern is None:
+            yield True, 'no longer requires a ticket'
+        elif old.ticket_pattern is None:
+            yield False, f'now requires a ticket matching `{new.ticket_pattern}`'
+        else:  # which tickets the new pattern admits cannot be known in general: assume it may admit more
+            yield True, f'requires a ticket matching `{new.ticket_pattern}` instead of `{old.ticket_pattern}`'
+    if (old.self_extend or 0) != (new.self_extend or 0):
+        before, after = old.self_extend or 0, new.self_extend or 0
+        longest = f'{format_duration(after)} instead of {format_duration(before)}'
+        yield after > before, f'may be extended without approval up to {longest}'
+
+
+def _resource_changes(old: Policy, new: Policy) -> Iterable[Change]:
+    for name in sorted(old.resources.keys() | new.resources.keys()):
+        before, after = old.resources.get(name), new.resources.get(name)
+        if before is None and after is not None:
+            yield Change('resource', True, f'resource {name} added (provider {after.provider}, roles '
+                         f'{", ".join(sorted(after.roles))})', name)  # fmt: skip
+            continue
+        if after is None and before is not None:
+            yield Change('resource', False, f'resource {name} removed', name)
+            continue
+        assert before is not None and after is not None
+        if before.provider != after.provider:
+            yield Change('provider', True, f'provider of {name} changed from {before.provider} to {after.provider}',
+                         name)  # fmt: skip
+        if dict(before.settings) != dict(after.settings):
+            yield Change('settings', True, f'settings of {name} changed', name)
+        for role in sorted(before.roles.keys() | after.roles.keys()):
+            subject = f'{name} {role}'
+            if role not in before.roles:
+                yield Change('role', True, f'role {subject} added', subject)
+            elif role not in after.roles:
+                yield Change('role', False, f'role {subject} removed', subject)
+            elif dict(before.roles[role].params) != dict(after.roles[role].params):
+                yield Change('settings', True, f'parameters of role {subject} changed', subject)
+
+
+def _admin_changes(old: Policy, new: Policy) -> Iterable[Change]:
+    if added := new.admins - old.admins:
+        yield Change('admins', True, f'{_join(added)} may now revoke any grant and read the whole audit trail (admins)',
+                     'admins')  # fmt: skip
+    if removed := old.admins - new.admins:
+        yield Change('admins', False, f'{_join(removed)} are no longer admins', 'admins')
+
+
+def _pairs(old: Policy, new: Policy) -> list[tuple[str, str]]:
+    """Every (resource, role) of either policy, sorted."""
+    return sorted({(res.name, role) for p in (old, new) for res in p.resources.values() for role in res.roles})
+
+
+def _people(policy: Policy) -> set[str]:
+    """Every identity a policy names: group members, admins, requesters and approvers."""
+    out: set[str] = set(policy.admins)
+    for members in policy.groups.values():
+        out |= members
+    for rule in policy.rules:
+        out |= policy.resolve(rule.requesters)
+        for step in rule.steps:
+            out |= policy.resolve(step.approvers)
+    return out
+
+
+def _channels(old: Policy, new: Policy) -> list[_Channel]:
+    """Slack, any pipeline, then each pipeline event (with its conditions) that a rule of either policy names."""
+    events: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for rule in (*old.rules, *new.rules):
+        if isinstance(rule.trigger, Mapping):
+            context = {('event' if k == 'pipeline' else str(k)): v for k, v in rule.trigger.items()}
+            events.setdefault(tuple(sorted((k, str(v)) for k, v in context.items())), context)
+    out = [_Channel('slack'), _Channel('pipeline', None, ' from a pipeline')]
+    for key in sorted(events):
+        context = events[key]
+        conditions = ', '.join(f'{k}={v}' for k, v in key if k != 'event')
+        via = f' from pipeline event {context["event"]}' + (f' ({conditions})' if conditions else '')
+        out.append(_Channel('pipeline', context, via))
+    return out
+
+
+def _deciders(policy: Policy, resource: str, role: str, channel: _Channel, ids: set[str]) -> dict[str, Rule]:
+    """For each identity that may ask for ``role`` on ``resource`` through ``channel``, the rule that decides."""
+    res = policy.resources.get(resource)
+    if res is None or role not in res.roles:
+        return {}
+    out: dict[str, Rule] = {}
+    left = set(ids)
+    for rule in policy.rules_for(resource):
+        if not left:
+            break
+        if rule.roles is not None and role not in rule.roles:
+            continue
+        if not trigger_matches(rule.trigger, channel.trigger, channel.context):
+            continue
+        hit = set(left) if rule.requesters is None else left & policy.resolve(rule.requesters)
+        out.update(dict.fromkeys(hit, rule))
+        left -= hit
+    return out
+
+
+def _terms(policy: Policy, rule: Rule | None, identity: str) -> _Terms | None:
+    if rule is None:
+        return None
+    approvers: frozenset[str] = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps))))
+    single = not rule.auto_approve and not rule.break_glass and len(rule.steps) == 1 and rule.steps[0].approvals == 1
+    return _Terms(
+        rule=rule.name,
+        approvers=approvers,
+        approvals=rule.approvals_needed,
+        timeout=rule.timeout,
+        auto_approve=rule.auto_approve,
+        break_glass=rule.break_glass,
+        self_approval=single and identity in policy.step_approvers(rule, 0),
+        require_reason=rule.require_reason,
+        ticket_pattern=rule.ticket_pattern,
+        self_extend=rule.self_extend,
+    )
+
+
+def _approvals(count: int) -> str:
+    return f'{count} approval' if count == 1 else f'{count} approvals'
+
+
+def _join(ids: Iterable[str]) -> str:
+    return ', '.join(sorted(ids))
