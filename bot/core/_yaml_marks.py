@@ -48,7 +48,12 @@ class MarkedDocument:
 
 def load_marked(file: str, text: str) -> MarkedDocument:
     """Parse ``text``; a YAML syntax error becomes a problem naming the line where YAML found it."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
+        before = text[: exc.position]
+        where = f'{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}'
+        return MarkedDocument(file, None, problems=[f'{file}:{where}: YAML error: {exc.reason} ({exc.character!r})'])
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -56,6 +61,8 @@ def load_marked(file: str, text: str) -> MarkedDocument:
         where = f'{mark.line + 1}:{mark.column + 1}' if mark else '1:1'
         what = exc.problem or str(exc)
         return MarkedDocument(file, None, problems=[f'{file}:{where}: YAML syntax error: {what}'])
+    except yaml.reader.ReaderError as exc:
+        return MarkedDocument(file, None, problems=[f'{file}:1:1: YAML error: {exc.reason} ({exc.character!r})'])
     except yaml.YAMLError as exc:
         return MarkedDocument(file, None, problems=[f'{file}:1:1: YAML error: {exc}'])
     finally:

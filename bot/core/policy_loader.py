@@ -135,6 +135,8 @@ class _Builder:
         provider = spec.get('provider')
         if provider is None:
             self.err(doc, path, f'resource `{name}` has no `provider`')
+        elif not isinstance(provider, str):
+            self.err(doc, (*path, 'provider'), f'`provider` of resource `{name}` must be a name, e.g. webhook')
         elif provider not in self.providers:
             self.err(doc, (*path, 'provider'), f'unknown provider `{provider}` '
                                                f'(known: {", ".join(sorted(self.providers))})')  # fmt: skip
