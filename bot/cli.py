@@ -96,7 +96,7 @@ def work(settings: object) -> int:
     deps = build_worker_deps(settings)  # type: ignore[arg-type]
     install(deps)
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.reload())
-    sweeper = Sweeper(store=deps.base.store, revoke=deps.revoke, clock=deps.base.clock,
+    sweeper = Sweeper(store=deps.base.store, revoke=deps.revoke, end=deps.base.end, clock=deps.base.clock,
                       interval=deps.base.settings.sweep_interval)  # fmt: skip
     sweeper.sweep_once()  # whatever fell due while no worker ran
     sweeper.start()

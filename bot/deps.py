@@ -17,6 +17,7 @@ from bot.adapters.rq_queue import RQJobQueue
 from bot.adapters.slack_directory import SlackDirectory
 from bot.settings import Settings
 from bot.usecases.decide_request import ApproveRequest, DenyRequest
+from bot.usecases.end_access import EndAccess
 from bot.usecases.record_policy import RecordPolicyChange
 from bot.usecases.submit_request import SubmitRequest
 
@@ -42,6 +43,7 @@ class Deps:
     approve: ApproveRequest
     deny: DenyRequest
     directory: SlackDirectory
+    end: EndAccess
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -73,4 +75,5 @@ def build_deps(settings: Settings, *, providers: frozenset[str], record_policy: 
         submit=SubmitRequest(store=store, queue=queue, policy=policy, clock=clock),
         approve=ApproveRequest(store=store, queue=queue, policy=policy, clock=clock),
         deny=DenyRequest(store=store, queue=queue, policy=policy), directory=SlackDirectory(),
+        end=EndAccess(store=store, queue=queue, policy=policy, clock=clock),
     )  # fmt: skip

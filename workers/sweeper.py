@@ -1,4 +1,5 @@
-"""The sweeper: revokes every grant past its time, whatever became of its scheduled job.
+"""The sweeper: revokes every grant past its time, whatever became of its scheduled job, and expires
+requests nobody decided within their rule's ``pending_timeout``.
 
 RQ's scheduled job is the fast path; this is the one that cannot be lost. It runs in a thread of
 every ``jit worker`` (not through RQ's scheduler, which dies with its Redis connection and is
@@ -13,6 +14,7 @@ import threading
 import redis
 import structlog
 
+from bot.usecases.end_access import EndAccess
 from bot.usecases.revoke_access import RevokeAccess
 
 log = structlog.get_logger(__name__)
@@ -24,8 +26,10 @@ GRACE = 1.0
 class Sweeper:
     """A daemon thread that revokes what is due every ``interval`` seconds."""
 
-    def __init__(self, *, store: object, revoke: RevokeAccess, clock: object, interval: float) -> None:
-        self.store, self.revoke, self.clock, self.interval = store, revoke, clock, interval
+    def __init__(
+        self, *, store: object, revoke: RevokeAccess, end: EndAccess, clock: object, interval: float
+    ) -> None:  # fmt: skip
+        self.store, self.revoke, self.end, self.clock, self.interval = store, revoke, end, clock, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name='jit-sweeper', daemon=True)
 
@@ -37,7 +41,8 @@ class Sweeper:
         self._thread.join(timeout=self.interval + 5)
 
     def sweep_once(self) -> int:
-        """Revoke everything due; returns how many revokes finished."""
+        """Revoke everything due (and expire undecided requests); returns how many revokes finished."""
+        self.end.expire_pending()
         done = 0
         for request_id in self.store.due_for_revoke(self.clock.now() - GRACE):  # type: ignore[attr-defined]
             outcome = self.revoke.execute(request_id)

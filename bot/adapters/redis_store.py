@@ -8,6 +8,7 @@ Keys (all under a prefix, ``jit:`` by default):
 ``audit:head``                 hash ``{seq, hash}``: the last event, what the next one chains to
 ``grants:due``                 sorted set: when each grant's revoke is due (see below)
 ``pending``                    sorted set of pending request IDs by filing time
+``pending:expiry``             sorted set: when each pending request expires undecided
 ``user:<slack id>``            sorted set of a user's request IDs by filing time
 ``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
 ``lease:<name>``               short locks so two sweepers do not revoke the same grant at once
@@ -74,6 +75,10 @@ class RedisStore:
     def due_for_revoke(self, now: float, limit: int = 100) -> list[str]:
         return list(self.r.zrangebyscore(self._key('grants:due'), '-inf', now, start=0, num=limit))
 
+    def pending_expired(self, now: float, limit: int = 100) -> list[str]:
+        """IDs of pending requests past their rule's ``pending_timeout``."""
+        return list(self.r.zrangebyscore(self._key('pending:expiry'), '-inf', now, start=0, num=limit))
+
     def due_at(self, request_id: str) -> float | None:
         score = self.r.zscore(self._key('grants:due'), request_id)
         return float(score) if score is not None else None
@@ -81,6 +86,24 @@ class RedisStore:
     def postpone_revoke(self, request_id: str, until: float) -> None:
         # XX: only while it is still due; a revoke that finished meanwhile stays finished.
         self.r.zadd(self._key('grants:due'), {request_id: until}, xx=True)
+
+    def mark_end(self, request_id: str, *, at: float, actor: str, why: str) -> bool:
+        """Bring a grant's end forward to ``at`` (release, admin revoke), remembering who and why.
+
+        Returns False when the grant is not due for a revoke at all (already ended). The revoke
+        itself still goes through the provider first; this only makes it due, for the job and the
+        sweeper alike, so a lost job cannot lose the release.
+        """
+        pipe = self.r.pipeline()
+        pipe.zadd(self._key('grants:due'), {request_id: at}, xx=True, ch=True)
+        pipe.hset(self._key('req', request_id, 'end'), mapping={'actor': actor, 'why': why})
+        pipe.expire(self._key('req', request_id, 'end'), 7 * 86400)
+        changed, *_ = pipe.execute()
+        return bool(changed) or self.due_at(request_id) is not None
+
+    def end_info(self, request_id: str) -> dict[str, str]:
+        """Who asked to end this grant early, and why (empty when nobody did)."""
+        return dict(self.r.hgetall(self._key('req', request_id, 'end')))
 
     def clear_due(self, request_id: str) -> None:
         self.r.zrem(self._key('grants:due'), request_id)
@@ -182,8 +205,11 @@ class RedisStore:
             pipe.zadd(self._key('user', new.requester.slack_id), {new.id: new.created_at})
         if new.status is S.PENDING:
             pipe.zadd(self._key('pending'), {new.id: new.created_at})
+            if new.pending_until:
+                pipe.zadd(self._key('pending:expiry'), {new.id: new.pending_until})
         else:
             pipe.zrem(self._key('pending'), new.id)
+            pipe.zrem(self._key('pending:expiry'), new.id)
         due = self._key('grants:due')
         if new.status is S.GRANTING and new.grant_deadline:
             pipe.zadd(due, {new.id: new.grant_deadline}, nx=True)

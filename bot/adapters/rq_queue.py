@@ -42,5 +42,9 @@ class RQJobQueue:
         self.access.enqueue_at(when, 'workers.jobs.revoke_access', request_id, job_id=f'revoke-{request_id}',
                                result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip
 
+    def enqueue_revoke_now(self, request_id: str) -> None:
+        self.access.enqueue('workers.jobs.revoke_access', request_id, job_id=f'end-{request_id}', at_front=True,
+                            result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip
+
     def enqueue_notify(self, seq: int) -> None:
         self.notify.enqueue('workers.jobs.notify', seq, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

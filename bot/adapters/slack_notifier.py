@@ -21,6 +21,8 @@ from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Policy
 
 log = structlog.get_logger(__name__)
+#: Events that mention the admins in the audit channel and reach each of them by DM.
+LOUD_EVENTS = frozenset({'grant.revoke_failed', 'breakglass.used'})
 _SLACK_ID = re.compile(r'^[UW][A-Z0-9]{2,}$')
 
 
@@ -39,14 +41,21 @@ class SlackNotifier:
         if record is None:
             log.warning('notify.missing_event', seq=seq)
             return
+        loud = record['event'] in LOUD_EVENTS
+        policy = self.policy()
+        admins = self._slack_ids(policy.admins) if loud else []
         if self.audit_channel:
-            self.client.chat_postMessage(channel=self.audit_channel, text=audit_line(record), unfurl_links=False)
+            line = audit_line(record)
+            if loud:
+                line = ':rotating_light: ' + ' '.join(f'<@{a}>' for a in admins) + ' ' + line
+            self.client.chat_postMessage(channel=self.audit_channel, text=line, unfurl_links=False)
+        for admin in admins:
+            self.dm(admin, ':rotating_light: ' + audit_line(record))
         request_id = (record.get('request') or {}).get('id')
         request = self.store.get(request_id) if request_id else None
         if request is None:
             return
         event = record['event']
-        policy = self.policy()
         rule = policy.rule_named(request.rule)
         if event in ('request.created', 'request.approved') and request.status is RequestStatus.PENDING:
             self._ask_approvers(request, policy)

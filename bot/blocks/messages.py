@@ -121,6 +121,8 @@ def requester_update(event: str, request: AccessRequest, rule: Rule | None, appr
     if event == 'request.denied':
         why = f' Reason: {request.deny_reason}' if request.deny_reason else ''
         return f':no_entry: {rid} was denied by {request.decided_by.label if request.decided_by else "?"}.{why}'
+    if event == 'request.cancelled':
+        return f':wastebasket: {rid} was cancelled.'
     if event == 'request.expired':
         return f':hourglass: {rid} expired: nobody decided in time.'
     if event == 'grant.active':
@@ -129,6 +131,8 @@ def requester_update(event: str, request: AccessRequest, rule: Rule | None, appr
         return f':x: {rid} could not be granted: {request.error}'
     if event == 'grant.revoked':
         return f':lock: Access ended: {request.role} on {request.resource} ({rid}).'
+    if event == 'grant.revoke_failed':
+        return f':rotating_light: Revoking {rid} keeps failing; jit keeps trying, and the admins know.'
     return None
 
 

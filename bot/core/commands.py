@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from bot.core.durations import DurationError, looks_like_duration, parse_duration
 from bot.core.policy import Policy
 
-SUBCOMMANDS = ('request', 'list', 'release', 'extend', 'revoke', 'resources', 'help')
+SUBCOMMANDS = ('request', 'list', 'release', 'revoke', 'cancel', 'resources', 'help')
 
 HELP_TEXT = """*jit* - just-in-time access. Usage:
 • `/jit request RESOURCE [ROLE] [DURATION] [REASON...]` - ask for access,
   e.g. `/jit request prod-db read 30m debugging INC-4711`
 • `/jit resources` - what you may request, for how long, and who approves
 • `/jit list` - your requests and grants, and requests waiting for you
+• `/jit release ID` - you are done: end your grant now
+• `/jit cancel ID` - withdraw your pending request
+• `/jit revoke ID` - (admins) end anyone's grant now
 • `/jit help` - this text
 Durations: `90s`, `15m`, `2h`, `1d`, `1h30m`."""
 
@@ -43,6 +46,14 @@ def split_command(text: str) -> tuple[str, str]:
         return 'help', ''
     sub = words[0].lower()
     return (sub if sub in SUBCOMMANDS else 'help'), (words[1] if len(words) > 1 else '')
+
+
+def parse_request_id(text: str, sub: str) -> str:
+    """The ID after ``release``, ``revoke`` or ``cancel``."""
+    words = text.split()
+    if len(words) != 1:
+        raise UsageError(f'Say which request: `/jit {sub} ID` (the IDs are in `/jit list`).')
+    return words[0].strip('`')
 
 
 def parse_request_args(text: str, policy: Policy) -> RequestArgs:

@@ -124,6 +124,8 @@ class AccessRequest:
     error: str | None = None
     attempts: int = 0
     grant_deadline: float | None = None
+    #: When an undecided request expires (the rule's ``pending_timeout``), or never.
+    pending_until: float | None = None
     #: The policy's reason for its decision, as `jit policy explain` prints it.
     decision: str = ''
 

@@ -50,6 +50,22 @@ class RequestStore(Protocol):
         """Nothing is left to revoke for this request."""
         ...
 
+    def pending_expired(self, now: float, limit: int = 100) -> list[str]:
+        """IDs of pending requests past their ``pending_timeout``."""
+        ...
+
+    def due_at(self, request_id: str) -> float | None:
+        """When this grant's revoke is due (None: nothing to revoke)."""
+        ...
+
+    def mark_end(self, request_id: str, *, at: float, actor: str, why: str) -> bool:
+        """Bring a grant's end forward (release, admin revoke); False when nothing is left to end."""
+        ...
+
+    def end_info(self, request_id: str) -> dict[str, str]:
+        """``{actor, why}`` of an early end, or empty."""
+        ...
+
     def audit_event(self, seq: int) -> dict[str, Any] | None: ...
 
     def record(self, event: AuditEvent) -> int:
@@ -77,6 +93,10 @@ class JobQueue(Protocol):
         ...
 
     def schedule_revoke(self, request_id: str, at: float) -> None: ...
+
+    def enqueue_revoke_now(self, request_id: str) -> None:
+        """Revoke as soon as a worker is free (release, admin revoke)."""
+        ...
 
     def enqueue_notify(self, seq: int) -> None: ...
 

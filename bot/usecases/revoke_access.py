@@ -57,6 +57,9 @@ class RevokeAccess:
         due = request.expires_at if request.status is S.ACTIVE else request.grant_deadline
         if request.status is S.FAILED:
             due = now
+        indexed = self.store.due_at(request_id)
+        if due is not None and indexed is not None and indexed < due:
+            due = indexed  # brought forward: released by the grantee or revoked by an admin
         if due is not None and due > now and not early_ok:
             if due - now > EARLY_TOLERANCE:
                 return 'not due'  # a job from before an extension: the new one will come
@@ -83,7 +86,9 @@ class RevokeAccess:
                     ),
                 )
             return 'cleaned up'
-        self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now()))
+        end = self.store.end_info(request_id)
+        actor, why = end.get('actor', 'jit'), end.get('why', 'expired')
+        self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), actor=actor, why=why))
         self.store.reset_revoke_failures(request_id)
         log.info('grant.revoked', request_id=request_id, lateness=round(self.clock.now() - (due or now), 3))
         return 'revoked'

@@ -47,6 +47,7 @@ class SubmitRequest:
             PolicyDenied: the policy refuses; its ``decision`` says why and what is allowed.
         """
         policy = self.policy()
+        now = self.clock.now()
         decision = evaluate(policy, requester, resource, role, duration, reason=reason, ticket=ticket,
                             trigger=trigger, context=context)  # fmt: skip
         if decision.kind is DecisionKind.DENIED or decision.rule is None:
@@ -55,7 +56,8 @@ class SubmitRequest:
         request = AccessRequest(
             id=self.new_id(), requester=requester, resource=resource, role=decision.role,
             duration=decision.duration, reason=reason, ticket=decision.ticket, rule=decision.rule.name,
-            policy_version=policy.version, created_at=self.clock.now(), trigger=trigger, decision=decision.reason,
+            policy_version=policy.version, created_at=now, trigger=trigger, decision=decision.reason,
+            pending_until=now + decision.rule.pending_timeout if decision.rule.pending_timeout else None,
         )  # fmt: skip
         _, event = transitions.created(request, detail={'decision': decision.reason})
         self.queue.enqueue_notify(self.store.create(request, event))

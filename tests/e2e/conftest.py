@@ -47,6 +47,13 @@ requests:
     timeout: 2h
     default_duration: 30m
     require_reason: true
+  - name: demo-deploy
+    resources: [demo-app]
+    roles: [deploy]
+    requesters: [group:devops]
+    approvers: [group:leads]
+    timeout: 1h
+    pending_timeout: 6s
 """
 
 

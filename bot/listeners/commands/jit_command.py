@@ -9,7 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.blocks.answers import denial_answer, filed_answer, list_answer, resources_answer
-from bot.core.commands import HELP_TEXT, UsageError, parse_request_args, split_command
+from bot.core.commands import HELP_TEXT, UsageError, parse_request_args, parse_request_id, split_command
 from bot.core.errors import JitError, PolicyDenied
 from bot.core.model import RequestStatus
 
@@ -29,6 +29,12 @@ async def handle_jit_command(ack: AsyncAck, command: dict[str, Any], context: As
                 deps.submit.execute, requester=who, resource=args.resource, role=args.role,
                 duration=args.duration, reason=args.reason)  # fmt: skip
             await ack(filed_answer(request, policy))
+        elif sub in ('release', 'revoke', 'cancel'):
+            request_id = parse_request_id(rest, sub)
+            await asyncio.to_thread(getattr(deps.end, sub), request_id, who)
+            await ack({'release': f'Releasing `{request_id}`: I will tell you when access has ended.',
+                       'revoke': f'Revoking `{request_id}`: the grantee and the audit channel will be told.',
+                       'cancel': f'Cancelled `{request_id}`.'}[sub])  # fmt: skip
         elif sub == 'resources':
             await ack(resources_answer(policy, who))
         else:  # list

@@ -1,0 +1,103 @@
+"""A grant's life after approval, end to end: release, admin revoke, cancel, and undecided requests expiring.
+
+Release and revoke reach the provider before the state says revoked; a refused attempt changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from bot.core.model import RequestStatus
+from tests.e2e.test_request_flow import ALEX, EVE, SAM, SEC, approval_copy, file_request
+from tests.support.processes import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+S = RequestStatus
+
+
+def active_grant(slack, store, text='request demo-app read 5m lifecycle test'):
+    request_id, _ = file_request(slack, text=text)
+    slack.driver.click(SAM, approval_copy(slack, SAM, request_id), 'jit.approve')
+    wait_until(lambda: store.get(request_id).status is S.ACTIVE, timeout=15, what='active grant')
+    return request_id
+
+
+def revoked_event(store, request_id):
+    return next(e for e in store.audit_events() if e['event'] == 'grant.revoked' and e['request']['id'] == request_id)
+
+
+def test_release_by_the_grantee_and_only_the_grantee(jit, slack, webhook, store):
+    """eve cannot release alex's grant, sam (not an admin) cannot revoke it; alex releases it: revoked at once."""
+    request_id = active_grant(slack, store)
+    assert 'Only the grantee' in slack.driver.slash(EVE, f'release {request_id}').text
+    assert 'Only admins' in slack.driver.slash(SAM, f'revoke {request_id}').text
+    time.sleep(1)
+    assert webhook.revokes_for(request_id) == [] and store.get(request_id).status is S.ACTIVE
+
+    asked = time.time()
+    assert 'Releasing' in slack.driver.slash(ALEX, f'release {request_id}').text
+    revoke = wait_until(lambda: webhook.revokes_for(request_id), timeout=10, what='revoke at the provider')[0]
+    assert revoke.time - asked < 3
+    wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=5, what='revoked')
+    event = revoked_event(store, request_id)
+    assert (event['actor'], event['detail']['why']) == (ALEX, 'released')
+    assert 'no active grant' in slack.driver.slash(ALEX, f'release {request_id}').text
+    dm = slack.workspace.dm_channel_id(ALEX)
+    slack.workspace.wait_for_message(lambda m: m.channel == dm and 'Access ended' in m.content, timeout=10)
+
+
+def test_admin_revokes_anyones_grant(jit, slack, webhook, store):
+    """sec is an admin: `/jit revoke ID` ends alex's grant; the audit names sec and why."""
+    request_id = active_grant(slack, store)
+    assert 'Revoking' in slack.driver.slash(SEC, f'revoke {request_id}').text
+    wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='revoked')
+    assert len(webhook.revokes_for(request_id)) == 1
+    event = revoked_event(store, request_id)
+    assert (event['actor'], event['detail']['why']) == (SEC, 'revoked by an admin')
+
+
+def test_a_lost_release_job_still_releases(jit, slack, webhook, store, redis_url):
+    """The release job is deleted while no worker runs: the sweeper still ends the grant, as a release."""
+    request_id = active_grant(slack, store)
+    jit.kill_worker()
+    slack.driver.slash(ALEX, f'release {request_id}')
+    rq = redis.Redis.from_url(redis_url)
+    assert rq.lrem('rq:queue:jit-access', 0, f'end-{request_id}') == 1
+    rq.delete(f'rq:job:end-{request_id}')
+    jit.start_worker()
+    wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='revoked by the sweeper')
+    assert revoked_event(store, request_id)['detail']['why'] == 'released'
+    assert len(webhook.revokes_for(request_id)) == 1
+
+
+def test_cancel_a_pending_request(jit, slack, webhook, store):
+    """Only the requester cancels; every approval copy then shows it, without buttons."""
+    request_id, _ = file_request(slack, text='request demo-app read 5m changed my mind')
+    approval_copy(slack, SEC, request_id)
+    assert 'Only the requester' in slack.driver.slash(EVE, f'cancel {request_id}').text
+    assert store.get(request_id).status is S.PENDING
+    assert 'Cancelled' in slack.driver.slash(ALEX, f'cancel {request_id}').text
+    assert store.get(request_id).status is S.CANCELLED
+    slack.workspace.wait_for_message(lambda m: m.channel == slack.workspace.dm_channel_id(SEC)
+                                     and request_id in m.content and 'Cancelled' in m.content and not m.action_ids,
+                                     timeout=10)  # fmt: skip
+    assert webhook.grants_for(request_id) == []
+
+
+def test_undecided_request_expires(jit, slack, webhook, store):
+    """demo-deploy has pending_timeout 6s: nobody decides, the request expires and everyone sees it."""
+    request_id, _ = file_request(slack, text='request demo-app deploy 10m release 1.4')
+    copy = approval_copy(slack, SAM, request_id)
+    wait_until(lambda: store.get(request_id).status is S.EXPIRED, timeout=15, what='expired')
+    assert [e['event'] for e in store.audit_events() if (e.get('request') or {}).get('id') == request_id] == [
+        'request.created',
+        'request.expired',
+    ]
+    slack.workspace.wait_for_message(lambda m: m.channel == slack.workspace.dm_channel_id(ALEX)
+                                     and request_id in m.content and 'expired' in m.content, timeout=10)  # fmt: skip
+    assert slack.driver.click(SAM, copy, 'jit.approve', strict=False).status == 200
+    time.sleep(1)
+    assert store.get(request_id).status is S.EXPIRED and webhook.grants_for(request_id) == []
