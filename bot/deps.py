@@ -18,8 +18,9 @@ from bot.adapters.slack_directory import SlackDirectory
 from bot.settings import Settings
 from bot.usecases.decide_request import ApproveRequest, DenyRequest
 from bot.usecases.end_access import EndAccess
+from bot.usecases.extend_grant import ExtendGrant
 from bot.usecases.record_policy import RecordPolicyChange
-from bot.usecases.submit_request import SubmitRequest
+from bot.usecases.submit_request import SubmitRequest, new_request_id
 
 
 class SystemClock:
@@ -44,6 +45,7 @@ class Deps:
     deny: DenyRequest
     directory: SlackDirectory
     end: EndAccess
+    extend: ExtendGrant
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -76,4 +78,5 @@ def build_deps(settings: Settings, *, providers: frozenset[str], record_policy: 
         approve=ApproveRequest(store=store, queue=queue, policy=policy, clock=clock),
         deny=DenyRequest(store=store, queue=queue, policy=policy), directory=SlackDirectory(),
         end=EndAccess(store=store, queue=queue, policy=policy, clock=clock),
+        extend=ExtendGrant(store=store, queue=queue, policy=policy, clock=clock, new_id=new_request_id),
     )  # fmt: skip

@@ -56,3 +56,11 @@ def list_answer(mine: list[AccessRequest], waiting: list[AccessRequest], now: fl
         lines.append('*Waiting for your decision:*')
         lines += [f'• `{r.id}` {r.requester.label}: {what(r)}' for r in waiting]
     return '\n'.join(lines) or 'Nothing active, nothing pending, nothing waiting for you.'
+
+
+def extend_answer(result: AccessRequest) -> str:
+    """What ``/jit extend`` answers: extended now, or filed for approval."""
+    if result.extends:
+        return (f':inbox_tray: Filed `{result.id}`: extend `{result.extends}` by {format_duration(result.duration)}. '
+                f'It needs approval; I will DM you.')  # fmt: skip
+    return f':hourglass: `{result.id}` extended: it now ends at {clock(result.expires_at)}.'

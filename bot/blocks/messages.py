@@ -68,6 +68,9 @@ def outcome_line(request: AccessRequest, rule: Rule | None) -> str:
 def build_approval_message(request: AccessRequest, rule: Rule | None) -> tuple[str, Blocks]:
     """What an approver sees: who asks for what and why, the rule, the count, and the buttons while pending."""
     text = f'{request.requester.label} asks for {what(request)}'
+    if request.extends:
+        text = (f'{request.requester.label} asks to extend `{request.extends}` ({request.role} on '
+                f'{request.resource}) by {format_duration(request.duration)}')  # fmt: skip
     lines = [text, f'*Reason:* {request.reason or "_none given_"}']
     if request.ticket:
         lines.append(f'*Ticket:* {request.ticket}')
@@ -125,6 +128,12 @@ def requester_update(event: str, request: AccessRequest, rule: Rule | None, appr
         return f':wastebasket: {rid} was cancelled.'
     if event == 'request.expired':
         return f':hourglass: {rid} expired: nobody decided in time.'
+    if event == 'grant.extended':
+        return f':hourglass: {rid} extended: it now ends at {clock(request.expires_at)}.'
+    if event == 'grant.active' and request.extends:
+        return None  # the grant it extends says so (grant.extended)
+    if event == 'grant.revoked' and request.extends:
+        return None
     if event == 'grant.active':
         return f':key: Granted {what(request)} ({rid}). Auto-revokes at {clock(request.expires_at)}.'
     if event == 'grant.failed':

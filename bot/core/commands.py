@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bot.core.durations import DurationError, looks_like_duration, parse_duration
 from bot.core.policy import Policy
 
-SUBCOMMANDS = ('request', 'list', 'release', 'revoke', 'cancel', 'resources', 'help')
+SUBCOMMANDS = ('request', 'list', 'release', 'extend', 'revoke', 'cancel', 'resources', 'help')
 
 HELP_TEXT = """*jit* - just-in-time access. Usage:
 • `/jit request RESOURCE [ROLE] [DURATION] [REASON...]` - ask for access,
@@ -19,6 +19,7 @@ HELP_TEXT = """*jit* - just-in-time access. Usage:
 • `/jit resources` - what you may request, for how long, and who approves
 • `/jit list` - your requests and grants, and requests waiting for you
 • `/jit release ID` - you are done: end your grant now
+• `/jit extend ID DURATION [REASON...]` - more time on your grant (the rule decides if it needs approval)
 • `/jit cancel ID` - withdraw your pending request
 • `/jit revoke ID` - (admins) end anyone's grant now
 • `/jit help` - this text
@@ -54,6 +55,15 @@ def parse_request_id(text: str, sub: str) -> str:
     if len(words) != 1:
         raise UsageError(f'Say which request: `/jit {sub} ID` (the IDs are in `/jit list`).')
     return words[0].strip('`')
+
+
+def parse_extend_args(text: str) -> tuple[str, int, str]:
+    """``ID DURATION [REASON...]`` of ``/jit extend``."""
+    words = text.split()
+    if len(words) < 2 or not looks_like_duration(words[1]):
+        raise UsageError('Say which grant and how much more time: `/jit extend ID DURATION [REASON...]`, '
+                         'e.g. `/jit extend r-abcd2345 30m still debugging`.')  # fmt: skip
+    return words[0].strip('`'), parse_duration(words[1]), ' '.join(words[2:])
 
 
 def parse_request_args(text: str, policy: Policy) -> RequestArgs:

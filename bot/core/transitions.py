@@ -34,6 +34,7 @@ ALLOWED: dict[str, frozenset[RequestStatus]] = {
     'activate': frozenset({S.GRANTING}),
     'fail': frozenset({S.APPROVED, S.GRANTING}),
     'revoke': frozenset({S.ACTIVE}),
+    'extend': frozenset({S.ACTIVE}),
 }
 
 
@@ -131,11 +132,27 @@ def start_grant(request: AccessRequest, *, now: float, deadline: float) -> tuple
     return new, _event(new, 'grant.started', 'jit', outcome='granting', detail={'attempt': new.attempts})
 
 
-def activate(request: AccessRequest, *, now: float) -> tuple[AccessRequest, AuditEvent]:
-    """The provider confirmed: the clock starts now, and the grant ends ``duration`` later."""
+def activate(request: AccessRequest, *, now: float, until: float | None = None) -> tuple[AccessRequest, AuditEvent]:
+    """The provider confirmed: the clock starts now, and the grant ends ``duration`` later.
+
+    An approved extension is active ``until`` the extended grant's new end instead.
+    """
     _check(request, 'activate')
-    new = replace(request, status=S.ACTIVE, granted_at=now, expires_at=now + request.duration)
+    new = replace(request, status=S.ACTIVE, granted_at=now, expires_at=until or now + request.duration)
     return new, _event(new, 'grant.active', 'jit', outcome='active', detail={'expires_at': new.expires_at})
+
+
+def extend(
+    request: AccessRequest, *, by: int, actor: Principal | str, now: float, via: str | None = None
+) -> tuple[AccessRequest, AuditEvent]:
+    """More time on an active grant: ``expires_at`` moves ``by`` seconds later."""
+    _check(request, 'extend')
+    assert request.expires_at is not None
+    new = replace(request, expires_at=request.expires_at + by, duration=request.duration + by)
+    detail: dict[str, object] = {'from': request.expires_at, 'to': new.expires_at, 'by': by}
+    if via:
+        detail['extension'] = via
+    return new, _event(new, 'grant.extended', actor, outcome='active', detail=detail)
 
 
 def fail(request: AccessRequest, *, error: str, now: float) -> tuple[AccessRequest, AuditEvent]:

@@ -66,6 +66,8 @@ class GrantAccess:
         request, seq = self.store.transition(request_id, lambda r: transitions.start_grant(
             r, now=now, deadline=now + GRANT_RETRY_WINDOW + GRANT_LEASE + r.duration))  # fmt: skip
         self.queue.enqueue_notify(seq)
+        if request.extends:
+            return self._extend(request)
         resource = policy.resources[request.resource]
         bound = log.bind(request_id=request_id, provider=resource.provider, attempt=request.attempts)
         try:
@@ -89,6 +91,32 @@ class GrantAccess:
             self.on_details(request, details)
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
         return 'granted'
+
+    def _extend(self, extension: AccessRequest) -> str:
+        """An approved extension moves the original grant's end; nothing new is granted at the provider."""
+        assert extension.extends is not None
+        try:
+            original, seq = self.store.transition(
+                extension.extends,
+                lambda r: transitions.extend(
+                    r,
+                    by=extension.duration,
+                    actor=extension.decided_by or 'jit',
+                    now=self.clock.now(),
+                    via=extension.id,
+                ),
+            )
+        except InvalidTransition:
+            return self._fail(extension.id, f'the grant `{extension.extends}` ended before the extension was approved')
+        assert original.expires_at is not None
+        self.queue.schedule_revoke(original.id, original.expires_at)
+        self.queue.enqueue_notify(seq)
+        # The extension itself is active as long as the grant it extends: the audit trail shows both.
+        extension, seq = self.store.transition(extension.id, lambda r: transitions.activate(
+            r, now=self.clock.now(), until=original.expires_at))  # fmt: skip
+        self.queue.schedule_revoke(extension.id, original.expires_at)
+        self.queue.enqueue_notify(seq)
+        return 'extended'
 
     def _recheck(self, policy: Policy, request: AccessRequest) -> str | None:
         """The approval binds to the request and the rule; the current policy must still allow both."""

@@ -64,6 +64,10 @@ class RevokeAccess:
             if due - now > EARLY_TOLERANCE:
                 return 'not due'  # a job from before an extension: the new one will come
             self.sleep(due - now)
+        if request.extends and request.status is S.ACTIVE:
+            # An extension holds nothing at the provider: revoking the grant it extends ends the access.
+            self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), why='extension ended'))
+            return 'revoked'
         policy = self.policy()
         resource = policy.resources.get(request.resource)
         if resource is None:

@@ -108,6 +108,7 @@ def test_every_step_refuses_every_other_state(step, allowed):
         'activate': lambda r: t.activate(r, now=1),
         'fail': lambda r: t.fail(r, error='x', now=1),
         'revoke': lambda r: t.revoke(r, now=1),
+        'extend': lambda r: t.extend(r, by=60, actor=ALEX, now=1),
     }
     for status in S:
         req = make(status=status, expires_at=1.0)
@@ -117,3 +118,12 @@ def test_every_step_refuses_every_other_state(step, allowed):
         else:
             with pytest.raises(InvalidTransition):
                 calls[step](req)
+
+
+def test_extend_moves_the_end_and_counts_the_time():
+    """An extension moves expires_at and the total duration; the event says from, to and through which request."""
+    req = make(status=S.ACTIVE, granted_at=100.0, expires_at=700.0)
+    new, event = t.extend(req, by=300, actor=ALEX, now=650, via='r-ext')
+    assert (new.expires_at, new.duration, new.status) == (1000.0, 900, S.ACTIVE)
+    assert event.event == 'grant.extended' and event.detail == {'from': 700.0, 'to': 1000.0, 'by': 300,
+                                                                'extension': 'r-ext'}  # fmt: skip

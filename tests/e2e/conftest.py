@@ -47,6 +47,7 @@ requests:
     timeout: 2h
     default_duration: 30m
     require_reason: true
+    self_extend: 1m
   - name: demo-deploy
     resources: [demo-app]
     roles: [deploy]

@@ -101,3 +101,37 @@ def test_undecided_request_expires(jit, slack, webhook, store):
     assert slack.driver.click(SAM, copy, 'jit.approve', strict=False).status == 200
     time.sleep(1)
     assert store.get(request_id).status is S.EXPIRED and webhook.grants_for(request_id) == []
+
+
+def test_self_extend_moves_the_revoke(jit, slack, webhook, store):
+    """Within self_extend (1m in all) the grantee extends at once; the revoke comes at the new end, not the old."""
+    request_id = active_grant(slack, store, text='request demo-app read 12s short one')
+    assert 'Only the grantee' in slack.driver.slash(EVE, f'extend {request_id} 10s').text
+    old_end = store.get(request_id).expires_at
+    reply = slack.driver.slash(ALEX, f'extend {request_id} 10s')
+    assert 'extended' in reply.text, reply.text
+    grant = store.get(request_id)
+    assert grant.expires_at == pytest.approx(old_end + 10)
+    time.sleep(max(0.0, old_end - time.time()) + 3)
+    assert webhook.revokes_for(request_id) == [], 'revoked at the old end'
+    revoke = wait_until(lambda: webhook.revokes_for(request_id), timeout=15, what='revoke at the new end')[0]
+    assert -0.5 < revoke.time - grant.expires_at < 5
+    extended = [e for e in store.audit_events() if e['event'] == 'grant.extended']
+    assert len(extended) == 1 and extended[0]['actor'] == ALEX and extended[0]['detail']['by'] == 10
+
+
+def test_extension_beyond_self_extend_needs_approval_and_the_cap_holds(jit, slack, webhook, store):
+    """Past self_extend the extension is a request approvers decide; past the rule's timeout it is refused."""
+    request_id = active_grant(slack, store)
+    assert 'at most 2h' in slack.driver.slash(ALEX, f'extend {request_id} 2h').text
+    reply = slack.driver.slash(ALEX, f'extend {request_id} 20m still debugging')
+    assert 'needs approval' in reply.text, reply.text
+    extension_id = reply.text.split('`')[1]
+    before = store.get(request_id).expires_at
+    copy = approval_copy(slack, SAM, extension_id)
+    assert f'extend `{request_id}`' in copy.content
+    slack.driver.click(SAM, copy, 'jit.approve')
+    wait_until(lambda: store.get(request_id).expires_at == pytest.approx(before + 1200), timeout=15, what='moved')
+    wait_until(lambda: store.get(extension_id).status is S.ACTIVE, timeout=10, what='extension active')
+    assert len(webhook.grants_for(request_id)) == 1 and webhook.grants_for(extension_id) == []
+    assert store.due_at(request_id) == pytest.approx(before + 1200)

@@ -8,8 +8,15 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.blocks.answers import denial_answer, filed_answer, list_answer, resources_answer
-from bot.core.commands import HELP_TEXT, UsageError, parse_request_args, parse_request_id, split_command
+from bot.blocks.answers import denial_answer, extend_answer, filed_answer, list_answer, resources_answer
+from bot.core.commands import (
+    HELP_TEXT,
+    UsageError,
+    parse_extend_args,
+    parse_request_args,
+    parse_request_id,
+    split_command,
+)
 from bot.core.errors import JitError, PolicyDenied
 from bot.core.model import RequestStatus
 
@@ -29,6 +36,10 @@ async def handle_jit_command(ack: AsyncAck, command: dict[str, Any], context: As
                 deps.submit.execute, requester=who, resource=args.resource, role=args.role,
                 duration=args.duration, reason=args.reason)  # fmt: skip
             await ack(filed_answer(request, policy))
+        elif sub == 'extend':
+            request_id, extra, reason = parse_extend_args(rest)
+            result = await asyncio.to_thread(deps.extend.execute, request_id, who, extra, reason)
+            await ack(extend_answer(result))
         elif sub in ('release', 'revoke', 'cancel'):
             request_id = parse_request_id(rest, sub)
             await asyncio.to_thread(getattr(deps.end, sub), request_id, who)
