@@ -11,6 +11,8 @@ from enum import StrEnum
 class ActionId(StrEnum):
     APPROVE = 'jit.approve'
     DENY = 'jit.deny'
+    EXTEND = 'jit.extend'
+    RELEASE = 'jit.release'
 
 
 class CallbackId(StrEnum):

@@ -28,6 +28,12 @@ def revoke_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
     return outcome
 
 
+def warn_expiry(request_id: str, *, deps: WorkerDeps | None = None) -> None:
+    """DM the grantee that the grant ends soon, with Extend and Release buttons (skipped if extended since)."""
+    structlog.contextvars.bind_contextvars(request_id=request_id, job='warn_expiry')
+    (deps or current()).notifier.warn_expiry(request_id)
+
+
 def notify(seq: int, *, deps: WorkerDeps | None = None) -> None:
     """Show audit event ``seq`` in Slack: approval DMs and their updates, requester DMs, audit channel."""
     structlog.contextvars.bind_contextvars(audit_seq=seq, job='notify')

@@ -42,6 +42,12 @@ class RQJobQueue:
         self.access.enqueue_at(when, 'workers.jobs.revoke_access', request_id, job_id=f'revoke-{request_id}',
                                result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip
 
+    def schedule_warning(self, request_id: str, at: float) -> None:
+        """The "ends soon" DM with Extend / Release buttons; on the notify queue, rescheduled on extend."""
+        when = datetime.fromtimestamp(at, tz=UTC)
+        self.notify.enqueue_at(when, 'workers.jobs.warn_expiry', request_id, job_id=f'warn-{request_id}',
+                               result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip
+
     def enqueue_revoke_now(self, request_id: str) -> None:
         self.access.enqueue('workers.jobs.revoke_access', request_id, job_id=f'end-{request_id}', at_front=True,
                             result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip

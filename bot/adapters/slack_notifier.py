@@ -8,6 +8,7 @@ state (how things stand now), so a late or repeated job posts the truth, not a s
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.adapters.redis_store import RedisStore
-from bot.blocks.messages import audit_line, build_approval_message, requester_update
+from bot.blocks.messages import audit_line, build_approval_message, build_expiry_warning, requester_update
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Policy
 
@@ -65,6 +66,20 @@ class SlackNotifier:
         text = requester_update(event, request, rule, approvers)
         if text and request.requester.slack_id:
             self.dm(request.requester.slack_id, text)
+
+    def warn_expiry(self, request_id: str) -> None:
+        """The "ends soon" DM, unless the grant ended or was extended since the warning was scheduled."""
+        request = self.store.get(request_id)
+        warn_at = request.warning_at() if request else None
+        if request is None or request.status is not RequestStatus.ACTIVE or warn_at is None:
+            return
+        if warn_at - time.time() > 5 or not request.requester.slack_id:
+            return  # extended meanwhile: a new warning is scheduled
+        rule = self.policy().rule_named(request.rule)
+        # Offer as long again as the grant so far, within the rule's default duration and its cap.
+        extra = min(rule.timeout - request.duration, rule.default_duration, request.duration) if rule else 0
+        text, blocks = build_expiry_warning(request, extra)
+        self.dm(request.requester.slack_id, text, blocks)
 
     def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> tuple[str, str]:
         """Open (or reuse) the DM with ``user_id`` and post; returns (channel, ts)."""

@@ -95,6 +95,25 @@ def build_approval_message(request: AccessRequest, rule: Rule | None) -> tuple[s
     return text, blocks
 
 
+def build_expiry_warning(request: AccessRequest, extra: int) -> tuple[str, Blocks]:
+    """The "ends soon" DM: Extend by ``extra`` seconds (when the rule leaves room), or Release now."""
+    text = f':alarm_clock: Your grant `{request.id}` ({what(request)}) ends at {clock(request.expires_at)}.'
+    buttons = []
+    if extra > 0:
+        buttons.append(
+            {
+                'type': 'button',
+                'action_id': ActionId.EXTEND,
+                'value': f'{request.id}|{extra}',
+                'style': 'primary',
+                'text': {'type': 'plain_text', 'text': f'Extend {format_duration(extra)}'},
+            }
+        )
+    buttons.append({'type': 'button', 'action_id': ActionId.RELEASE, 'value': request.id,
+                    'text': {'type': 'plain_text', 'text': 'Release now'}})  # fmt: skip
+    return text, [_section(text), {'type': 'actions', 'elements': buttons}]
+
+
 def build_deny_modal(request: AccessRequest, *, reason_required: bool) -> dict[str, Any]:
     """The modal Deny opens: the reason goes to the requester and the audit trail."""
     return {

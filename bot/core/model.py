@@ -131,6 +131,12 @@ class AccessRequest:
     #: The policy's reason for its decision, as `jit policy explain` prints it.
     decision: str = ''
 
+    def warning_at(self) -> float | None:
+        """When to warn that the grant ends: 10 minutes before, or a quarter of the grant for short ones."""
+        if self.expires_at is None or self.granted_at is None:
+            return None
+        return self.expires_at - min(600.0, (self.expires_at - self.granted_at) / 4)
+
     def digest(self) -> str:
         """What an approval binds to: a worker grants only if this still matches."""
         basis = [self.requester.slack_id, self.requester.email, self.requester.pipeline,

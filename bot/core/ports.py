@@ -94,6 +94,10 @@ class JobQueue(Protocol):
 
     def schedule_revoke(self, request_id: str, at: float) -> None: ...
 
+    def schedule_warning(self, request_id: str, at: float) -> None:
+        """Tell the grantee, at ``at``, that the grant ends soon (with Extend and Release buttons)."""
+        ...
+
     def enqueue_revoke_now(self, request_id: str) -> None:
         """Revoke as soon as a worker is free (release, admin revoke)."""
         ...

@@ -59,6 +59,7 @@ class ExtendGrant:
                 r, by=extra, actor=who, now=self.clock.now()))  # fmt: skip
             assert new.expires_at is not None
             self.queue.schedule_revoke(request_id, new.expires_at)
+            self.queue.schedule_warning(request_id, new.warning_at() or new.expires_at)
             self.queue.enqueue_notify(seq)
             return new
         extension = AccessRequest(

@@ -86,6 +86,7 @@ class GrantAccess:
         request, seq = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
         assert request.expires_at is not None
         self.queue.schedule_revoke(request_id, request.expires_at)
+        self.queue.schedule_warning(request_id, request.warning_at() or request.expires_at)
         self.queue.enqueue_notify(seq)
         if details:
             self.on_details(request, details)
@@ -110,6 +111,7 @@ class GrantAccess:
             return self._fail(extension.id, f'the grant `{extension.extends}` ended before the extension was approved')
         assert original.expires_at is not None
         self.queue.schedule_revoke(original.id, original.expires_at)
+        self.queue.schedule_warning(original.id, original.warning_at() or original.expires_at)
         self.queue.enqueue_notify(seq)
         # The extension itself is active as long as the grant it extends: the audit trail shows both.
         extension, seq = self.store.transition(extension.id, lambda r: transitions.activate(

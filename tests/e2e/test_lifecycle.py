@@ -135,3 +135,21 @@ def test_extension_beyond_self_extend_needs_approval_and_the_cap_holds(jit, slac
     wait_until(lambda: store.get(extension_id).status is S.ACTIVE, timeout=10, what='extension active')
     assert len(webhook.grants_for(request_id)) == 1 and webhook.grants_for(extension_id) == []
     assert store.due_at(request_id) == pytest.approx(before + 1200)
+
+
+def test_ends_soon_warning_offers_extend_and_release(jit, slack, webhook, store):
+    """A quarter before the end (short grants) alex is warned, with Extend and Release buttons that work."""
+    request_id = active_grant(slack, store, text='request demo-app read 12s warn me')
+    grant = store.get(request_id)
+    dm = slack.workspace.dm_channel_id(ALEX)
+    warning = slack.workspace.wait_for_message(
+        lambda m: m.channel == dm and 'ends at' in m.content and request_id in m.content, timeout=15
+    )
+    assert time.time() < grant.expires_at  # before the end, not after
+    assert warning.action_ids == ['jit.extend', 'jit.release'] and 'Extend 12s' in warning.content
+    assert slack.driver.click(ALEX, warning, 'jit.extend').status == 200
+    wait_until(lambda: store.get(request_id).expires_at == pytest.approx(grant.expires_at + 12), timeout=5,
+               what='extended by the button')  # fmt: skip
+    assert slack.driver.click(ALEX, warning, 'jit.release').status == 200
+    wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='released by the button')
+    assert revoked_event(store, request_id)['detail']['why'] == 'released'

@@ -1,0 +1,42 @@
+"""The buttons of the "ends soon" DM: Extend (by the amount in the button) and Release now."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks.answers import extend_answer
+from bot.core.errors import JitError
+from bot.listeners.errors import tell
+
+
+async def handle_extend_grant(
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    await ack()
+    request_id, _, extra = str(action.get('value', '')).partition('|')
+    try:
+        who = await context['who']()
+        if not extra.isdigit():
+            raise JitError('This button is malformed; use `/jit extend ID DURATION`.')
+        result = await asyncio.to_thread(context['deps'].extend.execute, request_id, who, int(extra))
+        await tell(client, body, extend_answer(result))
+    except JitError as exc:
+        await tell(client, body, f':warning: {exc.user_message}')
+
+
+async def handle_release_grant(
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    await ack()
+    request_id = str(action.get('value', ''))
+    try:
+        who = await context['who']()
+        await asyncio.to_thread(context['deps'].end.release, request_id, who)
+        await tell(client, body, f'Releasing `{request_id}`: I will tell you when access has ended.')
+    except JitError as exc:
+        await tell(client, body, f':warning: {exc.user_message}')
