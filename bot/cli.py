@@ -97,7 +97,8 @@ def work(settings: object) -> int:
     install(deps)
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.reload())
     sweeper = Sweeper(store=deps.base.store, revoke=deps.revoke, end=deps.base.end, clock=deps.base.clock,
-                      interval=deps.base.settings.sweep_interval)  # fmt: skip
+                      interval=deps.base.settings.sweep_interval, queue=deps.base.queue,
+                      remind_after=deps.base.settings.reminder_after)  # fmt: skip
     sweeper.sweep_once()  # whatever fell due while no worker ran
     sweeper.start()
     # SimpleWorker: jobs run in this process, with the dependencies built once above (a forking

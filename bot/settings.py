@@ -36,6 +36,9 @@ class Settings:
     #: How often the sweeper looks for grants past their expiry. Revokes are at most this late
     #: when the scheduled job was lost; 2 s keeps "at most 5 s late" with room to spare.
     sweep_interval: float = 2.0
+    #: When approvers are first reminded of a pending request; later reminders wait twice as long
+    #: each time (15 min, 30 min, 1 h...), so a forgotten request is noticed without nagging.
+    reminder_after: float = 900.0
     log_level: str = 'INFO'
     #: ``json`` for machines, ``console`` for people; default: console on a terminal.
     log_format: str | None = None
@@ -87,6 +90,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         problems.append(f'REDIS_URL={redis_url!r} must start with redis://, rediss:// or unix://')
     port = _number(environ, 'PORT', 3000, problems, low=0)
     sweep = _number(environ, 'JIT_SWEEP_INTERVAL', 2.0, problems, low=0.1)
+    reminder = _number(environ, 'JIT_REMINDER_AFTER', 900.0, problems, low=0)
     level = (environ.get('LOG_LEVEL') or 'INFO').upper()
     if level not in ('DEBUG', 'INFO', 'WARNING', 'ERROR'):
         problems.append(f'LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR')
@@ -99,6 +103,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         slack_bot_token=token, slack_signing_secret=secret, slack_app_token=app_token, slack_api_url=api_url,
         redis_url=redis_url, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
         audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=int(port),
-        data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, log_level=level, log_format=fmt,
+        data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
+        log_level=level, log_format=fmt,
         redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:',
     )  # fmt: skip

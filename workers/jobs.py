@@ -34,6 +34,12 @@ def warn_expiry(request_id: str, *, deps: WorkerDeps | None = None) -> None:
     (deps or current()).notifier.warn_expiry(request_id)
 
 
+def remind_approvers(request_id: str, number: int, *, deps: WorkerDeps | None = None) -> None:
+    """Remind the current step's approvers that a request is waiting for them."""
+    structlog.contextvars.bind_contextvars(request_id=request_id, job='remind')
+    (deps or current()).notifier.remind(request_id, number)
+
+
 def notify(seq: int, *, deps: WorkerDeps | None = None) -> None:
     """Show audit event ``seq`` in Slack: approval DMs and their updates, requester DMs, audit channel."""
     structlog.contextvars.bind_contextvars(audit_seq=seq, job='notify')

@@ -14,6 +14,9 @@ import threading
 import redis
 import structlog
 
+from bot.adapters.redis_store import RedisStore
+from bot.adapters.rq_queue import RQJobQueue
+from bot.core.ports import Clock
 from bot.usecases.end_access import EndAccess
 from bot.usecases.revoke_access import RevokeAccess
 
@@ -27,9 +30,15 @@ class Sweeper:
     """A daemon thread that revokes what is due every ``interval`` seconds."""
 
     def __init__(
-        self, *, store: object, revoke: RevokeAccess, end: EndAccess, clock: object, interval: float
+        self, *, store: RedisStore, revoke: RevokeAccess, end: EndAccess, clock: Clock, interval: float,
+        queue: RQJobQueue | None = None, remind_after: float = 0,
     ) -> None:  # fmt: skip
+        """Args:
+        remind_after: seconds before the first reminder to approvers (then doubling); 0: none.
+        """
         self.store, self.revoke, self.end, self.clock, self.interval = store, revoke, end, clock, interval
+        self.queue = queue
+        self.remind_after = remind_after
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name='jit-sweeper', daemon=True)
 
@@ -43,12 +52,23 @@ class Sweeper:
     def sweep_once(self) -> int:
         """Revoke everything due (and expire undecided requests); returns how many revokes finished."""
         self.end.expire_pending()
+        if self.remind_after and self.queue is not None:
+            self.remind(self.queue)
         done = 0
-        for request_id in self.store.due_for_revoke(self.clock.now() - GRACE):  # type: ignore[attr-defined]
+        for request_id in self.store.due_for_revoke(self.clock.now() - GRACE):
             outcome = self.revoke.execute(request_id)
             log.info('sweeper.revoke', request_id=request_id, outcome=outcome)
             done += outcome in ('revoked', 'cleaned up')
         return done
+
+    def remind(self, queue: RQJobQueue) -> None:
+        """Queue the reminders that are due for pending requests (each step counts from its last approval)."""
+        now = self.clock.now()
+        for request in self.store.pending():
+            since = max([request.created_at] + [a.at for a in request.approvals if a.step < request.step])
+            number = self.store.claim_reminder(request.id, request.step, since, now, self.remind_after)
+            if number:
+                queue.enqueue_reminder(request.id, number)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -79,6 +79,24 @@ class RedisStore:
         """IDs of pending requests past their rule's ``pending_timeout``."""
         return list(self.r.zrangebyscore(self._key('pending:expiry'), '-inf', now, start=0, num=limit))
 
+    def claim_reminder(self, request_id: str, step: int, since: float, now: float, first_after: float) -> int | None:
+        """Claim the next reminder of a pending request's current step, if one is due.
+
+        Reminders come ``first_after`` seconds after the step started, then after doubling waits (15 min,
+        30 min, 1 h...). The count per (request, step) lives in Redis so that several sweepers send each
+        reminder once. Returns the reminder's number, or None when none is due.
+        """
+        key = self._key('req', request_id, 'reminders')
+        sent = int(self.r.hget(key, str(step)) or 0)
+        due = since + first_after * (2 ** (sent + 1) - 1)
+        if now < due:
+            return None
+        pipe = self.r.pipeline()
+        pipe.hincrby(key, str(step), 1)
+        pipe.expire(key, 7 * 86400)
+        claimed = int(pipe.execute()[0])
+        return claimed if claimed == sent + 1 else None
+
     def due_at(self, request_id: str) -> float | None:
         score = self.r.zscore(self._key('grants:due'), request_id)
         return float(score) if score is not None else None

@@ -48,6 +48,10 @@ class RQJobQueue:
         self.notify.enqueue_at(when, 'workers.jobs.warn_expiry', request_id, job_id=f'warn-{request_id}',
                                result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip
 
+    def enqueue_reminder(self, request_id: str, number: int) -> None:
+        self.notify.enqueue('workers.jobs.remind_approvers', request_id, number, result_ttl=RESULT_TTL,
+                            failure_ttl=FAILURE_TTL)  # fmt: skip
+
     def enqueue_revoke_now(self, request_id: str) -> None:
         self.access.enqueue('workers.jobs.revoke_access', request_id, job_id=f'end-{request_id}', at_front=True,
                             result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.adapters.redis_store import RedisStore
 from bot.blocks.messages import audit_line, build_approval_message, build_expiry_warning, requester_update
+from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Policy
 
@@ -66,6 +67,27 @@ class SlackNotifier:
         text = requester_update(event, request, rule, approvers)
         if text and request.requester.slack_id:
             self.dm(request.requester.slack_id, text)
+
+    def remind(self, request_id: str, number: int) -> None:
+        """Nudge the approvers of the current step who have not decided; a stalled step reaches the next people."""
+        request = self.store.get(request_id)
+        if request is None or request.status is not RequestStatus.PENDING:
+            return
+        policy = self.policy()
+        rule = policy.rule_named(request.rule)
+        if rule is None:
+            return
+        waiting = format_duration(int(time.time() - request.created_at))
+        text = (f':bell: Reminder {number}: {request.requester.label} has been waiting {waiting} for a decision on '
+                f'`{request.id}` ({request.role} on {request.resource}).')  # fmt: skip
+        if rule.notify:
+            for channel in rule.notify:
+                self.client.chat_postMessage(channel=channel, text=text)
+            return
+        decided = {a.by.slack_id for a in request.approvals}
+        for user_id in self._slack_ids(policy.step_approvers(rule, request.step)):
+            if user_id != request.requester.slack_id and user_id not in decided:
+                self.dm(user_id, text)
 
     def warn_expiry(self, request_id: str) -> None:
         """The "ends soon" DM, unless the grant ended or was extended since the warning was scheduled."""

@@ -98,7 +98,8 @@ def _jit(tmp_path, redis_url, slack, webhook, request):
     env = {
         'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SIGNING_SECRET, 'SLACK_API_URL': slack.api_url,
         'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies), 'JIT_AUDIT_CHANNEL': 'C0AUDIT',
-        'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1', 'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json',
+        'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1', 'JIT_SWEEP_INTERVAL': '1',
+        'JIT_REMINDER_AFTER': '3', 'JIT_LOG_FORMAT': 'json',
         'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET,
     }  # fmt: skip
     procs = JitProcesses(env, logs)

@@ -153,3 +153,19 @@ def test_ends_soon_warning_offers_extend_and_release(jit, slack, webhook, store)
     assert slack.driver.click(ALEX, warning, 'jit.release').status == 200
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='released by the button')
     assert revoked_event(store, request_id)['detail']['why'] == 'released'
+
+
+def test_approvers_are_reminded_then_less_often(jit, slack, store):
+    """JIT_REMINDER_AFTER=3 here: reminders at about 3 s and 9 s (the wait doubles), to each approver once each."""
+    request_id, _ = file_request(slack, text='request demo-app read 5m please look')
+    dm = slack.workspace.dm_channel_id(SAM)
+
+    def reminders():
+        return [m for m in slack.workspace.messages(dm) if 'Reminder' in m.content and request_id in m.content]
+
+    wait_until(lambda: len(reminders()) == 1, timeout=8, what='first reminder')
+    time.sleep(3)
+    assert len(reminders()) == 1, 'the second reminder waits twice as long'
+    wait_until(lambda: len(reminders()) == 2, timeout=8, what='second reminder')
+    assert 'Reminder 2' in reminders()[-1].content
+    assert not [m for m in slack.workspace.messages(slack.workspace.dm_channel_id(ALEX)) if 'Reminder' in m.content]

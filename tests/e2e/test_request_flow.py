@@ -31,7 +31,10 @@ def request_id_from(reply_text: str) -> str:
 def approval_copy(slack, user: str, request_id: str):
     """The approval message in ``user``'s DM for ``request_id`` (waits for the notify job)."""
     return slack.workspace.wait_for_message(
-        lambda m: m.channel == slack.workspace.dm_channel_id(user) and request_id in m.content, timeout=15
+        lambda m: (
+            m.channel == slack.workspace.dm_channel_id(user) and request_id in m.content and 'Reminder' not in m.text
+        ),
+        timeout=15,
     )
 
 

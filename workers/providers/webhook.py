@@ -74,4 +74,3 @@ class WebhookProvider:
             return json.loads(text) if text.strip() else None
         except ValueError:
             return None
-
