@@ -126,6 +126,8 @@ class AccessRequest:
     grant_deadline: float | None = None
     #: When an undecided request expires (the rule's ``pending_timeout``), or never.
     pending_until: float | None = None
+    #: The digest the approval bound to (see :meth:`digest`); the worker grants only if it still matches.
+    approved_digest: str | None = None
     #: For an extension: the request whose grant it extends (its ``duration`` is the extra time).
     extends: str | None = None
     #: The policy's reason for its decision, as `jit policy explain` prints it.

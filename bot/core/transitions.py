@@ -80,7 +80,8 @@ def approve(
         step += 1
     done = step >= len(rule.steps)
     new = replace(request, approvals=approvals, step=step, status=S.APPROVED if done else S.PENDING,
-                  decided_by=approver if done else None)  # fmt: skip
+                  decided_by=approver if done else None,
+                  approved_digest=request.digest() if done else None)  # fmt: skip
     progress = f'{len(approvals)} of {rule.approvals_needed}'
     return new, _event(new, 'request.approved', approver, outcome='approved' if done else 'pending',
                        detail={'progress': progress, 'step': request.step})  # fmt: skip
@@ -89,7 +90,7 @@ def approve(
 def auto_approve(request: AccessRequest, *, reason: str) -> tuple[AccessRequest, AuditEvent]:
     """A rule with ``auto_approve`` (or break-glass) approves at filing time."""
     _check(request, 'approve')
-    new = replace(request, status=S.APPROVED)
+    new = replace(request, status=S.APPROVED, approved_digest=request.digest())
     return new, _event(new, 'request.approved', 'policy', outcome='approved', detail={'why': reason})
 
 

@@ -122,6 +122,8 @@ class GrantAccess:
 
     def _recheck(self, policy: Policy, request: AccessRequest) -> str | None:
         """The approval binds to the request and the rule; the current policy must still allow both."""
+        if request.approved_digest != request.digest():
+            return 'the request changed after it was approved'
         decision = evaluate(policy, request.requester, request.resource, request.role, request.duration,
                             reason=request.reason, ticket=request.ticket, trigger=request.trigger)  # fmt: skip
         if decision.denied:
