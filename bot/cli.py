@@ -89,16 +89,13 @@ def work(settings: object) -> int:
 
     from bot.adapters.rq_queue import ACCESS_QUEUE, NOTIFY_QUEUE
     from bot.logging import configure_logging
-    from workers.runtime import build_worker_deps, install
-    from workers.sweeper import Sweeper
+    from workers.runtime import build_sweeper, build_worker_deps, install
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
     deps = build_worker_deps(settings)  # type: ignore[arg-type]
     install(deps)
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.reload())
-    sweeper = Sweeper(store=deps.base.store, revoke=deps.revoke, end=deps.base.end, clock=deps.base.clock,
-                      interval=deps.base.settings.sweep_interval, queue=deps.base.queue,
-                      remind_after=deps.base.settings.reminder_after)  # fmt: skip
+    sweeper = build_sweeper(deps)
     sweeper.sweep_once()  # whatever fell due while no worker ran
     sweeper.start()
     # SimpleWorker: jobs run in this process, with the dependencies built once above (a forking

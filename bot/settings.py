@@ -39,6 +39,8 @@ class Settings:
     #: When approvers are first reminded of a pending request; later reminders wait twice as long
     #: each time (15 min, 30 min, 1 h...), so a forgotten request is noticed without nagging.
     reminder_after: float = 900.0
+    #: How often the worker asks providers what they hold and revokes what jit does not know as active.
+    reconcile_interval: float = 300.0
     log_level: str = 'INFO'
     #: ``json`` for machines, ``console`` for people; default: console on a terminal.
     log_format: str | None = None
@@ -91,6 +93,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     port = _number(environ, 'PORT', 3000, problems, low=0)
     sweep = _number(environ, 'JIT_SWEEP_INTERVAL', 2.0, problems, low=0.1)
     reminder = _number(environ, 'JIT_REMINDER_AFTER', 900.0, problems, low=0)
+    reconcile = _number(environ, 'JIT_RECONCILE_INTERVAL', 300.0, problems, low=1)
     level = (environ.get('LOG_LEVEL') or 'INFO').upper()
     if level not in ('DEBUG', 'INFO', 'WARNING', 'ERROR'):
         problems.append(f'LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR')
@@ -104,6 +107,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         redis_url=redis_url, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
         audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=int(port),
         data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
+        reconcile_interval=reconcile,
         log_level=level, log_format=fmt,
         redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:',
     )  # fmt: skip

@@ -23,6 +23,8 @@ from bot.settings import Settings, load_settings
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from workers.providers.registry import ProviderRegistry, provider_names
+from workers.reconciler import Reconciler
+from workers.sweeper import Sweeper
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +37,7 @@ class WorkerDeps:
     grant: GrantAccess
     revoke: RevokeAccess
     notifier: SlackNotifier
+    providers: ProviderRegistry
 
 
 def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None = None) -> WorkerDeps:
@@ -55,7 +58,17 @@ def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None =
                         provider=providers, on_details=send_details)  # fmt: skip
     revoke = RevokeAccess(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
                           provider=providers)  # fmt: skip
-    return WorkerDeps(base=base, grant=grant, revoke=revoke, notifier=notifier)
+    return WorkerDeps(base=base, grant=grant, revoke=revoke, notifier=notifier, providers=providers)
+
+
+def build_sweeper(deps: WorkerDeps) -> Sweeper:
+    """The sweeper thread of ``jit worker``: overdue revokes, expiries, reminders, and the reconciler."""
+    base, settings = deps.base, deps.base.settings
+    reconciler = Reconciler(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
+                            provider=deps.providers)  # fmt: skip
+    return Sweeper(store=base.store, revoke=deps.revoke, end=base.end, clock=base.clock,
+                   interval=settings.sweep_interval, queue=base.queue, remind_after=settings.reminder_after,
+                   reconciler=reconciler, reconcile_every=settings.reconcile_interval)  # fmt: skip
 
 
 _current: WorkerDeps | None = None

@@ -10,6 +10,7 @@ two sweepers, or a sweeper and the job, from revoking the same grant at once.
 from __future__ import annotations
 
 import threading
+import time
 
 import redis
 import structlog
@@ -19,6 +20,7 @@ from bot.adapters.rq_queue import RQJobQueue
 from bot.core.ports import Clock
 from bot.usecases.end_access import EndAccess
 from bot.usecases.revoke_access import RevokeAccess
+from workers.reconciler import Reconciler
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +33,8 @@ class Sweeper:
 
     def __init__(
         self, *, store: RedisStore, revoke: RevokeAccess, end: EndAccess, clock: Clock, interval: float,
-        queue: RQJobQueue | None = None, remind_after: float = 0,
+        queue: RQJobQueue | None = None, remind_after: float = 0, reconciler: Reconciler | None = None,
+        reconcile_every: float = 300.0,
     ) -> None:  # fmt: skip
         """Args:
         remind_after: seconds before the first reminder to approvers (then doubling); 0: none.
@@ -39,6 +42,8 @@ class Sweeper:
         self.store, self.revoke, self.end, self.clock, self.interval = store, revoke, end, clock, interval
         self.queue = queue
         self.remind_after = remind_after
+        self.reconciler, self.reconcile_every = reconciler, reconcile_every
+        self._reconciled_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name='jit-sweeper', daemon=True)
 
@@ -52,6 +57,9 @@ class Sweeper:
     def sweep_once(self) -> int:
         """Revoke everything due (and expire undecided requests); returns how many revokes finished."""
         self.end.expire_pending()
+        if self.reconciler is not None and time.monotonic() - self._reconciled_at >= self.reconcile_every:
+            self._reconciled_at = time.monotonic()
+            self.reconciler.run_once()
         if self.remind_after and self.queue is not None:
             self.remind(self.queue)
         done = 0

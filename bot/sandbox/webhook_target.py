@@ -192,6 +192,12 @@ class WebhookTarget:
             return injected, {"error": "injected failure"}, False
         if signature is None or not hmac.compare_digest(signature, self.sign(raw)):
             return 401, {"error": "bad signature"}, True
+        if body is not None and body.get("action") == "list":
+            # The optional reconcile call: every grant held here for that resource, as jit asked for it.
+            with self._lock:
+                live = [{"request_id": rid, "role": g["role"]} for rid, g in self._active.items()
+                        if g["resource"] == body.get("resource")]  # fmt: skip
+            return 200, {"live": live}, False
         if body is None or any(name not in body for name in _FIELDS) or body["action"] not in {"grant", "revoke"}:
             return 400, {"error": f"body must be a JSON object with {', '.join(_FIELDS)}"}, False
         with self._lock:

@@ -35,7 +35,7 @@ resources:
   demo-app:
     description: the demo app
     provider: webhook
-    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET}
+    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET, reconcile: true}
     roles: [read, deploy]
 requests:
   - name: demo-read

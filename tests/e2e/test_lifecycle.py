@@ -169,3 +169,16 @@ def test_approvers_are_reminded_then_less_often(jit, slack, store):
     wait_until(lambda: len(reminders()) == 2, timeout=8, what='second reminder')
     assert 'Reminder 2' in reminders()[-1].content
     assert not [m for m in slack.workspace.messages(slack.workspace.dm_channel_id(ALEX)) if 'Reminder' in m.content]
+
+
+def test_reconciler_revokes_grants_jit_no_longer_knows(jit, slack, webhook, store, redis_url):
+    """Redis is flushed with a grant live at the provider: the reconciler (at worker start) revokes it, audited."""
+    request_id = active_grant(slack, store, text='request demo-app read 30m lost record')
+    jit.kill_worker()
+    redis.Redis.from_url(redis_url).flushdb()
+    assert request_id in webhook.active
+    jit.start_worker()
+    wait_until(lambda: request_id not in webhook.active, timeout=15, what='orphan revoked by the reconciler')
+    events = [e for e in store.audit_events() if e['event'] == 'grant.revoked']
+    assert len(events) == 1 and events[0]['actor'] == 'reconciler'
+    assert events[0]['request']['id'] == request_id and 'not known to jit' in events[0]['detail']['why']

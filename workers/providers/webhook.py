@@ -6,6 +6,10 @@ Contract (product.md §3): ``POST settings.url`` with ``{"action": "grant"|"revo
 answer is success; a 5xx, 429, timeout or connection error is retried with backoff; any other
 4xx is permanent (the endpoint refused, retrying will not change its mind). The receiver must be
 idempotent by ``request_id``: jit may send the same action twice after a timeout.
+
+Optional, with ``reconcile: true`` in the resource's settings: ``{"action": "list", "resource"}``, answered
+with ``{"live": [{"request_id", "role"}, ...]}`` - what the receiver holds, so jit's reconciler can revoke
+grants it no longer knows as active (after a lost Redis, say).
 """
 
 from __future__ import annotations
@@ -45,17 +49,32 @@ class WebhookProvider:
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None:
         self._call('revoke', request, settings, expires_at=request.expires_at)
 
+    def list_live(self, resource: str, *, settings: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """``(request_id, role)`` of every grant the receiver holds for ``resource``; None if it cannot tell."""
+        if not settings.get('reconcile'):
+            return None
+        answer = self._post('list', {'action': 'list', 'resource': resource}, settings)
+        live = answer.get('live') if isinstance(answer, dict) else None
+        if not isinstance(live, list):
+            raise PermanentProviderError('the webhook answered `list` without a `live` list')
+        return [(str(item['request_id']), str(item.get('role', ''))) for item in live
+                if isinstance(item, dict) and 'request_id' in item]  # fmt: skip
+
     def _call(self, action: str, request: AccessRequest, settings: dict[str, Any], *, expires_at: float | None) -> Any:
-        conf = resolve_settings(settings)
-        url, secret = conf.get('url'), conf.get('secret')
-        if not url or not secret:
-            raise PermanentProviderError('the webhook resource needs `url` and `secret` settings')
-        body = json.dumps({
+        payload = {
             'action': action, 'request_id': request.id,
             'user': {'slack_id': request.requester.slack_id, 'email': request.requester.email},
             'resource': request.resource, 'role': request.role, 'expires_at': _rfc3339(expires_at),
             'reason': request.reason,
-        }).encode()  # fmt: skip
+        }  # fmt: skip
+        return self._post(action, payload, settings)
+
+    def _post(self, action: str, payload: dict[str, Any], settings: dict[str, Any]) -> Any:
+        conf = resolve_settings(settings)
+        url, secret = conf.get('url'), conf.get('secret')
+        if not url or not secret:
+            raise PermanentProviderError('the webhook resource needs `url` and `secret` settings')
+        body = json.dumps(payload).encode()
         http = urllib.request.Request(url, data=body, method='POST', headers={
             'Content-Type': 'application/json', 'X-JIT-Signature': sign_body(str(secret), body),
             'User-Agent': 'jit-webhook/1',
