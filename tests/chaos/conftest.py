@@ -1,0 +1,300 @@
+"""Chaos fixtures: real jit processes, a real Redis, the local Slack and the webhook target, then breakage.
+
+Adapted from ``tests/e2e/conftest.py``. Differences:
+
+    redis_url      Redis database 11 (``JIT_CHAOS_REDIS_URL``), flushed before and after each case
+    slack, webhook shared by the whole chaos session (started once); ``webhook.reset()`` per case
+    start_jit      a factory: ``start_jit(redis_url)`` starts ``jit serve`` + ``jit worker`` against any Redis
+    private_redis  a redis-server of the test's own (AOF on, no snapshots), which the test may SHUTDOWN and restart
+
+Helpers (plain functions, imported by the tests): filing and approving a handful of requests, waiting
+for every grant to be gone, and the ``CHAOS`` summary line with its figures.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from bot.adapters.redis_store import RedisStore
+from bot.core.model import RequestStatus
+from bot.deps import SystemClock
+from bot.sandbox.local_slack import LocalSlack
+from bot.sandbox.webhook_target import WebhookTarget
+from bot.sandbox.workspace import seed_workspace
+from tests.support.processes import JitProcesses, free_port, wait_until
+
+SIGNING_SECRET = 'chaos-signing-secret'
+WEBHOOK_SECRET = 'chaos-webhook-secret'
+CHAOS_REDIS_URL = os.environ.get('JIT_CHAOS_REDIS_URL', 'redis://127.0.0.1:6379/11')
+ALEX, DANA, SAM, SEC = 'U0ALEX', 'U0DANA', 'U0SAM', 'U0SEC'
+S = RequestStatus
+ENDED = (S.REVOKED, S.FAILED)
+POLICY = """\
+groups:
+  devops: [alex@example.com, dana@example.com, sam@example.com]
+  leads: [sam@example.com]
+  security: [sec@example.com]
+admins: [group:security]
+resources:
+  demo-app:
+    description: the demo app
+    provider: webhook
+    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET}
+    roles: [read, deploy]
+requests:
+  - name: demo-read
+    resources: [demo-app]
+    roles: [read]
+    requesters: [group:devops]
+    approvers: [group:leads, group:security]
+    approvals: 1
+    timeout: 2h
+    default_duration: 30m
+    require_reason: true
+"""
+
+
+# -- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(name='redis_url')
+def _redis_url():
+    client = redis.Redis.from_url(CHAOS_REDIS_URL)
+    client.flushdb()
+    yield CHAOS_REDIS_URL
+    client.flushdb()
+
+
+def make_store(url: str) -> RedisStore:
+    return RedisStore(redis.Redis.from_url(url, decode_responses=True), clock=SystemClock())
+
+
+@pytest.fixture(name='slack', scope='session')
+def _slack():
+    slack = LocalSlack(workspace=seed_workspace(), signing_secret=SIGNING_SECRET)
+    slack.start_in_thread()
+    yield slack
+    slack.stop_thread()
+
+
+@pytest.fixture(name='webhook', scope='session')
+def _webhook_session():
+    target = WebhookTarget(WEBHOOK_SECRET)
+    target.start_in_thread()
+    yield target
+    target.stop_thread()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_webhook(webhook):
+    webhook.reset()
+    yield
+    webhook.reset()
+
+
+@pytest.fixture(name='start_jit')
+def _start_jit(tmp_path, slack, webhook, request):
+    started: list[JitProcesses] = []
+
+    def start(redis_url: str) -> JitProcesses:
+        root = tmp_path / f'jit-{len(started)}'
+        policies, logs = root / 'policies', root / 'logs'
+        policies.mkdir(parents=True)
+        logs.mkdir()
+        (policies / 'policy.yaml').write_text(textwrap.dedent(POLICY))
+        env = {
+            'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SIGNING_SECRET,
+            'SLACK_API_URL': slack.api_url, 'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies),
+            'JIT_AUDIT_CHANNEL': 'C0AUDIT', 'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1',
+            'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json',
+            'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET,
+        }  # fmt: skip
+        procs = JitProcesses(env, logs)
+        started.append(procs)
+        procs.start_web()
+        procs.start_worker()
+        slack.app_url = f'{procs.url}/slack/events'
+        return procs
+
+    yield start
+    for procs in started:
+        procs.stop()
+    rep = getattr(request.node, 'rep_call', None)
+    if rep is not None and rep.failed and os.environ.get('JIT_CHAOS_LOGS'):
+        for procs in started:
+            print(procs.dump_logs())
+
+
+@dataclass
+class PrivateRedis:
+    """A redis-server of one test's own: AOF every second, no RDB snapshots, restartable on the same dir."""
+
+    dir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f'redis://127.0.0.1:{self.port}/0'
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host='127.0.0.1', port=self.port, socket_timeout=5)
+
+    def start(self) -> None:
+        log = open(self.dir / 'redis.log', 'ab')  # noqa: SIM115 - kept open for the process
+        self.proc = subprocess.Popen(
+            [shutil.which('redis-server') or 'redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
+             '--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', str(self.dir), '--save', '',
+             '--maxmemory-policy', 'noeviction', '--protected-mode', 'no'],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+        def up() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, (self.dir / 'redis.log').read_text()
+            try:
+                return bool(self.client().ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(up, timeout=15, what='private redis-server')
+
+    def shutdown(self) -> None:
+        """``SHUTDOWN`` (no SAVE/NOSAVE: with ``--save ''`` no snapshot is written; the AOF is flushed)."""
+        assert self.proc is not None
+        self.client().shutdown(nosave=False)
+        self.proc.wait(15)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(name='private_redis')
+def _private_redis(tmp_path):
+    if shutil.which('redis-server') is None:
+        pytest.skip('redis-server is not on PATH')
+    data = tmp_path / 'redis-data'
+    data.mkdir()
+    server = PrivateRedis(data)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f'rep_{report.when}', report)
+    return report
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def approval_copy(slack, user: str, request_id: str, timeout: float = 20):
+    """The approval message in ``user``'s DM for ``request_id`` (waits for the notify job)."""
+    return slack.workspace.wait_for_message(
+        lambda m: m.channel == slack.workspace.dm_channel_id(user) and request_id in m.content and m.action_ids,
+        timeout=timeout,
+    )
+
+
+def file_request(slack, user: str, seconds: int, why: str) -> str:
+    reply = slack.driver.slash(user, f'request demo-app read {seconds}s {why}')
+    assert reply.status == 200 and 'Filed' in (reply.text or ''), reply.body
+    return (reply.text or '').split('`')[1]
+
+
+def file_many(slack, count: int, seconds: int, why: str) -> list[str]:
+    """``count`` requests, alternately by alex and dana, all waiting for sam's approval."""
+    ids = [file_request(slack, (ALEX, DANA)[i % 2], seconds, f'{why} {i}') for i in range(count)]
+    return ids
+
+
+def approve_all(slack, ids: list[str], approver: str = SAM) -> None:
+    for request_id in ids:
+        reply = slack.driver.click(approver, approval_copy(slack, approver, request_id), 'jit.approve')
+        assert reply.status == 200, reply.body
+
+
+def wait_active(store: RedisStore, ids: list[str], timeout: float = 30) -> dict:
+    def all_active():
+        got = {i: store.get(i) for i in ids}
+        return got if all(r is not None and r.status is S.ACTIVE for r in got.values()) else None
+
+    return wait_until(all_active, timeout=timeout, interval=0.1, what=f'{ids} all active')
+
+
+@dataclass
+class ChaosReport:
+    """What happened to each request, from the webhook target's calls and the store."""
+
+    case: str
+    lost: list[str]
+    twice: list[str]
+    lateness: dict[str, float]
+    states: dict[str, str]
+
+    @property
+    def worst(self) -> float | None:
+        return max(self.lateness.values()) if self.lateness else None
+
+    def line(self) -> str:
+        worst = 'n/a' if self.worst is None else f'{self.worst * 1000:.0f} ms'
+        return (
+            f'CHAOS {self.case}: revokes lost={len(self.lost)}, worst lateness={worst}, granted twice={len(self.twice)}'
+        )
+
+    def check(self) -> None:
+        assert not self.lost, f'{self.case}: still granted or not ended: {self.lost} (states {self.states})'
+        assert not self.twice, f'{self.case}: granted more than once: {self.twice}'
+
+
+def settle(case: str, webhook: WebhookTarget, store: RedisStore, ids: list[str], *, timeout: float,
+           expires: dict[str, float] | None = None) -> ChaosReport:  # fmt: skip
+    """Wait (up to ``timeout``) until no grant of ``ids`` is held and each is revoked or failed; report.
+
+    Lateness is the first successful revoke call's arrival at the target minus the ``expires_at`` jit
+    stored (or the one given in ``expires``, read while the grant was active).
+    """
+
+    def done() -> bool:
+        active = webhook.active
+        return all(i not in active for i in ids) and all(
+            (r := store.get(i)) is not None and r.status in ENDED for i in ids
+        )
+
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    active = webhook.active
+    states: dict[str, str] = {}
+    lost, twice, lateness = [], [], {}
+    for request_id in ids:
+        record = store.get(request_id)
+        states[request_id] = str(record.status) if record else 'missing'
+        if request_id in active or record is None or record.status not in ENDED:
+            lost.append(request_id)
+        if len([c for c in webhook.grants_for(request_id) if c.ok]) > 1:
+            twice.append(request_id)
+        revokes = [c for c in webhook.revokes_for(request_id) if c.ok]
+        expires_at = (expires or {}).get(request_id) or (record.expires_at if record else None)
+        if revokes and expires_at:
+            lateness[request_id] = revokes[0].time - expires_at
+    report = ChaosReport(case, lost, twice, lateness, states)
+    print('\n' + report.line())
+    return report
