@@ -66,7 +66,7 @@ def build_sweeper(deps: WorkerDeps) -> Sweeper:
     base, settings = deps.base, deps.base.settings
     reconciler = Reconciler(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
                             provider=deps.providers)  # fmt: skip
-    return Sweeper(store=base.store, revoke=deps.revoke, end=base.end, clock=base.clock,
+    return Sweeper(store=base.store, grant=deps.grant, revoke=deps.revoke, end=base.end, clock=base.clock,
                    interval=settings.sweep_interval, queue=base.queue, remind_after=settings.reminder_after,
                    reconciler=reconciler, reconcile_every=settings.reconcile_interval)  # fmt: skip
 

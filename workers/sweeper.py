@@ -1,5 +1,6 @@
-"""The sweeper: revokes every grant past its time, whatever became of its scheduled job, and expires
-requests nobody decided within their rule's ``pending_timeout``.
+"""The sweeper: revokes every grant past its time, whatever became of its scheduled job; grants again
+what was approved but never granted (lost job, killed worker); and expires requests nobody decided
+within their rule's ``pending_timeout``.
 
 RQ's scheduled job is the fast path; this is the one that cannot be lost. It runs in a thread of
 every ``jit worker`` (not through RQ's scheduler, which dies with its Redis connection and is
@@ -19,6 +20,7 @@ from bot.adapters.redis_store import RedisStore
 from bot.adapters.rq_queue import RQJobQueue
 from bot.core.ports import Clock
 from bot.usecases.end_access import EndAccess
+from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from workers.reconciler import Reconciler
 
@@ -32,13 +34,14 @@ class Sweeper:
     """A daemon thread that revokes what is due every ``interval`` seconds."""
 
     def __init__(
-        self, *, store: RedisStore, revoke: RevokeAccess, end: EndAccess, clock: Clock, interval: float,
-        queue: RQJobQueue | None = None, remind_after: float = 0, reconciler: Reconciler | None = None,
+        self, *, store: RedisStore, grant: GrantAccess, revoke: RevokeAccess, end: EndAccess, clock: Clock,
+        interval: float, queue: RQJobQueue | None = None, remind_after: float = 0, reconciler: Reconciler | None = None,
         reconcile_every: float = 300.0,
     ) -> None:  # fmt: skip
         """Args:
         remind_after: seconds before the first reminder to approvers (then doubling); 0: none.
         """
+        self.grant = grant
         self.store, self.revoke, self.end, self.clock, self.interval = store, revoke, end, clock, interval
         self.queue = queue
         self.remind_after = remind_after
@@ -62,6 +65,8 @@ class Sweeper:
             self.reconciler.run_once()
         if self.remind_after and self.queue is not None:
             self.remind(self.queue)
+        for request_id in self.store.stalled_grants(self.clock.now()):
+            log.info('sweeper.recover', request_id=request_id, outcome=self.grant.recover(request_id))
         done = 0
         for request_id in self.store.due_for_revoke(self.clock.now() - GRACE):
             outcome = self.revoke.execute(request_id)

@@ -11,6 +11,8 @@ Keys (all under a prefix, ``jit:`` by default):
 ``pending:expiry``             sorted set: when each pending request expires undecided
 ``user:<slack id>``            sorted set of a user's request IDs by filing time
 ``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
+``grants:watch``               sorted set: when to check on an approved grant that is not active yet
+``holds:<res>:<role>:<who>``   set of the requests holding that access now (granting or active)
 ``lease:<name>``               short locks so two sweepers do not revoke the same grant at once
 =============================  ==========================================================
 
@@ -23,11 +25,17 @@ Lua because Redis' Lua has no SHA-256.
 ``grants:due`` is written *before* a grant is attempted (at ``granting``, scored with a deadline
 that bounds the grant), so a worker that dies mid-grant still leaves a revoke behind; once the
 provider confirms, the score becomes ``expires_at``.
+
+``grants:watch`` holds every ``approved`` or ``granting`` request, scored with when the sweeper
+should look at it: a grant job that was lost, or a worker killed mid-call, leaves its request
+there until the sweeper queues the grant again (or, out of time, fails it closed). A live grant
+attempt keeps pushing its score forward with its lease.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +47,13 @@ from bot.core.ports import Clock, Transition
 
 S = RequestStatus
 
+#: How long an approved request may wait for its grant job before the sweeper queues it again.
+WATCH_AFTER = 30.0
+
+# Compare-and-act on a lease's token, so a worker whose lease lapsed cannot renew or free another's.
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_FREE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
 
 class RedisStore:
     """The :class:`~bot.core.ports.RequestStore` over a ``redis.Redis`` (``decode_responses=True``)."""
@@ -49,6 +64,7 @@ class RedisStore:
         self.r: Any = connection
         self.clock = clock
         self.p = prefix
+        self._tokens: dict[str, str] = {}  # the leases this process holds, name -> token
 
     def _key(self, *parts: str) -> str:
         return self.p + ':'.join(parts)
@@ -97,6 +113,26 @@ class RedisStore:
         claimed = int(pipe.execute()[0])
         return claimed if claimed == sent + 1 else None
 
+    def stalled_grants(self, now: float, limit: int = 100) -> list[str]:
+        """IDs of approved requests whose grant should have started or finished by ``now``."""
+        return list(self.r.zrangebyscore(self._key('grants:watch'), '-inf', now, start=0, num=limit))
+
+    def watch(self, request_id: str, at: float) -> None:
+        """Look at this approved request again at ``at`` (only while it is approved or granting)."""
+        self.r.zadd(self._key('grants:watch'), {request_id: at}, xx=True)
+
+    def unwatch(self, request_id: str) -> None:
+        self.r.zrem(self._key('grants:watch'), request_id)
+
+    def holders(self, request: AccessRequest) -> set[str]:
+        """The requests (this one included, if it holds) granting or holding the same access to the same person."""
+        return set(self.r.smembers(self._holds_key(request)))
+
+    def _holds_key(self, request: AccessRequest) -> str:
+        p = request.requester
+        who = (p.email or '').lower() or p.slack_id or (f'pipeline:{p.pipeline}' if p.pipeline else '?')
+        return self._key('holds', request.resource, request.role, who)
+
     def due_at(self, request_id: str) -> float | None:
         score = self.r.zscore(self._key('grants:due'), request_id)
         return float(score) if score is not None else None
@@ -113,7 +149,8 @@ class RedisStore:
         sweeper alike, so a lost job cannot lose the release.
         """
         pipe = self.r.pipeline()
-        pipe.zadd(self._key('grants:due'), {request_id: at}, xx=True, ch=True)
+        # LT: an end already due earlier (expired, not yet swept) stays where it is.
+        pipe.zadd(self._key('grants:due'), {request_id: at}, xx=True, lt=True, ch=True)
         pipe.hset(self._key('req', request_id, 'end'), mapping={'actor': actor, 'why': why})
         pipe.expire(self._key('req', request_id, 'end'), 7 * 86400)
         changed, *_ = pipe.execute()
@@ -146,10 +183,21 @@ class RedisStore:
 
     def lease(self, name: str, seconds: float) -> bool:
         """Take a short lock; False when someone else holds it. It lapses by itself."""
-        return bool(self.r.set(self._key('lease', name), '1', nx=True, px=int(seconds * 1000)))
+        token = uuid.uuid4().hex
+        if not self.r.set(self._key('lease', name), token, nx=True, px=int(seconds * 1000)):
+            return False
+        self._tokens[name] = token
+        return True
+
+    def renew_lease(self, name: str, seconds: float) -> bool:
+        """Keep a lease this process holds for ``seconds`` more; False when it lapsed (and may be another's)."""
+        token = self._tokens.get(name)
+        return bool(token and self.r.eval(_RENEW, 1, self._key('lease', name), token, int(seconds * 1000)))
 
     def release_lease(self, name: str) -> None:
-        self.r.delete(self._key('lease', name))
+        token = self._tokens.pop(name, None)
+        if token:
+            self.r.eval(_FREE, 1, self._key('lease', name), token)
 
     def note_revoke_failure(self, request_id: str) -> int:
         """Count one more failed revoke of this grant; the count lives a day past the last failure."""
@@ -228,6 +276,17 @@ class RedisStore:
         else:
             pipe.zrem(self._key('pending'), new.id)
             pipe.zrem(self._key('pending:expiry'), new.id)
+        if new.status in (S.GRANTING, S.ACTIVE) and not new.extends:
+            pipe.sadd(self._holds_key(new), new.id)
+        elif old is not None and old.status in (S.GRANTING, S.ACTIVE):
+            pipe.srem(self._holds_key(new), new.id)
+        watch = self._key('grants:watch')
+        if new.status is S.APPROVED:
+            pipe.zadd(watch, {new.id: self.clock.now() + WATCH_AFTER})
+        elif new.status is S.GRANTING:
+            pipe.zadd(watch, {new.id: self.clock.now() + WATCH_AFTER}, nx=True)  # the attempt sets its own
+        else:
+            pipe.zrem(watch, new.id)
         due = self._key('grants:due')
         if new.status is S.GRANTING and new.grant_deadline:
             pipe.zadd(due, {new.id: new.grant_deadline}, nx=True)

@@ -76,7 +76,25 @@ class RequestStore(Protocol):
         """Take a short lock that lapses by itself; False when someone else holds it."""
         ...
 
+    def renew_lease(self, name: str, seconds: float) -> bool:
+        """Keep a lease this process holds ``seconds`` longer; False when it had lapsed."""
+        ...
+
     def release_lease(self, name: str) -> None: ...
+
+    def stalled_grants(self, now: float, limit: int = 100) -> list[str]:
+        """IDs of approved requests whose grant should have started, or finished, by ``now``."""
+        ...
+
+    def watch(self, request_id: str, at: float) -> None:
+        """Check on this approved (or granting) request again at ``at``."""
+        ...
+
+    def unwatch(self, request_id: str) -> None: ...
+
+    def holders(self, request: AccessRequest) -> set[str]:
+        """IDs of the requests granting or holding the same access to the same person (for shared grants)."""
+        ...
 
     def note_revoke_failure(self, request_id: str) -> int:
         """Count one more failed revoke of this grant; returns the count."""
@@ -116,6 +134,16 @@ class Provider(Protocol):
         ...
 
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None: ...
+
+
+def shares_grants(provider: object, settings: dict[str, Any]) -> bool:
+    """Whether overlapping grants of one access land on one shared object at the target (a group membership).
+
+    A provider says so with ``shared_grants = True`` (``aws_iam``); a webhook whose receiver keeps one
+    object per person says so with ``shared: true`` in the resource's settings. Then jit revokes at the
+    provider only when the last overlapping grant ends.
+    """
+    return bool(getattr(provider, 'shared_grants', False) or settings.get('shared') is True)
 
 
 class Directory(Protocol):

@@ -164,10 +164,18 @@ def fail(request: AccessRequest, *, error: str, now: float) -> tuple[AccessReque
 
 
 def revoke(
-    request: AccessRequest, *, now: float, actor: Principal | str = 'jit', why: str = 'expired'
-) -> tuple[AccessRequest, AuditEvent]:
-    """The provider confirmed the revoke. ``why``: expired, released, revoked by an admin."""
+    request: AccessRequest, *, now: float, actor: Principal | str = 'jit', why: str = 'expired',
+    kept_for: list[str] | None = None,
+) -> tuple[AccessRequest, AuditEvent]:  # fmt: skip
+    """The provider confirmed the revoke. ``why``: expired, released, revoked by an admin.
+
+    ``kept_for``: the access is one shared object at the provider (a group membership) that these
+    overlapping grants still hold, so this grant ended without removing it.
+    """
     _check(request, 'revoke')
     new = replace(request, status=S.REVOKED, ended_at=now)
     late = round(now - request.expires_at, 3) if request.expires_at else None
-    return new, _event(new, 'grant.revoked', actor, outcome='revoked', detail={'why': why, 'lateness': late})
+    detail: dict[str, object] = {'why': why, 'lateness': late}
+    if kept_for:
+        detail['kept_for'] = kept_for
+    return new, _event(new, 'grant.revoked', actor, outcome='revoked', detail=detail)

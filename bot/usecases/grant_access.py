@@ -3,29 +3,51 @@
 Run by a worker after approval. The order is what makes a revoke impossible to lose: the
 request moves to ``granting`` - which puts it in the due-for-revoke index with a deadline that
 bounds any grant this attempt or its retries could make - *before* the provider is called.
+
+What makes a grant impossible to lose is :meth:`GrantAccess.recover`: the sweeper's check on an
+approved request whose grant job vanished or whose worker was killed mid-call. It queues the
+grant again (providers are idempotent by request ID) until ``GRANT_RETRY_WINDOW`` is spent, then
+fails the request closed, which leaves a clean-up revoke behind.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import structlog
 
 from bot.core import transitions
-from bot.core.errors import InvalidTransition, ProviderError
+from bot.core.errors import InvalidTransition, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Policy, evaluate
-from bot.core.ports import Clock, JobQueue, Provider, RequestStore
+from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
+from bot.usecases.lease import held_lease
 
 log = structlog.get_logger(__name__)
 S = RequestStatus
 
 #: Grant retries stop after this long; the request then fails and the requester is told.
 GRANT_RETRY_WINDOW = 300.0
-#: A grant call (and its lease) may take this long before another worker may try again.
-GRANT_LEASE = 150.0
+#: The grant lease lapses this long after its worker stops renewing it (killed, or hung).
+GRANT_LEASE = 10.0
+
+
+#: How long a grant or revoke waits for another call on the same person's same access to finish.
+ACCESS_WAIT = 15.0
+
+
+def access_lease(request: AccessRequest) -> str:
+    """One person's one access at one resource: grants and revokes of it take turns at the provider.
+
+    Needed where overlapping grants share one object (a group membership): a revoke that saw no
+    other holder must not remove the membership just after an overlapping grant added it.
+    """
+    p = request.requester
+    who = (p.email or '').lower() or p.slack_id or p.pipeline or '?'
+    return f'access:{request.resource}:{request.role}:{who}'
 
 
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 60.0) -> float:
@@ -47,12 +69,44 @@ class GrantAccess:
 
     def execute(self, request_id: str) -> str:
         """Grant ``request_id`` if it is (still) approved. Returns what happened, for the job log."""
-        if not self.store.lease(f'grant:{request_id}', GRANT_LEASE):
-            return 'busy'
-        try:
-            return self._grant(request_id)
-        finally:
-            self.store.release_lease(f'grant:{request_id}')
+        with held_lease(self.store, f'grant:{request_id}', GRANT_LEASE, beat=lambda: self._watch(request_id)) as mine:
+            return self._grant(request_id) if mine else 'busy'
+
+    def recover(self, request_id: str) -> str:
+        """The sweeper's check on an approved request that is not active in time: grant it again, or fail closed.
+
+        Its grant job was lost, or the worker running it was killed (its lease lapsed, so no
+        attempt is running now). Within the retry window the grant is queued again; after it, the
+        request fails and the requester is told - and a ``granting`` one leaves a revoke behind,
+        since the killed call may have reached the provider.
+        """
+        with held_lease(self.store, f'grant:{request_id}', GRANT_LEASE) as mine:
+            if not mine:
+                return 'busy'  # an attempt is running and renewing its lease
+            request = self.store.get(request_id)
+            if request is None or request.status not in (S.APPROVED, S.GRANTING):
+                self.store.unwatch(request_id)
+                return 'nothing to do'
+            now = self.clock.now()
+            if now >= self._retry_until(request):
+                log.error('grant.stalled', request_id=request_id, status=request.status, attempts=request.attempts)
+                return self._fail(request_id, 'the grant did not finish in time')
+            self.store.watch(request_id, now + 3 * GRANT_LEASE)
+            self.queue.enqueue_grant(request_id, attempt=request.attempts + 1)
+            log.warning('grant.requeued', request_id=request_id, status=request.status, attempts=request.attempts)
+            return 'requeued'
+
+    def _watch(self, request_id: str, *, after: float = 0) -> None:
+        """While an attempt runs (or waits to retry), the sweeper leaves the request alone."""
+        self.store.watch(request_id, self.clock.now() + after + GRANT_LEASE)
+
+    @staticmethod
+    def _retry_until(request: AccessRequest) -> float:
+        """Grants are tried until ``GRANT_RETRY_WINDOW`` after the first attempt (or the approval)."""
+        if request.grant_deadline is not None:
+            return request.grant_deadline - request.duration - GRANT_LEASE
+        approved = max([request.created_at] + [a.at for a in request.approvals])
+        return approved + GRANT_RETRY_WINDOW
 
     def _grant(self, request_id: str) -> str:
         request = self.store.get(request_id)
@@ -65,20 +119,25 @@ class GrantAccess:
         now = self.clock.now()
         request, seq = self.store.transition(request_id, lambda r: transitions.start_grant(
             r, now=now, deadline=now + GRANT_RETRY_WINDOW + GRANT_LEASE + r.duration))  # fmt: skip
+        self._watch(request_id)
         self.queue.enqueue_notify(seq)
         if request.extends:
             return self._extend(request)
         resource = policy.resources[request.resource]
         bound = log.bind(request_id=request_id, provider=resource.provider, attempt=request.attempts)
+        provider = self.provider(resource.provider)
         try:
-            details = self.provider(resource.provider).grant(
-                request, settings=dict(resource.settings), params=dict(resource.roles[request.role].params)
-            )
+            with self.access_turn(provider, dict(resource.settings), request) as mine:
+                if not mine:
+                    raise TransientProviderError('another grant or revoke of the same access is still running')
+                details = provider.grant(
+                    request, settings=dict(resource.settings), params=dict(resource.roles[request.role].params)
+                )
         except ProviderError as exc:
-            retry_until = (request.grant_deadline or now) - request.duration - GRANT_LEASE
-            if exc.retryable and self.clock.now() < retry_until:
+            if exc.retryable and self.clock.now() < self._retry_until(request):
                 delay = backoff(request.attempts)
                 bound.warning('grant.retry', error=str(exc), delay=round(delay, 1))
+                self._watch(request_id, after=delay)
                 self.queue.enqueue_grant(request_id, delay=delay, attempt=request.attempts)
                 return 'retrying'
             bound.error('grant.failed', error=str(exc))
@@ -92,6 +151,12 @@ class GrantAccess:
             self.on_details(request, details)
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
         return 'granted'
+
+    def access_turn(self, provider: Provider, settings: dict[str, Any], request: AccessRequest) -> Any:
+        """For a provider whose overlapping grants share one object: the lease of :func:`access_lease`."""
+        if not shares_grants(provider, settings):
+            return nullcontext(True)
+        return held_lease(self.store, access_lease(request), GRANT_LEASE, wait=ACCESS_WAIT)
 
     def _extend(self, extension: AccessRequest) -> str:
         """An approved extension moves the original grant's end; nothing new is granted at the provider."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
 
 import structlog
 
@@ -16,8 +18,9 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, ProviderError
 from bot.core.model import AccessRequest, AuditEvent, RequestStatus
 from bot.core.policy import Policy
-from bot.core.ports import Clock, JobQueue, Provider, RequestStore
-from bot.usecases.grant_access import backoff
+from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
+from bot.usecases.grant_access import GRANT_LEASE, access_lease, backoff
+from bot.usecases.lease import held_lease
 
 log = structlog.get_logger(__name__)
 S = RequestStatus
@@ -26,7 +29,8 @@ S = RequestStatus
 EARLY_TOLERANCE = 2.0
 #: After this many failed revokes (about five minutes of backoff) the admins are alerted.
 ALERT_AFTER_FAILURES = 8
-REVOKE_LEASE = 60.0
+#: The revoke lease lapses this long after its worker stops renewing it (killed, or hung).
+REVOKE_LEASE = 10.0
 
 
 class RevokeAccess:
@@ -41,12 +45,15 @@ class RevokeAccess:
 
     def execute(self, request_id: str, *, early_ok: bool = False) -> str:
         """Revoke ``request_id`` if its time has come. Returns what happened, for the log."""
-        if not self.store.lease(f'revoke:{request_id}', REVOKE_LEASE):
-            return 'busy'
-        try:
+        with held_lease(self.store, f'revoke:{request_id}', REVOKE_LEASE) as mine:
+            if not mine:
+                return 'busy'
+            request = self.store.get(request_id)
+            if request is not None and request.status is S.GRANTING:
+                # Past its deadline and still granting: undo it, but never while an attempt is live.
+                with held_lease(self.store, f'grant:{request_id}', GRANT_LEASE) as idle:
+                    return self._revoke(request_id, early_ok) if idle else 'busy'
             return self._revoke(request_id, early_ok)
-        finally:
-            self.store.release_lease(f'revoke:{request_id}')
 
     def _revoke(self, request_id: str, early_ok: bool) -> str:
         request = self.store.get(request_id)
@@ -73,12 +80,21 @@ class RevokeAccess:
         if resource is None:
             return self._failed(request, f'resource `{request.resource}` is no longer in the policy')
         role = resource.roles.get(request.role)
+        provider = self.provider(resource.provider)
+        settings = dict(resource.settings)
+        kept_for: list[str] = []
         try:
-            self.provider(resource.provider).revoke(
-                request, settings=dict(resource.settings), params=dict(role.params) if role else {}
-            )
+            with self._access_turn(provider, settings, request) as mine:
+                if not mine:
+                    return 'busy'  # a grant or revoke of the same shared access is running: next sweep
+                if shares_grants(provider, settings):
+                    kept_for = sorted(self.store.holders(request) - {request.id})
+                if not kept_for:
+                    provider.revoke(request, settings=settings, params=dict(role.params) if role else {})
         except ProviderError as exc:
             return self._failed(request, f'{resource.provider}: {exc.user_message}')
+        if kept_for:
+            log.info('grant.kept_for_overlap', request_id=request_id, kept_for=kept_for)
         if request.status is not S.ACTIVE:
             # A grant that never finished (worker gone) or failed half-way: cleaned up, and closed.
             self.store.clear_due(request_id)
@@ -92,10 +108,16 @@ class RevokeAccess:
             return 'cleaned up'
         end = self.store.end_info(request_id)
         actor, why = end.get('actor', 'jit'), end.get('why', 'expired')
-        self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), actor=actor, why=why))
+        self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), actor=actor, why=why,
+                                                                  kept_for=kept_for))  # fmt: skip
         self.store.reset_revoke_failures(request_id)
         log.info('grant.revoked', request_id=request_id, lateness=round(self.clock.now() - (due or now), 3))
         return 'revoked'
+
+    def _access_turn(self, provider: Provider, settings: dict[str, Any], request: AccessRequest) -> Any:
+        if not shares_grants(provider, settings):
+            return nullcontext(True)
+        return held_lease(self.store, access_lease(request), REVOKE_LEASE, wait=2.0)
 
     def _transition(self, request_id: str, step: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> None:
         try:

@@ -4,7 +4,7 @@ Adapted from ``tests/e2e/conftest.py``. Differences:
 
     redis_url      Redis database 11 (``JIT_CHAOS_REDIS_URL``), flushed before and after each case
     slack, webhook shared by the whole chaos session (started once); ``webhook.reset()`` per case
-    start_jit      a factory: ``start_jit(redis_url)`` starts ``jit serve`` + ``jit worker`` against any Redis
+    start_jit      a factory: ``start_jit(redis_url, **env)`` starts ``jit serve`` + ``jit worker`` against any Redis
     private_redis  a redis-server of the test's own (AOF on, no snapshots), which the test may SHUTDOWN and restart
 
 Helpers (plain functions, imported by the tests): filing and approving a handful of requests, waiting
@@ -48,7 +48,7 @@ resources:
   demo-app:
     description: the demo app
     provider: webhook
-    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET}
+    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET, reconcile: true}
     roles: [read, deploy]
 requests:
   - name: demo-read
@@ -105,7 +105,7 @@ def _fresh_webhook(webhook):
 def _start_jit(tmp_path, slack, webhook, request):
     started: list[JitProcesses] = []
 
-    def start(redis_url: str) -> JitProcesses:
+    def start(redis_url: str, **extra_env: str) -> JitProcesses:
         root = tmp_path / f'jit-{len(started)}'
         policies, logs = root / 'policies', root / 'logs'
         policies.mkdir(parents=True)
@@ -116,7 +116,7 @@ def _start_jit(tmp_path, slack, webhook, request):
             'SLACK_API_URL': slack.api_url, 'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies),
             'JIT_AUDIT_CHANNEL': 'C0AUDIT', 'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1',
             'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json',
-            'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET,
+            'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET, **extra_env,
         }  # fmt: skip
         procs = JitProcesses(env, logs)
         started.append(procs)
@@ -241,13 +241,20 @@ def wait_active(store: RedisStore, ids: list[str], timeout: float = 30) -> dict:
 
 @dataclass
 class ChaosReport:
-    """What happened to each request, from the webhook target's calls and the store."""
+    """What happened to each request, from the webhook target's calls and the store.
+
+    ``twice``: granted again after it was revoked, so that access came back (never allowed).
+    ``repeated``: the same grant sent again before any revoke - a retry after a call whose answer was
+    lost (the worker died waiting); the provider contract makes it idempotent by request ID, so the
+    access exists once. Reported, and each test says where it may happen.
+    """
 
     case: str
     lost: list[str]
     twice: list[str]
     lateness: dict[str, float]
     states: dict[str, str]
+    repeated: list[str] = field(default_factory=list)
 
     @property
     def worst(self) -> float | None:
@@ -256,7 +263,8 @@ class ChaosReport:
     def line(self) -> str:
         worst = 'n/a' if self.worst is None else f'{self.worst * 1000:.0f} ms'
         return (
-            f'CHAOS {self.case}: revokes lost={len(self.lost)}, worst lateness={worst}, granted twice={len(self.twice)}'
+            f'CHAOS {self.case}: revokes lost={len(self.lost)}, worst lateness={worst}, '
+            f'granted twice={len(self.twice)}, grant calls repeated={len(self.repeated)}'
         )
 
     def check(self) -> None:
@@ -283,18 +291,21 @@ def settle(case: str, webhook: WebhookTarget, store: RedisStore, ids: list[str],
         time.sleep(0.25)
     active = webhook.active
     states: dict[str, str] = {}
-    lost, twice, lateness = [], [], {}
+    lost, twice, repeated, lateness = [], [], [], {}
     for request_id in ids:
         record = store.get(request_id)
         states[request_id] = str(record.status) if record else 'missing'
         if request_id in active or record is None or record.status not in ENDED:
             lost.append(request_id)
-        if len([c for c in webhook.grants_for(request_id) if c.ok]) > 1:
-            twice.append(request_id)
+        grants = [c for c in webhook.grants_for(request_id) if c.ok]
         revokes = [c for c in webhook.revokes_for(request_id) if c.ok]
+        if revokes and any(g.time > revokes[0].time for g in grants):
+            twice.append(request_id)
+        elif len(grants) > 1:
+            repeated.append(request_id)
         expires_at = (expires or {}).get(request_id) or (record.expires_at if record else None)
         if revokes and expires_at:
             lateness[request_id] = revokes[0].time - expires_at
-    report = ChaosReport(case, lost, twice, lateness, states)
+    report = ChaosReport(case, lost, twice, lateness, states, repeated)
     print('\n' + report.line())
     return report
