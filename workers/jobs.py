@@ -28,6 +28,14 @@ def revoke_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
     return outcome
 
 
+def push_expiry(request_id: str, attempt: int = 0, *, deps: WorkerDeps | None = None) -> str:
+    """An extended grant's new end, pushed to the provider's own expiry (where it keeps one)."""
+    structlog.contextvars.bind_contextvars(request_id=request_id, job='push_expiry')
+    outcome = (deps or current()).grant.push_expiry(request_id, attempt=attempt)
+    log.info('job.push_expiry', outcome=outcome)
+    return outcome
+
+
 def warn_expiry(request_id: str, *, deps: WorkerDeps | None = None) -> None:
     """DM the grantee that the grant ends soon, with Extend and Release buttons (skipped if extended since)."""
     structlog.contextvars.bind_contextvars(request_id=request_id, job='warn_expiry')

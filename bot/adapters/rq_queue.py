@@ -56,5 +56,12 @@ class RQJobQueue:
         self.access.enqueue('workers.jobs.revoke_access', request_id, job_id=f'end-{request_id}', at_front=True,
                             result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip
 
+    def enqueue_push_expiry(self, request_id: str, *, delay: float = 0, attempt: int = 0) -> None:
+        kwargs = {'result_ttl': RESULT_TTL, 'failure_ttl': FAILURE_TTL}
+        if delay > 0:
+            self.access.enqueue_in(timedelta(seconds=delay), 'workers.jobs.push_expiry', request_id, attempt, **kwargs)
+        else:
+            self.access.enqueue('workers.jobs.push_expiry', request_id, attempt, **kwargs)
+
     def enqueue_notify(self, seq: int) -> None:
         self.notify.enqueue('workers.jobs.notify', seq, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

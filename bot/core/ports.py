@@ -120,6 +120,10 @@ class JobQueue(Protocol):
         """Revoke as soon as a worker is free (release, admin revoke)."""
         ...
 
+    def enqueue_push_expiry(self, request_id: str, *, delay: float = 0, attempt: int = 0) -> None:
+        """Move an extended grant's expiry at the provider too (``VALID UNTIL``, a new certificate...)."""
+        ...
+
     def enqueue_notify(self, seq: int) -> None: ...
 
 
@@ -134,6 +138,10 @@ class Provider(Protocol):
         ...
 
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None: ...
+
+    # Optional, where the target holds an expiry of its own:
+    # def extend(self, request, *, settings, params) -> dict[str, Any]: move it to ``request.expires_at``;
+    #     returns details for the requester (a new certificate), like ``grant``.
 
 
 def shares_grants(provider: object, settings: dict[str, Any]) -> bool:

@@ -2,8 +2,8 @@
 approval flow, as an extension request that approvers decide like any other.
 
 The total (granted so far plus the extra) never exceeds the rule's ``timeout``. Once applied, the
-grant's end moves: the due-for-revoke index follows ``expires_at`` in the same atomic step, and the
-revoke job is scheduled again under its stable ID.
+grant's end moves: the due-for-revoke index follows ``expires_at`` in the same atomic step, the
+revoke job is scheduled again under its stable ID, and a job moves the provider's own expiry.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class ExtendGrant:
             assert new.expires_at is not None
             self.queue.schedule_revoke(request_id, new.expires_at)
             self.queue.schedule_warning(request_id, new.warning_at() or new.expires_at)
+            self.queue.enqueue_push_expiry(request_id)
             self.queue.enqueue_notify(seq)
             return new
         extension = AccessRequest(

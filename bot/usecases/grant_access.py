@@ -35,6 +35,8 @@ GRANT_RETRY_WINDOW = 300.0
 GRANT_LEASE = 10.0
 
 
+#: Tries to move a provider's own expiry after an extension before telling the grantee it did not move.
+PUSH_ATTEMPTS = 5
 #: How long a grant or revoke waits for another call on the same person's same access to finish.
 ACCESS_WAIT = 15.0
 
@@ -152,6 +154,38 @@ class GrantAccess:
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
         return 'granted'
 
+    def push_expiry(self, request_id: str, *, attempt: int = 0) -> str:
+        """Move the provider's own expiry (``VALID UNTIL``, certificate validity, IAM condition) to the new end.
+
+        Under the grant's revoke lease, so that a revoke and this cannot cross: an extension pushed
+        after the revoke would bring the access back. A failure here only makes the target end the
+        access earlier than jit would; the grantee is told, since it is still the revoke that counts.
+        """
+        with held_lease(self.store, f'revoke:{request_id}', GRANT_LEASE, wait=5.0) as mine:
+            if not mine:
+                return 'ending'  # a revoke is running
+            request = self.store.get(request_id)
+            if request is None or request.status is not S.ACTIVE:
+                return 'not active'
+            resource = self.policy().resources.get(request.resource)
+            extend = getattr(self.provider(resource.provider), 'extend', None) if resource else None
+            if resource is None or extend is None:
+                return 'nothing to move'
+            try:
+                details = extend(request, settings=dict(resource.settings),
+                                 params=dict(resource.roles[request.role].params))  # fmt: skip
+            except ProviderError as exc:
+                if exc.retryable and attempt < PUSH_ATTEMPTS:
+                    self.queue.enqueue_push_expiry(request_id, delay=backoff(attempt + 1), attempt=attempt + 1)
+                    return 'retrying'
+                log.error('grant.expiry_not_moved', request_id=request_id, error=str(exc))
+                self.on_details(request, {'note': f'{resource.provider} kept the old end ({exc.user_message}): '
+                                                  'access there may end before jit shows it ending'})  # fmt: skip
+                return 'failed'
+        if details:
+            self.on_details(request, details)
+        return 'moved'
+
     def access_turn(self, provider: Provider, settings: dict[str, Any], request: AccessRequest) -> Any:
         """For a provider whose overlapping grants share one object: the lease of :func:`access_lease`."""
         if not shares_grants(provider, settings):
@@ -177,6 +211,7 @@ class GrantAccess:
         assert original.expires_at is not None
         self.queue.schedule_revoke(original.id, original.expires_at)
         self.queue.schedule_warning(original.id, original.warning_at() or original.expires_at)
+        self.queue.enqueue_push_expiry(original.id)
         self.queue.enqueue_notify(seq)
         # The extension itself is active as long as the grant it extends: the audit trail shows both.
         extension, seq = self.store.transition(extension.id, lambda r: transitions.activate(

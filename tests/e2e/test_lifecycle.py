@@ -6,6 +6,7 @@ Release and revoke reach the provider before the state says revoked; a refused a
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 import redis
@@ -112,6 +113,10 @@ def test_self_extend_moves_the_revoke(jit, slack, webhook, store):
     assert 'extended' in reply.text, reply.text
     grant = store.get(request_id)
     assert grant.expires_at == pytest.approx(old_end + 10)
+    # The provider's own expiry moves too: the webhook gets the grant again with the new end.
+    pushed = wait_until(lambda: webhook.grants_for(request_id)[1:], timeout=10, what='the new end at the provider')
+    new_end = datetime.fromisoformat(pushed[0].body['expires_at'].replace('Z', '+00:00')).timestamp()
+    assert new_end == pytest.approx(grant.expires_at, abs=0.01) and pushed[0].ok
     time.sleep(max(0.0, old_end - time.time()) + 3)
     assert webhook.revokes_for(request_id) == [], 'revoked at the old end'
     revoke = wait_until(lambda: webhook.revokes_for(request_id), timeout=15, what='revoke at the new end')[0]

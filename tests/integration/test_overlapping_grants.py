@@ -105,7 +105,7 @@ def test_releasing_one_of_two_overlapping_grants_keeps_the_access(shared):
 
 
 def test_a_re_request_while_active_outlives_the_first_grant(shared):
-    group, store, grant, revoke, end, approved = shared
+    group, store, grant, revoke, _, approved = shared
     first = approved()
     grant.execute(first)
     second = approved('INC-2')  # asked again before the first ended

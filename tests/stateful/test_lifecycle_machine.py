@@ -185,6 +185,9 @@ class FakeQueue:
     def schedule_warning(self, request_id: str, at: float) -> None:
         self.warnings.append((request_id, at))
 
+    def enqueue_push_expiry(self, request_id: str, *, delay: float = 0, attempt: int = 0) -> None:
+        """Providers of this machine keep no expiry of their own."""
+
     def enqueue_revoke_now(self, request_id: str) -> None:
         self.revoke_now.append(request_id)
 

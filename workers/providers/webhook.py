@@ -5,7 +5,9 @@ Contract (product.md §3): ``POST settings.url`` with ``{"action": "grant"|"revo
 ``X-JIT-Signature: sha256=HEX`` (HMAC-SHA256 of the raw body with ``settings.secret``). A 2xx
 answer is success; a 5xx, 429, timeout or connection error is retried with backoff; any other
 4xx is permanent (the endpoint refused, retrying will not change its mind). The receiver must be
-idempotent by ``request_id``: jit may send the same action twice after a timeout.
+idempotent by ``request_id``: jit may send the same action twice after a timeout. When a grant is
+extended, jit sends ``grant`` again with the later ``expires_at``: a receiver that keeps an expiry of
+its own moves it.
 
 Optional, with ``reconcile: true`` in the resource's settings: ``{"action": "list", "resource"}``, answered
 with ``{"live": [{"request_id", "role"}, ...]}`` - what the receiver holds, so jit's reconciler can revoke
@@ -48,6 +50,12 @@ class WebhookProvider:
 
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None:
         self._call('revoke', request, settings, expires_at=request.expires_at)
+
+    def extend(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """The grant again, with the later ``expires_at``: the contract knows two actions, and grant is idempotent."""
+        answer = self._call('grant', request, settings, expires_at=request.expires_at)
+        details = answer.get('details') if isinstance(answer, dict) else None
+        return details if isinstance(details, dict) else {}
 
     def list_live(self, resource: str, *, settings: dict[str, Any]) -> list[tuple[str, str]] | None:
         """``(request_id, role)`` of every grant the receiver holds for ``resource``; None if it cannot tell."""
