@@ -23,7 +23,9 @@ from bot.core.ports import Clock
 
 log = structlog.get_logger(__name__)
 #: States in which a grant at the provider is expected (granting: a worker may be on it right now).
-EXPECTED = frozenset({RequestStatus.ACTIVE, RequestStatus.GRANTING, RequestStatus.APPROVED})
+EXPECTED = frozenset(
+    {RequestStatus.ACTIVE, RequestStatus.REVOKE_FAILED, RequestStatus.GRANTING, RequestStatus.APPROVED}
+)
 
 
 class Reconciler:

@@ -47,6 +47,8 @@ from bot.core.ports import Clock, Transition
 
 S = RequestStatus
 
+#: States in which a request holds (or is getting) its access at the provider.
+HOLDING = frozenset({S.GRANTING, S.ACTIVE, S.REVOKE_FAILED})
 #: How long an approved request may wait for its grant job before the sweeper queues it again.
 WATCH_AFTER = 30.0
 
@@ -276,9 +278,9 @@ class RedisStore:
         else:
             pipe.zrem(self._key('pending'), new.id)
             pipe.zrem(self._key('pending:expiry'), new.id)
-        if new.status in (S.GRANTING, S.ACTIVE) and not new.extends:
+        if new.status in HOLDING and not new.extends:
             pipe.sadd(self._holds_key(new), new.id)
-        elif old is not None and old.status in (S.GRANTING, S.ACTIVE):
+        elif old is not None and old.status in HOLDING:
             pipe.srem(self._holds_key(new), new.id)
         watch = self._key('grants:watch')
         if new.status is S.APPROVED:

@@ -43,12 +43,14 @@ def resources_answer(policy: Policy, who: Principal) -> str:
 
 def list_answer(mine: list[AccessRequest], waiting: list[AccessRequest], now: float) -> str:
     lines = []
-    active = [r for r in mine if r.status is S.ACTIVE]
+    active = [r for r in mine if r.status in (S.ACTIVE, S.REVOKE_FAILED)]
     pending = [r for r in mine if r.status in (S.PENDING, S.APPROVED, S.GRANTING)]
     if active:
         lines.append('*Your active grants:*')
-        lines += [f'• `{r.id}` {what(r)}: {format_duration(int((r.expires_at or now) - now))} left '
-                  f'(until {clock(r.expires_at)})' for r in active]  # fmt: skip
+        lines += [f'• `{r.id}` {what(r)}: ' + (
+            f'{format_duration(int((r.expires_at or now) - now))} left (until {clock(r.expires_at)})'
+            if r.status is S.ACTIVE else 'ended, but the revoke keeps failing: jit keeps trying and the admins know'
+        ) for r in active]  # fmt: skip
     if pending:
         lines.append('*Your open requests:*')
         lines += [f'• `{r.id}` {what(r)}: {r.status}' for r in pending]

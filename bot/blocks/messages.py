@@ -62,6 +62,8 @@ def outcome_line(request: AccessRequest, rule: Rule | None) -> str:
         return f'{base} · auto-revokes at {clock(request.expires_at)}'
     if request.status is S.REVOKED:
         return f'{base} · revoked at {clock(request.ended_at)}'
+    if request.status is S.REVOKE_FAILED:
+        return f'{base} · ended at {clock(request.expires_at)}, revoke failing: {request.error}'
     return f'{base} · granting'
 
 

@@ -25,9 +25,13 @@ class RequestStatus(StrEnum):
     CANCELLED = 'cancelled'
     GRANTING = 'granting'
     ACTIVE = 'active'
+    REVOKE_FAILED = 'revoke_failed'  # still granted: the revoke keeps failing, and keeps being retried
     REVOKED = 'revoked'
     FAILED = 'failed'
 
+
+#: States in which the access exists at the provider (jit's record of it).
+LIVE_STATUSES = frozenset({RequestStatus.ACTIVE, RequestStatus.REVOKE_FAILED})
 
 #: States after which nothing more happens to a request.
 FINAL_STATUSES = frozenset(

@@ -33,7 +33,8 @@ ALLOWED: dict[str, frozenset[RequestStatus]] = {
     'start_grant': frozenset({S.APPROVED, S.GRANTING}),
     'activate': frozenset({S.GRANTING}),
     'fail': frozenset({S.APPROVED, S.GRANTING}),
-    'revoke': frozenset({S.ACTIVE}),
+    'revoke': frozenset({S.ACTIVE, S.REVOKE_FAILED}),
+    'revoke_failed': frozenset({S.ACTIVE}),
     'extend': frozenset({S.ACTIVE}),
 }
 
@@ -161,6 +162,14 @@ def fail(request: AccessRequest, *, error: str, now: float) -> tuple[AccessReque
     _check(request, 'fail')
     new = replace(request, status=S.FAILED, error=error, ended_at=now)
     return new, _event(new, 'grant.failed', 'jit', outcome='failed', error=error)
+
+
+def revoke_failed(request: AccessRequest, *, error: str, failures: int) -> tuple[AccessRequest, AuditEvent]:
+    """The revoke failed ``failures`` times in a row: the grant is marked, the admins are alerted, retries go on."""
+    _check(request, 'revoke_failed')
+    new = replace(request, status=S.REVOKE_FAILED, error=error)
+    return new, _event(new, 'grant.revoke_failed', 'jit', outcome='revoke_failed', error=error,
+                       detail={'failures': failures})  # fmt: skip
 
 
 def revoke(

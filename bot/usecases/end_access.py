@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from bot.core import transitions
 from bot.core.errors import InvalidTransition, NotAnApprover, RequestNotFound
-from bot.core.model import AccessRequest, Principal, RequestStatus
+from bot.core.model import LIVE_STATUSES, AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy
 from bot.core.ports import Clock, JobQueue, RequestStore
 
@@ -53,7 +53,7 @@ class EndAccess:
     def _end(self, request: AccessRequest, who: Principal, why: str) -> AccessRequest:
         if request.status is S.GRANTING or request.status is S.APPROVED:
             raise InvalidTransition(f'Request `{request.id}` is still being granted; try again in a moment.')
-        if request.status is not S.ACTIVE:
+        if request.status not in LIVE_STATUSES:
             raise InvalidTransition(f'Request `{request.id}` has no active grant (it is {request.status}).')
         actor = who.slack_id or who.email or who.label
         if not self.store.mark_end(request.id, at=self.clock.now(), actor=actor, why=why):

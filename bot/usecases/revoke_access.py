@@ -16,7 +16,7 @@ import structlog
 
 from bot.core import transitions
 from bot.core.errors import InvalidTransition, ProviderError
-from bot.core.model import AccessRequest, AuditEvent, RequestStatus
+from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, RequestStatus
 from bot.core.policy import Policy
 from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
 from bot.usecases.grant_access import GRANT_LEASE, access_lease, backoff
@@ -27,8 +27,11 @@ S = RequestStatus
 
 #: RQ's scheduler may start a job up to ~1 s early (whole-second scores); wait that out, not skip.
 EARLY_TOLERANCE = 2.0
-#: After this many failed revokes (about five minutes of backoff) the admins are alerted.
+#: After this many failed revokes (about a minute of backoff) the grant is `revoke_failed` and the admins
+#: are alerted; the retries go on.
 ALERT_AFTER_FAILURES = 8
+#: Revoke retries back off to at most this: once the provider is back, a revoke lands within it.
+REVOKE_BACKOFF_CAP = 15.0
 #: The revoke lease lapses this long after its worker stops renewing it (killed, or hung).
 REVOKE_LEASE = 10.0
 
@@ -58,10 +61,10 @@ class RevokeAccess:
     def _revoke(self, request_id: str, early_ok: bool) -> str:
         request = self.store.get(request_id)
         now = self.clock.now()
-        if request is None or request.status not in (S.ACTIVE, S.GRANTING, S.FAILED):
+        if request is None or request.status not in (*LIVE_STATUSES, S.GRANTING, S.FAILED):
             self.store.clear_due(request_id)
             return 'nothing to revoke'
-        due = request.expires_at if request.status is S.ACTIVE else request.grant_deadline
+        due = request.expires_at if request.status in LIVE_STATUSES else request.grant_deadline
         if request.status is S.FAILED:
             due = now
         indexed = self.store.due_at(request_id)
@@ -95,7 +98,7 @@ class RevokeAccess:
             return self._failed(request, f'{resource.provider}: {exc.user_message}')
         if kept_for:
             log.info('grant.kept_for_overlap', request_id=request_id, kept_for=kept_for)
-        if request.status is not S.ACTIVE:
+        if request.status not in LIVE_STATUSES:
             # A grant that never finished (worker gone) or failed half-way: cleaned up, and closed.
             self.store.clear_due(request_id)
             if request.status is S.GRANTING:
@@ -128,12 +131,14 @@ class RevokeAccess:
 
     def _failed(self, request: AccessRequest, error: str) -> str:
         failures = self.store.note_revoke_failure(request.id)
-        delay = backoff(failures)
+        delay = backoff(failures, cap=REVOKE_BACKOFF_CAP)
         self.store.postpone_revoke(request.id, self.clock.now() + delay)
         log.error(
             'grant.revoke_failed', request_id=request.id, error=error, failures=failures, retry_in=round(delay, 1)
         )
-        if failures == ALERT_AFTER_FAILURES:
+        if failures >= ALERT_AFTER_FAILURES and request.status is S.ACTIVE:
+            self._transition(request.id, lambda r: transitions.revoke_failed(r, error=error, failures=failures))
+        elif failures == ALERT_AFTER_FAILURES:  # a clean-up of a half-made grant: no grant to mark, still loud
             event = AuditEvent(event='grant.revoke_failed', actor='jit', request=request.summary(), rule=request.rule,
                                policy_version=request.policy_version, outcome='retrying', error=error)  # fmt: skip
             self.queue.enqueue_notify(self.store.record(event))

@@ -96,6 +96,18 @@ def test_grant_life_clock_starts_at_activation():
         t.revoke(req, now=800)
 
 
+def test_a_failing_revoke_is_marked_and_still_revocable():
+    """revoke_failed keeps the grant live in the record (it is) and a later revoke still closes it."""
+    req = make(status=S.ACTIVE, granted_at=100.0, expires_at=700.0)
+    req, ev = t.revoke_failed(req, error='webhook: answered HTTP 500', failures=8)
+    assert (req.status, ev.event, ev.outcome, ev.detail['failures']) == (S.REVOKE_FAILED, 'grant.revoke_failed',
+                                                                        'revoke_failed', 8)  # fmt: skip
+    with pytest.raises(InvalidTransition):
+        t.extend(req, by=60, actor=ALEX, now=710)
+    req, ev = t.revoke(req, now=790)
+    assert req.status is S.REVOKED and ev.detail['lateness'] == 90
+
+
 @pytest.mark.parametrize(('step', 'allowed'), sorted(t.ALLOWED.items()))
 def test_every_step_refuses_every_other_state(step, allowed):
     """The table is the whole truth: each step from a state outside its set raises."""
@@ -108,6 +120,7 @@ def test_every_step_refuses_every_other_state(step, allowed):
         'activate': lambda r: t.activate(r, now=1),
         'fail': lambda r: t.fail(r, error='x', now=1),
         'revoke': lambda r: t.revoke(r, now=1),
+        'revoke_failed': lambda r: t.revoke_failed(r, error='x', failures=8),
         'extend': lambda r: t.extend(r, by=60, actor=ALEX, now=1),
     }
     for status in S:
