@@ -41,6 +41,7 @@ class Settings:
     reminder_after: float = 900.0
     #: How often the worker asks providers what they hold and revokes what jit does not know as active.
     reconcile_interval: float = 300.0
+    idle_interval: float = 60.0
     log_level: str = 'INFO'
     #: ``json`` for machines, ``console`` for people; default: console on a terminal.
     log_format: str | None = None
@@ -94,6 +95,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     sweep = _number(environ, 'JIT_SWEEP_INTERVAL', 2.0, problems, low=0.1)
     reminder = _number(environ, 'JIT_REMINDER_AFTER', 900.0, problems, low=0)
     reconcile = _number(environ, 'JIT_RECONCILE_INTERVAL', 300.0, problems, low=1)
+    idle = _number(environ, 'JIT_IDLE_INTERVAL', 60.0, problems, low=1)
     level = (environ.get('LOG_LEVEL') or 'INFO').upper()
     if level not in ('DEBUG', 'INFO', 'WARNING', 'ERROR'):
         problems.append(f'LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR')
@@ -107,7 +109,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         redis_url=redis_url, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
         audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=int(port),
         data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
-        reconcile_interval=reconcile,
+        reconcile_interval=reconcile, idle_interval=idle,
         log_level=level, log_format=fmt,
         redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:',
     )  # fmt: skip

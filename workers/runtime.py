@@ -22,6 +22,7 @@ from bot.deps import Deps, build_deps
 from bot.settings import Settings, load_settings
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
+from bot.usecases.revoke_idle import RevokeIdle
 from workers.providers.registry import ProviderRegistry, provider_names
 from workers.reconciler import Reconciler
 from workers.sweeper import Sweeper
@@ -66,9 +67,11 @@ def build_sweeper(deps: WorkerDeps) -> Sweeper:
     base, settings = deps.base, deps.base.settings
     reconciler = Reconciler(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
                             provider=deps.providers)  # fmt: skip
+    idle = RevokeIdle(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock, provider=deps.providers)
     return Sweeper(store=base.store, grant=deps.grant, revoke=deps.revoke, end=base.end, clock=base.clock,
                    interval=settings.sweep_interval, queue=base.queue, remind_after=settings.reminder_after,
-                   reconciler=reconciler, reconcile_every=settings.reconcile_interval)  # fmt: skip
+                   reconciler=reconciler, reconcile_every=settings.reconcile_interval,
+                   idle=idle, idle_every=settings.idle_interval)  # fmt: skip
 
 
 _current: WorkerDeps | None = None

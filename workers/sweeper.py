@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 import structlog
@@ -22,9 +24,12 @@ from bot.core.ports import Clock
 from bot.usecases.end_access import EndAccess
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
+from bot.usecases.revoke_idle import RevokeIdle
 from workers.reconciler import Reconciler
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar('T')
 
 #: Grace before the sweeper steps in for a due grant, so the scheduled job normally does it.
 GRACE = 1.0
@@ -36,7 +41,7 @@ class Sweeper:
     def __init__(
         self, *, store: RedisStore, grant: GrantAccess, revoke: RevokeAccess, end: EndAccess, clock: Clock,
         interval: float, queue: RQJobQueue | None = None, remind_after: float = 0, reconciler: Reconciler | None = None,
-        reconcile_every: float = 300.0,
+        reconcile_every: float = 300.0, idle: RevokeIdle | None = None, idle_every: float = 60.0,
     ) -> None:  # fmt: skip
         """Args:
         remind_after: seconds before the first reminder to approvers (then doubling); 0: none.
@@ -47,6 +52,8 @@ class Sweeper:
         self.remind_after = remind_after
         self.reconciler, self.reconcile_every = reconciler, reconcile_every
         self._reconciled_at = 0.0
+        self.idle, self.idle_every = idle, idle_every
+        self._idle_at = time.monotonic()  # the first check one interval after start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name='jit-sweeper', daemon=True)
 
@@ -58,21 +65,40 @@ class Sweeper:
         self._thread.join(timeout=self.interval + 5)
 
     def sweep_once(self) -> int:
-        """Revoke everything due (and expire undecided requests); returns how many revokes finished."""
-        self.end.expire_pending()
-        if self.reconciler is not None and time.monotonic() - self._reconciled_at >= self.reconcile_every:
-            self._reconciled_at = time.monotonic()
-            self.reconciler.run_once()
-        if self.remind_after and self.queue is not None:
-            self.remind(self.queue)
-        for request_id in self.store.stalled_grants(self.clock.now()):
-            log.info('sweeper.recover', request_id=request_id, outcome=self.grant.recover(request_id))
+        """Revoke everything due, then the rest of the round; returns how many revokes finished.
+
+        Revokes come first and each item is on its own: one that raises is logged and left due for the
+        next round, and never keeps the others (or the expiries, recoveries and reminders) from running.
+        """
         done = 0
         for request_id in self.store.due_for_revoke(self.clock.now() - GRACE):
-            outcome = self.revoke.execute(request_id)
+            outcome = self._guarded('revoke', self.revoke.execute, request_id)
             log.info('sweeper.revoke', request_id=request_id, outcome=outcome)
             done += outcome in ('revoked', 'cleaned up')
+        for request_id in self.store.stalled_grants(self.clock.now()):
+            log.info('sweeper.recover', request_id=request_id,
+                     outcome=self._guarded('recover', self.grant.recover, request_id))  # fmt: skip
+        self._guarded('expire', self.end.expire_pending)
+        if self.reconciler is not None and time.monotonic() - self._reconciled_at >= self.reconcile_every:
+            self._reconciled_at = time.monotonic()
+            self._guarded('reconcile', self.reconciler.run_once)
+        if self.idle is not None and time.monotonic() - self._idle_at >= self.idle_every:
+            self._idle_at = time.monotonic()
+            self._guarded('idle', self.idle.check_once)
+        if self.remind_after and self.queue is not None:
+            self._guarded('remind', self.remind, self.queue)
         return done
+
+    @staticmethod
+    def _guarded(what: str, step: Callable[..., T], *args: Any) -> T | None:
+        """Run one part of the round; Redis being down ends the round, anything else is logged and skipped."""
+        try:
+            return step(*args)
+        except redis.RedisError:
+            raise
+        except Exception:
+            log.exception('sweeper.step_failed', step=what, args=args)
+            return None
 
     def remind(self, queue: RQJobQueue) -> None:
         """Queue the reminders that are due for pending requests (each step counts from its last approval)."""

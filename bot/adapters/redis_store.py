@@ -126,6 +126,18 @@ class RedisStore:
     def unwatch(self, request_id: str) -> None:
         self.r.zrem(self._key('grants:watch'), request_id)
 
+    def live_grants(self, limit: int = 10_000) -> list[AccessRequest]:
+        ids = self.r.zrangebyscore(self._key('grants:due'), self.clock.now(), '+inf', start=0, num=limit)
+        return [r for r in self.get_many(list(ids)) if r.status is S.ACTIVE]
+
+    def note_seen(self, request_id: str, at: float) -> float:
+        key = self._key('req', request_id, 'seen')
+        pipe = self.r.pipeline()
+        pipe.zadd(key, {'last': at}, gt=True)  # GT: an older observation never moves it back
+        pipe.zscore(key, 'last')
+        pipe.expire(key, 7 * 86400)
+        return float(pipe.execute()[1] or at)
+
     def holders(self, request: AccessRequest) -> set[str]:
         """The requests (this one included, if it holds) granting or holding the same access to the same person."""
         return set(self.r.smembers(self._holds_key(request)))

@@ -92,6 +92,14 @@ class RequestStore(Protocol):
 
     def unwatch(self, request_id: str) -> None: ...
 
+    def live_grants(self, limit: int = 10_000) -> list[AccessRequest]:
+        """Every active grant (for the idle check)."""
+        ...
+
+    def note_seen(self, request_id: str, at: float) -> float:
+        """Remember that the grant was in use at ``at``; returns the latest time it was seen in use."""
+        ...
+
     def holders(self, request: AccessRequest) -> set[str]:
         """IDs of the requests granting or holding the same access to the same person (for shared grants)."""
         ...

@@ -96,6 +96,9 @@ class RevokeAccess:
                     provider.revoke(request, settings=settings, params=dict(role.params) if role else {})
         except ProviderError as exc:
             return self._failed(request, f'{resource.provider}: {exc.user_message}')
+        except Exception as exc:  # a provider bug: still a revoke that did not happen, so retried and alerted
+            log.exception('grant.revoke_crashed', request_id=request_id, provider=resource.provider)
+            return self._failed(request, f'{resource.provider}: unexpected {type(exc).__name__}')
         if kept_for:
             log.info('grant.kept_for_overlap', request_id=request_id, kept_for=kept_for)
         if request.status not in LIVE_STATUSES:
