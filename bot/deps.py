@@ -20,6 +20,7 @@ from bot.usecases.decide_request import ApproveRequest, DenyRequest
 from bot.usecases.end_access import EndAccess
 from bot.usecases.extend_grant import ExtendGrant
 from bot.usecases.record_policy import RecordPolicyChange
+from bot.usecases.ssh_keys import SshKeys
 from bot.usecases.submit_request import SubmitRequest, new_request_id
 
 
@@ -46,6 +47,7 @@ class Deps:
     directory: SlackDirectory
     end: EndAccess
     extend: ExtendGrant
+    ssh_keys: SshKeys
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -79,4 +81,5 @@ def build_deps(settings: Settings, *, providers: frozenset[str], record_policy: 
         deny=DenyRequest(store=store, queue=queue, policy=policy), directory=SlackDirectory(),
         end=EndAccess(store=store, queue=queue, policy=policy, clock=clock),
         extend=ExtendGrant(store=store, queue=queue, policy=policy, clock=clock, new_id=new_request_id),
+        ssh_keys=SshKeys(store=store, queue=queue),
     )  # fmt: skip

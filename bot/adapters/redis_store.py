@@ -12,6 +12,7 @@ Keys (all under a prefix, ``jit:`` by default):
 ``user:<slack id>``            sorted set of a user's request IDs by filing time
 ``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
 ``grants:watch``               sorted set: when to check on an approved grant that is not active yet
+``sshkey:<slack id>``          a user's OpenSSH public key (``/jit ssh-key``), for the ssh provider
 ``holds:<res>:<role>:<who>``   set of the requests holding that access now (granting or active)
 ``lease:<name>``               short locks so two sweepers do not revoke the same grant at once
 =============================  ==========================================================
@@ -137,6 +138,12 @@ class RedisStore:
         pipe.zscore(key, 'last')
         pipe.expire(key, 7 * 86400)
         return float(pipe.execute()[1] or at)
+
+    def ssh_key(self, slack_id: str) -> str | None:
+        return self.r.get(self._key('sshkey', slack_id))  # type: ignore[no-any-return]
+
+    def set_ssh_key(self, slack_id: str, key: str) -> None:
+        self.r.set(self._key('sshkey', slack_id), key)
 
     def holders(self, request: AccessRequest) -> set[str]:
         """The requests (this one included, if it holds) granting or holding the same access to the same person."""

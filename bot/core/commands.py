@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bot.core.durations import DurationError, looks_like_duration, parse_duration
 from bot.core.policy import Policy
 
-SUBCOMMANDS = ('request', 'list', 'release', 'extend', 'revoke', 'cancel', 'resources', 'help')
+SUBCOMMANDS = ('request', 'list', 'release', 'extend', 'revoke', 'cancel', 'resources', 'ssh-key', 'help')
 
 HELP_TEXT = """*jit* - just-in-time access. Usage:
 • `/jit request RESOURCE [ROLE] [DURATION] [REASON...]` - ask for access,
@@ -22,6 +22,7 @@ HELP_TEXT = """*jit* - just-in-time access. Usage:
 • `/jit extend ID DURATION [REASON...]` - more time on your grant (the rule decides if it needs approval)
 • `/jit cancel ID` - withdraw your pending request
 • `/jit revoke ID` - (admins) end anyone's grant now
+• `/jit ssh-key [PUBLIC KEY]` - register the key SSH certificates are signed for (alone: show it)
 • `/jit help` - this text
 Durations: `90s`, `15m`, `2h`, `1d`, `1h30m`."""
 

@@ -5,6 +5,7 @@ Release and revoke reach the provider before the state says revoked; a refused a
 
 from __future__ import annotations
 
+import subprocess
 import time
 from datetime import datetime
 
@@ -187,3 +188,17 @@ def test_reconciler_revokes_grants_jit_no_longer_knows(jit, slack, webhook, stor
     events = [e for e in store.audit_events() if e['event'] == 'grant.revoked']
     assert len(events) == 1 and events[0]['actor'] == 'reconciler'
     assert events[0]['request']['id'] == request_id and 'not known to jit' in events[0]['detail']['why']
+
+
+def test_ssh_key_is_registered_through_slack(jit, slack, store, tmp_path):
+    """`/jit ssh-key` stores the key the ssh provider signs for; a bad paste is answered, only to the user."""
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(tmp_path / 'k')], check=True)
+    pub = (tmp_path / 'k.pub').read_text().strip()
+    assert 'No SSH key yet' in slack.driver.slash(ALEX, 'ssh-key').text
+    reply = slack.driver.slash(ALEX, f'ssh-key {pub}')
+    assert 'Registered your SSH key `SHA256:' in reply.text, reply.text
+    assert store.ssh_key(ALEX) == ' '.join(pub.split()[:2])
+    assert reply.text.split('`')[1] in slack.driver.slash(ALEX, 'ssh-key').text
+    refused = slack.driver.slash(ALEX, 'ssh-key ssh-rsa nonsense')
+    assert refused.status == 200 and 'not an OpenSSH public key' in refused.text
+    assert store.ssh_key(ALEX) == ' '.join(pub.split()[:2]), 'a refused paste changes nothing'

@@ -46,6 +46,8 @@ async def handle_jit_command(ack: AsyncAck, command: dict[str, Any], context: As
             await ack({'release': f'Releasing `{request_id}`: I will tell you when access has ended.',
                        'revoke': f'Revoking `{request_id}`: the grantee and the audit channel will be told.',
                        'cancel': f'Cancelled `{request_id}`.'}[sub])  # fmt: skip
+        elif sub == 'ssh-key':
+            await ack(await asyncio.to_thread(_ssh_key, deps, who, rest))
         elif sub == 'resources':
             await ack(resources_answer(policy, who))
         else:  # list
@@ -64,3 +66,14 @@ async def handle_jit_command(ack: AsyncAck, command: dict[str, Any], context: As
         await ack(denial_answer(exc.user_message, exc.decision))
     except (JitError, UsageError) as exc:
         await ack(f':warning: {exc.user_message if isinstance(exc, JitError) else exc}')
+
+
+def _ssh_key(deps: Any, who: Any, text: str) -> str:
+    """``/jit ssh-key KEY`` registers (or replaces) the key; alone, it shows the one registered."""
+    if text.strip():
+        fingerprint = deps.ssh_keys.register(who, text)
+        return f':key: Registered your SSH key `{fingerprint}`. SSH grants are certificates for this key.'
+    current = deps.ssh_keys.show(who)
+    if current:
+        return f'Your SSH key: `{current}`. Replace it: `/jit ssh-key ssh-ed25519 AAAA…`.'
+    return 'No SSH key yet: `/jit ssh-key ssh-ed25519 AAAA… you@laptop` (your `.pub` file).'

@@ -1,0 +1,90 @@
+"""``/jit ssh-key``: what is accepted as a key to sign for, what is refused and why, and the audit event."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+import redis
+
+from bot.adapters.redis_store import RedisStore
+from bot.deps import SystemClock
+from bot.usecases.ssh_keys import BadSshKey, SshKeys, fingerprint, parse_public_key
+from tests.core.policy_fixtures import ALEX
+
+pytestmark = pytest.mark.redis
+URL = os.environ.get('JIT_TEST_REDIS_URL_2', 'redis://127.0.0.1:6379/12')
+
+
+def _keygen(tmp_path, kind: str, bits: str = '') -> tuple[str, str]:
+    path = tmp_path / f'id_{kind}{bits}'
+    args = ['ssh-keygen', '-q', '-t', kind, '-N', '', '-C', 'alex@laptop', '-f', str(path)] + (
+        ['-b', bits] if bits else []
+    )
+    subprocess.run(args, check=True)
+    return path.read_text(), (tmp_path / f'{path.name}.pub').read_text()
+
+
+class Queue:
+    def __init__(self):
+        self.notified = []
+
+    def enqueue_notify(self, seq):
+        self.notified.append(seq)
+
+
+@pytest.fixture(name='keys')
+def _keys():
+    client = redis.Redis.from_url(URL, decode_responses=True)
+    client.flushdb()
+    store = RedisStore(client, clock=SystemClock())
+    yield SshKeys(store=store, queue=Queue()), store
+    client.flushdb()
+
+
+def test_a_public_key_is_registered_replaced_and_audited(keys, tmp_path):
+    ssh_keys, store = keys
+    _, pub = _keygen(tmp_path, 'ed25519')
+    assert ssh_keys.show(ALEX) is None
+    printed = ssh_keys.register(ALEX, f'`{pub.strip()}`')  # pasted with Slack's code quotes
+    expected = subprocess.run(['ssh-keygen', '-l', '-f', str(tmp_path / 'id_ed25519.pub')], check=True,
+                              capture_output=True, text=True).stdout.split()[1]  # fmt: skip
+    assert printed == expected == ssh_keys.show(ALEX), 'the fingerprint ssh-keygen shows'
+    assert store.ssh_key(ALEX.slack_id) == ' '.join(pub.split()[:2]), 'stored without the comment'
+    _, other = _keygen(tmp_path, 'ecdsa')
+    ssh_keys.register(ALEX, other)
+    events = [e for e in store.audit_events() if e['event'] == 'ssh_key.registered']
+    assert [e['actor'] for e in events] == [ALEX.slack_id] * 2
+    assert events[1]['detail']['replaced'] == expected and events[1]['detail']['type'] == 'ecdsa-sha2-nistp256'
+
+
+@pytest.mark.parametrize(('text', 'says'), [
+    ('', 'Paste your public key'),
+    ('ssh-ed25519 not-base64!!', 'not an OpenSSH public key'),
+    ('hello world', 'not an OpenSSH public key'),
+    ('ssh-ed25519-cert-v01@openssh.com AAAA', 'certificate'),
+    ('x' * 9000, 'Paste your public key'),
+])  # fmt: skip
+def test_what_is_not_a_public_key_is_refused_with_a_reason(keys, text, says):
+    ssh_keys, store = keys
+    with pytest.raises(BadSshKey, match=says):
+        ssh_keys.register(ALEX, text)
+    assert store.ssh_key(ALEX.slack_id) is None and store.audit_events() == []
+
+
+def test_a_private_key_is_refused_and_called_exposed(keys, tmp_path):
+    ssh_keys, store = keys
+    private, _ = _keygen(tmp_path, 'ed25519')
+    with pytest.raises(BadSshKey, match='private') as refused:
+        ssh_keys.register(ALEX, private)
+    assert 'exposed' in refused.value.user_message and private.splitlines()[1] not in refused.value.user_message
+    assert store.ssh_key(ALEX.slack_id) is None
+
+
+def test_short_rsa_keys_are_refused(tmp_path):
+    _, pub = _keygen(tmp_path, 'rsa', '1024')
+    with pytest.raises(BadSshKey, match='1024 bits'):
+        parse_public_key(pub)
+    _, pub = _keygen(tmp_path, 'rsa', '2048')
+    assert fingerprint(parse_public_key(pub)).startswith('SHA256:')
