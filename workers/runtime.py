@@ -43,7 +43,9 @@ class WorkerDeps:
 
 def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None = None) -> WorkerDeps:
     base = build_deps(settings, providers=provider_names())
-    providers = registry or ProviderRegistry()
+    # The ssh provider signs for the key the requester registered with /jit ssh-key.
+    providers = registry or ProviderRegistry(options={'ssh': {
+        'public_key_for': lambda request: base.store.ssh_key(request.requester.slack_id or '')}})  # fmt: skip
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=15,
                        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
                                        RateLimitErrorRetryHandler(max_retry_count=3)])  # fmt: skip
