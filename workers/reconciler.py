@@ -19,7 +19,7 @@ from bot.adapters.rq_queue import RQJobQueue
 from bot.core.errors import ProviderError
 from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
 from bot.core.policy import Policy
-from bot.core.ports import Clock
+from bot.core.ports import Clock, shares_grants
 
 log = structlog.get_logger(__name__)
 #: States in which a grant at the provider is expected (granting: a worker may be on it right now).
@@ -53,6 +53,9 @@ class Reconciler:
                 known = self.store.get(request_id)
                 if known is not None and known.status in EXPECTED:
                     continue
+                shared = known is not None and shares_grants(provider, dict(resource.settings))
+                if shared and self.store.holders(known) - {request_id}:  # type: ignore[arg-type]
+                    continue  # one shared object: an overlapping live grant holds it, and its revoke ends it
                 revoked += self._revoke_orphan(provider, resource.name, role, request_id, known, policy)
         return revoked
 
