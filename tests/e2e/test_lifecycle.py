@@ -139,7 +139,11 @@ def test_extension_beyond_self_extend_needs_approval_and_the_cap_holds(jit, slac
     slack.driver.click(SAM, copy, 'jit.approve')
     wait_until(lambda: store.get(request_id).expires_at == pytest.approx(before + 1200), timeout=15, what='moved')
     wait_until(lambda: store.get(extension_id).status is S.ACTIVE, timeout=10, what='extension active')
-    assert len(webhook.grants_for(request_id)) == 1 and webhook.grants_for(extension_id) == []
+    # The provider's own expiry moves with it: the grant sent again with the new end; nothing for the extension.
+    pushed = wait_until(lambda: webhook.grants_for(request_id)[1:], timeout=10, what='the new end at the provider')
+    new_end = datetime.fromisoformat(pushed[0].body['expires_at'].replace('Z', '+00:00')).timestamp()
+    assert len(webhook.grants_for(request_id)) == 2 and new_end == pytest.approx(before + 1200, abs=0.01)
+    assert webhook.grants_for(extension_id) == []
     assert store.due_at(request_id) == pytest.approx(before + 1200)
 
 
