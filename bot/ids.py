@@ -17,8 +17,13 @@ class ActionId(StrEnum):
 
 class CallbackId(StrEnum):
     DENY_MODAL = 'jit.deny_modal'
+    REQUEST_MODAL = 'jit.request_modal'
 
 
 class BlockId(StrEnum):
     DENY_REASON = 'deny_reason'
     DECISION = 'jit.decision'
+    REQ_ACCESS = 'access'
+    REQ_DURATION = 'duration'
+    REQ_REASON = 'reason'
+    REQ_TICKET = 'ticket'

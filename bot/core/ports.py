@@ -38,6 +38,14 @@ class RequestStore(Protocol):
 
     def get(self, request_id: str) -> AccessRequest | None: ...
 
+    def for_user(self, slack_id: str, limit: int = 50) -> list[AccessRequest]:
+        """A user's requests, newest first."""
+        ...
+
+    def pending(self, limit: int = 200) -> list[AccessRequest]:
+        """Requests waiting for a decision."""
+        ...
+
     def due_for_revoke(self, now: float, limit: int = 100) -> list[str]:
         """IDs of grants whose revoke is due (expired, or a grant whose worker never finished)."""
         ...

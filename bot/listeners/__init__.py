@@ -14,8 +14,10 @@ from bot.listeners.actions.deny_request import handle_deny_request
 from bot.listeners.actions.end_or_extend_grant import handle_extend_grant, handle_release_grant
 from bot.listeners.commands.jit_command import handle_jit_command
 from bot.listeners.errors import handle_unexpected_error
+from bot.listeners.events.app_home import handle_app_home_opened
 from bot.listeners.middleware import bind_request_context
 from bot.listeners.views.deny_request import handle_deny_submission
+from bot.listeners.views.request_modal import handle_request_submission
 
 
 def register_listeners(app: AsyncApp) -> None:
@@ -26,4 +28,6 @@ def register_listeners(app: AsyncApp) -> None:
     app.action(ActionId.EXTEND.value)(handle_extend_grant)
     app.action(ActionId.RELEASE.value)(handle_release_grant)
     app.view(CallbackId.DENY_MODAL.value)(handle_deny_submission)
+    app.view(CallbackId.REQUEST_MODAL.value)(handle_request_submission)
+    app.event('app_home_opened')(handle_app_home_opened)
     app.error(handle_unexpected_error)

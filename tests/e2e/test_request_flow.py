@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import hmac
+import json
 import time
 import urllib.parse
 
@@ -276,3 +277,61 @@ def test_signed_garbage_is_a_4xx_never_a_5xx(jit, slack, store, body):
     reply = slack.driver.post_raw(body, headers)
     assert 400 <= reply.status < 500, (reply.status, reply.body)
     assert store.r.keys('jit:req:*') == []
+
+
+def test_request_modal_offers_only_what_the_user_may_request(jit, slack, store):
+    """`/jit` alone opens a modal; refusals come back as field errors and file nothing; a good one is filed."""
+    assert 'nothing you may request' in slack.driver.slash(EVE, '').text
+    assert slack.driver.slash(ALEX, '').status == 200
+    view = slack.workspace.wait_for(lambda: next(iter(slack.workspace.views_for(ALEX)), None), timeout=10)
+    access = next(b for b in view.blocks if b['block_id'] == 'access')['element']['options']
+    assert [o['value'] for o in access] == ['demo-app:read', 'demo-app:deploy']
+    durations = next(b for b in view.blocks if b['block_id'] == 'duration')['element']['options']
+    assert max(int(o['value']) for o in durations) == 7200, 'bounded by the longest rule (demo-read: 2h)'
+    no_reason = slack.driver.submit_view(ALEX, view, {'access': 'demo-app:read', 'duration': '1800'})
+    assert no_reason.status == 200 and set(no_reason.errors) == {'reason'}, no_reason.body
+    too_long = slack.driver.submit_view(ALEX, view, {'access': 'demo-app:deploy', 'duration': '7200', 'reason': 'x'})
+    assert set(too_long.errors) == {'duration'} and '1h' in too_long.errors['duration'], too_long.body
+    forged_option = {
+        'type': 'static_select',
+        'selected_option': {'value': 'prod-db:admin', 'text': {'type': 'plain_text', 'text': 'x'}},
+    }
+    forged = slack.driver.submit_view(ALEX, view, {'access': {'access': forged_option}, 'reason': 'x'}, strict=False)
+    assert forged.status == 200 and forged.errors, 'an option the modal never offered is refused'
+    assert store.for_user(ALEX) == [], 'refusals filed nothing'
+    good = {'access': 'demo-app:read', 'duration': '1800', 'reason': 'from the modal'}
+    ok = slack.driver.submit_view(ALEX, view, good)
+    assert ok.status == 200 and not ok.errors, ok.body
+    [request] = store.for_user(ALEX)
+    assert (request.resource, request.role, request.duration, request.reason) == ('demo-app', 'read', 1800,
+                                                                                  'from the modal')  # fmt: skip
+    slack.workspace.wait_for_message(
+        lambda m: m.channel == slack.workspace.dm_channel_id(ALEX) and 'Filed' in m.content and request.id in m.content,
+        timeout=10)  # fmt: skip
+
+
+def _home_text(slack, user: str) -> str:
+    home = slack.workspace.home_for(user)
+    return json.dumps(home.blocks) if home else ''
+
+
+def test_app_home_lists_and_acts(jit, slack, webhook, store):
+    """The Home tab: sam sees alex's request waiting and approves it there; alex sees the grant with time left
+    and releases it there; each press publishes the tab again; eve sees nothing of either."""
+    request_id, _ = file_request(slack, text='request demo-app read 10m from the home tab')
+    assert slack.driver.open_home(SAM).status == 200
+    slack.workspace.wait_for(lambda: request_id in _home_text(slack, SAM), timeout=10)
+    assert 'from the home tab' in _home_text(slack, SAM) and '"jit.approve"' in _home_text(slack, SAM)
+    assert slack.driver.click_home(SAM, 'jit.approve', request_id).status == 200
+    wait_until(lambda: store.get(request_id).status is S.ACTIVE, timeout=15, what='granted from the home tab')
+    slack.workspace.wait_for(lambda: request_id not in _home_text(slack, SAM), timeout=10)
+    slack.driver.open_home(ALEX)
+    slack.workspace.wait_for(lambda: 'left' in _home_text(slack, ALEX) and request_id in _home_text(slack, ALEX),
+                             timeout=10)  # fmt: skip
+    assert '"jit.release"' in _home_text(slack, ALEX) and '"jit.extend"' in _home_text(slack, ALEX)
+    slack.driver.open_home(EVE)
+    slack.workspace.wait_for(lambda: 'Nothing waits for you' in _home_text(slack, EVE), timeout=10)
+    assert request_id not in _home_text(slack, EVE)
+    assert slack.driver.click_home(ALEX, 'jit.release', request_id).status == 200
+    wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=15, what='released from the home tab')
+    assert webhook.revokes_for(request_id)

@@ -109,7 +109,7 @@ def test_never_used_counts_from_the_grant(jit):
 
 
 def test_true_uses_the_provider_default_window():
-    store, clock, _, _, idle_check, _, request_id = _jit('true')
+    _, clock, _, _, idle_check, _, request_id = _jit('true')
     try:
         clock.t += DEFAULT_IDLE_WINDOW - 5
         assert idle_check.check_once() == []

@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import JitError
 from bot.listeners.errors import tell
+from bot.listeners.events.app_home import from_home, publish_home
 
 
 async def handle_approve_request(
@@ -24,3 +25,5 @@ async def handle_approve_request(
         await tell(client, body, f':warning: {exc.user_message}')
         return
     await ack()
+    if from_home(body):
+        await publish_home(context, client, body['user']['id'])

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.messages import build_deny_modal
 from bot.core.errors import JitError
 from bot.listeners.errors import tell
+
+log = structlog.get_logger(__name__)
 
 
 async def handle_deny_request(
@@ -28,4 +32,8 @@ async def handle_deny_request(
     request = deps.store.get(request_id)
     rule = deps.policy().rule_named(request.rule)
     modal = build_deny_modal(request, reason_required=bool(rule and rule.require_deny_reason))
-    await client.views_open(trigger_id=body['trigger_id'], view=modal)
+    try:
+        await client.views_open(trigger_id=body.get('trigger_id', ''), view=modal)
+    except SlackApiError as exc:  # expired_trigger_id: press Deny again
+        await tell(client, body, ':warning: The deny form could not open in time; press Deny again.')
+        log.info('slack.views_open_failed', error=exc.response.get('error'))

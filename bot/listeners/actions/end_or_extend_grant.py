@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.answers import extend_answer
 from bot.core.errors import JitError
 from bot.listeners.errors import tell
+from bot.listeners.events.app_home import from_home, publish_home
 
 
 async def handle_extend_grant(
@@ -27,6 +28,8 @@ async def handle_extend_grant(
         await tell(client, body, extend_answer(result))
     except JitError as exc:
         await tell(client, body, f':warning: {exc.user_message}')
+    if from_home(body):
+        await publish_home(context, client, body['user']['id'])
 
 
 async def handle_release_grant(
@@ -40,3 +43,5 @@ async def handle_release_grant(
         await tell(client, body, f'Releasing `{request_id}`: I will tell you when access has ended.')
     except JitError as exc:
         await tell(client, body, f':warning: {exc.user_message}')
+    if from_home(body):
+        await publish_home(context, client, body['user']['id'])

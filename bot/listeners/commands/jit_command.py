@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.answers import denial_answer, extend_answer, filed_answer, list_answer, resources_answer
+from bot.blocks.request_modal import build_request_modal
 from bot.core.commands import (
     HELP_TEXT,
     UsageError,
@@ -18,12 +22,22 @@ from bot.core.commands import (
     split_command,
 )
 from bot.core.errors import JitError, PolicyDenied
-from bot.core.model import RequestStatus
+from bot.core.policy import requestable
+from bot.listeners.errors import tell
+from bot.usecases.queries import mine, waiting_for
+
+log = structlog.get_logger(__name__)
 
 
-async def handle_jit_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
+async def handle_jit_command(
+    ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
     deps = context['deps']
-    sub, rest = split_command(command.get('text', ''))
+    text = command.get('text', '')
+    if not isinstance(text, str) or not text.strip() or text.strip().lower() == 'request':
+        await _open_request_modal(ack, command, context, client)
+        return
+    sub, rest = split_command(text)
     if sub == 'help':
         await ack(HELP_TEXT)
         return
@@ -51,17 +65,9 @@ async def handle_jit_command(ack: AsyncAck, command: dict[str, Any], context: As
         elif sub == 'resources':
             await ack(resources_answer(policy, who))
         else:  # list
-            mine = await asyncio.to_thread(deps.store.for_user, who.slack_id)
-            pending = await asyncio.to_thread(deps.store.pending)
-            waiting = [
-                r
-                for r in pending
-                if r.status is RequestStatus.PENDING
-                and not who.same_as(r.requester)
-                and (rule := policy.rule_named(r.rule))
-                and who.ids() & policy.step_approvers(rule, r.step)
-            ]
-            await ack(list_answer(mine, waiting, deps.clock.now()))
+            requests = await asyncio.to_thread(mine, deps.store, who)
+            waiting = await asyncio.to_thread(waiting_for, deps.store, policy, who)
+            await ack(list_answer(requests, waiting, deps.clock.now()))
     except PolicyDenied as exc:
         await ack(denial_answer(exc.user_message, exc.decision))
     except (JitError, UsageError) as exc:
@@ -77,3 +83,25 @@ def _ssh_key(deps: Any, who: Any, text: str) -> str:
     if current:
         return f'Your SSH key: `{current}`. Replace it: `/jit ssh-key ssh-ed25519 AAAA…`.'
     return 'No SSH key yet: `/jit ssh-key ssh-ed25519 AAAA… you@laptop` (your `.pub` file).'
+
+
+async def _open_request_modal(
+    ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    """``/jit`` or ``/jit request`` alone: the modal, with only what this user may request."""
+    try:
+        who = await context['who']()
+    except JitError as exc:
+        await ack(f':warning: {exc.user_message}')
+        return
+    rows = requestable(context['deps'].policy(), who)
+    if not rows:
+        await ack('There is nothing you may request under the current policy. `/jit help` for the commands.')
+        return
+    await ack()
+    try:
+        await client.views_open(trigger_id=command.get('trigger_id', ''), view=build_request_modal(rows))
+    except SlackApiError as exc:  # expired_trigger_id: Slack took too long; the user must be told
+        where = {'user': {'id': command.get('user_id')}, 'channel': {'id': command.get('channel_id')}}
+        await tell(client, where, ':warning: The form could not open in time; type `/jit` again.')
+        log.info('slack.views_open_failed', error=exc.response.get('error'))

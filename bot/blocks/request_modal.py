@@ -1,0 +1,112 @@
+"""The modal ``/jit request`` opens with no arguments: only what the user may request, durations the rule allows.
+
+Slack modals cannot change one select's options when another changes without a round trip per choice,
+so access is one select of *resource · role* pairs (each one the rule that would decide it), and the
+duration select offers the usual lengths up to the longest any of them allows; the submission is
+checked against the chosen pair's rule, and a duration too long for it is a field error, like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.durations import format_duration
+from bot.core.policy import Resource, Role, Rule
+from bot.ids import BlockId, CallbackId
+
+#: What the duration select offers (seconds), cut at the longest the user's rules allow.
+DURATIONS = (15 * 60, 30 * 60, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400)
+#: Slack's limit on a static select's options.
+MAX_OPTIONS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RequestForm:
+    """What the user chose in the modal."""
+
+    resource: str
+    role: str
+    duration: int | None
+    reason: str
+    ticket: str | None
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {'text': {'type': 'plain_text', 'text': text[:75]}, 'value': value}
+
+
+def build_request_modal(rows: list[tuple[Resource, Role, Rule]]) -> dict[str, Any]:
+    """The modal for the pairs ``requestable`` found; callers show a message instead when there are none."""
+    access = [_option(f'{res.name} · {role.name}', f'{res.name}:{role.name}') for res, role, _ in rows[:MAX_OPTIONS]]
+    longest = max(rule.timeout for _, _, rule in rows)
+    durations = sorted({d for d in DURATIONS if d <= longest} | {longest})
+    default = min((rule.default_duration for _, _, rule in rows if rule.default_duration), default=None)
+    duration_select: dict[str, Any] = {
+        'type': 'static_select', 'action_id': 'duration',
+        'placeholder': {'type': 'plain_text', 'text': 'the rule default'},
+        'options': [_option(format_duration(d), str(d)) for d in durations],
+    }  # fmt: skip
+    if default in durations:
+        duration_select['initial_option'] = _option(format_duration(default), str(default))
+    needs_ticket = any(rule.ticket_pattern for _, _, rule in rows)
+    return {
+        'type': 'modal', 'callback_id': CallbackId.REQUEST_MODAL,
+        'title': {'type': 'plain_text', 'text': 'Request access'},
+        'submit': {'type': 'plain_text', 'text': 'Request'}, 'close': {'type': 'plain_text', 'text': 'Cancel'},
+        'blocks': [
+            {'type': 'input', 'block_id': BlockId.REQ_ACCESS, 'label': {'type': 'plain_text', 'text': 'Access'},
+             'element': {'type': 'static_select', 'action_id': 'access', 'options': access,
+                         'placeholder': {'type': 'plain_text', 'text': 'resource · role'}}},
+            {'type': 'input', 'block_id': BlockId.REQ_DURATION, 'optional': True,
+             'label': {'type': 'plain_text', 'text': 'For how long'}, 'element': duration_select},
+            {'type': 'input', 'block_id': BlockId.REQ_REASON, 'optional': True,
+             'label': {'type': 'plain_text', 'text': 'Reason (approvers see it)'},
+             'element': {'type': 'plain_text_input', 'action_id': 'reason', 'multiline': True, 'max_length': 500}},
+            *([{'type': 'input', 'block_id': BlockId.REQ_TICKET, 'optional': True,
+                'label': {'type': 'plain_text', 'text': 'Ticket'},
+                'element': {'type': 'plain_text_input', 'action_id': 'ticket', 'max_length': 100}}]
+              if needs_ticket else []),
+        ],
+    }  # fmt: skip
+
+
+def _value(values: dict[str, Any], block: str, action: str) -> Any:
+    state = (values.get(block) or {}).get(action) or {}
+    if not isinstance(state, dict):
+        return None
+    selected = state.get('selected_option')
+    if isinstance(selected, dict):
+        return selected.get('value')
+    return state.get('value')
+
+
+def read_request_form(view: dict[str, Any]) -> RequestForm | dict[str, str]:
+    """The choices, or ``{block_id: error}`` for what is missing or unreadable (a forged or stale view)."""
+    values = (view.get('state') or {}).get('values') or {}
+    access = _value(values, BlockId.REQ_ACCESS, 'access')
+    if not isinstance(access, str) or ':' not in access:
+        return {BlockId.REQ_ACCESS.value: 'Choose what you need.'}
+    resource, _, role = access.partition(':')
+    raw = _value(values, BlockId.REQ_DURATION, 'duration')
+    if raw is not None and not (isinstance(raw, str) and raw.isdigit()):
+        return {BlockId.REQ_DURATION.value: 'Choose a duration from the list.'}
+    reason = _value(values, BlockId.REQ_REASON, 'reason')
+    ticket = _value(values, BlockId.REQ_TICKET, 'ticket')
+    return RequestForm(
+        resource=resource, role=role, duration=int(raw) if raw else None,
+        reason=reason.strip() if isinstance(reason, str) else '',
+        ticket=ticket.strip() if isinstance(ticket, str) and ticket.strip() else None,
+    )  # fmt: skip
+
+
+def field_for(message: str) -> str:
+    """Which field a refusal is about, so the modal shows it there."""
+    text = message.lower()
+    if 'ticket' in text:
+        return BlockId.REQ_TICKET.value
+    if 'reason' in text:
+        return BlockId.REQ_REASON.value
+    if 'long' in text or 'duration' in text or 'at most' in text or 'at least' in text:
+        return BlockId.REQ_DURATION.value
+    return BlockId.REQ_ACCESS.value
