@@ -1,15 +1,32 @@
 """The Bolt app and the aiohttp server around it: ``/slack/events``, ``/healthz``, ``/readyz``.
 
-Bolt verifies signatures; in front of it, :func:`slack_guard` turns what Bolt would answer with
-a 500 (a non-numeric timestamp header) or should never see (missing headers, huge bodies) into
-a 400, so nothing a client sends yields a 5xx.
+Bolt verifies signatures, but only after it has parsed the body and built its context from it, and it
+answers 500 to much of what Slack never sends (a non-numeric timestamp, a JSON array, a ``team`` that is
+a number, a view without a type). So a guard stands in front of it and checks, in this order, before any
+byte of the body is interpreted:
+
+=======================================================  ======
+the body is larger than Slack ever sends                 413
+timestamp or signature header missing, repeated, or      400
+not shaped like Slack's (``[0-9]{1,12}``, ``v0=`` + 64 hex)
+the signature does not match, or is over 5 minutes off    401
+the body is not what Slack sends (not UTF-8, not a form   400
+or a JSON object of the content type given, a payload
+whose fields Slack would never send with those types)
+=======================================================  ======
+
+Every refusal is one ``slack.rejected`` log line (status, why, size; never the body or the headers) and a
+JSON ``{"error": ...}`` answer. Only then does Bolt see the request, which it verifies again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -31,8 +48,19 @@ log = structlog.get_logger(__name__)
 
 #: Slack's own payloads stay far below this; a larger body is refused before it is read.
 MAX_BODY = 256 * 1024
-_SIGNATURE = re.compile(r'^v0=[0-9a-f]{64}$')
+#: Slack refuses requests whose timestamp is further than this from now; so does the guard (and Bolt).
+MAX_CLOCK_SKEW = 5 * 60
+_TIMESTAMP = re.compile(r'[0-9]{1,12}')
+_SIGNATURE = re.compile(r'v0=[0-9a-f]{64}')
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Refusal(Exception):
+    """A request the edge refuses: the HTTP status and why (the answer's ``error`` and the log line's ``why``)."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status, self.why = status, why
 
 
 def create_bolt_app(deps: Deps) -> AsyncApp:
@@ -53,44 +81,201 @@ def create_bolt_app(deps: Deps) -> AsyncApp:
 
 @web.middleware
 async def slack_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse malformed Slack requests with a 400 before Bolt sees them."""
-    if request.path != '/slack/events':
+    """Answer a :class:`Refusal` raised while checking a Slack request: its status, one log line."""
+    try:
         return await handler(request)
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return web.json_response({'error': 'body too large'}, status=413)
-    timestamp = request.headers.get('X-Slack-Request-Timestamp', '')
-    signature = request.headers.get('X-Slack-Signature', '')
-    if not timestamp.isdigit() or len(timestamp) > 12:
-        log.info('slack.rejected', why='bad timestamp header')
-        return web.json_response({'error': 'missing or malformed X-Slack-Request-Timestamp'}, status=400)
-    if not _SIGNATURE.match(signature):
-        log.info('slack.rejected', why='bad signature header')
-        return web.json_response({'error': 'missing or malformed X-Slack-Signature'}, status=400)
-    return await handler(request)
+    except Refusal as refusal:
+        log.info('slack.rejected', status=refusal.status, why=refusal.why, size=request.content_length)
+        return web.json_response({'error': refusal.why}, status=refusal.status)
 
 
-def _json_object(text: str) -> None:
-    if not isinstance(json.loads(text), dict):
-        raise ValueError('a Slack payload is a JSON object')
+def _one_header(request: web.Request, name: str, shape: re.Pattern[str]) -> str:
+    values = request.headers.getall(name, [])
+    if len(values) != 1 or not shape.fullmatch(values[0]):
+        raise Refusal(400, f'missing, repeated or malformed {name}')
+    return str(values[0])
 
 
-async def _bolt_request(request: web.Request) -> AsyncBoltRequest:
-    """Bolt's request, checked first: Bolt answers 500 to bodies that are not what Slack sends.
+async def verified_body(request: web.Request, signing_secret: str) -> bytes:
+    """The raw body, once its size, its signature headers and its signature check out.
+
+    The HMAC is computed over the bytes as received (slack_sdk's verifier decodes them first and raises
+    on what is not UTF-8), so a forged body is refused before anything reads it.
 
     Raises:
-        ValueError: JSON that does not parse, or a payload that is not a JSON object.
+        Refusal: 413, 400 or 401, as the module docstring lays out.
     """
-    raw = await request.text()
-    form: dict[str, str] | None = None
-    if raw.startswith('{'):
-        _json_object(raw)
-    elif 'payload' in raw:
-        form = dict(parse_qsl(raw, keep_blank_values=True))
-        if 'payload' in form:
-            _json_object(form['payload'])
-            form = None
-    bolt_request = AsyncBoltRequest(body=raw, query=request.query_string, headers=dict(request.headers))
-    if form is not None:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise Refusal(413, 'body too large')
+    timestamp = _one_header(request, 'X-Slack-Request-Timestamp', _TIMESTAMP)
+    signature = _one_header(request, 'X-Slack-Signature', _SIGNATURE)
+    try:
+        raw = await request.read()  # a chunked body stops at the application's client_max_size (MAX_BODY)
+    except web.HTTPRequestEntityTooLarge:
+        raise Refusal(413, 'body too large') from None
+    if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW:
+        raise Refusal(401, 'stale request')
+    base = b'v0:' + timestamp.encode() + b':' + raw
+    expected = 'v0=' + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise Refusal(401, 'invalid signature')
+    return raw
+
+
+# -- what Slack sends --------------------------------------------------------------------------------
+# Each check is a predicate over a JSON value. A field Slack may leave out may be missing; when present it
+# has the type Slack gives it. Strings Slack bounds (action_id, callback_id, value...) are held to Slack's
+# documented limits; IDs look like Slack's (U0…, T0…, C0…, W0…). Nested parts jit never reads are not
+# looked at. ``docs/slack-protocol.md`` lists the fields.
+Check = Callable[[Any], bool]
+_ID = re.compile(r'[A-Z0-9][A-Z0-9_]{1,31}')
+_TRIGGER = re.compile(r'[0-9A-Za-z._-]{1,255}')
+
+
+def _text(limit: int) -> Check:
+    return lambda v: isinstance(v, str) and len(v) <= limit
+
+
+def _is_id(v: Any) -> bool:
+    return isinstance(v, str) and _ID.fullmatch(v) is not None
+
+
+def _of(kind: type) -> Check:
+    return lambda v: isinstance(v, kind)
+
+
+def _maybe(check: Check) -> Check:
+    return lambda v: v is None or check(v)
+
+
+def _obj(*required: str, **fields: Check) -> Check:
+    """A JSON object with the ``required`` keys, whose ``fields`` (when present) pass their checks."""
+
+    def check(v: Any) -> bool:
+        return (isinstance(v, dict) and all(k in v for k in required)
+                and all(c(v[k]) for k, c in fields.items() if k in v))  # fmt: skip
+
+    return check
+
+
+def _list(item: Check, *, min_len: int = 0) -> Check:
+    return lambda v: isinstance(v, list) and len(v) >= min_len and all(item(x) for x in v)
+
+
+def _map(value: Check) -> Check:
+    return lambda v: isinstance(v, dict) and all(isinstance(k, str) and value(x) for k, x in v.items())
+
+
+def _either(*checks: Check) -> Check:
+    return lambda v: any(c(v) for c in checks)
+
+
+_STR, _NAME, _DICT = _text(4000), _text(255), _obj()
+_TEAM = _maybe(_obj(id=_is_id, enterprise_id=_maybe(_is_id), domain=_STR))
+_STATE = _obj(values=_map(_map(_obj(type=_NAME, value=_maybe(_text(3000)),
+                                    selected_option=_maybe(_obj('value', value=_text(2000)))))))  # fmt: skip
+_VIEW = _obj('id', 'type', id=_NAME, type=_NAME, callback_id=_NAME, private_metadata=_text(3000), hash=_NAME,
+             team_id=_maybe(_is_id), app_installed_team_id=_maybe(_is_id), blocks=_list(_DICT),
+             state=_STATE)  # fmt: skip
+_INTERACTION: dict[str, Check] = dict(
+    token=_STR, api_app_id=_STR, trigger_id=lambda v: isinstance(v, str) and _TRIGGER.fullmatch(v) is not None,
+    response_url=_STR, team=_TEAM, enterprise=_maybe(_obj(id=_is_id)), is_enterprise_install=_maybe(_of(bool)),
+    user=_obj('id', id=_is_id, team_id=_is_id, username=_STR, name=_STR),
+    channel=_maybe(_obj(id=_is_id, name=_STR)),
+    container=_obj(type=_NAME, channel_id=_is_id, message_ts=_NAME, view_id=_NAME, is_ephemeral=_of(bool)),
+    message=_obj(ts=_NAME, text=_text(40_000), blocks=_list(_DICT), user=_is_id, bot_id=_is_id),
+    state=_STATE, view=_VIEW, callback_id=_NAME, action_id=_NAME, block_id=_NAME, value=_text(2000),
+    response_urls=_list(_obj(response_url=_STR, block_id=_NAME, action_id=_NAME, channel_id=_is_id)),
+    actions=_list(_obj('action_id', action_id=_NAME, block_id=_NAME, value=_text(2000), type=_NAME,
+                       action_ts=_NAME, selected_option=_maybe(_obj('value', value=_text(2000))))),
+)  # fmt: skip
+#: The interaction types of Block Kit; jit answers block_actions and view_submission, Bolt 404s the others.
+_PAYLOADS: dict[str, Check] = {
+    'block_actions': _obj('user', 'actions', 'trigger_id', **_INTERACTION),
+    'view_submission': _obj('user', 'view', 'trigger_id', **_INTERACTION),
+    'view_closed': _obj('user', 'view', **_INTERACTION),
+    'shortcut': _obj('user', 'callback_id', 'trigger_id', **_INTERACTION),
+    'message_action': _obj('user', 'callback_id', 'trigger_id', **_INTERACTION),
+    'block_suggestion': _obj('user', 'action_id', **_INTERACTION),
+}
+_EVENTS: dict[str, Check] = {
+    'url_verification': _obj('challenge', challenge=_STR, token=_STR),
+    'app_rate_limited': _obj('team_id', team_id=_is_id, api_app_id=_STR, minute_rate_limited=_of(int)),
+    'event_callback': _obj(
+        'team_id', 'event', team_id=_is_id, api_app_id=_STR, event_id=_NAME, event_time=_of(int),
+        token=_STR, enterprise_id=_maybe(_is_id), is_ext_shared_channel=_of(bool),
+        authorizations=_list(_obj(team_id=_maybe(_is_id), user_id=_maybe(_is_id), enterprise_id=_maybe(_is_id),
+                                  is_bot=_of(bool), is_enterprise_install=_of(bool))),
+        event=_obj('type', type=_NAME, subtype=_NAME, user=_either(_is_id, _obj('id', id=_is_id)),
+                   channel=_either(_is_id, _obj('id', id=_is_id)), team=_is_id, user_team=_is_id, tab=_NAME,
+                   event_ts=_NAME, view=_VIEW, message=_DICT, previous_message=_DICT),
+    ),
+}  # fmt: skip
+#: A slash command's form: every field is a string; these must be there and look like Slack's.
+_COMMAND = _obj('command', 'user_id', 'team_id', 'trigger_id', command=lambda v: _NAME(v) and v.startswith('/'),
+                user_id=_is_id, team_id=_is_id, channel_id=_is_id, enterprise_id=_is_id,
+                trigger_id=_INTERACTION['trigger_id'])  # fmt: skip
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than any Slack payload
+        raise Refusal(400, 'body is not a Slack payload: JSON does not parse') from None
+    if not isinstance(value, dict):
+        raise Refusal(400, 'body is not a Slack payload: not a JSON object')
+    return value
+
+
+def _typed(body: dict[str, Any], checks: dict[str, Check], what: str) -> None:
+    kind = body.get('type')
+    check = checks.get(kind) if isinstance(kind, str) else None
+    if check is None:
+        raise Refusal(400, f'body is not a Slack payload: not a type of {what} Slack sends')
+    if not check(body):
+        raise Refusal(400, f'body is not a Slack payload: fields missing or of the wrong type for {kind}')
+
+
+def slack_body(raw: bytes, content_type: str) -> tuple[str, dict[str, str] | None]:
+    """The verified body as Bolt will read it: its text, and a slash command's form (None for JSON bodies).
+
+    Bolt reads a body as JSON when the content type is JSON *or* it starts with ``{``, and as an
+    interaction when the word ``payload`` appears anywhere; the checks follow the same reading, and
+    require the content type Slack sends with each (JSON for the Events API, a form otherwise).
+
+    Raises:
+        Refusal: 400, the body is not what Slack sends.
+    """
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError:
+        raise Refusal(400, 'body is not a Slack payload: not UTF-8') from None
+    media = content_type.split(';')[0].strip().lower()
+    if media == 'application/json' or text.startswith('{'):
+        if media != 'application/json' or not text.startswith('{'):
+            raise Refusal(400, 'body is not a Slack payload: JSON goes with Content-Type application/json')
+        _typed(_json_object(text), _EVENTS, 'event')
+        return text, None
+    if media != 'application/x-www-form-urlencoded':
+        raise Refusal(400, 'body is not a Slack payload: Content-Type is not a form')
+    form = dict(parse_qsl(text, keep_blank_values=True))
+    if 'payload' in form:
+        _typed(_json_object(form['payload']), _PAYLOADS, 'interaction')
+        return text, None
+    if not _COMMAND(form):
+        raise Refusal(400, 'body is not a Slack payload: not a slash command')
+    return text, form
+
+
+def bolt_request(request: web.Request, text: str, form: dict[str, str] | None) -> AsyncBoltRequest:
+    """Bolt's request for a checked body."""
+    try:
+        bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+        # Bolt builds its context from fields the checks above do not know of; it raises when their types are
+        # not the ones Slack sends. Any of these on a body that passed the checks is still the body's doing.
+        raise Refusal(400, 'body is not a Slack payload: Bolt cannot read it') from None
+    if form is not None and 'payload' in text:
         # Bolt takes any form body containing the word "payload" for an interaction and drops it:
         # `/jit request db read 1h fix the payload parser` would be lost. Parse it as the form it is.
         bolt_request.body = form
@@ -101,15 +286,13 @@ async def _bolt_request(request: web.Request) -> AsyncBoltRequest:
 def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
     """The HTTP server of ``jit serve``."""
     bolt = bolt or create_bolt_app(deps)
+    secret = deps.settings.slack_signing_secret
     web_app = web.Application(middlewares=[slack_guard], client_max_size=MAX_BODY)
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
-        try:
-            bolt_request = await _bolt_request(request)
-        except (UnicodeDecodeError, ValueError):
-            log.info('slack.rejected', why='body is not what Slack sends')
-            return web.json_response({'error': 'body is not a Slack payload'}, status=400)
-        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        raw = await verified_body(request, secret)
+        text, form = slack_body(raw, request.headers.get('Content-Type', ''))
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request(request, text, form)))
 
     async def healthz(_request: web.Request) -> web.StreamResponse:
         return web.json_response({'ok': True})

@@ -1,0 +1,78 @@
+"""Fuzz fixtures: a real ``jit serve`` + ``jit worker`` to throw generated requests at.
+
+Adapted from ``tests/e2e/conftest.py`` (same policy, same local Slack and webhook target). Differences:
+
+    fuzz_redis_url  Redis database 7 (``JIT_FUZZ_REDIS_URL``), flushed before and after each test
+    edge            fresh processes per test (so one test's filed requests cannot move the state another
+                    test watches), plus an :class:`~tests.fuzz.edge.EdgeClient` that records the figures
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import redis
+
+from bot.sandbox.local_slack import LocalSlack
+from bot.sandbox.webhook_target import WebhookTarget
+from bot.sandbox.workspace import seed_workspace
+from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
+from tests.fuzz.edge import FUZZ_REDIS_URL, Edge, EdgeClient
+from tests.support.processes import JitProcesses, free_port
+
+
+@pytest.fixture(name='fuzz_redis_url')
+def _fuzz_redis_url():
+    client = redis.Redis.from_url(FUZZ_REDIS_URL)
+    client.flushdb()
+    yield FUZZ_REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture(name='slack')
+def _slack():
+    slack = LocalSlack(workspace=seed_workspace(), signing_secret=SIGNING_SECRET)
+    slack.start_in_thread()
+    yield slack
+    slack.stop_thread()
+
+
+@pytest.fixture(name='webhook')
+def _webhook():
+    target = WebhookTarget(WEBHOOK_SECRET)
+    target.start_in_thread()
+    yield target
+    target.stop_thread()
+
+
+@pytest.fixture(name='edge')
+def _edge(tmp_path, fuzz_redis_url, slack, webhook, request):
+    policies = tmp_path / 'policies'
+    policies.mkdir()
+    (policies / 'policy.yaml').write_text(textwrap.dedent(POLICY))
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    env = {
+        'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SIGNING_SECRET, 'SLACK_API_URL': slack.api_url,
+        'REDIS_URL': fuzz_redis_url, 'JIT_POLICY_DIR': str(policies), 'JIT_AUDIT_CHANNEL': 'C0AUDIT',
+        'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1', 'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json',
+        'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET,
+    }  # fmt: skip
+    procs = JitProcesses(env, logs)
+    procs.start_web()
+    procs.start_worker()
+    slack.app_url = f'{procs.url}/slack/events'
+    client = EdgeClient(procs.port, mint=lambda: slack.mint_trigger('U0ALEX'))
+    yield Edge(procs=procs, slack=slack, redis=redis.Redis.from_url(fuzz_redis_url), client=client,
+               secret=SIGNING_SECRET)  # fmt: skip
+    procs.stop()
+    if request.node.rep_call.failed if hasattr(request.node, 'rep_call') else False:
+        print(procs.dump_logs())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f'rep_{report.when}', report)
+    return report
