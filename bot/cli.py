@@ -1,4 +1,5 @@
-"""The ``jit`` command: ``serve``, ``worker``, ``sandbox``, ``policy validate|test|explain|diff``.
+"""The ``jit`` command: ``serve``, ``worker``, ``sandbox``, ``policy validate|test|explain|diff``,
+``audit verify|query|report|export``.
 
 Settings are read here, once, and everything is wired here; a bad setting or policy stops the
 process at start with one message that names every problem.
@@ -23,6 +24,14 @@ POLICY_TOOLS = {
     'explain': ('explain', 'say which rule decides USER asking for RESOURCE ROLE, and why'),
     'diff': ('diff', 'what a policy change does to effective access: exit 2 when it widens'),
 }
+#: ``jit audit NAME``: the module under ``bot.audit_tools`` and the help line.
+AUDIT_TOOLS = {
+    'verify': ('verify', 'recompute the hash chain: exit 0 when intact, 1 naming the first event changed, removed, '
+               'inserted or reordered'),
+    'query': ('query', 'events by user, resource, role, event, time or request: a table, JSON lines or CSV'),
+    'report': ('report', 'who had access to a resource in a period, approved by whom, why: Markdown or CSV'),
+    'export': ('export', 'every event of a time or seq range, as JSON lines or CSV'),
+}  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     for name, (module, summary) in POLICY_TOOLS.items():
         tool = tools.add_parser(name, help=summary, description=summary)
         importlib.import_module(f'bot.policy_tools.{module}').add_arguments(tool)
+    audit = sub.add_parser('audit', help='verify, query, report on and export the audit trail (Redis, a file or S3)')
+    tools = audit.add_subparsers(dest='audit_command', required=True, metavar='TOOL')
+    for name, (module, summary) in AUDIT_TOOLS.items():
+        tool = tools.add_parser(name, help=summary, description=summary)
+        importlib.import_module(f'bot.audit_tools.{module}').add_arguments(tool)
     return parser
 
 
@@ -49,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.directory = os.environ.get('JIT_POLICY_DIR') or 'policies'
             module = POLICY_TOOLS[args.policy_command][0]
             return int(importlib.import_module(f'bot.policy_tools.{module}').run(args))
+        if args.command == 'audit':
+            module = AUDIT_TOOLS[args.audit_command][0]
+            return int(importlib.import_module(f'bot.audit_tools.{module}').run(args))
         if args.command == 'sandbox':
             from bot.sandbox.run import run_sandbox
 
@@ -89,6 +106,7 @@ def work(settings: object) -> int:
 
     from bot.adapters.rq_queue import ACCESS_QUEUE, NOTIFY_QUEUE
     from bot.logging import configure_logging
+    from workers.audit_sinks import build_audit_pump
     from workers.runtime import build_sweeper, build_worker_deps, install
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
@@ -98,6 +116,10 @@ def work(settings: object) -> int:
     sweeper = build_sweeper(deps)
     sweeper.sweep_once()  # whatever fell due while no worker ran
     sweeper.start()
+    # The audit sinks (file, SIEM webhook, S3 archive) and the stream's retention, from their cursors in Redis.
+    pump = build_audit_pump(deps.base.settings, store=deps.base.store, clock=deps.base.clock)
+    if pump is not None:
+        pump.start()
     # SimpleWorker: jobs run in this process, with the dependencies built once above (a forking
     # worker would rebuild or re-fork them per job, ~5x slower on revoke bursts).
     connection = redis.Redis.from_url(deps.base.settings.redis_url)
@@ -106,6 +128,8 @@ def work(settings: object) -> int:
         worker.work(with_scheduler=True, logging_level=deps.base.settings.log_level)
     finally:
         sweeper.stop()
+        if pump is not None:
+            pump.stop()
     return EXIT_OK
 
 

@@ -6,8 +6,11 @@ naming them all, so an operator fixes the environment in one go instead of one c
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bot.core.errors import ConfigError
 
@@ -47,6 +50,26 @@ class Settings:
     log_format: str | None = None
     #: Prefix of every Redis key, so one Redis can hold several jit installations (and tests).
     redis_prefix: str = 'jit:'
+    #: Audit sinks (``workers.audit_sinks``), each optional, fed from the stream by the worker's pump.
+    #: A file of JSON lines, fsync'd: a durable copy on the worker's disk (or a mounted volume).
+    audit_file: str | None = None
+    #: A SIEM's HTTP endpoint; each batch is signed with ``X-JIT-Signature`` (HMAC-SHA256 with the secret).
+    audit_webhook_url: str | None = None
+    audit_webhook_secret: str | None = None
+    #: The S3 archive: batches and signed digests, under Object Lock where the bucket has it enabled.
+    audit_s3_bucket: str | None = None
+    #: Key prefix inside the bucket: empty, or ending with ``/``.
+    audit_s3_prefix: str = ''
+    #: For S3-compatible stores, VPC endpoints and tests; empty: AWS's own endpoint for the region.
+    audit_s3_endpoint_url: str | None = None
+    #: Object Lock (COMPLIANCE) retention of each archived object: nobody, root included, may delete it
+    #: before. A year covers SOC 2 and ISO 27001 audit periods; raise it for longer obligations.
+    audit_s3_retention_days: int = 365
+    #: The Ed25519 private key (PEM, or the path of a PEM file) that signs the S3 digests; needed with S3.
+    audit_digest_key: str | None = None
+    #: Seconds after which events are trimmed from the Redis stream, once a durable sink (file or S3)
+    #: holds them; None: the stream keeps everything (jit itself never deletes an event).
+    audit_retention: float | None = None
 
 
 def _number(environ: Mapping[str, str], key: str, default: float, problems: list[str], *, low: float) -> float:
@@ -102,6 +125,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     fmt = environ.get('JIT_LOG_FORMAT') or None
     if fmt not in (None, 'json', 'console'):
         problems.append(f'JIT_LOG_FORMAT={fmt!r} must be json or console')
+    audit = _audit_settings(environ, problems)
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -111,5 +135,64 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
         reconcile_interval=reconcile, idle_interval=idle,
         log_level=level, log_format=fmt,
-        redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:',
+        redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:', **audit,
     )  # fmt: skip
+
+
+_BUCKET = re.compile(r'^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$')
+
+
+def _audit_settings(environ: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """The audit sinks' settings (``JIT_AUDIT_*``), each problem added to ``problems``; never quotes a secret."""
+    from bot.audit.archive import DigestKeyError, load_private_key
+    from bot.core.durations import DurationError, parse_duration
+
+    out: dict[str, Any] = {}
+    path = environ.get('JIT_AUDIT_FILE') or None
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            problems.append(f'JIT_AUDIT_FILE={path!r} is a directory; name a file in it')
+        elif not os.path.isdir(folder):
+            problems.append(f'JIT_AUDIT_FILE={path!r}: the directory {folder} does not exist')
+        elif not os.access(path if os.path.exists(path) else folder, os.W_OK):
+            problems.append(f'JIT_AUDIT_FILE={path!r} is not writable by this process')
+    out['audit_file'] = path
+    url = environ.get('JIT_AUDIT_WEBHOOK_URL') or None
+    secret = environ.get('JIT_AUDIT_WEBHOOK_SECRET') or None
+    if url is not None and not url.startswith(('http://', 'https://')):
+        problems.append('JIT_AUDIT_WEBHOOK_URL must be an http(s) URL')
+    if url is not None and secret is None:
+        problems.append('JIT_AUDIT_WEBHOOK_SECRET is not set (the SIEM checks X-JIT-Signature with it)')
+    if secret is not None and url is None:
+        problems.append('JIT_AUDIT_WEBHOOK_SECRET is set but JIT_AUDIT_WEBHOOK_URL is not')
+    out.update(audit_webhook_url=url, audit_webhook_secret=secret)
+    bucket = environ.get('JIT_AUDIT_S3_BUCKET') or None
+    if bucket is not None and (not _BUCKET.match(bucket) or '..' in bucket):
+        problems.append(f'JIT_AUDIT_S3_BUCKET={bucket!r} is not an S3 bucket name (3-63 of a-z, 0-9, dots, hyphens)')
+    prefix = (environ.get('JIT_AUDIT_S3_PREFIX') or '').strip('/')
+    endpoint = environ.get('JIT_AUDIT_S3_ENDPOINT_URL') or None
+    if endpoint is not None and not endpoint.startswith(('http://', 'https://')):
+        problems.append(f'JIT_AUDIT_S3_ENDPOINT_URL={endpoint!r} must be an http(s) URL')
+    days = _number(environ, 'JIT_AUDIT_S3_RETENTION_DAYS', 365, problems, low=1)
+    if days != int(days):
+        problems.append(f'JIT_AUDIT_S3_RETENTION_DAYS={environ["JIT_AUDIT_S3_RETENTION_DAYS"]!r} must be whole days')
+    key = environ.get('JIT_AUDIT_DIGEST_KEY') or None
+    if key is not None:
+        try:
+            load_private_key(key)
+        except DigestKeyError as exc:
+            problems.append(f'JIT_AUDIT_DIGEST_KEY {exc}')
+    elif bucket is not None:
+        problems.append('JIT_AUDIT_DIGEST_KEY is not set: the S3 archive signs its digests with an Ed25519 key '
+                        '(openssl genpkey -algorithm ed25519 -out audit-digest.pem)')  # fmt: skip
+    out.update(audit_s3_bucket=bucket, audit_s3_prefix=prefix + '/' if prefix else '', audit_s3_endpoint_url=endpoint,
+               audit_s3_retention_days=int(days), audit_digest_key=key)  # fmt: skip
+    retention = environ.get('JIT_AUDIT_RETENTION') or None
+    out['audit_retention'] = None
+    if retention is not None:
+        try:
+            out['audit_retention'] = float(parse_duration(retention))
+        except DurationError as exc:
+            problems.append(f'JIT_AUDIT_RETENTION: {exc}')
+    return out

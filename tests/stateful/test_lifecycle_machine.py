@@ -556,7 +556,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert record['hash'] == chain_hash(record, self.verified_hash), f'bad hash at seq {record["seq"]}'
             self.verified_seq, self.verified_hash = record['seq'], record['hash']
             rid = (record.get('request') or {}).get('id')
-            if record['event'] in TRANSITION_EVENTS:
+            if record['event'] in TRANSITION_EVENTS and record.get('outcome') != 'retrying':  # not an alert
                 self.audit_by_request[rid].append((record['event'], record['outcome']))
             else:
                 assert record['event'] in ALERT_EVENTS, record

@@ -1,0 +1,83 @@
+"""One audit event as the trail holds it, and the small helpers every reader shares.
+
+A record is the dict the store wrote (``seq``, ``time``, ``event``, ``actor``, ``request``, ``rule``,
+``policy_version``, ``outcome``, ``error``, ``detail``, ``prev_hash``, ``hash``). Files and S3 batches
+hold one record a line as canonical JSON (sorted keys, no spaces, UTF-8): the chain hash is
+computed over the same canonical form, so a line can be re-hashed without knowing who wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+#: The fields a record must have for its hash to be checked at all.
+REQUIRED = ('seq', 'time', 'event', 'prev_hash', 'hash')
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """The canonical JSON line of a record (without the newline)."""
+    return json.dumps(record, sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event as a source holds it: the record, or why it is not one, and where it is.
+
+    ``where`` names the place for a person: ``stream entry 42-1``, ``audit.jsonl:42``,
+    ``s3://bucket/audit/2026/11/28/...jsonl:7``.
+    """
+
+    where: str
+    record: dict[str, Any] | None
+    problem: str | None = None
+
+    @property
+    def seq(self) -> int | None:
+        return self.record['seq'] if self.record is not None else None
+
+
+def parse_entry(text: str | bytes, where: str) -> Entry:
+    """An entry from one JSON line; a line that is not an audit record keeps its problem instead."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Entry(where, None, f'not JSON ({exc.msg})')
+    except ValueError:  # bytes that are not UTF-8
+        return Entry(where, None, 'not UTF-8 text')
+    if not isinstance(data, dict):
+        return Entry(where, None, 'not a JSON object')
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        return Entry(where, None, f'no {", ".join(missing)}')
+    if not isinstance(data['seq'], int) or isinstance(data['seq'], bool) or data['seq'] < 1:
+        return Entry(where, None, f'seq {data["seq"]!r} is not a positive integer')
+    if not isinstance(data['time'], int | float) or isinstance(data['time'], bool):
+        return Entry(where, None, f'time {data["time"]!r} is not a number')
+    return Entry(where, data)
+
+
+def iso(ts: float | None) -> str:
+    """``2026-11-28T09:30:00Z``: UTC, to the second (what tables, reports and CSV show)."""
+    if ts is None:
+        return ''
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec='seconds').replace('+00:00', 'Z')
+
+
+def request_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The request summary of an event (empty for events about no request)."""
+    req = record.get('request')
+    return req if isinstance(req, dict) else {}
+
+
+def requester_label(requester: dict[str, Any]) -> str:
+    """How tables name a requester: the email, else the Slack ID, else ``pipeline:NAME``."""
+    if requester.get('email'):
+        return str(requester['email'])
+    if requester.get('slack_id'):
+        return str(requester['slack_id'])
+    if requester.get('pipeline'):
+        return f'pipeline:{requester["pipeline"]}'
+    return ''

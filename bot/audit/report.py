@@ -1,0 +1,197 @@
+"""Who had access to a resource in a period, from the audit events alone: ``jit audit report``.
+
+A grant counts when its access overlapped the period: it became active (``grant.active``) before
+the period ends and was not revoked (``grant.revoked``) before it starts; grants that started earlier
+or are still active count too. Each row says from when to when, how it ended and by whom, who
+approved it (every approval, auto-approval and break-glass included) under which rule and policy
+version, and the reason. Extensions are folded into the grant they extend (``1h more at ...``), since
+an extension request holds no access of its own. Pure: records in, rows out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.audit.records import iso, request_of, requester_label
+from bot.core.durations import format_duration
+
+REPORT_COLUMNS = (
+    'request_id', 'grantee', 'grantee_slack_id', 'role', 'granted_at', 'ended_at', 'ended', 'ended_by',
+    'expires_at', 'approved_by', 'rule', 'policy_version', 'reason', 'ticket', 'extensions',
+)  # fmt: skip
+
+
+@dataclass
+class Grant:
+    """One grant of access to the resource, as the trail tells it."""
+
+    request_id: str
+    grantee: str
+    grantee_slack_id: str
+    role: str
+    reason: str
+    ticket: str
+    rule: str = ''
+    policy_version: str = ''
+    granted_at: float | None = None
+    expires_at: float | None = None
+    ended_at: float | None = None
+    ended: str = ''
+    ended_by: str = ''
+    approved_by: list[str] = field(default_factory=list)
+    extensions: list[str] = field(default_factory=list)
+    extends: str | None = None
+    revoke_failures: int = 0
+
+    def row(self) -> dict[str, Any]:
+        """The grant as a CSV row (times in UTC ISO form)."""
+        return {
+            'request_id': self.request_id, 'grantee': self.grantee, 'grantee_slack_id': self.grantee_slack_id,
+            'role': self.role, 'granted_at': iso(self.granted_at), 'ended_at': iso(self.ended_at),
+            'ended': self.ended or 'still active', 'ended_by': self.ended_by, 'expires_at': iso(self.expires_at),
+            'approved_by': '; '.join(self.approved_by), 'rule': self.rule, 'policy_version': self.policy_version,
+            'reason': self.reason, 'ticket': self.ticket, 'extensions': '; '.join(self.extensions),
+        }  # fmt: skip
+
+
+@dataclass
+class AccessReport:
+    """The grants of one resource that overlap ``[since, until)``, and what part of the trail was read."""
+
+    resource: str
+    since: float
+    until: float
+    grants: list[Grant]
+    events: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    first_time: float | None = None
+    last_time: float | None = None
+
+
+def _approver(record: dict[str, Any], names: dict[str, str]) -> str:
+    actor = str(record.get('actor') or '?')
+    if actor == 'policy':
+        why = str((record.get('detail') or {}).get('why') or '')
+        return 'break-glass (self-approved)' if 'break-glass' in why else 'auto-approved by the policy'
+    return names.get(actor, actor)
+
+
+def access_report(records: Iterable[dict[str, Any]], *, resource: str, since: float, until: float) -> AccessReport:
+    """Read every event once and keep the grants of ``resource`` whose access overlaps the period."""
+    grants: dict[str, Grant] = {}
+    names: dict[str, str] = {}  # Slack ID -> email, from the requests people filed
+    # (grant, which of its extensions, the extension request): the request's approvers are added at the end
+    extended_by: list[tuple[Grant, int, str]] = []
+    report = AccessReport(resource, since, until, [])
+    for record in records:
+        report.events += 1
+        report.first_seq = report.first_seq or record.get('seq')
+        report.last_seq = record.get('seq')
+        report.first_time = report.first_time or record.get('time')
+        report.last_time = record.get('time')
+        req = request_of(record)
+        requester = req.get('requester') or {}
+        if requester.get('slack_id') and requester.get('email'):
+            names[str(requester['slack_id'])] = str(requester['email'])
+        if req.get('resource') != resource or not req.get('id'):
+            continue
+        grant = grants.get(req['id'])
+        if grant is None:
+            grant = grants[req['id']] = Grant(
+                request_id=req['id'], grantee=requester_label(requester),
+                grantee_slack_id=requester.get('slack_id') or '', role=str(req.get('role') or ''),
+                reason=str(req.get('reason') or ''), ticket=str(req.get('ticket') or ''),
+            )  # fmt: skip
+        grant.rule = str(record.get('rule') or grant.rule)
+        grant.policy_version = str(record.get('policy_version') or grant.policy_version)
+        _apply(grant, record, names, extended_by)
+    for grant, index, extension in extended_by:
+        approvers = [names.get(a, a) for a in grants[extension].approved_by] if extension in grants else []
+        if approvers:
+            grant.extensions[index] += f' (request {extension}, approved by {", ".join(approvers)})'
+    for grant in grants.values():
+        grant.approved_by = [names.get(a, a) for a in grant.approved_by]
+        grant.ended_by = names.get(grant.ended_by, grant.ended_by)
+    report.grants = sorted(
+        (g for g in grants.values() if g.extends is None and _overlaps(g, since, until)),
+        key=lambda g: (g.granted_at if g.granted_at is not None else float('-inf'), g.request_id),
+    )
+    return report
+
+
+def _apply(
+    grant: Grant, record: dict[str, Any], names: dict[str, str], extended_by: list[tuple[Grant, int, str]]
+) -> None:
+    event, detail = record.get('event'), record.get('detail') or {}
+    if event == 'request.created' and detail.get('extends'):
+        grant.extends = str(detail['extends'])
+    elif event == 'request.approved':
+        who = _approver(record, names)
+        if who not in grant.approved_by:
+            grant.approved_by.append(who)
+    elif event == 'grant.active':
+        grant.granted_at = record['time']
+        grant.expires_at = detail.get('expires_at', grant.expires_at)
+    elif event == 'grant.extended':
+        grant.expires_at = detail.get('to', grant.expires_at)
+        actor = str(record.get('actor') or '?')
+        grant.extensions.append(f'{format_duration(int(detail.get("by") or 0))} more at {iso(record["time"])} '
+                                f'by {names.get(actor, actor)}')  # fmt: skip
+        if detail.get('extension'):
+            extended_by.append((grant, len(grant.extensions) - 1, str(detail['extension'])))
+    elif event == 'grant.revoked':
+        grant.ended_at = record['time']
+        grant.ended = str(detail.get('why') or 'revoked')
+        if record.get('actor') == 'reconciler':
+            grant.ended = 'revoked by the reconciler (jit did not know it as active)'
+        grant.ended_by = str(record.get('actor') or '')
+    elif event == 'grant.revoke_failed':
+        grant.revoke_failures += 1
+
+
+def _overlaps(grant: Grant, since: float, until: float) -> bool:
+    if grant.granted_at is None and grant.ended_at is None:
+        return False  # never active (denied, cancelled, failed...), or nothing about it in this part of the trail
+    started_in_time = grant.granted_at is None or grant.granted_at < until
+    return started_in_time and (grant.ended_at is None or grant.ended_at > since)
+
+
+def _cell(text: str) -> str:
+    return text.replace('|', '\\|').replace('\n', ' ')
+
+
+def markdown(report: AccessReport, source: str) -> str:
+    """The report as Markdown: a heading, one table row per grant, and what part of the trail it rests on."""
+    period = f'{iso(report.since)} to {iso(report.until)}'
+    out = [f'## Access to `{report.resource}`, {period}', '']
+    columns: Sequence[str] = ('grantee', 'role', 'from', 'to', 'ended', 'approved by', 'rule', 'policy version',
+                              'reason', 'request')  # fmt: skip
+    if report.grants:
+        out += ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+        for g in report.grants:
+            start = iso(g.granted_at) if g.granted_at is not None else 'before the trail here'
+            end = iso(g.ended_at) if g.ended_at is not None else f'still active (ends {iso(g.expires_at)})'
+            ended = g.ended + (f' ({g.ended_by})' if g.ended_by and g.ended_by != 'jit' else '')
+            if g.extensions:
+                ended += '; extended ' + '; '.join(g.extensions)
+            if g.revoke_failures:
+                ended += f'; revoke failed {g.revoke_failures} time(s) first'
+            reason = g.reason + (f' ({g.ticket})' if g.ticket and g.ticket not in g.reason else '')
+            cells = [g.grantee, g.role, start, end, ended or '-', ', '.join(g.approved_by) or '-', g.rule,
+                     g.policy_version, reason, g.request_id]  # fmt: skip
+            out.append('| ' + ' | '.join(_cell(c) for c in cells) + ' |')
+    else:
+        out.append(f'Nobody had access to `{report.resource}` in this period.')
+    out.append('')
+    if report.first_seq is None:
+        out.append(f'The trail in {source} is empty.')
+    else:
+        out.append(f'{len(report.grants)} grant(s), from {report.events} events of {source}: seq {report.first_seq}-'
+                   f'{report.last_seq}, {iso(report.first_time)} to {iso(report.last_time)}.')  # fmt: skip
+        if report.first_seq != 1 or (report.first_time or 0) > report.since:
+            out.append(f'The trail here starts at seq {report.first_seq} ({iso(report.first_time)}): grants made '
+                       'before that are shown only if their end is in it.')  # fmt: skip
+    return '\n'.join(out)
