@@ -45,7 +45,11 @@ class SlackNotifier:
             return
         loud = record['event'] in LOUD_EVENTS
         policy = self.policy()
-        admins = self._slack_ids(policy.admins) if loud else []
+        alerted = set(policy.admins) if loud else set()
+        if record['event'] == 'breakglass.used' and (rule := policy.rule_named(record.get('rule') or '')):
+            alerted |= {i for step in rule.steps for i in policy.resolve(step.approvers)}  # every approver too
+        requester = ((record.get('request') or {}).get('requester') or {}).get('slack_id')
+        admins = [a for a in self._slack_ids(frozenset(alerted)) if a != requester]
         if self.audit_channel:
             line = audit_line(record)
             if loud:

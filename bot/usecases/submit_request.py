@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.core import transitions
 from bot.core.errors import PolicyDenied
-from bot.core.model import AccessRequest, Principal, RequestStatus
+from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
 from bot.core.policy import DecisionKind, Policy, evaluate
 from bot.core.ports import Clock, JobQueue, RequestStore
 
@@ -66,6 +66,12 @@ class SubmitRequest:
                 request.id, lambda r: transitions.auto_approve(r, reason=decision.reason)
             )
             self.queue.enqueue_notify(seq)
+            if decision.kind is DecisionKind.BREAK_GLASS:
+                # Self-approved in an emergency: said loudly, to the audit channel, the admins and the approvers.
+                alarm = AuditEvent(event='breakglass.used', actor=requester.slack_id or requester.label,
+                                   request=request.summary(), rule=request.rule, policy_version=request.policy_version,
+                                   outcome='approved', detail={'reason': reason})  # fmt: skip
+                self.queue.enqueue_notify(self.store.record(alarm))
             if request.status is RequestStatus.APPROVED:
                 self.queue.enqueue_grant(request.id)
         return request

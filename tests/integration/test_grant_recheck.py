@@ -18,7 +18,7 @@ from bot.deps import SystemClock
 from bot.usecases.decide_request import ApproveRequest
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.submit_request import SubmitRequest
-from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
+from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM, SEC
 
 pytestmark = pytest.mark.redis
 
@@ -84,3 +84,24 @@ def test_policy_that_no_longer_allows_it_fails_closed(wired):
     assert rec.grants == []
     failed = [e for e in store.audit_events() if e['event'] == 'grant.failed']
     assert len(failed) == 1 and 'no longer allows' in failed[0]['error']
+
+
+def test_break_glass_is_approved_at_once_and_said_loudly():
+    """A break_glass rule approves the requester's own request, and records `breakglass.used` for the alarm."""
+    client = redis.Redis.from_url(os.environ.get('JIT_TEST_REDIS_URL_2', 'redis://127.0.0.1:6379/12'),
+                                  decode_responses=True)  # fmt: skip
+    client.flushdb()
+    try:
+        store, rec, clock = RedisStore(client, clock=SystemClock()), Recorder(), SystemClock()
+        policy = build_policy({'p.yaml': POLICY_YAML})
+        submit = SubmitRequest(store=store, queue=rec, policy=lambda: policy, clock=clock)
+        request = submit.execute(requester=SEC, resource='prod-db', role='write', duration=600, reason='INC-9 outage')
+        assert request.status is RequestStatus.APPROVED
+        events = [e['event'] for e in store.audit_events()]
+        assert events == ['request.created', 'request.approved', 'breakglass.used']
+        alarm = store.audit_events()[-1]
+        assert (alarm['actor'], alarm['rule'], alarm['detail']['reason']) == ('U0SEC', 'prod-break-glass',
+                                                                             'INC-9 outage')  # fmt: skip
+        assert ('enqueue_grant', (request.id,)) in rec.calls
+    finally:
+        client.flushdb()
