@@ -106,7 +106,7 @@ def work(settings: object) -> int:
 
     from bot.adapters.rq_queue import ACCESS_QUEUE, NOTIFY_QUEUE
     from bot.logging import configure_logging
-    from workers.audit_sinks import build_audit_pump
+    from workers.audit_pump import build_audit_pump
     from workers.runtime import build_sweeper, build_worker_deps, install
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]

@@ -27,7 +27,8 @@ from bot.audit.sources import FileSource, RedisSource
 from bot.usecases.revoke_access import ALERT_AFTER_FAILURES
 from tests.audit.conftest import MACHINE_REDIS_URL
 from tests.core.policy_fixtures import ALEX, DANA, SAM, SEC
-from workers.audit_sinks import AuditPump, FileSink
+from workers.audit_pump import AuditPump
+from workers.audit_sinks import FileSink
 
 pytestmark = pytest.mark.redis
 

@@ -64,7 +64,7 @@ def test_who_had_access_to_prod_db_in_november(seeded, cli_env, capsys):
     assert text.startswith('## Access to `prod-db`, 2026-11-01T00:00:00Z to 2026-12-01T00:00:00Z\n')
     assert text.count(f'| {version} |') == 5
     assert '| Dana@Example.com | read | 2026-11-30T23:01:00Z | still active (ends 2026-12-01T01:01:00Z) |' in text
-    assert '5 grant(s), from 53 events of Redis stream jit:audit: seq 1-53' in text
+    assert '5 grant(s), from 54 events of Redis stream jit:audit: seq 1-54' in text
 
 
 def test_report_of_a_period_nobody_had_access_in(seeded, cli_env, capsys):

@@ -13,7 +13,8 @@ from bot.audit.records import dumps
 from bot.core.model import chain_hash
 from tests.audit.conftest import cli
 from tests.core.policy_fixtures import ALEX, SAM
-from workers.audit_sinks import AuditPump, S3Sink
+from workers.audit_pump import AuditPump
+from workers.audit_sinks import S3Sink
 
 pytestmark = [pytest.mark.redis, pytest.mark.aws]
 
@@ -33,11 +34,11 @@ def test_the_archive_is_write_once_signed_and_verifies(seeded, s3, digest_key, c
     client, bucket = s3
     key, _private, public = digest_key
     pump = AuditPump(store=jit.store, sinks=[_sink(client, bucket, jit, key)], clock=jit.clock)
-    assert list(pump.pump_once().values()) == [53]
+    assert list(pump.pump_once().values()) == [54]
     batches = _keys(client, bucket, 'audit/')
     assert batches == ['jit/audit/2026/10/10/000000000001-000000000020.jsonl',
                        'jit/audit/2026/11/15/000000000021-000000000040.jsonl',
-                       'jit/audit/2026/11/22/000000000041-000000000053.jsonl']  # fmt: skip
+                       'jit/audit/2026/11/21/000000000041-000000000054.jsonl']  # fmt: skip
     digests = _keys(client, bucket, 'audit-digest/')
     assert [d.replace('audit-digest/', 'audit/').replace('.json', '.jsonl') for d in digests] == batches
     head = client.head_object(Bucket=bucket, Key=batches[0])
@@ -58,10 +59,10 @@ def test_the_archive_is_write_once_signed_and_verifies(seeded, s3, digest_key, c
         'its signature does not match its content'  # fmt: skip
     capsys.readouterr()  # structlog's lines, unconfigured in tests, go to stdout
     assert cli('verify', '--s3', f's3://{bucket}/jit', '--public-key', str(public)) == 0
-    head_hash = jit.store.audit_event(53)['hash']
+    head_hash = jit.store.audit_event(54)['hash']
     fingerprint = archive.fingerprint(key.public_key())
     assert capsys.readouterr().out == \
-        f'53 events, chain intact, head {head_hash}; 3 batches, digests intact, signed by {fingerprint}\n'  # fmt: skip
+        f'54 events, chain intact, head {head_hash}; 3 batches, digests intact, signed by {fingerprint}\n'  # fmt: skip
 
 
 def test_verify_s3_detects_a_replaced_batch_and_a_removed_digest(seeded, s3, digest_key, cli_env, capsys):
@@ -110,7 +111,7 @@ def test_verify_s3_detects_a_replaced_batch_and_a_removed_digest(seeded, s3, dig
     # The last batch removed; then a digest signed by another key.
     marker = client.delete_object(Bucket=bucket, Key=batches[2])
     assert cli('verify', '--s3', target, '--public-key', str(public)) == 1
-    assert capsys.readouterr().out.startswith('seq 41 removed: the batch of seqs 41-53 is missing')
+    assert capsys.readouterr().out.startswith('seq 41 removed: the batch of seqs 41-54 is missing')
     client.delete_object(Bucket=bucket, Key=batches[2], VersionId=marker['VersionId'])
     assert cli('verify', '--s3', target, '--public-key', str(private)) == 0  # a private PEM gives its public half
     capsys.readouterr()
@@ -140,13 +141,13 @@ def test_the_s3_sink_resumes_without_archiving_a_range_twice(seeded, s3, digest_
     jit.approve.execute(rid, SAM)
     with capture_logs() as logs:
         restarted = AuditPump(store=jit.store, sinks=[_sink(client, bucket, jit, key)], clock=jit.clock)
-        assert restarted.pump_once() == {sink_key: 55}
-    assert ('audit.s3_resumed', 53) in [(e['event'], e.get('seq')) for e in logs]
+        assert restarted.pump_once() == {sink_key: 56}
+    assert ('audit.s3_resumed', 54) in [(e['event'], e.get('seq')) for e in logs]
     capsys.readouterr()
     ranges = [archive.parse_key(k)[1:] for k in _keys(client, bucket, 'audit/')]
-    assert ranges == [(1, 20), (21, 40), (41, 53), (54, 55)]
+    assert ranges == [(1, 20), (21, 40), (41, 54), (55, 56)]
     assert cli('verify', '--s3', f's3://{bucket}/jit', '--public-key', str(public)) == 0
-    assert capsys.readouterr().out.startswith('55 events, chain intact')
+    assert capsys.readouterr().out.startswith('56 events, chain intact')
 
 
 def test_a_bucket_without_object_lock_is_still_archived_and_said_so(jit, s3, digest_key, cli_env, capsys):

@@ -24,7 +24,8 @@ from bot.settings import load_settings
 from tests.audit.conftest import REDIS_URL, cli
 from tests.audit.seed import Jit, ts
 from tests.core.policy_fixtures import ALEX, SAM
-from workers.audit_sinks import AuditPump, FileSink, WebhookSink, build_audit_pump
+from workers.audit_pump import AuditPump, build_audit_pump
+from workers.audit_sinks import FileSink, WebhookSink
 
 pytestmark = pytest.mark.redis
 
@@ -41,20 +42,20 @@ def test_the_file_sink_resumes_after_a_restart_without_duplicates(seeded, cli_en
     path = tmp_path / 'audit.jsonl'
     pump = AuditPump(store=jit.store, sinks=[FileSink(path)], clock=jit.clock)
     key = pump.sinks[0].key
-    assert pump.pump_once() == {key: 53}
-    assert _seqs(path) == list(range(1, 54))
+    assert pump.pump_once() == {key: 54}
+    assert _seqs(path) == list(range(1, 55))
     jit.store.r.hset(f'jit:audit:sink:{key}', 'seq', 20)  # the cursor as a crash left it: behind the file
     with path.open('ab') as torn:
-        torn.write(b'{"seq":54,"time":17')  # and a write cut short by the same crash
+        torn.write(b'{"seq":55,"time":17')  # and a write cut short by the same crash
     jit.at('2026-12-02T09:00:00+00:00').file(ALEX, 'prod-db', 'read', 900, 'INC-13 after the restart')
     restarted = AuditPump(store=jit.store, sinks=[FileSink(path)], clock=jit.clock)  # a new worker process
     with capture_logs() as logs:
-        assert restarted.pump_once() == {key: 54}
-    assert _seqs(path) == list(range(1, 55))
+        assert restarted.pump_once() == {key: 55}
+    assert _seqs(path) == list(range(1, 56))
     assert [entry['event'] for entry in logs] == ['audit.file_torn_line']
-    assert restarted.pump_once() == {key: 54} and _seqs(path) == list(range(1, 55))  # nothing new: nothing written
+    assert restarted.pump_once() == {key: 55} and _seqs(path) == list(range(1, 56))  # nothing new: nothing written
     assert cli('verify', '--file', str(path)) == 0
-    assert capsys.readouterr().out == f'54 events, chain intact, head {jit.store.audit_event(54)["hash"]}\n'
+    assert capsys.readouterr().out == f'55 events, chain intact, head {jit.store.audit_event(55)["hash"]}\n'
 
 
 def test_a_file_that_jit_did_not_write_is_not_appended_to(jit, tmp_path):
@@ -121,18 +122,18 @@ def test_the_siem_webhook_gets_signed_batches_retried_until_taken(seeded, siem, 
     siem.fail_next = 2
     with capture_logs() as logs:
         pump.pump_once()
-    assert pump.cursor(webhook) == 0 and _seqs(path) == list(range(1, 54))
+    assert pump.cursor(webhook) == 0 and _seqs(path) == list(range(1, 55))
     assert [(e['event'], e['error']) for e in logs] == [('audit.sink_failed', 'the SIEM answered HTTP 503')]
     pump.pump_once()
     assert pump.cursor(webhook) == 0
     pump.pump_once()
-    assert pump.cursor(webhook) == 53
-    assert sorted(siem.events) == list(range(1, 54))
+    assert pump.cursor(webhook) == 54
+    assert sorted(siem.events) == list(range(1, 55))
     assert siem.events[53] == jit.store.audit_event(53)
-    assert siem.posts == [('1-20', 503), ('1-20', 503), ('1-20', 200), ('21-40', 200), ('41-53', 200)]
+    assert siem.posts == [('1-20', 503), ('1-20', 503), ('1-20', 200), ('21-40', 200), ('41-54', 200)]
     forger = WebhookSink(siem.url + '?v=2', 'not-the-secret')
     AuditPump(store=jit.store, sinks=[forger], clock=jit.clock).pump_once()
-    assert siem.posts[-1] == ('1-53', 401) and len(siem.events) == 53
+    assert siem.posts[-1] == ('1-54', 401) and len(siem.events) == 54
 
 
 def _copy_history(r: redis.Redis, records: list[dict[str, Any]], prefix: str, clock: Any) -> RedisStore:
@@ -190,7 +191,7 @@ def test_retention_is_refused_without_a_durable_sink(seeded, siem):
     pump.pump_once()
     jit.clock.t = ts('2030-01-01T00:00:00+00:00')
     assert pump.trim_once() == 0
-    assert len(jit.store.audit_events(1, 1000)) == 53
+    assert len(jit.store.audit_events(1, 1000)) == 54
     env = {'SLACK_BOT_TOKEN': 'xoxb-1', 'SLACK_SIGNING_SECRET': 's', 'JIT_AUDIT_RETENTION': '30d'}
     with capture_logs() as logs:
         assert build_audit_pump(load_settings(env), store=jit.store, clock=jit.clock) is None

@@ -111,16 +111,16 @@ def _write(path: Path, lines: list[dict[str, Any] | str], known: dict[int, str] 
 
 
 def test_a_thousand_tamperings_are_all_caught_with_the_right_seq(seeded, tmp_path, capsys):
-    """1,000 random tamperings of a 53-event history: verify exits 1 naming the tampered seq and how, every time."""
+    """1,000 random tamperings of a 54-event history: verify exits 1 naming the tampered seq and how, every time."""
     jit, _ = seeded
     records = jit.store.audit_events(1, 10_000)
-    assert len(records) == 53
+    assert len(records) == 54
     path = tmp_path / 'audit.jsonl'
     _write(path, records)
     parser = _parser()
     verify = __import__('bot.audit_tools.verify', fromlist=['run'])
     assert verify.run(parser.parse_args(['audit', 'verify', '--file', str(path)])) == 0
-    assert capsys.readouterr().out == f'53 events, chain intact, head {records[-1]["hash"]}\n'
+    assert capsys.readouterr().out == f'54 events, chain intact, head {records[-1]["hash"]}\n'
     known = {id(r): dumps(r) for r in records}
     rng = random.Random(20261128)
     detected, right, kinds, wrong = 0, 0, Counter[str](), []

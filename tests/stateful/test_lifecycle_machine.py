@@ -62,7 +62,7 @@ TRANSITION_EVENTS = frozenset({
     'grant.started', 'grant.active', 'grant.failed', 'grant.revoked', 'grant.extended', 'grant.revoke_failed',
 })  # fmt: skip
 #: A failing clean-up of a half-made grant is shouted without a transition (there is no grant to mark).
-ALERT_EVENTS = frozenset({'grant.revoke_failed'})
+ALERT_EVENTS = frozenset({'grant.revoke_failed', 'breakglass.used'})
 #: States a request can only be in after it collected its approvals.
 APPROVED_OR_LATER = frozenset({S.APPROVED, S.GRANTING, S.ACTIVE, S.REVOKE_FAILED, S.REVOKED})
 NEVER_GRANTED = frozenset({S.DENIED, S.CANCELLED, S.EXPIRED})
