@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from bot.deps import SystemClock
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.webhook_target import WebhookTarget
 from bot.sandbox.workspace import seed_workspace
-from tests.support.processes import JitProcesses, free_port, wait_until
+from tests.support.processes import JitProcesses, free_port, launch_jit, wait_until
 
 SIGNING_SECRET = 'chaos-signing-secret'
 WEBHOOK_SECRET = 'chaos-webhook-secret'
@@ -106,23 +105,10 @@ def _start_jit(tmp_path, slack, webhook, request):
     started: list[JitProcesses] = []
 
     def start(redis_url: str, **extra_env: str) -> JitProcesses:
-        root = tmp_path / f'jit-{len(started)}'
-        policies, logs = root / 'policies', root / 'logs'
-        policies.mkdir(parents=True)
-        logs.mkdir()
-        (policies / 'policy.yaml').write_text(textwrap.dedent(POLICY))
-        env = {
-            'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SIGNING_SECRET,
-            'SLACK_API_URL': slack.api_url, 'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies),
-            'JIT_AUDIT_CHANNEL': 'C0AUDIT', 'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1',
-            'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json',
-            'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET, **extra_env,
-        }  # fmt: skip
-        procs = JitProcesses(env, logs)
+        procs = launch_jit(tmp_path / f'jit-{len(started)}', slack=slack, signing_secret=SIGNING_SECRET,
+                           redis_url=redis_url, policy=POLICY, JIT_AUDIT_CHANNEL='C0AUDIT',
+                           DEMO_WEBHOOK_URL=webhook.url, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET, **extra_env)  # fmt: skip
         started.append(procs)
-        procs.start_web()
-        procs.start_worker()
-        slack.app_url = f'{procs.url}/slack/events'
         return procs
 
     yield start

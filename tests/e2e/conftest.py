@@ -11,7 +11,6 @@ Fixtures:
 from __future__ import annotations
 
 import os
-import textwrap
 
 import pytest
 import redis
@@ -21,7 +20,7 @@ from bot.deps import SystemClock
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.webhook_target import WebhookTarget
 from bot.sandbox.workspace import seed_workspace
-from tests.support.processes import JitProcesses, free_port
+from tests.support.processes import launch_jit
 
 SIGNING_SECRET = 'e2e-signing-secret'
 WEBHOOK_SECRET = 'e2e-webhook-secret'
@@ -90,22 +89,9 @@ def _webhook():
 
 @pytest.fixture(name='jit')
 def _jit(tmp_path, redis_url, slack, webhook, request):
-    policies = tmp_path / 'policies'
-    policies.mkdir()
-    (policies / 'policy.yaml').write_text(textwrap.dedent(POLICY))
-    logs = tmp_path / 'logs'
-    logs.mkdir()
-    env = {
-        'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SIGNING_SECRET, 'SLACK_API_URL': slack.api_url,
-        'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies), 'JIT_AUDIT_CHANNEL': 'C0AUDIT',
-        'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1', 'JIT_SWEEP_INTERVAL': '1',
-        'JIT_REMINDER_AFTER': '3', 'JIT_LOG_FORMAT': 'json',
-        'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET,
-    }  # fmt: skip
-    procs = JitProcesses(env, logs)
-    procs.start_web()
-    procs.start_worker()
-    slack.app_url = f'{procs.url}/slack/events'
+    procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=redis_url, policy=POLICY,
+                       JIT_AUDIT_CHANNEL='C0AUDIT', JIT_REMINDER_AFTER='3', DEMO_WEBHOOK_URL=webhook.url,
+                       DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET)  # fmt: skip
     yield procs
     procs.stop()
     if request.node.rep_call.failed if hasattr(request.node, 'rep_call') else False:

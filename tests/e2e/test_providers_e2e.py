@@ -32,7 +32,7 @@ from tests.providers.conftest_postgres import (  # noqa: F401 (fixtures, used by
     _pg_server,
 )
 from tests.providers.sshd_server import SSHD, SshdServer
-from tests.support.processes import JitProcesses, free_port, wait_until
+from tests.support.processes import launch_jit, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres, pytest.mark.aws,
               pytest.mark.sshd]  # fmt: skip
@@ -112,24 +112,15 @@ def test_each_provider_from_click_to_grant_to_revoke(tmp_path, pg_env: PgEnv):
                              Emails=[{'Value': 'alex@example.com', 'Type': 'work', 'Primary': True}])  # fmt: skip
         sso = {'instance': instance['InstanceArn'], 'store': instance['IdentityStoreId'],
                'ps': ps['PermissionSet']['PermissionSetArn']}  # fmt: skip
-        policies = tmp_path / 'policies'
-        policies.mkdir()
-        (policies / 'policy.yaml').write_text(_policy(moto.endpoint, sso, str(sshd.krl)))
-        (tmp_path / 'logs').mkdir()
         env = {
-            'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SIGNING_SECRET,
-            'SLACK_API_URL': slack.api_url, 'REDIS_URL': REDIS_URL, 'JIT_POLICY_DIR': str(policies),
-            'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1', 'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json',
             'PG_ADMIN_DSN': pg_env.admin_dsn, 'JIT_SSH_CA_KEY': (tmp_path / 'ca').read_text(),
             'AWS_ACCESS_KEY_ID': DUMMY, 'AWS_SECRET_ACCESS_KEY': DUMMY, 'AWS_DEFAULT_REGION': REGION,
             'AWS_SHARED_CREDENTIALS_FILE': '/nonexistent', 'AWS_CONFIG_FILE': '/nonexistent',
             'AWS_EC2_METADATA_DISABLED': 'true',
         }  # fmt: skip
-        jit = JitProcesses(env, tmp_path / 'logs')
+        jit = launch_jit(tmp_path / 'jit', slack=slack, signing_secret=SIGNING_SECRET, redis_url=REDIS_URL,
+                         policy=_policy(moto.endpoint, sso, str(sshd.krl)), **env)  # fmt: skip
         try:
-            jit.start_web()
-            jit.start_worker()
-            slack.app_url = f'{jit.url}/slack/events'
             assert 'Registered' in slack.driver.slash(ALEX, f'ssh-key {(tmp_path / "alex.pub").read_text()}').text
             ids = {}
             for resource, role in (('analytics-db', 'read'), ('aws-prod', 'read'), ('aws-sso', 'admin'),

@@ -9,8 +9,6 @@ Adapted from ``tests/e2e/conftest.py`` (same policy, same local Slack and webhoo
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 import redis
 
@@ -19,7 +17,7 @@ from bot.sandbox.webhook_target import WebhookTarget
 from bot.sandbox.workspace import seed_workspace
 from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
 from tests.fuzz.edge import FUZZ_REDIS_URL, Edge, EdgeClient
-from tests.support.processes import JitProcesses, free_port
+from tests.support.processes import launch_jit
 
 
 @pytest.fixture(name='fuzz_redis_url')
@@ -48,21 +46,9 @@ def _webhook():
 
 @pytest.fixture(name='edge')
 def _edge(tmp_path, fuzz_redis_url, slack, webhook, request):
-    policies = tmp_path / 'policies'
-    policies.mkdir()
-    (policies / 'policy.yaml').write_text(textwrap.dedent(POLICY))
-    logs = tmp_path / 'logs'
-    logs.mkdir()
-    env = {
-        'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SIGNING_SECRET, 'SLACK_API_URL': slack.api_url,
-        'REDIS_URL': fuzz_redis_url, 'JIT_POLICY_DIR': str(policies), 'JIT_AUDIT_CHANNEL': 'C0AUDIT',
-        'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1', 'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json',
-        'DEMO_WEBHOOK_URL': webhook.url, 'DEMO_WEBHOOK_SECRET': WEBHOOK_SECRET,
-    }  # fmt: skip
-    procs = JitProcesses(env, logs)
-    procs.start_web()
-    procs.start_worker()
-    slack.app_url = f'{procs.url}/slack/events'
+    procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=fuzz_redis_url, policy=POLICY,
+                       JIT_AUDIT_CHANNEL='C0AUDIT', DEMO_WEBHOOK_URL=webhook.url,
+                       DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET)  # fmt: skip
     client = EdgeClient(procs.port, mint=lambda: slack.mint_trigger('U0ALEX'))
     yield Edge(procs=procs, slack=slack, redis=redis.Redis.from_url(fuzz_redis_url), client=client,
                secret=SIGNING_SECRET)  # fmt: skip

@@ -12,9 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -110,3 +112,25 @@ class JitProcesses:
     def dump_logs(self) -> str:
         logs = sorted(self.logs.glob('*.log'))
         return '\n'.join(f'--- {p.name}\n{p.read_text(errors="replace")[-6000:]}' for p in logs)
+
+
+def launch_jit(root: Path, *, slack: Any, signing_secret: str, redis_url: str, policy: str, **env: str) -> JitProcesses:
+    """Write ``policy`` under ``root``, start ``jit serve`` and ``jit worker`` against the local Slack, and
+    point the local Slack at them. ``env`` adds or overrides settings (webhook URLs, provider secrets)."""
+    policies, logs = root / 'policies', root / 'logs'
+    policies.mkdir(parents=True)
+    logs.mkdir()
+    (policies / 'policy.yaml').write_text(textwrap.dedent(policy))
+    procs = JitProcesses({
+        'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': signing_secret, 'SLACK_API_URL': slack.api_url,
+        'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies), 'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1',
+        'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json', **env,
+    }, logs)  # fmt: skip
+    try:
+        procs.start_web()
+        procs.start_worker()
+    except BaseException:
+        procs.stop()  # nothing half-started outlives the test
+        raise
+    slack.app_url = f'{procs.url}/slack/events'
+    return procs
