@@ -267,6 +267,25 @@ def slack_body(raw: bytes, content_type: str) -> tuple[str, dict[str, str] | Non
     return text, form
 
 
+def check_socket_payload(kind: Any, payload: Any) -> None:
+    """Hold a Socket Mode envelope's payload to the same shapes as the HTTP body it stands for.
+
+    Raises:
+        Refusal: 400, the payload is not what Slack sends with that envelope type.
+    """
+    if not isinstance(payload, dict):
+        raise Refusal(400, 'body is not a Slack payload: not a JSON object')
+    if kind == 'slash_commands':
+        if not (_COMMAND(payload) and all(isinstance(v, str) for v in payload.values())):
+            raise Refusal(400, 'body is not a Slack payload: not a slash command')
+    elif kind == 'interactive':
+        _typed(payload, _PAYLOADS, 'interaction')
+    elif kind == 'events_api':
+        _typed(payload, _EVENTS, 'event')
+    else:
+        raise Refusal(400, 'not an envelope type Slack sends')
+
+
 def bolt_request(request: web.Request, text: str, form: dict[str, str] | None) -> AsyncBoltRequest:
     """Bolt's request for a checked body."""
     try:
@@ -284,10 +303,16 @@ def bolt_request(request: web.Request, text: str, form: dict[str, str] | None) -
 
 
 def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
-    """The HTTP server of ``jit serve``."""
+    """The HTTP server of ``jit serve``: ``/slack/events``, or a Socket Mode connection when
+    ``SLACK_APP_TOKEN`` is set (:mod:`bot.socket_mode`); health checks either way."""
     bolt = bolt or create_bolt_app(deps)
     secret = deps.settings.slack_signing_secret
     web_app = web.Application(middlewares=[slack_guard], client_max_size=MAX_BODY)
+    socket = None
+    if deps.settings.slack_app_token:
+        from bot.socket_mode import add_socket_mode
+
+        socket = add_socket_mode(web_app, bolt, deps.settings.slack_app_token, deps.settings.slack_api_url)
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         raw = await verified_body(request, secret)
@@ -303,6 +328,10 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
             deps.redis.ping()
         except Exception as exc:  # any failure to answer means not ready; the reason is reported
             problems.append(f'redis: {type(exc).__name__}')
+        if socket is not None:
+            from bot.socket_mode import socket_problems
+
+            problems += await socket_problems(socket)
         policy = deps.policy()
         body = {'ok': not problems, 'policy_version': policy.version, 'problems': problems}
         return web.json_response(body, status=200 if not problems else 503)
@@ -320,7 +349,8 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
         task.cancel()
 
     web_app.cleanup_ctx.append(watch_policy)
-    web_app.router.add_post('/slack/events', slack_events)
+    if socket is None:
+        web_app.router.add_post('/slack/events', slack_events)
     web_app.router.add_get('/healthz', healthz)
     web_app.router.add_get('/readyz', readyz)
     return web_app

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 
 _SECRET_KEY = re.compile(r'token|secret|password|passwd|authorization|signature|dsn|private_key', re.I)
 
@@ -34,7 +35,10 @@ def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
         structlog.processors.TimeStamper(fmt='iso', utc=True),
         redact_secrets,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    # Tracebacks without their frames' local variables: a local can hold a token, a password or a whole
+    # request body, and redact_secrets only sees the event's own keys.
+    renderer: Any = (structlog.processors.JSONRenderer() if as_json
+                     else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -42,7 +46,8 @@ def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    tail = [structlog.processors.dict_tracebacks] if as_json else []
+    no_locals = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    tail = [structlog.processors.ExceptionRenderer(no_locals)] if as_json else []
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],

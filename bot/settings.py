@@ -101,9 +101,11 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
             problems.append('SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)')
         elif not token.startswith('xoxb-'):
             problems.append('SLACK_BOT_TOKEN must be a bot token starting with xoxb-')
-        if not secret:
-            problems.append('SLACK_SIGNING_SECRET is not set (Basic Information > App Credentials)')
     app_token = environ.get('SLACK_APP_TOKEN') or None
+    if require_slack and not secret and not app_token:
+        # Socket Mode needs no signing secret: the socket is opened with the app token instead.
+        problems.append('SLACK_SIGNING_SECRET is not set (Basic Information > App Credentials), '
+                        'nor SLACK_APP_TOKEN for Socket Mode')
     if app_token and not app_token.startswith('xapp-'):
         problems.append('SLACK_APP_TOKEN must be an app-level token starting with xapp-')
     api_url = environ.get('SLACK_API_URL') or DEFAULT_SLACK_API_URL

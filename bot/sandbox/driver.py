@@ -7,10 +7,16 @@ submission closes its modal, `response_action: update|push|clear` changes the mo
 
 `Driver` blocks (urllib) for plain pytest tests; `AsyncDriver` has the same methods as coroutines, for the
 sandbox page and async tests that serve the bot on their own loop.
+
+With `LocalSlack.transport == "socket"` the same payloads go to the bot as Socket Mode envelopes instead
+(`slash_commands`, `interactive`, `events_api`), and the ack's payload is read as the HTTP answer would be:
+a `Reply` with status 200 and the payload as its JSON body, or status 0 when no ack came. `post_raw` is
+HTTP only: forged and malformed requests have no Socket Mode counterpart (the socket is the credential).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.error
@@ -88,6 +94,8 @@ class _Outgoing:
     body: bytes
     headers: dict[str, str]
     after: Callable[[Reply], None] = lambda reply: None
+    #: The same request as a Socket Mode envelope: (type, payload); None for raw HTTP bytes.
+    envelope: tuple[str, JSON] | None = None
 
 
 def _token_of(response_url: str) -> str:
@@ -115,21 +123,37 @@ class _DriverBase:
         signature = SignatureVerifier(self.slack.signing_secret).generate_signature(timestamp=stamp, body=body)
         return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": str(signature)}
 
-    def _signed(self, body: str, content_type: str, after: Callable[[Reply], None] | None = None) -> _Outgoing:
-        """Encode, sign and pair a body with what to do with the bot's answer."""
+    def _signed(
+        self, body: str, content_type: str, after: Callable[[Reply], None] | None, envelope: tuple[str, JSON]
+    ) -> _Outgoing:
+        """Encode, sign and pair a body with what to do with the bot's answer (and its Socket Mode twin)."""
         raw = body.encode()
         headers = {"Content-Type": content_type, **self.sign(raw)}
-        return _Outgoing(raw, headers, after or (lambda reply: None))
+        return _Outgoing(raw, headers, after or (lambda reply: None), envelope)
+
+    @property
+    def over_socket(self) -> bool:
+        """Whether requests go as Socket Mode envelopes rather than HTTP posts."""
+        return self.slack.transport == "socket"
+
+    @staticmethod
+    def _ack_reply(ack: Any) -> Reply:
+        """A Socket Mode ack read as the HTTP answer it stands for (status 0: no ack came)."""
+        if ack is None:
+            return Reply(0, "", {}, _HTTP_TIMEOUT)
+        body = json.dumps(ack.payload) if ack.payload else ""
+        return Reply(200, body, {"Content-Type": "application/json"}, ack.elapsed)
 
     def _slash(self, user_id: str, text: str, command: str, channel_id: str | None) -> _Outgoing:
         """A slash command; its ack is shown to the user afterwards."""
         form = _payloads.slash_form(self.slack, user_id, text, command, channel_id)
         token = _token_of(form["response_url"])
-        return self._signed(urlencode(form), _FORM, lambda reply: self._show_slash_ack(reply, form, token))
+        after = lambda reply: self._show_slash_ack(reply, form, token)  # noqa: E731
+        return self._signed(urlencode(form), _FORM, after, ("slash_commands", dict(form)))
 
     def _interaction(self, payload: JSON, after: Callable[[Reply], None] | None = None) -> _Outgoing:
         """An interaction: Slack form-encodes it as a single `payload` field holding JSON."""
-        return self._signed(urlencode({"payload": json.dumps(payload)}), _FORM, after)
+        return self._signed(urlencode({"payload": json.dumps(payload)}), _FORM, after, ("interactive", payload))
 
     def _click(self, user_id: str, message: Message, action_id: str, value: str | None, strict: bool) -> _Outgoing:
         """A button press on a message."""
@@ -147,7 +171,8 @@ class _DriverBase:
 
     def _event(self, event: JSON) -> _Outgoing:
         """An Events API delivery: JSON, not form-encoded."""
-        return self._signed(json.dumps(_payloads.event_callback(self.slack, event)), "application/json")
+        body = _payloads.event_callback(self.slack, event)
+        return self._signed(json.dumps(body), "application/json", None, ("events_api", body))
 
     def _show_slash_ack(self, reply: Reply, form: dict[str, str], token: str) -> None:
         """Show a slash command's ack as Slack does: ephemeral by default, in the channel when asked."""
@@ -219,8 +244,21 @@ class Driver(_DriverBase):
         raw = body.encode() if isinstance(body, str) else body
         return self._send(_Outgoing(raw, headers))
 
+    def replay(self, outgoing: _Outgoing) -> Reply:
+        """Send a request built once (`_click(...)`) again, byte for byte or envelope payload for payload."""
+        return self._send(outgoing)
+
     def _send(self, outgoing: _Outgoing) -> Reply:
         """Post with urllib (4xx/5xx answers are replies, not exceptions) and apply the answer."""
+        if self.over_socket and outgoing.envelope is not None:
+            loop = self.slack.loop
+            if loop is None:
+                raise RuntimeError("LocalSlack is not started")
+            kind, payload = outgoing.envelope
+            delivery = self.slack.socket_mode.deliver(kind, payload, timeout=_HTTP_TIMEOUT)
+            reply = self._ack_reply(asyncio.run_coroutine_threadsafe(delivery, loop).result(_HTTP_TIMEOUT + 5))
+            outgoing.after(reply)
+            return reply
         request = urllib.request.Request(self.url, data=outgoing.body, headers=outgoing.headers, method="POST")
         started = time.monotonic()
         try:
@@ -271,6 +309,11 @@ class AsyncDriver(_DriverBase):
 
     async def _send(self, outgoing: _Outgoing) -> Reply:
         """Post with a short-lived aiohttp session (no session outlives its loop) and apply the answer."""
+        if self.over_socket and outgoing.envelope is not None:
+            kind, payload = outgoing.envelope
+            reply = self._ack_reply(await self.slack.socket_mode.deliver(kind, payload, timeout=_HTTP_TIMEOUT))
+            outgoing.after(reply)
+            return reply
         started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=_HTTP_TIMEOUT)
         async with (

@@ -14,19 +14,26 @@ Synchronous test::
     slack.stop_thread()
 
 Async code: `await slack.start()`, `await slack.async_driver.slash(...)`, `await slack.stop()`.
+
+Socket Mode: set `slack.transport = "socket"` and give the bot `SLACK_APP_TOKEN=slack.app_token`; the driver
+then sends the same payloads as envelopes over the bot's WebSocket (`socket_mode.py`) instead of signed HTTP
+requests, and reads the bot's acks as it would read HTTP answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from bot.sandbox._models import ApiCall, ResponsePost, ResponseUrl, SlackError
 from bot.sandbox._server import AppServer
 from bot.sandbox.driver import AsyncDriver, Driver
+from bot.sandbox.socket_mode import SocketAck, SocketModeHub
 from bot.sandbox.web_api import create_web_api_app
 from bot.sandbox.workspace import Workspace, seed_workspace
 
@@ -50,6 +57,8 @@ class LocalSlack:
         *,
         workspace: Workspace | None = None,
         bot_token: str = "xoxb-local",
+        app_token: str = "xapp-1-local",
+        transport: str = "http",
         signing_secret: str = "local-signing-secret",
         app_url: str | None = None,
         trigger_ttl: float = 3.0,
@@ -60,7 +69,9 @@ class LocalSlack:
 
         Args:
             workspace: The state to serve; the seeded demo workspace when omitted.
-            bot_token: The only token the Web API accepts.
+            bot_token: The only token the Web API accepts (but for `apps.connections.open`).
+            app_token: The app-level token `apps.connections.open` accepts (Socket Mode).
+            transport: How the driver reaches the bot: "http" (signed requests to `app_url`) or "socket".
             signing_secret: Signs every request the driver sends to the bot.
             app_url: The bot's `/slack/events` URL; may be set later, before the driver is used.
             trigger_ttl: How long a trigger id may be exchanged for a modal (Slack: 3 s).
@@ -68,7 +79,11 @@ class LocalSlack:
             response_url_max_posts: How many posts a `response_url` accepts (Slack: 5).
         """
         self.workspace = workspace if workspace is not None else seed_workspace()
+        if transport not in ("http", "socket"):
+            raise ValueError(f"transport must be 'http' or 'socket', not {transport!r}")
         self.bot_token = bot_token
+        self.app_token = app_token
+        self.transport = transport
         self.signing_secret = signing_secret
         self.app_url = app_url
         self.trigger_ttl = trigger_ttl
@@ -81,6 +96,7 @@ class LocalSlack:
         self._response_urls: dict[str, ResponseUrl] = {}
         self._rate_limited = 0
         self._retry_after = 1
+        self.socket_mode = SocketModeHub(self)
         self._server = AppServer(lambda: create_web_api_app(self), name="local-slack")
         self.driver = Driver(self)
         self.async_driver = AsyncDriver(self)
@@ -93,6 +109,7 @@ class LocalSlack:
 
     async def stop(self) -> None:
         """Stop serving (started with `start`)."""
+        await self.socket_mode.close_all()
         await self._server.stop()
 
     def start_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -101,6 +118,8 @@ class LocalSlack:
 
     def stop_thread(self) -> None:
         """Stop the server started with `start_in_thread` and join its thread."""
+        if self._server.loop is not None and self._server.base_url is not None:
+            self._server.run(self.socket_mode.close_all())
         self._server.stop_thread()
 
     @property
@@ -109,6 +128,30 @@ class LocalSlack:
         if self._server.base_url is None:
             raise RuntimeError("LocalSlack is not started")
         return self._server.base_url
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the server runs on while started (Socket Mode deliveries must run there)."""
+        return self._server.loop
+
+    def wait_for_socket(self, timeout: float = 10.0) -> bool:
+        """Block until the bot holds a Socket Mode connection (thread mode); False after `timeout`."""
+        loop = self._server.loop
+        if loop is None:
+            raise RuntimeError("LocalSlack is not started")
+        return asyncio.run_coroutine_threadsafe(self.socket_mode.wait_connected(timeout), loop).result(timeout + 5)
+
+    def send_envelope(self, kind: str, payload: Any, timeout: float = 10.0) -> SocketAck | None:
+        """Send one Socket Mode envelope as given (thread mode) and return the ack, None when none came."""
+        loop = self._server.loop
+        if loop is None:
+            raise RuntimeError("LocalSlack is not started")
+        delivery = self.socket_mode.deliver(kind, payload, timeout=timeout)
+        return asyncio.run_coroutine_threadsafe(delivery, loop).result(timeout + 5)
+
+    def refresh_sockets(self) -> int:
+        """Ask the bot's connections to reconnect (`disconnect`, `refresh_requested`); return how many."""
+        return self._server.run(self.socket_mode.refresh())
 
     @property
     def api_url(self) -> str:

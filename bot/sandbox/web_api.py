@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["create_web_api_app"]
 
 _TRUE = {True, "true", "True", "1"}
+#: Methods called with the app-level token (`xapp-`), which every other method refuses.
+APP_TOKEN_METHODS = {"apps.connections.open"}
 
 
 def create_web_api_app(slack: LocalSlack) -> web.Application:
@@ -31,6 +33,7 @@ def create_web_api_app(slack: LocalSlack) -> web.Application:
     app = web.Application()
     app.router.add_route("*", "/api/{method}", api.handle_method)
     app.router.add_post("/response/{token}", api.handle_response_url)
+    app.router.add_get("/socket-mode", slack.socket_mode.handle_socket)
     add_page_routes(app, slack)
     return app
 
@@ -102,12 +105,19 @@ class _WebApi:
     def _call(self, method: str, token: str | None, params: JSON) -> JSON:
         """Check the method and the token, then run the method; every outcome is a Slack answer."""
         implementation = METHODS.get(method)
-        if implementation is None:
+        if implementation is None and method not in APP_TOKEN_METHODS:
             return {"ok": False, "error": "unknown_method", "req_method": method}
         if not token:
             return {"ok": False, "error": "not_authed"}
-        if token != self.slack.bot_token:
-            return {"ok": False, "error": "invalid_auth"}
+        if method in APP_TOKEN_METHODS:
+            # Only an app-level token opens a socket; a bot token is the wrong kind, any other is unknown.
+            if token != self.slack.app_token:
+                error = "not_allowed_token_type" if token == self.slack.bot_token else "invalid_auth"
+                return {"ok": False, "error": error}
+            implementation = _open_connection
+        elif token != self.slack.bot_token:
+            error = "not_allowed_token_type" if token == self.slack.app_token else "invalid_auth"
+            return {"ok": False, "error": error}
         try:
             return {"ok": True, **implementation(self.slack, params)}
         except SlackError as exc:
@@ -152,6 +162,11 @@ class _WebApi:
             return 404, {"ok": False, "error": exc.error}
         self.slack.set_response_original(url.token, message.ts)
         return 200, {"ok": True}
+
+
+def _open_connection(slack: LocalSlack, _params: JSON) -> JSON:
+    """`apps.connections.open`: a WebSocket URL for Socket Mode."""
+    return slack.socket_mode.open_connection()
 
 
 def _blocks_of(payload: JSON) -> list[JSON] | None:

@@ -2,6 +2,9 @@
 
 Fixtures:
     redis_url      a Redis database of the tests' own (``JIT_TEST_REDIS_URL``, default db 13), flushed
+    transport      "http" (signed requests to /slack/events), or also "socket" (Socket Mode envelopes)
+                   for tests marked ``both_transports``: the same scenario runs over both (``socket_only``: just
+                   Socket Mode)
     slack          the local Slack (``bot.sandbox``) on a free port, seeded workspace
     webhook        a real HTTP webhook receiver checking ``X-JIT-Signature``
     jit            ``jit serve`` + ``jit worker`` subprocesses wired to all three
@@ -71,9 +74,16 @@ def _store(redis_url):
     return RedisStore(redis.Redis.from_url(redis_url, decode_responses=True), clock=SystemClock())
 
 
+def pytest_generate_tests(metafunc):
+    if 'transport' in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker
+        transports = ['socket'] if marked('socket_only') else ['http', 'socket'] if marked('both_transports') else ['http']
+        metafunc.parametrize('transport', transports)
+
+
 @pytest.fixture(name='slack')
-def _slack():
-    slack = LocalSlack(workspace=seed_workspace(), signing_secret=SIGNING_SECRET)
+def _slack(transport):
+    slack = LocalSlack(workspace=seed_workspace(), signing_secret=SIGNING_SECRET, transport=transport)
     slack.start_in_thread()
     yield slack
     slack.stop_thread()

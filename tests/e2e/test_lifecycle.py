@@ -31,6 +31,7 @@ def revoked_event(store, request_id):
     return next(e for e in store.audit_events() if e['event'] == 'grant.revoked' and e['request']['id'] == request_id)
 
 
+@pytest.mark.both_transports
 def test_release_by_the_grantee_and_only_the_grantee(jit, slack, webhook, store):
     """eve cannot release alex's grant, sam (not an admin) cannot revoke it; alex releases it: revoked at once."""
     request_id = active_grant(slack, store)
@@ -75,6 +76,7 @@ def test_a_lost_release_job_still_releases(jit, slack, webhook, store, redis_url
     assert len(webhook.revokes_for(request_id)) == 1
 
 
+@pytest.mark.both_transports
 def test_cancel_a_pending_request(jit, slack, webhook, store):
     """Only the requester cancels; every approval copy then shows it, without buttons."""
     request_id, _ = file_request(slack, text='request demo-app read 5m changed my mind')
@@ -105,6 +107,7 @@ def test_undecided_request_expires(jit, slack, webhook, store):
     assert store.get(request_id).status is S.EXPIRED and webhook.grants_for(request_id) == []
 
 
+@pytest.mark.both_transports
 def test_self_extend_moves_the_revoke(jit, slack, webhook, store):
     """Within self_extend (1m in all) the grantee extends at once; the revoke comes at the new end, not the old."""
     request_id = active_grant(slack, store, text='request demo-app read 12s short one')

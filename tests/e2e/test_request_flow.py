@@ -46,6 +46,7 @@ def file_request(slack, user=ALEX, text='request demo-app read 20s checking the 
     return request_id_from(reply.text), reply
 
 
+@pytest.mark.both_transports
 def test_happy_path_grant_and_revoke_on_time(jit, slack, webhook, store):
     """alex asks, sam approves, the webhook grants, and 20 s later the webhook revokes - at most 5 s late."""
     request_id, reply = file_request(slack)
@@ -119,6 +120,7 @@ def test_happy_path_grant_and_revoke_on_time(jit, slack, webhook, store):
     assert any('grant.revoked' in line.content for line in lines)
 
 
+@pytest.mark.both_transports
 def test_deny_with_reason(jit, slack, webhook, store):
     """sam presses Deny, a modal asks why, alex is told who denied and why; nothing is granted."""
     request_id, _ = file_request(slack)
@@ -143,6 +145,7 @@ def test_deny_with_reason(jit, slack, webhook, store):
     assert webhook.grants_for(request_id) == []
 
 
+@pytest.mark.both_transports
 def test_self_approval_and_non_approver_are_refused(jit, slack, webhook, store):
     """sam (a lead) requests: he gets no copy; a click as sam or eve (crafted on sec's copy) is refused."""
     request_id, _ = file_request(slack, user=SAM)
@@ -165,6 +168,7 @@ def test_self_approval_and_non_approver_are_refused(jit, slack, webhook, store):
     assert webhook.grants_for(request_id) == []
 
 
+@pytest.mark.both_transports
 def test_twenty_concurrent_replays_grant_once(jit, slack, webhook, store):
     """One signed approve click replayed 20 times at once, plus a second approver: exactly one grant."""
     request_id, _ = file_request(slack, text='request demo-app read 1m replay test')
@@ -172,7 +176,7 @@ def test_twenty_concurrent_replays_grant_once(jit, slack, webhook, store):
     sec_copy = approval_copy(slack, SEC, request_id)
     signed = slack.driver._click(SAM, copy, 'jit.approve', None, True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=21) as pool:
-        futures = [pool.submit(slack.driver.post_raw, signed.body, signed.headers) for _ in range(20)]
+        futures = [pool.submit(slack.driver.replay, signed) for _ in range(20)]
         futures.insert(10, pool.submit(slack.driver.click, SEC, sec_copy, 'jit.approve', strict=False))
         replies = [f.result() for f in futures]
     assert {r.status for r in replies} == {200}
@@ -214,6 +218,7 @@ def test_forged_and_stale_requests_change_nothing(jit, slack, webhook, store, re
     assert [e['event'] for e in before] == ['policy.loaded']  # only what jit serve recorded at start
 
 
+@pytest.mark.both_transports
 def test_policy_refusals_are_ephemeral_and_store_nothing(jit, slack, store):
     """Unknown resource, too long, no reason, not a requester: HTTP 200, a helpful text, nothing filed."""
     cases = [
@@ -279,6 +284,7 @@ def test_signed_garbage_is_a_4xx_never_a_5xx(jit, slack, store, body):
     assert store.r.keys('jit:req:*') == []
 
 
+@pytest.mark.both_transports
 def test_request_modal_offers_only_what_the_user_may_request(jit, slack, store):
     """`/jit` alone opens a modal; refusals come back as field errors and file nothing; a good one is filed."""
     assert 'nothing you may request' in slack.driver.slash(EVE, '').text
@@ -315,6 +321,7 @@ def _home_text(slack, user: str) -> str:
     return json.dumps(home.blocks) if home else ''
 
 
+@pytest.mark.both_transports
 def test_app_home_lists_and_acts(jit, slack, webhook, store):
     """The Home tab: sam sees alex's request waiting and approves it there; alex sees the grant with time left
     and releases it there; each press publishes the tab again; eve sees nothing of either."""

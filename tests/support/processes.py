@@ -121,6 +121,8 @@ def launch_jit(root: Path, *, slack: Any, signing_secret: str, redis_url: str, p
     policies.mkdir(parents=True)
     logs.mkdir()
     (policies / 'policy.yaml').write_text(textwrap.dedent(policy))
+    if getattr(slack, 'transport', 'http') == 'socket':
+        env = {'SLACK_APP_TOKEN': slack.app_token, **env}
     procs = JitProcesses({
         'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': signing_secret, 'SLACK_API_URL': slack.api_url,
         'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies), 'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1',
@@ -128,6 +130,8 @@ def launch_jit(root: Path, *, slack: Any, signing_secret: str, redis_url: str, p
     }, logs)  # fmt: skip
     try:
         procs.start_web()
+        if getattr(slack, 'transport', 'http') == 'socket':
+            assert slack.wait_for_socket(20), 'jit serve did not open a Socket Mode connection\n' + procs.dump_logs()
         procs.start_worker()
     except BaseException:
         procs.stop()  # nothing half-started outlives the test
