@@ -76,7 +76,8 @@ def build_deps(settings: Settings, *, providers: frozenset[str], record_policy: 
         policy.announce()
     return Deps(
         settings=settings, redis=conn, store=store, queue=queue, policy=policy, clock=clock,
-        submit=SubmitRequest(store=store, queue=queue, policy=policy, clock=clock),
+        submit=SubmitRequest(store=store, queue=queue, policy=policy, clock=clock,
+                             per_hour=settings.requests_per_hour, max_open=settings.max_open_requests),
         approve=ApproveRequest(store=store, queue=queue, policy=policy, clock=clock),
         deny=DenyRequest(store=store, queue=queue, policy=policy), directory=SlackDirectory(),
         end=EndAccess(store=store, queue=queue, policy=policy, clock=clock),

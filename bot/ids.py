@@ -13,6 +13,7 @@ class ActionId(StrEnum):
     DENY = 'jit.deny'
     EXTEND = 'jit.extend'
     RELEASE = 'jit.release'
+    CANCEL = 'jit.cancel'
 
 
 class CallbackId(StrEnum):
@@ -23,6 +24,7 @@ class CallbackId(StrEnum):
 class BlockId(StrEnum):
     DENY_REASON = 'deny_reason'
     DECISION = 'jit.decision'
+    STATUS = 'jit.status'
     REQ_ACCESS = 'access'
     REQ_DURATION = 'duration'
     REQ_REASON = 'reason'

@@ -45,6 +45,11 @@ class Settings:
     #: How often the worker asks providers what they hold and revokes what jit does not know as active.
     reconcile_interval: float = 300.0
     idle_interval: float = 60.0
+    #: Requests one person (or pipeline) may file per hour; 0: no limit. Keeps approvers' DMs usable
+    #: against a script in a loop, and a person from asking the same thing over and over.
+    requests_per_hour: int = 20
+    #: Requests one person may have waiting for a decision at once; 0: no cap.
+    max_open_requests: int = 5
     log_level: str = 'INFO'
     #: ``json`` for machines, ``console`` for people; default: console on a terminal.
     log_format: str | None = None
@@ -121,6 +126,11 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     reminder = _number(environ, 'JIT_REMINDER_AFTER', 900.0, problems, low=0)
     reconcile = _number(environ, 'JIT_RECONCILE_INTERVAL', 300.0, problems, low=1)
     idle = _number(environ, 'JIT_IDLE_INTERVAL', 60.0, problems, low=1)
+    per_hour = _number(environ, 'JIT_REQUESTS_PER_HOUR', 20, problems, low=0)
+    max_open = _number(environ, 'JIT_MAX_OPEN_REQUESTS', 5, problems, low=0)
+    for key, value in (('JIT_REQUESTS_PER_HOUR', per_hour), ('JIT_MAX_OPEN_REQUESTS', max_open)):
+        if value != int(value):
+            problems.append(f'{key}={environ[key]!r} must be a whole number')
     level = (environ.get('LOG_LEVEL') or 'INFO').upper()
     if level not in ('DEBUG', 'INFO', 'WARNING', 'ERROR'):
         problems.append(f'LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR')
@@ -135,7 +145,8 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         redis_url=redis_url, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
         audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=int(port),
         data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
-        reconcile_interval=reconcile, idle_interval=idle,
+        reconcile_interval=reconcile, idle_interval=idle, requests_per_hour=int(per_hour),
+        max_open_requests=int(max_open),
         log_level=level, log_format=fmt,
         redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:', **audit,
     )  # fmt: skip

@@ -15,6 +15,7 @@ Keys (all under a prefix, ``jit:`` by default):
 ``sshkey:<slack id>``          a user's OpenSSH public key (``/jit ssh-key``), for the ssh provider
 ``holds:<res>:<role>:<who>``   set of the requests holding that access now (granting or active)
 ``lease:<name>``               short locks so two sweepers do not revoke the same grant at once
+``slots:<name>``               sorted set of recent uses (a sliding-window rate limit)
 =============================  ==========================================================
 
 A transition WATCHes the request and the audit head, applies the pure step from
@@ -36,6 +37,7 @@ attempt keeps pushing its score forward with its lease.
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -56,6 +58,18 @@ WATCH_AFTER = 30.0
 # Compare-and-act on a lease's token, so a worker whose lease lapsed cannot renew or free another's.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _FREE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# A sliding window: drop uses older than the window, refuse (with the wait) when full, else count this one.
+_TAKE_SLOT = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
+if redis.call('zcard', KEYS[1]) >= limit then
+  local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + window - now)
+end
+redis.call('zadd', KEYS[1], now, ARGV[4])
+redis.call('pexpire', KEYS[1], math.ceil(window * 1000))
+return nil
+"""
 
 
 class RedisStore:
@@ -219,6 +233,12 @@ class RedisStore:
         token = self._tokens.pop(name, None)
         if token:
             self.r.eval(_FREE, 1, self._key('lease', name), token)
+
+    def take_slot(self, name: str, *, now: float, window: float, limit: int) -> float | None:
+        # One script, so two requests at the same instant cannot both take the last slot.
+        key = self._key('slots', name)
+        wait = self.r.eval(_TAKE_SLOT, 1, key, repr(now), repr(window), str(limit), secrets.token_hex(8))
+        return None if wait is None else float(wait)
 
     def note_revoke_failure(self, request_id: str) -> int:
         """Count one more failed revoke of this grant; the count lives a day past the last failure."""

@@ -17,7 +17,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.adapters.redis_store import RedisStore
-from bot.blocks.messages import audit_line, build_approval_message, build_expiry_warning, requester_update
+from bot.blocks.messages import (
+    audit_line,
+    build_approval_message,
+    build_expiry_warning,
+    build_status_message,
+    build_warning_closed,
+    requester_update,
+)
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Policy
@@ -26,6 +33,8 @@ log = structlog.get_logger(__name__)
 #: Events that mention the admins in the audit channel and reach each of them by DM.
 LOUD_EVENTS = frozenset({'grant.revoke_failed', 'breakglass.used'})
 _SLACK_ID = re.compile(r'^[UW][A-Z0-9]{2,}$')
+#: Keys of a request's message hash besides the approvers' copies (keyed by user or channel ID).
+REQUESTER_COPY, WARNING_COPY = 'requester', 'warning'
 
 
 class SlackNotifier:
@@ -63,10 +72,12 @@ class SlackNotifier:
             return
         event = record['event']
         rule = policy.rule_named(request.rule)
+        if event == 'request.created':
+            self._post_status(request, policy)
         if event in ('request.created', 'request.approved') and request.status is RequestStatus.PENDING:
             self._ask_approvers(request, policy)
         if event != 'request.created':
-            self._update_copies(request, policy)
+            self._update_copies(request, policy, event)
         approvers = ', '.join(rule.steps[0].approvers) if rule and rule.steps else ''
         text = requester_update(event, request, rule, approvers)
         if text and request.requester.slack_id:
@@ -105,7 +116,8 @@ class SlackNotifier:
         # Offer as long again as the grant so far, within the rule's default duration and its cap.
         extra = min(rule.timeout - request.duration, rule.default_duration, request.duration) if rule else 0
         text, blocks = build_expiry_warning(request, extra)
-        self.dm(request.requester.slack_id, text, blocks)
+        channel, ts = self.dm(request.requester.slack_id, text, blocks)
+        self.store.add_message(request.id, WARNING_COPY, f'{channel}|{ts}')  # its buttons go when the grant ends
 
     def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> tuple[str, str]:
         """Open (or reuse) the DM with ``user_id`` and post; returns (channel, ts)."""
@@ -132,10 +144,31 @@ class SlackNotifier:
             channel, ts = self.dm(user_id, text, blocks)
             self.store.add_message(request.id, user_id, f'{channel}|{ts}')
 
-    def _update_copies(self, request: AccessRequest, policy: Policy) -> None:
-        """Every copy shows the same state: decided copies lose their buttons."""
-        text, blocks = build_approval_message(request, policy.rule_named(request.rule))
-        for ref in self.store.messages(request.id).values():
+    def _post_status(self, request: AccessRequest, policy: Policy) -> None:
+        """The requester's status message, updated in place with every step from now on."""
+        if not request.requester.slack_id or REQUESTER_COPY in self.store.messages(request.id):
+            return
+        text, blocks = build_status_message(request, policy.rule_named(request.rule))
+        channel, ts = self.dm(request.requester.slack_id, text, blocks)
+        self.store.add_message(request.id, REQUESTER_COPY, f'{channel}|{ts}')
+
+    def _update_copies(self, request: AccessRequest, policy: Policy, event: str) -> None:
+        """Every copy shows the same state, with buttons only where its reader may still use them: an
+        approver who has decided, or whose step is past, and every copy once the request is decided."""
+        rule = policy.rule_named(request.rule)
+        pending = request.status is RequestStatus.PENDING
+        deciders = set(self._slack_ids(policy.step_approvers(rule, request.step))) if rule and pending else set()
+        deciders -= {a.by.slack_id for a in request.approvals}
+        for key, ref in self.store.messages(request.id).items():
+            if key == REQUESTER_COPY:
+                text, blocks = build_status_message(request, rule)
+            elif key == WARNING_COPY:
+                if request.status is RequestStatus.ACTIVE:
+                    continue  # still running (extended, maybe): Extend and Release still work
+                text, blocks = build_warning_closed(request)
+            else:  # an approver's DM (keyed by user ID) or a notify channel, where anyone there may act
+                can_decide = pending and (key in deciders or not _SLACK_ID.match(key))
+                text, blocks = build_approval_message(request, rule, can_decide=can_decide)
             channel, _, ts = ref.partition('|')
             try:
                 self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)

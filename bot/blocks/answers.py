@@ -15,7 +15,7 @@ def filed_answer(request: AccessRequest, policy: Policy) -> str:
     if request.status is S.APPROVED:
         return f':white_check_mark: `{request.id}`: {what(request)} was approved by policy; granting now.'
     return (f':inbox_tray: Filed `{request.id}`: {what(request)}. {request.decision[:1].upper()}{request.decision[1:]} '
-            f'({progress(request, rule)} so far). I will DM you.')  # fmt: skip
+            f'({progress(request, rule)} so far). Where it stands is kept up to date in our DM.')  # fmt: skip
 
 
 def denial_answer(message: str, decision: Decision | None) -> str:

@@ -45,6 +45,20 @@ def progress(request: AccessRequest, rule: Rule | None) -> str:
     return f'{len(request.approvals)} of {needed}'
 
 
+def names(approvers: tuple[str, ...] | list[str]) -> str:
+    """Approvers as people read them: ``group:security`` is "security", a Slack ID a mention."""
+    out = [a.removeprefix('group:') if a.startswith('group:') else f'<@{a}>' if a[:1] in 'UW' and a.isupper()
+           else a for a in approvers]  # fmt: skip
+    return ', '.join(out)
+
+
+def waiting_line(request: AccessRequest, rule: Rule | None) -> str:
+    """Where a pending request stands: ``1 of 2 approved — waiting for security``."""
+    if rule is None or request.step >= len(rule.steps):
+        return f'{progress(request, rule)} approved'
+    return f'{progress(request, rule)} approved — waiting for {names(rule.steps[request.step].approvers)}'
+
+
 def outcome_line(request: AccessRequest, rule: Rule | None) -> str:
     """The decision as every copy of the approval message shows it once it is taken."""
     by = request.decided_by.label if request.decided_by else 'policy'
@@ -67,8 +81,10 @@ def outcome_line(request: AccessRequest, rule: Rule | None) -> str:
     return f'{base} · granting'
 
 
-def build_approval_message(request: AccessRequest, rule: Rule | None) -> tuple[str, Blocks]:
-    """What an approver sees: who asks for what and why, the rule, the count, and the buttons while pending."""
+def build_approval_message(request: AccessRequest, rule: Rule | None, *, can_decide: bool = True) -> tuple[str, Blocks]:
+    """What an approver sees: who asks for what and why, the rule, where it stands, and the buttons while
+    the request is pending and this copy's reader may still decide (not after their own approval, nor once
+    the request has moved on to a step that is not theirs)."""
     text = f'{request.requester.label} asks for {what(request)}'
     if request.extends:
         text = (f'{request.requester.label} asks to extend `{request.extends}` ({request.role} on '
@@ -83,9 +99,9 @@ def build_approval_message(request: AccessRequest, rule: Rule | None) -> tuple[s
         _context(f'Rule `{request.rule}` · request `{request.id}` · approvals {progress(request, rule)}'),
     ]
     if request.status is S.PENDING:
-        if request.approvals and rule and len(rule.steps) > request.step:
-            names = ', '.join(rule.steps[request.step].approvers)
-            blocks.append(_context(f'{progress(request, rule)} approved, waiting for {names}'))
+        blocks.append(_context(waiting_line(request, rule)))
+        if not can_decide:
+            return text, blocks
         blocks.append({'type': 'actions', 'block_id': BlockId.DECISION, 'elements': [
             {'type': 'button', 'action_id': ActionId.APPROVE, 'value': request.id, 'style': 'primary',
              'text': {'type': 'plain_text', 'text': 'Approve'}},
@@ -95,6 +111,29 @@ def build_approval_message(request: AccessRequest, rule: Rule | None) -> tuple[s
     else:
         blocks.append(_section(outcome_line(request, rule)))
     return text, blocks
+
+
+def build_status_message(request: AccessRequest, rule: Rule | None) -> tuple[str, Blocks]:
+    """The requester's own copy, posted when the request is filed and updated with every step after:
+    where it stands (with Cancel while it waits), then how it ended."""
+    text = f'Your request `{request.id}`: {what(request)}'
+    lines = [text, f'*Reason:* {request.reason or "_none given_"}']
+    blocks: Blocks = [_section('\n'.join(lines))]
+    if request.status is S.PENDING:
+        blocks.append(_context(waiting_line(request, rule)))
+        blocks.append({'type': 'actions', 'block_id': BlockId.STATUS, 'elements': [
+            {'type': 'button', 'action_id': ActionId.CANCEL, 'value': request.id,
+             'text': {'type': 'plain_text', 'text': 'Cancel request'}}]})  # fmt: skip
+        return f'{text} · {waiting_line(request, rule)}', blocks
+    line = outcome_line(request, rule)
+    blocks.append(_section(line))
+    return f'{text} · {line}', blocks
+
+
+def build_warning_closed(request: AccessRequest) -> tuple[str, Blocks]:
+    """The "ends soon" DM once the grant has ended: its buttons go, the news stays."""
+    text = f':lock: Your grant `{request.id}` ({request.role} on {request.resource}) has ended.'
+    return text, [_section(text)]
 
 
 def build_expiry_warning(request: AccessRequest, extra: int) -> tuple[str, Blocks]:
@@ -135,11 +174,10 @@ def requester_update(event: str, request: AccessRequest, rule: Rule | None, appr
     """The DM the requester gets for an audit event, or None when there is nothing to tell."""
     rid = f'`{request.id}`'
     if event == 'request.created':
-        who = f' by {approvers}' if approvers else ''
-        return f':inbox_tray: Filed {rid}: {what(request)}. Waiting for approval{who} ({progress(request, rule)}).'
+        return None  # the status message (build_status_message) says it, and keeps saying where it stands
     if event == 'request.approved':
         if request.status is S.PENDING:
-            return f':hourglass_flowing_sand: {rid}: {progress(request, rule)} approvals so far.'
+            return f':hourglass_flowing_sand: {rid}: {waiting_line(request, rule)}.'
         by = request.decided_by.label if request.decided_by else 'policy'
         return f':white_check_mark: {rid} approved by {by}; granting now.'
     if event == 'request.denied':

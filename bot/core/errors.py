@@ -63,6 +63,17 @@ class PolicyDenied(RequestError):
         super().__init__(message)
 
 
+class TooManyRequests(RequestError):
+    """The requester filed too many requests lately, or has too many waiting; nothing was filed.
+
+    The limits keep approvers' DMs from being flooded, by a person or by a runaway script.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class NotAnApprover(RequestError):
     """The person who clicked may not decide this request."""
 

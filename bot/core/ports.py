@@ -118,6 +118,11 @@ class RequestStore(Protocol):
         """IDs of the requests granting or holding the same access to the same person (for shared grants)."""
         ...
 
+    def take_slot(self, name: str, *, now: float, window: float, limit: int) -> float | None:
+        """Count one use of ``name`` in a sliding window, atomically; None when it was under ``limit``,
+        else the seconds until a use drops out of the window (nothing is counted then)."""
+        ...
+
     def note_revoke_failure(self, request_id: str) -> int:
         """Count one more failed revoke of this grant; returns the count."""
         ...

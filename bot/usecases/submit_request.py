@@ -1,17 +1,20 @@
 """Filing a request: the policy decides, then the request is stored ``pending`` (or approved at once).
 
 Nothing is stored when the policy says no: the caller shows the denial's reason and what the
-user may request instead.
+user may request instead. Nor when the requester is over a limit: a number of requests per hour, and of
+requests waiting for a decision at once, so that a script in a loop cannot flood the approvers.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.core import transitions
-from bot.core.errors import PolicyDenied
+from bot.core.durations import format_duration
+from bot.core.errors import PolicyDenied, TooManyRequests
 from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
 from bot.core.policy import DecisionKind, Policy, evaluate
 from bot.core.ports import Clock, JobQueue, RequestStore
@@ -30,9 +33,10 @@ class SubmitRequest:
 
     def __init__(
         self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
-        new_id: Callable[[], str] = new_request_id,
+        new_id: Callable[[], str] = new_request_id, per_hour: int = 0, max_open: int = 0,
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.new_id = store, queue, policy, clock, new_id
+        self.per_hour, self.max_open = per_hour, max_open
 
     def execute(
         self, *, requester: Principal, resource: str, role: str | None, duration: int | None, reason: str,
@@ -45,6 +49,8 @@ class SubmitRequest:
 
         Raises:
             PolicyDenied: the policy refuses; its ``decision`` says why and what is allowed.
+            TooManyRequests: over the hourly limit or the cap on waiting requests (checked after the
+                policy, so a refused request costs nothing).
         """
         policy = self.policy()
         now = self.clock.now()
@@ -53,6 +59,7 @@ class SubmitRequest:
         if decision.kind is DecisionKind.DENIED or decision.rule is None:
             raise PolicyDenied(f'Not filed: {decision.reason}.', decision)
         assert decision.role is not None and decision.duration is not None
+        self._within_limits(requester, now)
         request = AccessRequest(
             id=self.new_id(), requester=requester, resource=resource, role=decision.role,
             duration=decision.duration, reason=reason, ticket=decision.ticket, rule=decision.rule.name,
@@ -75,3 +82,19 @@ class SubmitRequest:
             if request.status is RequestStatus.APPROVED:
                 self.queue.enqueue_grant(request.id)
         return request
+
+    def _within_limits(self, requester: Principal, now: float) -> None:
+        """Refuse a requester with too many waiting requests, or too many filed in the last hour."""
+        who = requester.slack_id or requester.label
+        if self.max_open and requester.slack_id:
+            waiting = [r for r in self.store.for_user(requester.slack_id) if r.status is RequestStatus.PENDING]
+            if len(waiting) >= self.max_open:
+                ids = ', '.join(f'`{r.id}`' for r in waiting[:self.max_open])
+                raise TooManyRequests(f'Not filed: you already have {len(waiting)} requests waiting for a decision '
+                                      f'({ids}). Cancel one (`/jit cancel ID`) or wait for the approvers.')  # fmt: skip
+        if self.per_hour:
+            wait = self.store.take_slot(f'requests:{who}', now=now, window=3600, limit=self.per_hour)
+            if wait is not None:
+                raise TooManyRequests(f'Not filed: you have filed {self.per_hour} requests in the last hour, the '
+                                      f'most jit takes. Try again in {format_duration(60 * math.ceil(wait / 60))}.',
+                                      retry_after=wait)  # fmt: skip

@@ -166,6 +166,10 @@ def test_ends_soon_warning_offers_extend_and_release(jit, slack, webhook, store)
     assert slack.driver.click(ALEX, warning, 'jit.release').status == 200
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='released by the button')
     assert revoked_event(store, request_id)['detail']['why'] == 'released'
+    # Once the grant has ended, the warning keeps its news and loses its buttons.
+    ended = wait_until(lambda: (m := slack.workspace.message(dm, warning.ts)) and not m.action_ids and m,
+                       timeout=10, what='the warning without buttons')  # fmt: skip
+    assert 'has ended' in ended.content
 
 
 def test_approvers_are_reminded_then_less_often(jit, slack, store):

@@ -1,4 +1,5 @@
-"""The buttons of the "ends soon" DM: Extend (by the amount in the button) and Release now."""
+"""The requester's own buttons: Extend (by the amount in the button) and Release now, in the "ends soon" DM
+and the App Home; Cancel request, on the status message of a request still waiting for approval."""
 
 from __future__ import annotations
 
@@ -41,6 +42,21 @@ async def handle_release_grant(
         who = await context['who']()
         await asyncio.to_thread(context['deps'].end.release, request_id, who)
         await tell(client, body, f'Releasing `{request_id}`: I will tell you when access has ended.')
+    except JitError as exc:
+        await tell(client, body, f':warning: {exc.user_message}')
+    if from_home(body):
+        await publish_home(context, client, body['user']['id'])
+
+
+async def handle_cancel_request(
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    await ack()
+    request_id = str(action.get('value', ''))
+    try:
+        who = await context['who']()
+        await asyncio.to_thread(context['deps'].end.cancel, request_id, who)
+        await tell(client, body, f'Cancelled `{request_id}`.')  # the status message and the approvers' copies follow
     except JitError as exc:
         await tell(client, body, f':warning: {exc.user_message}')
     if from_home(body):
