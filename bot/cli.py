@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser('worker', help='RQ worker with its scheduler and the sweeper: grants, revokes, notifications')
     sandbox = sub.add_parser('sandbox', help='all of jit on this machine, with a local Slack page in the browser')
     sandbox.add_argument('--port', type=int, default=4040, help='where the page listens (default 4040)')
-    sandbox.add_argument('--data-dir', default='.jit', help='embedded Redis data and logs (default .jit)')
+    sandbox.add_argument('--data-dir', help='embedded Redis data and logs (default: JIT_DATA_DIR, else .jit)')
     policy = sub.add_parser('policy', help='check, test, explain and compare policies')
     tools = policy.add_subparsers(dest='policy_command', required=True, metavar='TOOL')
     for name, (module, summary) in POLICY_TOOLS.items():
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == 'sandbox':
             from bot.sandbox.run import run_sandbox
 
-            return run_sandbox(port=args.port, data_dir=args.data_dir)
+            return run_sandbox(port=args.port, data_dir=args.data_dir or os.environ.get('JIT_DATA_DIR') or '.jit')
         from bot.settings import load_settings
 
         settings = load_settings(os.environ)

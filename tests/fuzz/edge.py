@@ -133,7 +133,8 @@ def _user(user: str) -> dict[str, Any]:
 @st.composite
 def block_actions(draw: st.DrawFn) -> dict[str, Any]:
     user = draw(st.sampled_from(USERS))
-    action_id = draw(st.sampled_from(['jit.approve', 'jit.deny', 'jit.extend', 'jit.release', 'other.button']))
+    action_id = draw(st.sampled_from(['jit.approve', 'jit.deny', 'jit.extend', 'jit.release', 'jit.cancel',
+                                      'other.button']))  # fmt: skip
     value = draw(st.one_of(_request_id, st.builds(lambda i, n: f'{i}|{n}', _request_id, _weird_text)))
     view = draw(st.sampled_from([None, {'type': 'home', 'id': 'V1'}, {'type': 'modal', 'id': 'V2'}]))
     body = {
@@ -148,6 +149,9 @@ def block_actions(draw: st.DrawFn) -> dict[str, Any]:
     }  # fmt: skip
     if view:
         body['view'] = view
+        if view['type'] == 'home':  # pressed in the App Home tab: no message, no channel, a view container
+            body['container'] = {'type': 'view', 'view_id': view['id']}
+            del body['message'], body['channel'], body['response_url']
     return draw(_mutated(body))
 
 
