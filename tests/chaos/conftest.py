@@ -2,7 +2,7 @@
 
 Adapted from ``tests/e2e/conftest.py``. Differences:
 
-    redis_url      Redis database 11 (``JIT_CHAOS_REDIS_URL``), flushed before and after each case
+    redis_url      Redis database 11, another per xdist worker (``JIT_CHAOS_REDIS_URL``), flushed around each case
     slack, webhook shared by the whole chaos session (started once); ``webhook.reset()`` per case
     start_jit      a factory: ``start_jit(redis_url, **env)`` starts ``jit serve`` + ``jit worker`` against any Redis
     private_redis  a redis-server of the test's own (AOF on, no snapshots), which the test may SHUTDOWN and restart
@@ -30,10 +30,11 @@ from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.webhook_target import WebhookTarget
 from bot.sandbox.workspace import seed_workspace
 from tests.support.processes import JitProcesses, free_port, launch_jit, wait_until
+from tests.support.redis_dbs import CHAOS_DBS, per_worker
 
 SIGNING_SECRET = 'chaos-signing-secret'
 WEBHOOK_SECRET = 'chaos-webhook-secret'
-CHAOS_REDIS_URL = os.environ.get('JIT_CHAOS_REDIS_URL', 'redis://127.0.0.1:6379/11')
+CHAOS_REDIS_URL = per_worker('JIT_CHAOS_REDIS_URL', CHAOS_DBS)
 ALEX, DANA, SAM, SEC = 'U0ALEX', 'U0DANA', 'U0SAM', 'U0SEC'
 S = RequestStatus
 ENDED = (S.REVOKED, S.FAILED)
