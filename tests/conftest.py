@@ -19,6 +19,7 @@ BY_FILE = {'e2e', 'chaos', 'core', 'sandbox', 'providers'}
 FIXED = {'e2e/test_sandbox.py', 'e2e/test_providers_e2e.py'}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node IDs
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(item.path).relative_to(TESTS).parts

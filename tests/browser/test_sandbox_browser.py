@@ -100,6 +100,9 @@ def test_request_approve_grant_and_revoke_in_the_browser(browser: Any, sandbox: 
         expect(page.locator('#head')).to_have_text('jit (DM)')
         expect(messages).to_contain_text('approved by @sam; granting now')
         expect(messages).to_contain_text(f'Granted read on demo-app for 20s ({request_id})')
+        status = messages.locator('.msg', has_text=f'Your request {request_id}')
+        expect(status).to_contain_text('Approved by @sam')  # the status message, updated in place
+        expect(status.get_by_role('button')).to_have_count(0)  # decided: no Cancel any more
 
         step = "alex opens the request form while the grant runs, and cancels it"
         page.fill('#text', '/jit')
@@ -113,7 +116,7 @@ def test_request_approve_grant_and_revoke_in_the_browser(browser: Any, sandbox: 
         expect(modal).to_be_visible()
         modal.get_by_role('button', name='Cancel').click()
         expect(modal).to_be_hidden()
-        expect(messages.locator('.msg', has_text='Filed')).to_have_count(2)  # the cancelled form filed nothing
+        expect(messages.locator('.msg', has_text='Your request')).to_have_count(1)  # the cancelled form filed nothing
 
         step = 'the revoke'
         expect(messages).to_contain_text(f'Access ended: read on demo-app ({request_id})', timeout=REVOKE * 1000)
