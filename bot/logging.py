@@ -37,8 +37,11 @@ def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
     ]
     # Tracebacks without their frames' local variables: a local can hold a token, a password or a whole
     # request body, and redact_secrets only sees the event's own keys.
-    renderer: Any = (structlog.processors.JSONRenderer() if as_json
-                     else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback))
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -109,8 +109,9 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     app_token = environ.get('SLACK_APP_TOKEN') or None
     if require_slack and not secret and not app_token:
         # Socket Mode needs no signing secret: the socket is opened with the app token instead.
-        problems.append('SLACK_SIGNING_SECRET is not set (Basic Information > App Credentials), '
-                        'nor SLACK_APP_TOKEN for Socket Mode')
+        problems.append(
+            'SLACK_SIGNING_SECRET is not set (Basic Information > App Credentials), nor SLACK_APP_TOKEN for Socket Mode'
+        )
     if app_token and not app_token.startswith('xapp-'):
         problems.append('SLACK_APP_TOKEN must be an app-level token starting with xapp-')
     api_url = environ.get('SLACK_API_URL') or DEFAULT_SLACK_API_URL

@@ -86,7 +86,7 @@ class SocketConnection:
                 # The URL first, here, so that a bad token is one clear log line; the SDK's own connect()
                 # would retry it forever with a traceback each time.
                 self.handler.client.wss_uri = await self.handler.client.issue_new_wss_url()
-                await self.handler.client.connect()
+                await self.handler.client.connect()  # type: ignore[no-untyped-call]
             except SlackApiError as exc:
                 error = str(exc.response.get('error', 'unknown'))
                 self.problem = f'apps.connections.open: {error}'
@@ -94,7 +94,7 @@ class SocketConnection:
                 getattr(log, level)('slack.socket.refused', error=error,
                                     hint='SLACK_APP_TOKEN must be an app-level token with connections:write'
                                     if error in FATAL_ERRORS else None)  # fmt: skip
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 self.problem = f'cannot reach Slack: {type(exc).__name__}'
                 log.warning('slack.socket.unreachable', error=type(exc).__name__)
             else:
@@ -107,7 +107,7 @@ class SocketConnection:
     async def close(self) -> None:
         """Close the socket (the process is stopping)."""
         if self.handler is not None:
-            await self.handler.close_async()
+            await self.handler.close_async()  # type: ignore[no-untyped-call]
 
 
 def add_socket_mode(web_app: web.Application, bolt: AsyncApp, app_token: str, api_url: str) -> SocketConnection:

@@ -152,7 +152,7 @@ class SocketModeHub:
             await ws.send_json(envelope)
             remaining = max(0.0, timeout - (time.monotonic() - started))
             acked = await asyncio.wait_for(future, remaining)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             return None
         finally:
             self._acks.pop(envelope_id, None)

@@ -104,8 +104,8 @@ class _WebApi:
 
     def _call(self, method: str, token: str | None, params: JSON) -> JSON:
         """Check the method and the token, then run the method; every outcome is a Slack answer."""
-        implementation = METHODS.get(method)
-        if implementation is None and method not in APP_TOKEN_METHODS:
+        implementation = _open_connection if method in APP_TOKEN_METHODS else METHODS.get(method)
+        if implementation is None:
             return {"ok": False, "error": "unknown_method", "req_method": method}
         if not token:
             return {"ok": False, "error": "not_authed"}
@@ -114,7 +114,6 @@ class _WebApi:
             if token != self.slack.app_token:
                 error = "not_allowed_token_type" if token == self.slack.bot_token else "invalid_auth"
                 return {"ok": False, "error": error}
-            implementation = _open_connection
         elif token != self.slack.bot_token:
             error = "not_allowed_token_type" if token == self.slack.app_token else "invalid_auth"
             return {"ok": False, "error": error}

@@ -89,7 +89,7 @@ class SubmitRequest:
         if self.max_open and requester.slack_id:
             waiting = [r for r in self.store.for_user(requester.slack_id) if r.status is RequestStatus.PENDING]
             if len(waiting) >= self.max_open:
-                ids = ', '.join(f'`{r.id}`' for r in waiting[:self.max_open])
+                ids = ', '.join(f'`{r.id}`' for r in waiting[: self.max_open])
                 raise TooManyRequests(f'Not filed: you already have {len(waiting)} requests waiting for a decision '
                                       f'({ids}). Cancel one (`/jit cancel ID`) or wait for the approvers.')  # fmt: skip
         if self.per_hour:

@@ -13,8 +13,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import redis
 
@@ -78,7 +76,9 @@ def _store(redis_url):
 def pytest_generate_tests(metafunc):
     if 'transport' in metafunc.fixturenames:
         marked = metafunc.definition.get_closest_marker
-        transports = ['socket'] if marked('socket_only') else ['http', 'socket'] if marked('both_transports') else ['http']
+        transports = (
+            ['socket'] if marked('socket_only') else ['http', 'socket'] if marked('both_transports') else ['http']
+        )
         metafunc.parametrize('transport', transports)
 
 

@@ -32,7 +32,9 @@ async def test_only_the_app_token_opens_a_socket_and_it_opens_nothing_else(slack
             await client.apps_connections_open(app_token=token)
         assert refused.value.response['error'] == error
     with pytest.raises(SlackApiError) as refused:
-        await AsyncWebClient(token=slack.app_token, base_url=slack.api_url).chat_postMessage(channel='C0AUDIT', text='x')
+        await AsyncWebClient(token=slack.app_token, base_url=slack.api_url).chat_postMessage(
+            channel='C0AUDIT', text='x'
+        )
     assert refused.value.response['error'] == 'not_allowed_token_type'
 
 

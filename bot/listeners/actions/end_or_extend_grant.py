@@ -33,31 +33,36 @@ async def handle_extend_grant(
         await publish_home(context, client, body['user']['id'])
 
 
-async def handle_release_grant(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-) -> None:
-    await ack()
+#: What the requester is told after each ending button; the request's messages follow with the outcome.
+_ENDED = {
+    'release': 'Releasing `{id}`: I will tell you when access has ended.',
+    'cancel': 'Cancelled `{id}`.',
+}
+
+
+async def _end(step: str, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext,
+               client: AsyncWebClient) -> None:  # fmt: skip
+    """Release a grant or cancel a request (``deps.end.release|cancel``) for whoever pressed the button."""
     request_id = str(action.get('value', ''))
     try:
         who = await context['who']()
-        await asyncio.to_thread(context['deps'].end.release, request_id, who)
-        await tell(client, body, f'Releasing `{request_id}`: I will tell you when access has ended.')
+        await asyncio.to_thread(getattr(context['deps'].end, step), request_id, who)
+        await tell(client, body, _ENDED[step].format(id=request_id))
     except JitError as exc:
         await tell(client, body, f':warning: {exc.user_message}')
     if from_home(body):
         await publish_home(context, client, body['user']['id'])
+
+
+async def handle_release_grant(
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    await ack()
+    await _end('release', body, action, context, client)
 
 
 async def handle_cancel_request(
     ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     await ack()
-    request_id = str(action.get('value', ''))
-    try:
-        who = await context['who']()
-        await asyncio.to_thread(context['deps'].end.cancel, request_id, who)
-        await tell(client, body, f'Cancelled `{request_id}`.')  # the status message and the approvers' copies follow
-    except JitError as exc:
-        await tell(client, body, f':warning: {exc.user_message}')
-    if from_home(body):
-        await publish_home(context, client, body['user']['id'])
+    await _end('cancel', body, action, context, client)
