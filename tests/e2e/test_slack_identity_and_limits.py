@@ -1,0 +1,64 @@
+"""Who may act, and Slack's own limits: identities refused on every path, ``users.info`` cached, and a
+rate-limited Slack (HTTP 429, ``Retry-After``) delaying messages but never an ack or a grant."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.core.model import RequestStatus
+from tests.e2e.test_request_flow import approval_copy, file_request
+from tests.support.processes import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+ALEX, SAM = 'U0ALEX', 'U0SAM'
+S = RequestStatus
+#: The seeded workspace's users jit must refuse, and the words of each refusal.
+REFUSED = {'U0GONE': 'Deactivated', 'U0BOT': 'Bots may not', 'U0GUEST': 'Guest accounts',
+           'U0OTHER': 'another workspace'}  # fmt: skip
+
+
+@pytest.mark.both_transports
+@pytest.mark.parametrize('user', sorted(REFUSED))
+def test_refused_identities_can_neither_request_nor_approve(jit, slack, store, user):
+    reply = slack.driver.slash(user, 'request demo-app read 20m x')
+    assert reply.status == 200 and REFUSED[user] in (reply.text or ''), reply.body
+    assert store.for_user(user) == []
+    request_id, _ = file_request(slack)
+    copy = approval_copy(slack, SAM, request_id)
+    assert slack.driver.click(user, copy, 'jit.approve', strict=False).status == 200  # a crafted click
+    slack.workspace.wait_for(
+        lambda: any(REFUSED[user] in m.text for m in slack.workspace.ephemerals(user) + slack.workspace.dms_to(user)),
+        timeout=10,
+    )  # fmt: skip
+    assert store.get(request_id).status is S.PENDING and store.get(request_id).approvals == ()
+
+
+def test_users_info_is_asked_once_per_user_for_minutes(jit, slack):
+    for text in ('list', 'resources', 'help me', 'list', 'request demo-app read 20m cached?'):
+        assert slack.driver.slash(ALEX, text).status == 200
+    asked = [c for c in slack.calls_to('users.info') if c.params.get('user') == ALEX]
+    assert len(asked) == 1
+
+
+def test_a_rate_limited_slack_delays_messages_not_acks_or_grants(jit, slack, webhook, store):
+    request_id, _ = file_request(slack, text='request demo-app read 1m rate limits')
+    copy = approval_copy(slack, SAM, request_id)
+    slack.driver.slash(SAM, 'list')  # sam's identity is cached now, as it is after his first use
+    slack.rate_limit_next(4, retry_after=2)  # the next four Web API calls: HTTP 429, Retry-After: 2
+    clicked = time.monotonic()
+    reply = slack.driver.click(SAM, copy, 'jit.approve')
+    assert reply.acked_in_time and reply.elapsed < 1.0
+    wait_until(lambda: webhook.grants_for(request_id), timeout=10, what='the grant')
+    granted_after = time.monotonic() - clicked
+    assert granted_after < 2.0, 'the grant does not wait for Slack'
+    # The messages arrive once Slack takes calls again: retried by slack_sdk's RateLimitErrorRetryHandler.
+    slack.workspace.wait_for_message(
+        lambda m: m.channel == slack.workspace.dm_channel_id(ALEX) and 'Granted' in m.content
+        and request_id in m.content,
+        timeout=20,
+    )  # fmt: skip
+    limited = [c for c in slack.calls if c.status == 429]
+    assert len(limited) == 4
+    assert store.get(request_id).status is S.ACTIVE
