@@ -1,4 +1,5 @@
-"""The Bolt app and the aiohttp server around it: ``/slack/events``, ``/healthz``, ``/readyz``.
+"""The Bolt app and the aiohttp server around it: ``/slack/events``, ``/healthz``, ``/readyz``, and the
+pipeline API under ``/api/v1`` (:mod:`bot.api.server`).
 
 Bolt verifies signatures, but only after it has parsed the body and built its context from it, and it
 answers 500 to much of what Slack never sends (a non-numeric timestamp, a JSON array, a ``team`` that is
@@ -41,6 +42,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.api.server import create_api_app
 from bot.deps import Deps
 from bot.listeners import register_listeners
 
@@ -351,6 +353,7 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
     web_app.cleanup_ctx.append(watch_policy)
     if socket is None:
         web_app.router.add_post('/slack/events', slack_events)
+    web_app.add_subapp('/api/v1', create_api_app(deps))
     web_app.router.add_get('/healthz', healthz)
     web_app.router.add_get('/readyz', readyz)
     return web_app

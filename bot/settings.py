@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.errors import ConfigError
@@ -75,6 +75,9 @@ class Settings:
     #: Seconds after which events are trimmed from the Redis stream, once a durable sink (file or S3)
     #: holds them; None: the stream keeps everything (jit itself never deletes an event).
     audit_retention: float | None = None
+    #: The pipelines that may use the HTTP API: ``{sha256 hash of the token: pipeline name}``
+    #: (``JIT_API_TOKENS``, see ``bot.api.tokens``). Empty: the API answers 401 to everyone.
+    api_tokens: dict[str, str] = field(default_factory=dict)
 
 
 def _number(environ: Mapping[str, str], key: str, default: float, problems: list[str], *, low: float) -> float:
@@ -139,6 +142,9 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     if fmt not in (None, 'json', 'console'):
         problems.append(f'JIT_LOG_FORMAT={fmt!r} must be json or console')
     audit = _audit_settings(environ, problems)
+    from bot.api.tokens import parse_tokens
+
+    api_tokens = parse_tokens(environ.get('JIT_API_TOKENS') or '', problems)
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -149,7 +155,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         reconcile_interval=reconcile, idle_interval=idle, requests_per_hour=int(per_hour),
         max_open_requests=int(max_open),
         log_level=level, log_format=fmt,
-        redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:', **audit,
+        redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:', api_tokens=api_tokens, **audit,
     )  # fmt: skip
 
 

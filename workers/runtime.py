@@ -16,6 +16,7 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.adapters.sealed_box import seal
 from bot.adapters.slack_notifier import SlackNotifier
 from bot.core.model import AccessRequest
 from bot.deps import Deps, build_deps
@@ -52,10 +53,17 @@ def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None =
     notifier = SlackNotifier(client=client, store=base.store, policy=base.policy, audit_channel=settings.audit_channel)
 
     def send_details(request: AccessRequest, details: dict[str, Any]) -> None:
-        # Shown once, straight from the grant to the requester: never through Redis or a log.
+        # Shown once, straight from the grant to the requester: never through Redis or a log in the clear.
         if request.requester.slack_id:
             lines = '\n'.join(f'• *{k}*: `{v}`' for k, v in details.items())
             notifier.dm(request.requester.slack_id, f'Access details for `{request.id}` (shown once):\n{lines}')
+        elif request.requester.pipeline and request.recipient_key:
+            # Sealed to the pipeline's own key: Redis holds what only that pipeline can open, until it is taken.
+            box = seal(request.recipient_key, details, request_id=request.id)
+            ttl = (request.expires_at or base.clock.now() + request.duration) - base.clock.now()
+            base.store.put_sealed_details(request.id, box, ttl=max(60.0, ttl))
+        else:
+            log.warning('details.withheld', request_id=request.id, why='the pipeline sent no public_key')
 
     grant = GrantAccess(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
                         provider=providers, on_details=send_details)  # fmt: skip

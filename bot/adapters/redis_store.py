@@ -9,7 +9,10 @@ Keys (all under a prefix, ``jit:`` by default):
 ``grants:due``                 sorted set: when each grant's revoke is due (see below)
 ``pending``                    sorted set of pending request IDs by filing time
 ``pending:expiry``             sorted set: when each pending request expires undecided
-``user:<slack id>``            sorted set of a user's request IDs by filing time
+``user:<slack id>``            sorted set of a user's request IDs by filing time (``user:pipeline:<name>``
+                               for a pipeline's)
+``details:<id>``               a grant's access details sealed to the pipeline's key (ciphertext only jit
+                               cannot read), until the pipeline takes them once or the grant ends
 ``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
 ``grants:watch``               sorted set: when to check on an approved grant that is not active yet
 ``sshkey:<slack id>``          a user's OpenSSH public key (``/jit ssh-key``), for the ssh provider
@@ -234,6 +237,14 @@ class RedisStore:
         if token:
             self.r.eval(_FREE, 1, self._key('lease', name), token)
 
+    def put_sealed_details(self, request_id: str, sealed: str, ttl: float) -> None:
+        """Keep a sealed box for its pipeline to take once (:meth:`take_sealed_details`), at most ``ttl`` seconds."""
+        self.r.set(self._key('details', request_id), sealed, ex=max(1, int(ttl)))
+
+    def take_sealed_details(self, request_id: str) -> str | None:
+        """The sealed details, removed in the same step: a second reader gets nothing."""
+        return self.r.getdel(self._key('details', request_id))  # type: ignore[no-any-return]
+
     def take_slot(self, name: str, *, now: float, window: float, limit: int) -> float | None:
         # One script, so two requests at the same instant cannot both take the last slot.
         key = self._key('slots', name)
@@ -308,8 +319,8 @@ class RedisStore:
         return seq
 
     def _index(self, pipe: Any, new: AccessRequest, old: AccessRequest | None) -> None:
-        if old is None and new.requester.slack_id:
-            pipe.zadd(self._key('user', new.requester.slack_id), {new.id: new.created_at})
+        if old is None and new.requester.owner_key:
+            pipe.zadd(self._key('user', new.requester.owner_key), {new.id: new.created_at})
         if new.status is S.PENDING:
             pipe.zadd(self._key('pending'), {new.id: new.created_at})
             if new.pending_until:

@@ -70,6 +70,11 @@ class Principal:
         return bool(self.ids() & other.ids())
 
     @property
+    def owner_key(self) -> str:
+        """The key of this principal's own list of requests: the Slack user ID, or ``pipeline:NAME``."""
+        return self.slack_id or (f'pipeline:{self.pipeline}' if self.pipeline else '')
+
+    @property
     def label(self) -> str:
         """How messages name this principal: a Slack mention, or the pipeline name."""
         if self.slack_id:
@@ -136,6 +141,9 @@ class AccessRequest:
     extends: str | None = None
     #: The policy's reason for its decision, as `jit policy explain` prints it.
     decision: str = ''
+    #: A pipeline's X25519 public key (base64url): the access details are sealed to it, so that only the
+    #: pipeline that asked can read them (see ``bot.adapters.sealed_box``). Public, so storing it is safe.
+    recipient_key: str | None = None
 
     def warning_at(self) -> float | None:
         """When to warn that the grant ends: 10 minutes before, or a quarter of the grant for short ones."""

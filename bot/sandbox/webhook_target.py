@@ -82,6 +82,8 @@ class WebhookTarget:
         self._fail_count: int | None = None
         self._fail_until: float | None = None
         self._delay = 0.0
+        #: Returned with every grant as ``details`` (a target that hands out a credential), when set.
+        self.details: JSON | None = None
         self._server = AppServer(self._make_app, name="webhook-target")
 
     # -- serving -------------------------------------------------------------------------------------
@@ -207,7 +209,10 @@ class WebhookTarget:
                 # Revoking what is already gone is success: the provider contract is idempotent.
                 self._active.pop(body["request_id"], None)
             active = body["request_id"] in self._active
-        return 200, {"ok": True, "active": active}, False
+        answer: JSON = {"ok": True, "active": active}
+        if body["action"] == "grant" and self.details is not None:
+            answer["details"] = self.details
+        return 200, answer, False
 
     def _take_failure(self) -> int | None:
         """Consume one injected failure, if one applies now; return its status."""

@@ -144,13 +144,14 @@ class GrantAccess:
                 return 'retrying'
             bound.error('grant.failed', error=str(exc))
             return self._fail(request_id, f'{resource.provider}: {exc.user_message}')
+        if details:
+            # Before the request reads `active`: a pipeline that sees `active` finds its details waiting.
+            self.on_details(request, details)
         request, seq = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
         assert request.expires_at is not None
         self.queue.schedule_revoke(request_id, request.expires_at)
         self.queue.schedule_warning(request_id, request.warning_at() or request.expires_at)
         self.queue.enqueue_notify(seq)
-        if details:
-            self.on_details(request, details)
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
         return 'granted'
 

@@ -41,6 +41,7 @@ class SubmitRequest:
     def execute(
         self, *, requester: Principal, resource: str, role: str | None, duration: int | None, reason: str,
         ticket: str | None = None, trigger: str = 'slack', context: Mapping[str, Any] | None = None,
+        recipient_key: str | None = None,
     ) -> AccessRequest:  # fmt: skip
         """File the request.
 
@@ -65,6 +66,7 @@ class SubmitRequest:
             duration=decision.duration, reason=reason, ticket=decision.ticket, rule=decision.rule.name,
             policy_version=policy.version, created_at=now, trigger=trigger, decision=decision.reason,
             pending_until=now + decision.rule.pending_timeout if decision.rule.pending_timeout else None,
+            recipient_key=recipient_key,
         )  # fmt: skip
         _, event = transitions.created(request, detail={'decision': decision.reason})
         self.queue.enqueue_notify(self.store.create(request, event))
@@ -86,8 +88,8 @@ class SubmitRequest:
     def _within_limits(self, requester: Principal, now: float) -> None:
         """Refuse a requester with too many waiting requests, or too many filed in the last hour."""
         who = requester.slack_id or requester.label
-        if self.max_open and requester.slack_id:
-            waiting = [r for r in self.store.for_user(requester.slack_id) if r.status is RequestStatus.PENDING]
+        if self.max_open and requester.owner_key:
+            waiting = [r for r in self.store.for_user(requester.owner_key) if r.status is RequestStatus.PENDING]
             if len(waiting) >= self.max_open:
                 ids = ', '.join(f'`{r.id}`' for r in waiting[: self.max_open])
                 raise TooManyRequests(f'Not filed: you already have {len(waiting)} requests waiting for a decision '

@@ -75,6 +75,8 @@ class WebhookProvider:
             'resource': request.resource, 'role': request.role, 'expires_at': _rfc3339(expires_at),
             'reason': request.reason,
         }  # fmt: skip
+        if request.requester.pipeline:  # a pipeline has neither: the target learns which one asked
+            payload['user']['pipeline'] = request.requester.pipeline
         return self._post(action, payload, settings)
 
     def _post(self, action: str, payload: dict[str, Any], settings: dict[str, Any]) -> Any:

@@ -1,0 +1,282 @@
+"""The pipeline API under ``/api/v1``: file a request, look at it, give the access back.
+
+=======================================  ==========================================================
+``POST /api/v1/requests``                file (201); the policy decides as for Slack, with
+                                         ``trigger: pipeline`` and the context the pipeline sends
+``GET /api/v1/requests/{id}``            where it stands; once active, the sealed access details
+                                         (handed over once)
+``POST /api/v1/requests/{id}/release``   cancel a pending request or end an active grant now
+``GET /api/v1/openapi.json``             the OpenAPI document (no token needed)
+=======================================  ==========================================================
+
+Every call but the last carries ``Authorization: Bearer TOKEN``; the token names the pipeline
+(:mod:`bot.api.tokens`), which is the requester in the policy (``pipeline:NAME``) and the audit trail.
+A pipeline sees only its own requests: another's ID is 404, the same as one that does not exist.
+
+Answers are JSON. Problems are ``{"error": "..."}`` with the status that says whose they are: 400 a bad
+body (``errors`` names each field), 401 no or a wrong token, 403 the policy refuses (``allowed`` lists
+what it would allow), 404, 409 not now (``Retry-After`` when waiting helps), 413, 415, 429 over a limit
+(``Retry-After``), 503 Redis does not answer. Nothing a client sends is answered with a 5xx; every
+refusal is one ``api.rejected`` log line that never holds the token or the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import redis
+import structlog
+import yaml
+from aiohttp import web
+
+from bot.adapters.sealed_box import SealedBoxError, public_key
+from bot.api.tokens import pipeline_for
+from bot.core.durations import DurationError, parse_duration
+from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied, RequestNotFound, TooManyRequests
+from bot.core.model import FINAL_STATUSES, LIVE_STATUSES, AccessRequest, Principal, RequestStatus
+from bot.deps import Deps
+
+log = structlog.get_logger(__name__)
+S = RequestStatus
+
+#: A request body is a few hundred bytes; anything much larger is not a request.
+MAX_BODY = 16 * 1024
+_BEARER = re.compile(r'Bearer ([A-Za-z0-9._~+/-]{1,200}=*)')
+_REQUEST_ID = re.compile(r'r-[a-z0-9]{8}')
+_CONTEXT_KEY = re.compile(r'[A-Za-z0-9_.-]{1,64}')
+_FIELDS = frozenset({'resource', 'role', 'duration', 'reason', 'ticket', 'context', 'public_key'})
+PRINCIPAL = 'jit.principal'
+TOKENS: web.AppKey[dict[str, str]] = web.AppKey('tokens', dict)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An answer other than success: status, message, and optional fields or headers."""
+
+    def __init__(self, status: int, error: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(error)
+        self.status, self.error, self.headers, self.extra = status, error, headers or {}, extra
+
+
+def _time(seconds: float | None) -> str | None:
+    """RFC 3339 UTC, to the second, as the webhook contract writes times."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def request_view(request: AccessRequest, *, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request as the API shows it (``Request`` in the OpenAPI document)."""
+    return {
+        'id': request.id, 'status': str(request.status), 'resource': request.resource, 'role': request.role,
+        'duration': request.duration, 'reason': request.reason, 'ticket': request.ticket, 'rule': request.rule,
+        'requester': request.requester.label, 'decision': request.decision,
+        'approvals': [{'by': a.by.email or a.by.label, 'at': _time(a.at)} for a in request.approvals],
+        'decided_by': (request.decided_by.email or request.decided_by.label) if request.decided_by else None,
+        'deny_reason': request.deny_reason, 'error': request.error,
+        'created_at': _time(request.created_at), 'granted_at': _time(request.granted_at),
+        'expires_at': _time(request.expires_at), 'ended_at': _time(request.ended_at),
+        'final': request.status in FINAL_STATUSES, 'details': details,
+    }  # fmt: skip
+
+
+@web.middleware
+async def api_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate, then turn every refusal into its JSON answer and one log line."""
+    try:
+        if request.path != '/api/v1/openapi.json':
+            request[PRINCIPAL] = _authenticate(request)
+        return await handler(request)
+    except ApiError as exc:
+        answer = exc
+    except web.HTTPException as exc:  # aiohttp's own: no such route (404), wrong method (405)
+        if exc.status < 400:
+            raise
+        answer = ApiError(exc.status, exc.reason.lower())
+    except redis.RedisError as exc:
+        log.error('api.unavailable', error=type(exc).__name__)
+        answer = ApiError(503, 'jit cannot reach its store right now; try again', headers={'Retry-After': '5'})
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else None
+    log.info('api.rejected', status=answer.status, why=answer.error, method=request.method, route=route)
+    return web.json_response({'error': answer.error, **answer.extra}, status=answer.status, headers=answer.headers)
+
+
+def _authenticate(request: web.Request) -> Principal:
+    challenge = {'WWW-Authenticate': 'Bearer realm="jit"'}
+    values = request.headers.getall('Authorization', [])
+    if not values:
+        raise ApiError(401, 'missing Authorization: Bearer TOKEN', headers=challenge)
+    match = _BEARER.fullmatch(values[0]) if len(values) == 1 else None
+    if match is None:
+        raise ApiError(401, 'malformed Authorization header: expected one "Bearer TOKEN"', headers=challenge)
+    name = pipeline_for(match.group(1), request.app[TOKENS])
+    if name is None:
+        raise ApiError(401, 'unknown token', headers={'WWW-Authenticate': 'Bearer realm="jit", error="invalid_token"'})
+    return Principal(pipeline=name)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, f'body too large (at most {MAX_BODY} bytes)')
+    if request.content_type != 'application/json':
+        raise ApiError(415, 'send the body as Content-Type: application/json')
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, f'body too large (at most {MAX_BODY} bytes)') from None
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, f'body too large (at most {MAX_BODY} bytes)')
+    try:
+        body = json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, 'the body is not JSON') from None
+    if not isinstance(body, dict):
+        raise ApiError(400, 'the body must be a JSON object')
+    return body
+
+
+def _text(body: dict[str, Any], key: str, errors: dict[str, str], *, limit: int, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            errors[key] = 'required'
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or '\x00' in value:
+        errors[key] = f'must be a non-empty string of at most {limit} characters'
+        return None
+    return value.strip()
+
+
+def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of :meth:`SubmitRequest.execute` from a ``NewRequest`` body.
+
+    Raises:
+        ApiError: 400 naming every field that is wrong.
+    """
+    errors: dict[str, str] = {f: 'unknown field' for f in sorted(set(body) - _FIELDS)}
+    resource = _text(body, 'resource', errors, limit=100, required=True)
+    role = _text(body, 'role', errors, limit=100)
+    reason = _text(body, 'reason', errors, limit=1000) or ''
+    ticket = _text(body, 'ticket', errors, limit=100)
+    duration = None
+    raw = body.get('duration')
+    if raw is not None:
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)) or (isinstance(raw, str) and len(raw) > 40):
+            errors['duration'] = 'must be seconds (an integer) or a duration like "30m" or "2 hours"'
+        else:
+            try:
+                duration = parse_duration(raw)
+            except DurationError as exc:
+                errors['duration'] = str(exc)
+    context = body.get('context')
+    if context is not None:
+        if not isinstance(context, dict) or len(context) > 20:
+            errors['context'] = 'must be an object of at most 20 names'
+        elif not all(isinstance(k, str) and _CONTEXT_KEY.fullmatch(k) for k in context):
+            errors['context'] = 'names must be 1-64 of A-Z a-z 0-9 _ . -'
+        elif not all(isinstance(v, str) and len(v) <= 200 for v in context.values()):
+            errors['context'] = 'values must be strings of at most 200 characters'
+    key = body.get('public_key')
+    if key is not None:
+        try:
+            public_key(key)
+        except SealedBoxError as exc:
+            errors['public_key'] = str(exc)
+    if errors:
+        raise ApiError(400, 'invalid request: ' + '; '.join(f'{k}: {v}' for k, v in errors.items()), errors=errors)
+    return {'resource': resource, 'role': role, 'duration': duration, 'reason': reason, 'ticket': ticket,
+            'context': context or {}, 'recipient_key': key}  # fmt: skip
+
+
+class Api:
+    """The handlers, over the wired use cases (each call runs in a thread: the store is synchronous)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        who: Principal = request[PRINCIPAL]
+        args = parse_new_request(await _json_body(request))
+        try:
+            filed = await asyncio.to_thread(self.deps.submit.execute, requester=who, trigger='pipeline', **args)
+        except PolicyDenied as exc:
+            allowed = list(getattr(exc.decision, 'allowed', ()) or ())
+            raise ApiError(403, exc.user_message, allowed=allowed) from None
+        except TooManyRequests as exc:
+            wait = str(math.ceil(exc.retry_after)) if exc.retry_after else '60'
+            raise ApiError(429, exc.user_message.replace('/jit cancel ID', 'release one'),
+                           headers={'Retry-After': wait}) from None  # fmt: skip
+        log.info('api.filed', request_id=filed.id, pipeline=who.pipeline, status=str(filed.status))
+        return web.json_response(request_view(filed), status=201,
+                                 headers={'Location': f'/api/v1/requests/{filed.id}'})  # fmt: skip
+
+    async def _own(self, request: web.Request) -> AccessRequest:
+        """The request named in the path, if it is the caller's; 404 otherwise (whether or not it exists)."""
+        request_id = request.match_info['id']
+        found = None
+        if _REQUEST_ID.fullmatch(request_id):
+            found = await asyncio.to_thread(self.deps.store.get, request_id)
+        if found is None or not found.requester.same_as(request[PRINCIPAL]):
+            raise ApiError(404, f'no request {request_id[:20]!r} of this pipeline')
+        return found
+
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        found = await self._own(request)
+        details = None
+        if found.status in LIVE_STATUSES:
+            box = await asyncio.to_thread(self.deps.store.take_sealed_details, found.id)
+            details = json.loads(box) if box else None
+        return web.json_response(request_view(found, details=details))
+
+    async def release(self, request: web.Request) -> web.StreamResponse:
+        """Give it back: cancel while pending, end now while active; a request already over stays as it is."""
+        found = await self._own(request)
+        who: Principal = request[PRINCIPAL]
+        end = self.deps.end
+        try:
+            if found.status is S.PENDING:
+                found = await asyncio.to_thread(end.cancel, found.id, who)
+            elif found.status in LIVE_STATUSES:
+                await asyncio.to_thread(end.release, found.id, who)
+                log.info('api.released', request_id=found.id, pipeline=who.pipeline)
+                return web.json_response({**request_view(found), 'ending': True}, status=202)
+            elif found.status in (S.APPROVED, S.GRANTING):
+                raise ApiError(409, f'{found.id} is being granted right now; release it in a moment',
+                               headers={'Retry-After': '2'})  # fmt: skip
+        except InvalidTransition:
+            found = await self._own(request)  # decided or ending meanwhile: say where it stands now
+            if found.status in (S.APPROVED, S.GRANTING):
+                raise ApiError(409, f'{found.id} is being granted right now; release it in a moment',
+                               headers={'Retry-After': '2'}) from None  # fmt: skip
+            return web.json_response({**request_view(found), 'ending': found.status not in FINAL_STATUSES})
+        except (NotAnApprover, RequestNotFound):
+            raise ApiError(404, f'no request {found.id!r} of this pipeline') from None
+        return web.json_response({**request_view(found), 'ending': False})
+
+    async def openapi(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response(openapi_document())
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document shipped beside this module."""
+    text = resources.files('bot.api').joinpath('openapi.yaml').read_text(encoding='utf-8')
+    return dict(yaml.safe_load(text))
+
+
+def create_api_app(deps: Deps) -> web.Application:
+    """The ``/api/v1`` sub-application of ``jit serve``."""
+    app = web.Application(middlewares=[api_guard], client_max_size=MAX_BODY)
+    app[TOKENS] = deps.settings.api_tokens
+    api = Api(deps)
+    app.router.add_post('/requests', api.file)
+    app.router.add_get('/requests/{id}', api.show)
+    app.router.add_post('/requests/{id}/release', api.release)
+    app.router.add_get('/openapi.json', api.openapi)
+    return app
