@@ -144,6 +144,9 @@ class AccessRequest:
     #: A pipeline's X25519 public key (base64url): the access details are sealed to it, so that only the
     #: pipeline that asked can read them (see ``bot.adapters.sealed_box``). Public, so storing it is safe.
     recipient_key: str | None = None
+    #: What a pipeline said it is doing (``event``, ``branch``...): rules with a pipeline-event trigger
+    #: matched it when filing, and the worker's re-check matches it again.
+    context: dict[str, str] | None = field(default=None, hash=False)
 
     def warning_at(self) -> float | None:
         """When to warn that the grant ends: 10 minutes before, or a quarter of the grant for short ones."""
@@ -159,10 +162,13 @@ class AccessRequest:
 
     def summary(self) -> dict[str, Any]:
         """The request as the audit trail records it (no secrets, ever)."""
-        return {
+        out = {
             'id': self.id, 'requester': self.requester.to_dict(), 'resource': self.resource, 'role': self.role,
             'duration': self.duration, 'reason': self.reason, 'ticket': self.ticket,
         }  # fmt: skip
+        if self.context:
+            out['context'] = dict(self.context)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -226,7 +226,8 @@ class GrantAccess:
         if request.approved_digest != request.digest():
             return 'the request changed after it was approved'
         decision = evaluate(policy, request.requester, request.resource, request.role, request.duration,
-                            reason=request.reason, ticket=request.ticket, trigger=request.trigger)  # fmt: skip
+                            reason=request.reason, ticket=request.ticket, trigger=request.trigger,
+                            context=request.context)  # fmt: skip
         if decision.denied:
             return f'the policy no longer allows it: {decision.reason}'
         if decision.rule is None or decision.rule.name != request.rule:

@@ -66,7 +66,7 @@ class SubmitRequest:
             duration=decision.duration, reason=reason, ticket=decision.ticket, rule=decision.rule.name,
             policy_version=policy.version, created_at=now, trigger=trigger, decision=decision.reason,
             pending_until=now + decision.rule.pending_timeout if decision.rule.pending_timeout else None,
-            recipient_key=recipient_key,
+            recipient_key=recipient_key, context=dict(context) if context else None,
         )  # fmt: skip
         _, event = transitions.created(request, detail={'decision': decision.reason})
         self.queue.enqueue_notify(self.store.create(request, event))

@@ -17,6 +17,7 @@ from bot.adapters.sealed_box import Recipient
 from bot.api.tokens import hash_token, new_token
 from bot.core.model import RequestStatus
 from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
+from tests.e2e.test_request_flow import approval_copy
 from tests.support.processes import launch_jit, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -132,3 +133,98 @@ def test_details_box_opens_only_with_the_pipelines_key(jit, webhook, store, redi
     assert webhook.revokes_for(request_id)
     status, again, _ = api.call('POST', f'/api/v1/requests/{request_id}/release')
     assert status == 200 and again['status'] == 'revoked' and again['final'] and again['ending'] is False
+
+
+def test_pipeline_request_approved_in_slack_when_its_context_matches(jit, slack, webhook, store):
+    """nightly asks on a merge to production: a lead approves in Slack, seeing which pipeline asks and why."""
+    api = Api(jit.url, NIGHTLY_TOKEN)
+    wrong_branch = {'event': 'pr_merge', 'branch': 'dev'}
+    status, refused, _ = api.call('POST', '/api/v1/requests', {
+        'resource': 'demo-app', 'role': 'read', 'reason': 'smoke test', 'context': wrong_branch})  # fmt: skip
+    assert status == 403 and 'Not filed' in refused['error'], refused
+    assert not store.for_user('pipeline:nightly')  # a refusal stores nothing
+    status, filed, _ = api.call('POST', '/api/v1/requests', {
+        'resource': 'demo-app', 'role': 'read', 'duration': '10m', 'reason': 'smoke test after merge',
+        'context': {'event': 'pr_merge', 'branch': 'production'}})  # fmt: skip
+    assert status == 201 and filed['status'] == 'pending' and filed['rule'] == 'nightly-read-on-merge', filed
+    request_id = filed['id']
+    copy = approval_copy(slack, SAM, request_id)
+    assert 'pipeline:nightly' in copy.content and 'smoke test after merge' in copy.content
+    assert slack.driver.click(SAM, copy, 'jit.approve', request_id).status == 200
+    wait_until(lambda: store.get(request_id).status is S.ACTIVE, timeout=15, what='the grant')
+    status, shown, _ = api.call('GET', f'/api/v1/requests/{request_id}')
+    assert shown['status'] == 'active' and shown['approvals'][0]['by'] == 'sam@example.com'
+    assert shown['details'] is None  # the target returned none, and the pipeline sent no key
+
+
+def test_a_pipeline_sees_only_its_own_requests_and_cancels_a_pending_one(jit, slack, store):
+    nightly, other = Api(jit.url, NIGHTLY_TOKEN), Api(jit.url, OTHER_TOKEN)
+    status, filed, _ = nightly.call('POST', '/api/v1/requests', {
+        'resource': 'demo-app', 'role': 'read', 'context': {'event': 'pr_merge', 'branch': 'production'}})  # fmt: skip
+    assert status == 201, filed
+    request_id = filed['id']
+    copy = approval_copy(slack, SAM, request_id)
+    assert other.call('GET', f'/api/v1/requests/{request_id}')[0] == 404
+    assert other.call('POST', f'/api/v1/requests/{request_id}/release')[0] == 404
+    assert store.get(request_id).status is S.PENDING
+    status, cancelled, _ = nightly.call('POST', f'/api/v1/requests/{request_id}/release')
+    assert status == 200 and cancelled['status'] == 'cancelled' and cancelled['final'], cancelled
+    # The approver's copy loses its buttons: nothing is left to decide.
+    wait_until(lambda: not {'jit.approve', 'jit.deny'} & set(slack.workspace.message(copy.channel, copy.ts).action_ids),
+               timeout=10, what="the approval copy's buttons to go")  # fmt: skip
+    assert nightly.call('POST', f'/api/v1/requests/{request_id}/release')[1]['status'] == 'cancelled'
+
+
+def test_bad_tokens_and_bad_bodies_are_refused_and_change_nothing(jit, store, redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    before = {k: client.dump(k) for k in client.scan_iter(count=1000) if not k.startswith(b'rq:')}
+    body = {'resource': 'demo-app', 'role': 'deploy'}
+    near = DEPLOY_TOKEN[:-1] + ('A' if DEPLOY_TOKEN[-1] != 'A' else 'B')  # one character off
+    for headers in ({}, {'Authorization': 'Basic ZGVwbG95Om1haW4='}, {'Authorization': 'Bearer jit_nope'},
+                    {'Authorization': f'Bearer {near}'}, {'Authorization': f'bearer{DEPLOY_TOKEN}'}):  # fmt: skip
+        status, answer, sent = Api(jit.url, None).call('POST', '/api/v1/requests', body, headers=headers)
+        assert status == 401 and answer['error'] and 'Bearer' in sent['WWW-Authenticate'], (headers, answer)
+    assert Api(jit.url, None).call('GET', '/api/v1/requests/r-abcdefgh')[0] == 401
+    after = {k: client.dump(k) for k in client.scan_iter(count=1000) if not k.startswith(b'rq:')}
+    assert after == before
+    assert DEPLOY_TOKEN not in jit.dump_logs()
+
+    api = Api(jit.url, DEPLOY_TOKEN)
+    cases = [
+        ({'role': 'deploy'}, 'resource'),
+        ({'resource': 'demo-app', 'duration': 'forever'}, 'duration'),
+        ({'resource': 'demo-app', 'duration': True}, 'duration'),
+        ({'resource': 'demo-app', 'duraton': '5m'}, 'duraton'),
+        ({'resource': 'demo-app', 'context': ['pr_merge']}, 'context'),
+        ({'resource': 'demo-app', 'public_key': 'not-a-key'}, 'public_key'),
+        ({'resource': 'x' * 500}, 'resource'),
+    ]
+    for bad, field in cases:
+        status, answer, _ = api.call('POST', '/api/v1/requests', bad)
+        assert status == 400 and field in answer['errors'], (bad, answer)
+    assert api.call('POST', '/api/v1/requests', raw=b'{"resource": "demo-')[0] == 400
+    assert api.call('POST', '/api/v1/requests', raw=b'[]')[0] == 400
+    assert api.call('POST', '/api/v1/requests', body, headers={'Content-Type': 'text/plain'})[0] == 415
+    assert api.call('POST', '/api/v1/requests', raw=b'{"reason": "' + b'a' * 20000 + b'"}')[0] == 413
+    assert api.call('GET', '/api/v1/requests/../../slack/events')[0] == 404
+    assert api.call('DELETE', '/api/v1/requests/r-abcdefgh')[0] == 405
+    status, denied, _ = api.call('POST', '/api/v1/requests', {'resource': 'demo-app', 'role': 'read'})
+    assert status == 403 and denied['error'].startswith('Not filed'), denied
+    assert not store.for_user('pipeline:deploy-main')
+
+
+def test_limits_answer_429_with_retry_after(jit, store):
+    """JIT_MAX_OPEN_REQUESTS=2 here: a third waiting request from the same pipeline is refused."""
+    api = Api(jit.url, NIGHTLY_TOKEN)
+    body = {'resource': 'demo-app', 'role': 'read', 'context': {'event': 'pr_merge', 'branch': 'production'}}
+    assert [api.call('POST', '/api/v1/requests', body)[0] for _ in range(2)] == [201, 201]
+    status, answer, headers = api.call('POST', '/api/v1/requests', body)
+    assert status == 429 and 'waiting for a decision' in answer['error'] and int(headers['Retry-After']) > 0
+    assert len(store.for_user('pipeline:nightly')) == 2
+
+
+def test_openapi_document_is_served_without_a_token(jit):
+    status, doc, _ = Api(jit.url, None).call('GET', '/api/v1/openapi.json')
+    assert status == 200 and doc['openapi'].startswith('3.1') and '/requests/{id}/release' in doc['paths']
