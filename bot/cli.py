@@ -1,5 +1,5 @@
 """The ``jit`` command: ``serve``, ``worker``, ``sandbox``, ``policy validate|test|explain|diff``,
-``audit verify|query|report|export``.
+``audit verify|query|report|export``, ``ci request|release|token``.
 
 Settings are read here, once, and everything is wired here; a bad setting or policy stops the
 process at start with one message that names every problem.
@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, (module, summary) in AUDIT_TOOLS.items():
         tool = tools.add_parser(name, help=summary, description=summary)
         importlib.import_module(f'bot.audit_tools.{module}').add_arguments(tool)
+    ci = sub.add_parser('ci', help='for pipelines: request access and wait for it, release it, make a token')
+    importlib.import_module('bot.ci').add_arguments(ci)
     return parser
 
 
@@ -66,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == 'audit':
             module = AUDIT_TOOLS[args.audit_command][0]
             return int(importlib.import_module(f'bot.audit_tools.{module}').run(args))
+        if args.command == 'ci':
+            return int(importlib.import_module('bot.ci').run(args))
         if args.command == 'sandbox':
             from bot.sandbox.run import run_sandbox
 

@@ -29,11 +29,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 #: Names the construction in every box, so a later one can be told apart.
 ALG = 'X25519-HKDF-SHA256-ChaCha20Poly1305'
 _INFO = b'jit access details v1'
-_RAW = {'encoding': serialization.Encoding.Raw, 'format': serialization.PublicFormat.Raw}
 
 
 class SealedBoxError(ValueError):
     """A public key or a box that is not what jit makes (the message says which part)."""
+
+
+def _raw(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def _b64(data: bytes) -> str:
@@ -69,8 +72,8 @@ def seal(recipient_key: str, details: dict[str, Any], *, request_id: str) -> str
     """The details as a JSON box only the holder of ``recipient_key``'s private half can open."""
     recipient = public_key(recipient_key)
     ephemeral = X25519PrivateKey.generate()
-    epk = ephemeral.public_key().public_bytes(**_RAW)
-    key = _key(ephemeral.exchange(recipient), epk, recipient.public_bytes(**_RAW))
+    epk = _raw(ephemeral.public_key())
+    key = _key(ephemeral.exchange(recipient), epk, _raw(recipient))
     nonce = os.urandom(12)
     ciphertext = ChaCha20Poly1305(key).encrypt(nonce, json.dumps(details).encode(), request_id.encode())
     return json.dumps({'alg': ALG, 'epk': _b64(epk), 'nonce': _b64(nonce), 'ciphertext': _b64(ciphertext)})
@@ -84,7 +87,7 @@ class Recipient:
 
     @property
     def public_key(self) -> str:
-        return _b64(self._private.public_key().public_bytes(**_RAW))
+        return _b64(_raw(self._private.public_key()))
 
     def open(self, box: dict[str, Any], *, request_id: str) -> dict[str, Any]:
         """The details in ``box``.
@@ -100,7 +103,7 @@ class Recipient:
         epk, nonce, ciphertext = (_unb64(str(fields[n]), n) for n in ('epk', 'nonce', 'ciphertext'))
         if len(epk) != 32 or len(nonce) != 12:
             raise SealedBoxError('the details box has a malformed epk or nonce')
-        mine = self._private.public_key().public_bytes(**_RAW)
+        mine = _raw(self._private.public_key())
         key = _key(self._private.exchange(X25519PublicKey.from_public_bytes(epk)), epk, mine)
         try:
             plain = ChaCha20Poly1305(key).decrypt(nonce, ciphertext, request_id.encode())

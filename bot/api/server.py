@@ -26,7 +26,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -53,7 +53,7 @@ _REQUEST_ID = re.compile(r'r-[a-z0-9]{8}')
 _CONTEXT_KEY = re.compile(r'[A-Za-z0-9_.-]{1,64}')
 _FIELDS = frozenset({'resource', 'role', 'duration', 'reason', 'ticket', 'context', 'public_key'})
 PRINCIPAL = 'jit.principal'
-TOKENS: web.AppKey[dict[str, str]] = web.AppKey('tokens', dict)
+TOKENS: web.AppKey[Mapping[str, str]] = web.AppKey('tokens', dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -144,7 +144,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 def _text(body: dict[str, Any], key: str, errors: dict[str, str], *, limit: int, required: bool = False) -> str | None:
     value = body.get(key)
-    if value is None:
+    if value is None or (value == '' and not required):  # an empty optional field is a missing one
         if required:
             errors[key] = 'required'
         return None

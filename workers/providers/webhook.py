@@ -69,14 +69,14 @@ class WebhookProvider:
                 if isinstance(item, dict) and 'request_id' in item]  # fmt: skip
 
     def _call(self, action: str, request: AccessRequest, settings: dict[str, Any], *, expires_at: float | None) -> Any:
+        user: dict[str, str | None] = {'slack_id': request.requester.slack_id, 'email': request.requester.email}
+        if request.requester.pipeline:  # a pipeline has neither: the target learns which one asked
+            user['pipeline'] = request.requester.pipeline
         payload = {
-            'action': action, 'request_id': request.id,
-            'user': {'slack_id': request.requester.slack_id, 'email': request.requester.email},
+            'action': action, 'request_id': request.id, 'user': user,
             'resource': request.resource, 'role': request.role, 'expires_at': _rfc3339(expires_at),
             'reason': request.reason,
         }  # fmt: skip
-        if request.requester.pipeline:  # a pipeline has neither: the target learns which one asked
-            payload['user']['pipeline'] = request.requester.pipeline
         return self._post(action, payload, settings)
 
     def _post(self, action: str, payload: dict[str, Any], settings: dict[str, Any]) -> Any:
