@@ -7,6 +7,7 @@ Slack); the worker grants through the webhook; the pipeline reads its sealed det
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from typing import Any
@@ -19,6 +20,7 @@ from bot.core.model import RequestStatus
 from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
 from tests.e2e.test_request_flow import approval_copy
 from tests.support.processes import launch_jit, wait_until
+from tests.test_openapi import DOC, conforms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 S = RequestStatus
@@ -45,8 +47,19 @@ PIPELINE_RULES = """\
 """
 
 
+def _operation(method: str, path: str) -> str | None:
+    """The OpenAPI path template a call goes to, or None for a route the document does not have."""
+    for template, shape in (('/requests', r'/api/v1/requests'), ('/requests/{id}', r'/api/v1/requests/[^/]+'),
+                            ('/requests/{id}/release', r'/api/v1/requests/[^/]+/release'),
+                            ('/openapi.json', r'/api/v1/openapi\.json')):  # fmt: skip
+        if re.fullmatch(shape, path) and method.lower() in DOC['paths'][template]:
+            return template
+    return None
+
+
 class Api:
-    """A bare HTTP client, as a pipeline without jit installed would have (urllib, JSON)."""
+    """A bare HTTP client, as a pipeline without jit installed would have (urllib, JSON); every answer to a
+    documented operation is checked against the OpenAPI document."""
 
     def __init__(self, base: str, token: str | None) -> None:
         self.base, self.token = base, token
@@ -61,9 +74,13 @@ class Api:
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=sent)
         try:
             with urllib.request.urlopen(req, timeout=10) as answer:
-                return answer.status, json.loads(answer.read() or b'{}'), dict(answer.headers)
+                status, got, headers = answer.status, json.loads(answer.read() or b'{}'), dict(answer.headers)
         except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b'{}'), dict(err.headers)
+            status, got, headers = err.code, json.loads(err.read() or b'{}'), dict(err.headers)
+        template = _operation(method, path)
+        if template is not None:
+            conforms(template, method, status, got)
+        return status, got, headers
 
     def status(self, request_id: str) -> str:
         return str(self.call('GET', f'/api/v1/requests/{request_id}')[1].get('status'))
