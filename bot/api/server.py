@@ -135,11 +135,20 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(413, f'body too large (at most {MAX_BODY} bytes)')
     try:
         body = json.loads(raw.decode('utf-8'))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: arrays nested ~1,000 deep
         raise ApiError(400, 'the body is not JSON') from None
     if not isinstance(body, dict):
         raise ApiError(400, 'the body must be a JSON object')
     return body
+
+
+def _utf8(text: str) -> bool:
+    """False for a string JSON can carry but UTF-8 cannot (a lone surrogate such as ``\\ud800``)."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(body: dict[str, Any], key: str, errors: dict[str, str], *, limit: int, required: bool = False) -> str | None:
@@ -148,7 +157,7 @@ def _text(body: dict[str, Any], key: str, errors: dict[str, str], *, limit: int,
         if required:
             errors[key] = 'required'
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit or '\x00' in value:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or '\x00' in value or not _utf8(value):
         errors[key] = f'must be a non-empty string of at most {limit} characters'
         return None
     return value.strip()
@@ -181,7 +190,7 @@ def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
             errors['context'] = 'must be an object of at most 20 names'
         elif not all(isinstance(k, str) and _CONTEXT_KEY.fullmatch(k) for k in context):
             errors['context'] = 'names must be 1-64 of A-Z a-z 0-9 _ . -'
-        elif not all(isinstance(v, str) and len(v) <= 200 for v in context.values()):
+        elif not all(isinstance(v, str) and len(v) <= 200 and _utf8(v) for v in context.values()):
             errors['context'] = 'values must be strings of at most 200 characters'
     key = body.get('public_key')
     if key is not None:
@@ -276,7 +285,7 @@ def create_api_app(deps: Deps) -> web.Application:
     app[TOKENS] = deps.settings.api_tokens
     api = Api(deps)
     app.router.add_post('/requests', api.file)
-    app.router.add_get('/requests/{id}', api.show)
+    app.router.add_get('/requests/{id}', api.show, allow_head=False)  # a HEAD must not take the one-time details
     app.router.add_post('/requests/{id}/release', api.release)
     app.router.add_get('/openapi.json', api.openapi)
     return app

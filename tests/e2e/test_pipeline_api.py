@@ -130,6 +130,11 @@ def test_details_box_opens_only_with_the_pipelines_key(jit, webhook, store, redi
     assert status == 201, filed
     request_id = filed['id']
     wait_until(lambda: store.get(request_id).status is S.ACTIVE, timeout=15, what='the grant')
+    head = urllib.request.Request(f'{jit.url}/api/v1/requests/{request_id}', method='HEAD',
+                                  headers={'Authorization': f'Bearer {DEPLOY_TOKEN}'})  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(head, timeout=10)
+    assert refused.value.code == 405  # a HEAD must not take the one-time details
     status, shown, _ = api.call('GET', f'/api/v1/requests/{request_id}')
     assert status == 200 and shown['status'] == 'active' and shown['expires_at'].endswith('Z')
     assert me.open(shown['details'], request_id=request_id) == {'password': SECRET_DETAIL}
@@ -223,6 +228,9 @@ def test_bad_tokens_and_bad_bodies_are_refused_and_change_nothing(jit, store, re
         assert status == 400 and field in answer['errors'], (bad, answer)
     assert api.call('POST', '/api/v1/requests', raw=b'{"resource": "demo-')[0] == 400
     assert api.call('POST', '/api/v1/requests', raw=b'[]')[0] == 400
+    assert api.call('POST', '/api/v1/requests', raw=b'[' * 5000 + b']' * 5000)[0] == 400  # was a 500
+    lone_surrogate = b'{"resource": "demo-app", "role": "deploy", "reason": "\\ud800"}'
+    assert api.call('POST', '/api/v1/requests', raw=lone_surrogate)[0] == 400  # was a 500
     assert api.call('POST', '/api/v1/requests', body, headers={'Content-Type': 'text/plain'})[0] == 415
     assert api.call('POST', '/api/v1/requests', raw=b'{"reason": "' + b'a' * 20000 + b'"}')[0] == 413
     assert api.call('GET', '/api/v1/requests/../../slack/events')[0] == 404
