@@ -1,7 +1,7 @@
 """The edge fuzz of ``tests/fuzz`` at a larger count, against a real ``jit serve`` + ``jit worker``: a table.
 
 Run: ``python -m bench.edge_fuzz [COUNT]`` (default 20,000; half signed, half unsigned or wrongly signed).
-Needs Redis; uses database 7 (``JIT_FUZZ_REDIS_URL``) and flushes it. Prints what was sent, the answers by
+Needs redis-server; starts one of its own. Prints what was sent, the answers by
 status and signing, by kind, latencies, and every violation of product.md §7 it saw (a 5xx, an unsigned
 request not refused as it should be, a Redis change from an unsigned request, a traceback in the log).
 """

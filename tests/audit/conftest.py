@@ -12,7 +12,6 @@ digest_key  an Ed25519 key pair: ``(private key, path of its private PEM, path o
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +23,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.audit.seed import Jit, seed_november
+from tests.support.redis_server import own_redis_url
 
-REDIS_URL = os.environ.get('JIT_AUDIT_TEST_REDIS_URL', 'redis://127.0.0.1:6379/8')
+REDIS_URL = own_redis_url(8)
 #: The hypothesis machine's database: each example has a prefix of its own there.
-MACHINE_REDIS_URL = os.environ.get('JIT_AUDIT_MACHINE_REDIS_URL', 'redis://127.0.0.1:6379/9')
+MACHINE_REDIS_URL = own_redis_url(9)
 
 
 def cli(*argv: str) -> int:

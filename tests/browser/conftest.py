@@ -27,9 +27,10 @@ import pytest
 import redis
 
 from tests.support.processes import free_port, stop_process_group
+from tests.support.redis_server import own_redis_url
 
 #: The tests' own Redis database; the sandbox gets it as REDIS_URL, so it starts no embedded Redis.
-REDIS_URL = os.environ.get('JIT_TEST_BROWSER_REDIS_URL', 'redis://127.0.0.1:6379/6')
+REDIS_URL = own_redis_url(6)
 #: Seconds `jit sandbox` gets to print its URL (Redis, local Slack, `jit serve`, `jit worker`).
 START_TIMEOUT = 40.0
 

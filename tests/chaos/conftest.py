@@ -2,7 +2,7 @@
 
 Adapted from ``tests/e2e/conftest.py``. Differences:
 
-    redis_url      Redis database 11, another per xdist worker (``JIT_CHAOS_REDIS_URL``), flushed around each case
+    redis_url      database 11 of this test process's own Redis server, flushed around each case
     slack, webhook shared by the whole chaos session (started once); ``webhook.reset()`` per case
     start_jit      a factory: ``start_jit(redis_url, **env)`` starts ``jit serve`` + ``jit worker`` against any Redis
     private_redis  a redis-server of the test's own (AOF on, no snapshots), which the test may SHUTDOWN and restart
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import redis
@@ -29,12 +27,12 @@ from bot.deps import SystemClock
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.webhook_target import WebhookTarget
 from bot.sandbox.workspace import seed_workspace
-from tests.support.processes import JitProcesses, free_port, launch_jit, wait_until
-from tests.support.redis_dbs import CHAOS_DBS, per_worker
+from tests.support.processes import JitProcesses, launch_jit, wait_until
+from tests.support.redis_server import RedisServer, own_redis_url
 
 SIGNING_SECRET = 'chaos-signing-secret'
 WEBHOOK_SECRET = 'chaos-webhook-secret'
-CHAOS_REDIS_URL = per_worker('JIT_CHAOS_REDIS_URL', CHAOS_DBS)
+CHAOS_REDIS_URL = own_redis_url(11)
 ALEX, DANA, SAM, SEC = 'U0ALEX', 'U0DANA', 'U0SAM', 'U0SEC'
 S = RequestStatus
 ENDED = (S.REVOKED, S.FAILED)
@@ -121,62 +119,13 @@ def _start_jit(tmp_path, slack, webhook, request):
             print(procs.dump_logs())
 
 
-@dataclass
-class PrivateRedis:
-    """A redis-server of one test's own: AOF every second, no RDB snapshots, restartable on the same dir."""
-
-    dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f'redis://127.0.0.1:{self.port}/0'
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host='127.0.0.1', port=self.port, socket_timeout=5)
-
-    def start(self) -> None:
-        log = open(self.dir / 'redis.log', 'ab')  # noqa: SIM115 - kept open for the process
-        self.proc = subprocess.Popen(
-            [shutil.which('redis-server') or 'redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
-             '--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', str(self.dir), '--save', '',
-             '--maxmemory-policy', 'noeviction', '--protected-mode', 'no'],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-        def up() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, (self.dir / 'redis.log').read_text()
-            try:
-                return bool(self.client().ping())
-            except redis.RedisError:
-                return False
-
-        wait_until(up, timeout=15, what='private redis-server')
-
-    def shutdown(self) -> None:
-        """``SHUTDOWN`` (no SAVE/NOSAVE: with ``--save ''`` no snapshot is written; the AOF is flushed)."""
-        assert self.proc is not None
-        self.client().shutdown(nosave=False)
-        self.proc.wait(15)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 @pytest.fixture(name='private_redis')
 def _private_redis(tmp_path):
     if shutil.which('redis-server') is None:
         pytest.skip('redis-server is not on PATH')
     data = tmp_path / 'redis-data'
     data.mkdir()
-    server = PrivateRedis(data)
+    server = RedisServer(data)
     server.start()
     yield server
     server.stop()

@@ -1,7 +1,7 @@
 """End-to-end fixtures: a real Redis, the local Slack, a real webhook receiver, real jit processes.
 
 Fixtures:
-    redis_url      a Redis database of the tests' own (``JIT_TEST_REDIS_URL``, db 13 or one per xdist worker), flushed
+    redis_url      database 13 of this test process's own Redis server (``tests/support/redis_server.py``), flushed
     transport      "http" (signed requests to /slack/events), or also "socket" (Socket Mode envelopes)
                    for tests marked ``both_transports``: the same scenario runs over both (``socket_only``: just
                    Socket Mode)
@@ -22,7 +22,7 @@ from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.webhook_target import WebhookTarget
 from bot.sandbox.workspace import seed_workspace
 from tests.support.processes import launch_jit
-from tests.support.redis_dbs import E2E_DBS, per_worker
+from tests.support.redis_server import own_redis_url
 
 SIGNING_SECRET = 'e2e-signing-secret'
 WEBHOOK_SECRET = 'e2e-webhook-secret'
@@ -61,7 +61,7 @@ requests:
 
 @pytest.fixture(name='redis_url')
 def _redis_url():
-    url = per_worker('JIT_TEST_REDIS_URL', E2E_DBS)
+    url = own_redis_url(13)
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

@@ -10,7 +10,6 @@ with the certificate from the DM); at the expiry jit revokes each, and each stop
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import textwrap
@@ -33,12 +32,13 @@ from tests.providers.conftest_postgres import (  # noqa: F401 (fixtures, used by
 )
 from tests.providers.sshd_server import SSHD, SshdServer
 from tests.support.processes import launch_jit, wait_until
+from tests.support.redis_server import own_redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres, pytest.mark.aws,
               pytest.mark.sshd]  # fmt: skip
 
 SIGNING_SECRET = 'providers-e2e-secret'
-REDIS_URL = os.environ.get('JIT_PROVIDERS_E2E_REDIS_URL', 'redis://127.0.0.1:6379/5')
+REDIS_URL = own_redis_url(5)
 ALEX, SAM = 'U0ALEX', 'U0SAM'
 ACCOUNT = '111122223333'
 S = RequestStatus

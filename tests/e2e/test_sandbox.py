@@ -21,9 +21,10 @@ import pytest
 import redis
 
 from tests.support.processes import free_port, stop_process_group, wait_until
+from tests.support.redis_server import own_redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
-REDIS_URL = 'redis://127.0.0.1:6379/14'
+REDIS_URL = own_redis_url(14)
 ALEX, SAM = 'U0ALEX', 'U0SAM'
 
 

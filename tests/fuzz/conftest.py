@@ -2,7 +2,7 @@
 
 Adapted from ``tests/e2e/conftest.py`` (same policy, same local Slack and webhook target). Differences:
 
-    fuzz_redis_url  Redis database 7 (``JIT_FUZZ_REDIS_URL``), flushed before and after each test
+    fuzz_redis_url  database 7 of this test process's own Redis server, flushed before and after each test
     edge            fresh processes per test (so one test's filed requests cannot move the state another
                     test watches), plus an :class:`~tests.fuzz.edge.EdgeClient` that records the figures
 """

@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -39,9 +38,10 @@ import redis
 from hypothesis import strategies as st
 
 from tests.support.processes import JitProcesses
+from tests.support.redis_server import own_redis_url
 
 #: The tests' own Redis database; flushed before and after.
-FUZZ_REDIS_URL = os.environ.get('JIT_FUZZ_REDIS_URL', 'redis://127.0.0.1:6379/7')
+FUZZ_REDIS_URL = own_redis_url(7)
 FORM = 'application/x-www-form-urlencoded'
 JSON_TYPE = 'application/json'
 USERS = ['U0ALEX', 'U0DANA', 'U0SAM', 'U0SEC', 'U0EVE', 'U0GUEST', 'U0OTHER', 'U0NOBODY', 'USLACKBOT']

@@ -3,7 +3,7 @@
 product.md §7: a bad or stale signature is a 401; missing or malformed signature headers and bodies that
 are not what Slack sends are a 400 (an oversize body a 413); nothing a client sends yields a 5xx; user
 mistakes are a 200 with an ephemeral text. The web process is a real subprocess with a real worker beside
-it on Redis database 7 (``JIT_FUZZ_REDIS_URL``), the Slack it talks to is the local one (``bot/sandbox``).
+it on database 7 of this test process's own Redis server, the Slack it talks to is the local one (``bot/sandbox``).
 Each test prints a ``FIGURES`` line: bodies sent, by status, by signing and by kind; latencies.
 Larger runs with a table: ``python -m bench.edge_fuzz``.
 """

@@ -32,6 +32,7 @@ from tests.fuzz.edge import (
     view_submission,
 )
 from tests.support.processes import launch_jit
+from tests.support.redis_server import own_redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.slow]
 EXAMPLES = int(os.environ.get('JIT_SOCKET_FUZZ_EXAMPLES', '600'))
@@ -58,7 +59,7 @@ def _socket_slack():
 
 def test_generated_envelopes_are_all_acked_in_time_without_an_error(tmp_path, socket_slack):
     # Database 7 is the HTTP fuzz's; the two tests run one after the other (same xdist group).
-    url = os.environ.get('JIT_FUZZ_REDIS_URL', 'redis://127.0.0.1:6379/7')
+    url = own_redis_url(7)
     redis.Redis.from_url(url).flushdb()
     procs = launch_jit(tmp_path, slack=socket_slack, signing_secret=SIGNING_SECRET, redis_url=url, policy=POLICY,
                        DEMO_WEBHOOK_URL='http://127.0.0.1:9/', DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET,

@@ -6,7 +6,6 @@ Real Redis; the use cases wired by hand with a recording provider and queue (no 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import redis
@@ -19,6 +18,7 @@ from bot.usecases.decide_request import ApproveRequest
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM, SEC
+from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
 
@@ -42,7 +42,7 @@ class Recorder:
 
 @pytest.fixture(name='wired')
 def _wired():
-    client = redis.Redis.from_url(os.environ.get('JIT_TEST_REDIS_URL_2', 'redis://127.0.0.1:6379/12'),
+    client = redis.Redis.from_url(own_redis_url(12),
                                   decode_responses=True)  # fmt: skip
     client.flushdb()
     store, rec, clock = RedisStore(client, clock=SystemClock()), Recorder(), SystemClock()
@@ -88,7 +88,7 @@ def test_policy_that_no_longer_allows_it_fails_closed(wired):
 
 def test_break_glass_is_approved_at_once_and_said_loudly():
     """A break_glass rule approves the requester's own request, and records `breakglass.used` for the alarm."""
-    client = redis.Redis.from_url(os.environ.get('JIT_TEST_REDIS_URL_2', 'redis://127.0.0.1:6379/12'),
+    client = redis.Redis.from_url(own_redis_url(12),
                                   decode_responses=True)  # fmt: skip
     client.flushdb()
     try:

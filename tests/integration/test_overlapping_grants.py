@@ -9,7 +9,6 @@ that keeps a membership set, as an IAM group does.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -26,10 +25,11 @@ from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
+from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
 S = RequestStatus
-URL = os.environ.get('JIT_TEST_REDIS_URL_2', 'redis://127.0.0.1:6379/12')
+URL = own_redis_url(12)
 
 
 class Group:

@@ -13,6 +13,7 @@ from bot.adapters.policy_source import PolicySource
 from bot.adapters.redis_store import RedisStore
 from bot.deps import SystemClock
 from bot.usecases.record_policy import RecordPolicyChange
+from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
 GOOD = 'resources:\n  demo: {provider: webhook, roles: [read]}\nrequests:\n  - name: all\n    approvers: [U0SAM]\n'
@@ -28,7 +29,7 @@ class RecordingQueue:
 
 @pytest.fixture(name='store')
 def _store():
-    client = redis.Redis.from_url(os.environ.get('JIT_TEST_REDIS_URL_2', 'redis://127.0.0.1:6379/12'),
+    client = redis.Redis.from_url(own_redis_url(12),
                                   decode_responses=True)  # fmt: skip
     client.flushdb()
     yield RedisStore(client, clock=SystemClock())

@@ -7,8 +7,6 @@ server; here the rule, the window and the bookkeeping are pinned down.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import redis
 
@@ -22,10 +20,11 @@ from bot.usecases.revoke_idle import DEFAULT_IDLE_WINDOW, RevokeIdle
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
 from tests.integration.test_grant_recovery import Clock
+from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
 S = RequestStatus
-URL = os.environ.get('JIT_TEST_REDIS_URL_2', 'redis://127.0.0.1:6379/12')
+URL = own_redis_url(12)
 
 
 class Sessions:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -12,9 +11,10 @@ from bot.adapters.redis_store import RedisStore
 from bot.deps import SystemClock
 from bot.usecases.ssh_keys import BadSshKey, SshKeys, fingerprint, parse_public_key
 from tests.core.policy_fixtures import ALEX
+from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
-URL = os.environ.get('JIT_TEST_REDIS_URL_2', 'redis://127.0.0.1:6379/12')
+URL = own_redis_url(12)
 
 
 def _keygen(tmp_path, kind: str, bits: str = '') -> tuple[str, str]:

@@ -9,11 +9,11 @@ import uuid
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from bot.core.errors import PermanentProviderError, TransientProviderError
 from bot.core.model import AccessRequest, Principal
 from tests.providers.aws_server import REGION, blank_aws_env, moto_server
+from tests.support.botocore_stubs import ModelStubber
 from workers.providers.aws_sso import AwsSsoProvider
 
 pytestmark = pytest.mark.aws
@@ -151,7 +151,7 @@ def _stubbed():
     """Stubbed sso-admin and identitystore clients, the identity lookup already queued; a fake clock."""
     clients = {s: boto3.client(s, region_name=REGION, aws_access_key_id='testing', aws_secret_access_key='testing')
                for s in ('sso-admin', 'identitystore')}  # fmt: skip
-    stubs = {s: Stubber(c) for s, c in clients.items()}
+    stubs = {s: ModelStubber(c) for s, c in clients.items()}
     stubs['identitystore'].add_response('get_user_id', {'UserId': USER_ID, 'IdentityStoreId': STORE})
     clock = Clock()
     provider = AwsSsoProvider(client_factory=lambda service, conf: clients[service], poll_timeout=60,

@@ -48,12 +48,13 @@ from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, DANA, EVE, POLICY_YAML, SAM, SEC, SEC2, policy
+from tests.support.redis_server import own_redis_url
 from workers.sweeper import GRACE
 
 pytestmark = pytest.mark.redis
 
 S = RequestStatus
-REDIS_URL = os.environ.get('JIT_STATEFUL_REDIS_URL', 'redis://127.0.0.1:6379/10')
+REDIS_URL = own_redis_url(10)
 START = 1_700_000_000.0
 
 #: Audit events that are a transition of a request; anything else must be an alert.
