@@ -3,11 +3,15 @@
 Fixtures:
     pg_server (session): a superuser on a server with ``scram-sha-256`` authentication. Its own cluster
         (``initdb`` + ``pg_ctl`` from ``/usr/lib/postgresql/<version>/bin``, as the ``postgres`` OS user when
-        run as root) on a free port of 127.0.0.1, with ``log_statement = all``; stopped and deleted at the end.
+        run as root) on a free port of 127.0.0.1, with ``log_statement = all`` and prepared transactions on;
+        stopped and deleted at the end.
         With ``JIT_TEST_POSTGRES_DSN`` set (a superuser DSN of a throwaway server) that server is used instead.
     pg_env (session): on that server, the databases ``jit_provider_test`` and ``jit_provider_test2``, the
         roles ``analytics_read``, ``billing_read`` and ``scratch_write`` with what they may read and write, and
         the least-privilege admin role ``jitadmin`` created with the SQL of ``docs/providers/postgres.md``.
+        ``scratch_write`` may create: in the schema ``scratch`` and (as PostgreSQL <= 14 lets everyone) in
+        ``public`` of both databases, and schemas in ``jit_provider_test2``; it may insert into and put
+        triggers on ``scratch.shared``, a table the superuser owns.
         Everything is dropped at the end (and first, so a crashed run does not get in the way).
 
 The local server of the machine uses trust authentication, which would make "login refused" meaningless:
@@ -99,7 +103,10 @@ def _own_cluster(tmp: Path, bindir: Path) -> tuple[PgServer, list[str]]:
                     '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync'], check=True, capture_output=True)  # fmt: skip
     (data / 'pg_hba.conf').write_text('local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n')
     port = _free_port()
-    opts = f'-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c log_statement=all -c fsync=off'
+    opts = (
+        f'-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c log_statement=all -c fsync=off'
+        ' -c max_prepared_transactions=4'
+    )
     ctl = [*as_user, str(bindir / 'pg_ctl'), '-D', str(data), '-l', str(log)]
     subprocess.run([*ctl, '-w', '-t', '30', '-o', opts, 'start'], check=True, capture_output=True)
     return PgServer('127.0.0.1', port, 'postgres', password, log), [*ctl, '-m', 'immediate', 'stop']
@@ -171,9 +178,13 @@ def _pg_env(pg_server: PgServer) -> Iterator[PgEnv]:
             GRANT SELECT ON billing.invoices TO billing_read;
             CREATE SCHEMA scratch;
             GRANT USAGE, CREATE ON SCHEMA scratch TO scratch_write;
+            CREATE TABLE scratch.shared (x int);
+            GRANT INSERT, TRIGGER ON scratch.shared TO scratch_write;
+            GRANT CREATE ON SCHEMA public TO scratch_write;
         """)
     with pg_server.connect(DB2) as su:
         su.execute('GRANT CREATE ON SCHEMA public TO scratch_write')
+        su.execute(sql.SQL('GRANT CREATE ON DATABASE {} TO scratch_write').format(sql.Identifier(DB2)))
     try:
         yield PgEnv(pg_server, admin_password)
     finally:

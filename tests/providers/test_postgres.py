@@ -6,19 +6,25 @@ grant and after it.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
 import secrets
+import textwrap
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from structlog.testing import capture_logs
 
 from bot.core.errors import PermanentProviderError, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest, RequestStatus
+from bot.policy_tools.validate import add_arguments, run
 from tests.core.policy_fixtures import ALEX
 from tests.providers.conftest_postgres import (  # noqa: F401 (fixtures, used by name)
     ADMIN,
@@ -265,25 +271,239 @@ def test_last_used_is_now_while_a_session_is_open(
     assert provider.last_used(request, settings=settings, params=READ) is None
 
 
-def test_revoke_hands_what_the_role_created_to_the_admin_in_every_database(
+WRITE = {'grant': ['analytics_read', 'scratch_write']}
+
+
+def owned_by(pg_env: PgEnv, role: str) -> list[tuple[str, str, int]]:
+    """(database, catalog, OID) of everything ``role`` owns, in every database of the cluster (pg_shdepend)."""
+    with pg_env.su() as su:
+        return [(str(db), str(cat), int(oid)) for db, cat, oid in su.execute(
+            "SELECT coalesce(d.datname, '<shared>'), s.classid::regclass::text, s.objid FROM pg_shdepend s"
+            ' LEFT JOIN pg_database d ON d.oid = s.dbid JOIN pg_roles r ON r.oid = s.refobjid'
+            " WHERE s.refclassid = 'pg_authid'::regclass AND s.deptype = 'o' AND r.rolname = %s ORDER BY 1, 2, 3",
+            [role])]  # fmt: skip
+
+
+def role_names(pg_env: PgEnv) -> set[str]:
+    with pg_env.su() as su:
+        return {r for (r,) in su.execute('SELECT rolname FROM pg_roles')}
+
+
+def drop_roles(pg_env: PgEnv, *roles: str) -> None:
+    with pg_env.su() as su:
+        for role in roles:
+            su.execute(sql.SQL('DROP ROLE IF EXISTS {}').format(sql.Identifier(role)))
+
+
+def runs_programs(pg_env: PgEnv, role: str, password: str) -> bool:
+    """Whether ``role`` logs in with ``password`` and runs a program on the server (``COPY ... TO PROGRAM``)."""
+    try:
+        with pg_env.server.connect(DB, user=role, password=password) as conn:
+            conn.execute("COPY (SELECT 1) TO PROGRAM 'true'")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def test_a_security_definer_function_a_grantee_leaves_is_no_backdoor_for_the_next_grantee(
     pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
 ) -> None:
-    """Tables the grantee created, here and in another database, do not block the drop: the admin owns them."""
+    """Grant A creates a SECURITY DEFINER function; revoke A; grant B calls it to make a login of its own in
+    pg_execute_server_program and the granted roles. Revoke A leaves nothing to call (the admin owns nothing),
+    the login is never made, and once B is revoked no role is left behind."""
+    backdoor, password = f'evil_{secrets.token_hex(3)}', secrets.token_urlsafe(12)
+    before = role_names(pg_env)
+    first, second = make_request(), make_request()
+    try:
+        with login(pg_env, provider.grant(first, settings=settings, params=WRITE)) as conn:
+            conn.execute("""
+                CREATE FUNCTION scratch.helper(who text, pw text) RETURNS text
+                LANGUAGE plpgsql SECURITY DEFINER AS $$
+                BEGIN
+                    EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L'
+                                   ' IN ROLE pg_execute_server_program, analytics_read, scratch_write', who, pw);
+                    RETURN current_user;
+                END $$""")
+        provider.revoke(first, settings=settings, params=WRITE)
+        left_to_admin = owned_by(pg_env, ADMIN)
+        ran_as: object = None
+        details = provider.grant(second, settings=settings, params=WRITE)
+        # UndefinedFunction: revoke A dropped it, there is nothing to call.
+        with login(pg_env, details) as conn, contextlib.suppress(psycopg.errors.UndefinedFunction):
+            ran_as = conn.execute('SELECT scratch.helper(%s, %s)', [backdoor, password]).fetchone()
+        provider.revoke(second, settings=settings, params=WRITE)
+        escalated = runs_programs(pg_env, backdoor, password)
+        assert (left_to_admin, ran_as, escalated) == ([], None, False)
+        assert role_names(pg_env) == before
+        assert owned_by(pg_env, ADMIN) == []
+    finally:
+        drop_roles(pg_env, backdoor)
+        with pg_env.su() as su:
+            su.execute('DROP FUNCTION IF EXISTS scratch.helper(text, text)')
+
+
+def test_a_trigger_a_grantee_puts_on_someone_elses_table_does_not_outlive_the_revoke(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """A trigger on the superuser's table (TRIGGER privilege) runs the grantee's function as whoever inserts:
+    after revoke neither the trigger nor its function is left, so a superuser's insert creates no superuser."""
+    backdoor = f'evil_{secrets.token_hex(3)}'
     request = make_request()
-    details = provider.grant(request, settings=settings, params={'grant': ['analytics_read', 'scratch_write']})
-    table = f'notes_{request.id[2:]}'
+    try:
+        with login(pg_env, provider.grant(request, settings=settings, params=WRITE)) as conn:
+            conn.execute(f"""
+                CREATE FUNCTION scratch.trap() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF current_setting('is_superuser') = 'on' THEN
+                        CREATE ROLE {backdoor} LOGIN SUPERUSER PASSWORD 'x';
+                    END IF;
+                    RETURN NULL;
+                END $$;
+                CREATE TRIGGER trap AFTER INSERT ON scratch.shared FOR EACH ROW EXECUTE FUNCTION scratch.trap();
+            """)
+        provider.revoke(request, settings=settings, params=WRITE)
+        with pg_env.su() as su:
+            su.execute('INSERT INTO scratch.shared VALUES (1)')
+            triggers = su.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'scratch.shared'::regclass").fetchall()
+        assert (triggers, backdoor in role_names(pg_env)) == ([], False)
+        assert owned_by(pg_env, ADMIN) == []
+    finally:
+        drop_roles(pg_env, backdoor)
+        with pg_env.su() as su:
+            su.execute(
+                'DROP TRIGGER IF EXISTS trap ON scratch.shared; DROP FUNCTION IF EXISTS scratch.trap();'
+                ' TRUNCATE scratch.shared'
+            )
+
+
+def test_an_operator_a_grantee_plants_in_public_never_runs_as_the_admin(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """Where the grantee may create in ``public`` (every role may, on PostgreSQL <= 14), an ``=`` for the types of
+    the admin's query parameters would catch the admin's own queries: jit's connection resolves pg_catalog only."""
+    backdoor = f'evil_{secrets.token_hex(3)}'
+    request = make_request()
+    body = f"""
+        BEGIN
+            IF current_user = '{ADMIN}' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{backdoor}') THEN
+                CREATE ROLE {backdoor} LOGIN PASSWORD 'x' IN ROLE pg_execute_server_program;
+            END IF;
+            RETURN a = b::bigint::oid;
+        END"""
+    try:
+        with login(pg_env, provider.grant(request, settings=settings, params=WRITE)) as conn:
+            for kind in ('smallint', 'integer', 'bigint'):
+                conn.execute(
+                    f'CREATE FUNCTION public.trojan(a oid, b {kind}) RETURNS boolean LANGUAGE plpgsql AS $${body}$$'
+                )
+                conn.execute(f'CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = {kind}, FUNCTION = public.trojan)')
+        provider.extend(request, settings=settings, params=WRITE)
+        provider.grant(request, settings=settings, params=WRITE)  # a retried grant reads the memberships
+        provider.last_used(request, settings=settings, params=WRITE)
+        provider.revoke(request, settings=settings, params=WRITE)
+        assert backdoor not in role_names(pg_env)
+        assert owned_by(pg_env, ADMIN) == []
+    finally:
+        drop_roles(pg_env, backdoor)
+        with pg_env.su() as su:
+            for kind in ('smallint', 'integer', 'bigint'):
+                su.execute(
+                    f'DROP OPERATOR IF EXISTS public.= (oid, {kind});'
+                    f' DROP FUNCTION IF EXISTS public.trojan(oid, {kind})'
+                )
+
+
+def test_revoke_drops_what_the_role_created_in_every_database(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """Whatever the login owns (here and in another database) is dropped, with what was built on it: nothing is
+    handed to the admin, nothing blocks the drop, nothing is left to run or read with anyone's rights."""
+    request = make_request()
+    details = provider.grant(request, settings=settings, params=WRITE)
+    role = str(details['user'])
     with login(pg_env, details) as conn:
-        conn.execute(f'CREATE TABLE scratch.{table} (x int)')
+        conn.execute("""
+            CREATE TABLE scratch.notes (x int);
+            CREATE VIEW scratch.leak WITH (security_barrier) AS SELECT * FROM analytics.events;
+            GRANT SELECT ON scratch.leak TO PUBLIC;
+            CREATE SEQUENCE scratch.counter;
+            CREATE TYPE scratch.mood AS ENUM ('ok');
+            CREATE DOMAIN scratch.positive AS int CHECK (VALUE > 0);
+            CREATE FUNCTION scratch.f() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1';
+            CREATE PROCEDURE scratch.p() LANGUAGE sql SECURITY DEFINER AS 'SELECT 1';
+            CREATE AGGREGATE scratch.agg(int) (SFUNC = int4pl, STYPE = int);
+            ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO PUBLIC;
+            SELECT lo_create(0);
+        """)
     with login(pg_env, details, DB2) as conn:
-        conn.execute(f'CREATE TABLE public.{table} (x int)')
+        conn.execute("""
+            CREATE SCHEMA mine;
+            CREATE TABLE mine.t (x int);
+            CREATE TABLE public.notes (x int);
+            CREATE FUNCTION public.g() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1';
+        """)
+    with pg_env.su(DB2) as su:
+        if su.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hstore'").fetchone():
+            with login(pg_env, details, DB2) as conn:  # a trusted extension: its members belong to the superuser
+                conn.execute('CREATE EXTENSION hstore SCHEMA mine')
+    with pg_env.su() as su:  # someone else builds on the grantee's table: it goes with it, and the log says so
+        su.execute('CREATE VIEW scratch.on_top AS SELECT * FROM scratch.notes')
+    assert len(owned_by(pg_env, role)) >= 12
+    with capture_logs() as logs:
+        provider.revoke(request, settings=settings, params={})
+    assert [(e['database'], e['dropped']) for e in logs if e['event'] == 'postgres.dropped_dependents'] == [
+        (DB, ['drop cascades to view scratch.on_top'])]  # fmt: skip
+    assert role_row(pg_env, role) is None
+    assert owned_by(pg_env, ADMIN) == []
+    with pg_env.su() as su:
+        left = su.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'scratch'::regnamespace AND c.relname <> 'shared'"
+            " UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'scratch'::regnamespace"
+            " UNION ALL SELECT typname FROM pg_type WHERE typnamespace = 'scratch'::regnamespace"
+            " AND typname NOT IN ('shared', '_shared')"
+            ' UNION ALL SELECT oid::text FROM pg_largeobject_metadata'
+            ' UNION ALL SELECT defaclrole::regrole::text FROM pg_default_acl'
+        ).fetchall()
+    with pg_env.su(DB2) as su:
+        left += su.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = 'mine' UNION ALL SELECT extname FROM pg_extension"
+            " WHERE extname <> 'plpgsql'"
+            " UNION ALL SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+        ).fetchall()
+    assert left == []
+
+
+def test_a_revoke_that_cannot_finish_still_leaves_nothing_usable(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """The admin may not reach a database where the grantee left a function: revoke fails (and is retried), but
+    the role has already lost its login and every granted role, so what it left runs with no granted rights."""
+    request = make_request()
+    details = provider.grant(request, settings=settings, params=WRITE)
+    role = str(details['user'])
+    with login(pg_env, details, DB2) as conn:
+        conn.execute("CREATE FUNCTION public.h() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'")
+    with pg_env.su() as su:
+        su.execute(f'REVOKE CONNECT ON DATABASE {DB2} FROM PUBLIC')
+    try:
+        with pytest.raises(ProviderError):
+            provider.revoke(request, settings=settings, params={})
+        with pg_env.su() as su:
+            memberships = su.execute(
+                'SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid'
+                ' JOIN pg_roles g ON g.oid = m.member WHERE g.rolname = %s', [role]).fetchall()  # fmt: skip
+        row = role_row(pg_env, role)
+        assert row is not None
+        assert (row[0], memberships) == (False, [])
+        with pytest.raises(psycopg.OperationalError):
+            login(pg_env, details)
+    finally:
+        with pg_env.su() as su:
+            su.execute(f'GRANT CONNECT ON DATABASE {DB2} TO PUBLIC')
     provider.revoke(request, settings=settings, params={})
-    assert role_row(pg_env, str(details['user'])) is None
-    for dbname, schema in ((DB, 'scratch'), (DB2, 'public')):
-        with pg_env.su(dbname) as su:
-            owner = su.execute('SELECT tableowner FROM pg_tables WHERE schemaname = %s AND tablename = %s',
-                               [schema, table]).fetchone()  # fmt: skip
-            su.execute(f'DROP TABLE {schema}.{table}')
-        assert owner == (ADMIN,)
+    assert role_row(pg_env, role) is None
+    assert owned_by(pg_env, role) == []
 
 
 def test_unknown_grant_role_is_permanent_with_a_clear_message(
@@ -364,3 +584,117 @@ def test_valid_until_is_utc(
     ends = time.time() + 600
     details = provider.grant(make_request(expires_at=ends), settings=settings, params=READ)
     assert datetime.fromisoformat(str(details['valid_until'])) == datetime.fromtimestamp(ends, tz=UTC)
+
+
+def test_a_prepared_transaction_of_the_grantee_is_named_and_the_role_holds_nothing_meanwhile(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """A prepared transaction outlives the sessions and would hold the drop: revoke says which one a superuser
+    must roll back (the role has lost its login and granted roles already), and finishes once it is gone."""
+    with pg_env.su() as su:
+        if su.execute('SHOW max_prepared_transactions').fetchone() == ('0',):
+            pytest.skip('the server allows no prepared transactions')
+    request = make_request()
+    details = provider.grant(request, settings=settings, params=WRITE)
+    role, gid = str(details['user']), f'jit-test-{request.id}'
+    with login(pg_env, details) as conn:
+        conn.execute('BEGIN')
+        conn.execute('INSERT INTO scratch.shared VALUES (2)')
+        conn.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        with pytest.raises(PermanentProviderError, match=r'has 1 prepared transaction.*ROLLBACK PREPARED'):
+            provider.revoke(request, settings=settings, params={})
+        row = role_row(pg_env, role)
+        assert row is not None
+        assert row[0] is False
+        with pg_env.su() as su:
+            assert su.execute('SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.member'
+                              ' WHERE g.rolname = %s', [role]).fetchall() == []  # fmt: skip
+    finally:
+        with pg_env.su() as su:
+            su.execute(f"ROLLBACK PREPARED '{gid}'")
+    provider.revoke(request, settings=settings, params={})
+    assert role_row(pg_env, role) is None
+
+
+def test_check_target_warns_about_roles_that_may_create_and_grant_says_so(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """check_target names every schema and database where the granted roles may create, in every database, and
+    roles they can become whose doings last; a read-only role gets nothing. A grant that may create logs a
+    warning and tells the grantee that what the login creates is dropped; a read-only grant does neither."""
+    assert provider.check_target(settings=settings, params=READ) == []
+    found = provider.check_target(settings=settings, params={'grant': 'scratch_write'})
+    assert [code for code, _ in found] == ['target-create'] * 3
+    assert '`public`, `scratch` of database `jit_provider_test`:' in found[0][1]
+    assert '`public` of database `jit_provider_test2`:' in found[1][1]
+    assert 'may create schemas in database(s) `jit_provider_test2`' in found[2][1]
+    with pg_env.su() as su:
+        su.execute('CREATE ROLE jit_test_maker NOLOGIN CREATEROLE; GRANT jit_test_maker TO billing_read')
+    try:
+        lasting = provider.check_target(settings=settings, params={'grant': ['billing_read']})
+    finally:
+        with pg_env.su() as su:
+            su.execute('DROP ROLE jit_test_maker')
+    assert lasting == [('target-lasting', '`billing_read` can become `jit_test_maker`, which has CREATEROLE '
+                        '(creates logins): what that leaves outlives the revoke')]  # fmt: skip
+    with pytest.raises(PermanentProviderError, match='`no_such_role` does not exist'):
+        provider.check_target(settings=settings, params={'grant': 'no_such_role'})
+
+    with capture_logs() as logs:
+        writer = provider.grant(make_request(), settings=settings, params=WRITE)
+        reader = provider.grant(make_request(), settings=settings, params=READ)
+    warned = [entry for entry in logs if entry['event'] == 'postgres.grant_can_create']
+    assert len(warned) == 1
+    assert warned[0]['role'] == writer['user']
+    assert (warned[0]['schemas'], warned[0]['databases']) == (['public', 'scratch'], ['jit_provider_test2'])
+    assert 'dropped when the access ends' in str(writer['note'])
+    assert 'note' not in reader
+
+
+def test_policy_validate_check_targets_prints_the_warnings(
+    pg_env: PgEnv, settings: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """`jit policy validate --check-targets`: one warning line per finding, at the resource; --strict fails; a
+    target it cannot check is a warning too, without a traceback."""
+    (tmp_path / 'p.yaml').write_text(textwrap.dedent(f"""\
+        groups:
+          devops: [alex@example.com]
+          leads: [sam@example.com]
+        resources:
+          {RESOURCE}:
+            provider: postgres
+            settings: {{dsn: env:PG_ADMIN_DSN}}
+            roles:
+              read: {{grant: analytics_read}}
+              write: {{grant: [analytics_read, scratch_write]}}
+        requests:
+          - name: db
+            resources: [{RESOURCE}]
+            requesters: [group:devops]
+            approvers: [group:leads]
+            approvals: 1
+            timeout: 1h
+        """))  # fmt: skip
+
+    def validate(*argv: str) -> int:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        return run(parser.parse_args([*argv, str(tmp_path)]))
+
+    assert validate() == 0
+    assert 'warning[target' not in capsys.readouterr().out
+    assert validate('--check-targets', '--strict') == 1
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if 'warning[target-create]' in line]
+    assert len(lines) == 3
+    assert all(line.startswith(f'{tmp_path}/p.yaml:5:') and f'resource `{RESOURCE}` role `write`' in line
+               for line in lines)  # fmt: skip
+    assert 'role `read`' not in out
+    assert pg_env.admin_password not in out
+    monkeypatch.delenv('PG_ADMIN_DSN')
+    assert validate('--check-targets') == 0
+    out = capsys.readouterr().out
+    assert out.count('warning[target-unchecked]') == 2
+    assert 'could not check the target: setting `dsn` needs the environment variable PG_ADMIN_DSN' in out

@@ -5,8 +5,17 @@ Grant creates ``jit_<request id>`` (``r-4ut2m89f`` gives ``jit_r_4ut2m89f``) wit
 ``IN ROLE`` the role's ``grant:`` roles; ``COMMENT ON ROLE`` says which request, requester and resource
 it is for. The password goes to PostgreSQL only as a SCRAM-SHA-256 verifier computed here, so it is
 in no statement text, server log or ``pg_stat_activity``; it is returned once in the details.
-Revoke sets ``NOLOGIN``, terminates the role's sessions, reassigns what it owns to the admin role
-(``REASSIGN OWNED`` + ``DROP OWNED`` in every database where it owns or holds anything) and drops it.
+Revoke sets ``NOLOGIN``, terminates the role's sessions, takes its granted roles away, drops everything it
+owns with whatever was built on it (``DROP OWNED ... CASCADE`` in every database where it owns or holds
+anything) and drops it. Nothing the grantee made is handed to anyone: an object kept and owned by the admin
+role would run the grantee's code with the admin's rights (a ``SECURITY DEFINER`` function, a view, a
+trigger on someone else's table), and reassigning it to a role holding nothing still leaves triggers and
+invoker functions to run as whoever touches them. Every admin connection resolves names in ``pg_catalog``
+only, so an operator or function a grantee plants in ``public`` never catches the admin's own queries.
+
+:meth:`PostgresProvider.check_target` says what the granted roles let a grantee create or leave behind
+(``jit policy validate --check-targets``); a grant whose login may create objects logs a warning and tells
+the grantee that what the login owns goes at revoke.
 
 Settings: ``dsn`` (the admin connection, usually ``env:PG_ADMIN_DSN``), optional ``connect_host``,
 ``connect_port`` and ``database`` for the details (default: what the admin connection uses), and
@@ -23,6 +32,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +52,14 @@ log = structlog.get_logger(__name__)
 TIMEOUT = 10.0
 #: Milliseconds ``pg_terminate_backend`` waits for each session to be gone before revoke goes on.
 TERMINATE_WAIT_MS = 5000
+#: Rounds of ``DROP OWNED`` before ``DROP ROLE``: one, and more only if something was created meanwhile (a
+#: ``SECURITY DEFINER`` function of the role called by another login while revoke runs).
+DISOWN_ROUNDS = 3
+#: Roles whose holders can leave something behind that outlives any revoke of theirs.
+LASTING = {'pg_execute_server_program': "runs programs as the server's OS user",
+           'pg_write_server_files': "writes files as the server's OS user"}  # fmt: skip
+#: Told to the grantee, with the details, when the login may create objects.
+DROPPED_NOTE = 'what this login creates (tables, functions, ...) is dropped when the access ends'
 #: Every role jit creates starts with this (the `role_prefix` setting changes it).
 DEFAULT_PREFIX = 'jit_'
 #: The comment on every role jit creates starts with this; the rest is JSON (request, resource, role, requester).
@@ -144,16 +162,24 @@ class PostgresProvider:
                 event = 'postgres.role_updated'
             conn.execute(sql.SQL('COMMENT ON ROLE {} IS {}').format(ident, sql.Literal(comment)))
             host, port, dbname = conn.info.host, conn.info.port, conn.info.dbname
+            reach = _reach(conn, [role])
         log.info(event, request_id=request.id, role=role, granted=roles, valid_until=valid_until)
+        if reach.creates:
+            # Not a refusal: the policy grants it. Whoever reads the worker's log learns what the login may plant.
+            log.warning('postgres.grant_can_create', request_id=request.id, role=role, granted=roles,
+                        schemas=reach.schemas, databases=reach.databases, lasting=reach.lasting)  # fmt: skip
         host = str(conf.get('connect_host') or host)
         port = int(conf.get('connect_port') or port)
         dbname = str(conf.get('database') or dbname)
-        return {
+        details: dict[str, Any] = {
             'user': role, 'password': password, 'host': host, 'port': port, 'database': dbname,
             'valid_until': valid_until,
             'connection_string': f'postgresql://{role}:{quote(password, safe="")}@{host}:{port}/{quote(dbname)}',
             'psql': f"psql 'host={host} port={port} dbname={dbname} user={role}'",
         }  # fmt: skip
+        if reach.creates:
+            details['note'] = DROPPED_NOTE
+        return details
 
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None:
         conf = resolve_settings(settings)
@@ -169,24 +195,44 @@ class PostgresProvider:
                 # New logins first, then the sessions that are in: nothing can get in between.
                 conn.execute(sql.SQL('ALTER ROLE {} NOLOGIN PASSWORD NULL').format(ident))
                 ended = self._terminate(conn, oid)
-                # REASSIGN/DROP OWNED need the role's privileges (PostgreSQL 16 no longer implies them).
+                # Then the granted roles: should a step below fail (and be retried), whatever the role left
+                # behind already runs with none of their rights.
+                _leave_roles(conn, oid, ident)
+                # A prepared transaction outlives the sessions and holds its locks: only a superuser (or the
+                # role, which can no longer log in) can end it, and until then the drop would wait on it.
+                # Their names are the grantee's text: counted here, read in pg_prepared_xacts.
+                pending = conn.execute('SELECT count(*) FROM pg_prepared_xacts WHERE owner = %s', [role]).fetchone()
+                if pending and pending[0]:
+                    raise PermanentProviderError(
+                        f'the role `{role}` has {pending[0]} prepared transaction(s) (pg_prepared_xacts): it can no '
+                        'longer log in and holds no granted role, but a superuser must ROLLBACK PREPARED them '
+                        'before jit can drop it')  # fmt: skip
+                # DROP OWNED needs the role's privileges (PostgreSQL 16 no longer implies them).
                 conn.execute(sql.SQL('GRANT {} TO CURRENT_USER').format(ident))
-                here = conn.info.dbname
-                others = [d for (d,) in conn.execute(
-                    'SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid'
-                    " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = %s AND d.datname <> %s",
-                    [oid, here])]  # fmt: skip
-                _disown(conn, ident)
-                for dbname in others:
-                    with self._connect(conf, dbname=dbname) as other:
-                        _disown(other, ident)
+                others: list[str] = []
+                for round_ in range(DISOWN_ROUNDS):
+                    where = _databases_of(conn, oid)
+                    if round_ == 0 and conn.info.dbname not in where:
+                        where.insert(0, conn.info.dbname)  # privileges on shared objects go from any database
+                    if not where:
+                        break
+                    for dbname in where:
+                        if dbname == conn.info.dbname:
+                            dependents = _drop_owned(conn, ident)
+                        else:
+                            others.append(dbname)
+                            with self._connect(conf, dbname=dbname) as other:
+                                dependents = _drop_owned(other, ident)
+                        if dependents:  # someone else's objects, built on the grantee's: they went too
+                            log.warning('postgres.dropped_dependents', request_id=request.id, role=role,
+                                        database=dbname, dropped=dependents)  # fmt: skip
                 conn.execute(sql.SQL('DROP ROLE IF EXISTS {}').format(ident))
                 ended += self._terminate(conn, oid)  # a session that was still authenticating
             except psycopg.errors.UndefinedObject:
                 log.info('postgres.role_already_gone', request_id=request.id, role=role)  # a revoke running alongside
                 return
         log.info('postgres.role_dropped', request_id=request.id, role=role, sessions_ended=ended,
-                 other_databases=others)  # fmt: skip
+                 other_databases=sorted(set(others)))  # fmt: skip
 
     def extend(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """Move ``VALID UNTIL`` to ``request.expires_at``; the password stays, so there is nothing to show."""
@@ -230,6 +276,43 @@ class PostgresProvider:
             row = conn.execute('SELECT 1 FROM pg_stat_activity WHERE usename = %s LIMIT 1', [role]).fetchone()
         return time.time() if row else None
 
+    def check_target(self, *, settings: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, str]]:
+        """What a login in the roles of ``params`` may create or leave behind, as ``(code, message)`` warnings.
+
+        For ``jit policy validate --check-targets``: the policy linter is pure and cannot see the database,
+        so the check runs here, against the target, in every database the admin role may connect to.
+        ``target-create``: CREATE on a schema or a database. What the login itself owns goes at revoke, but
+        during the grant it can plant functions and operators that run as whoever resolves them, and what it
+        creates as a granted role (``SET ROLE``) outlives the revoke. ``target-lasting``: a role the login can
+        become may create logins (CREATEROLE) or act as the server's OS user: nothing a revoke can undo.
+        """
+        conf = resolve_settings(settings)
+        roles = _grant_roles(params)
+        hidden = (_dsn_password(conf),)
+        with self._connect(conf) as conn, _mapped('check the granted roles', hidden):
+            existing = {r for (r,) in conn.execute('SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)', [roles])}
+            if missing := [r for r in roles if r not in existing]:
+                raise PermanentProviderError(_missing(missing))
+            reach = _reach(conn, roles)
+            others = [d for (d,) in conn.execute(
+                'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> %s'
+                " AND has_database_privilege(datname, 'CONNECT') ORDER BY 1", [conn.info.dbname])]  # fmt: skip
+            schemas = {conn.info.dbname: reach.schemas}
+        for dbname in others:
+            with self._connect(conf, dbname=dbname) as other, _mapped(f'check the database `{dbname}`', hidden):
+                schemas[dbname] = _reach(other, roles).schemas
+        granted = _listed(roles)
+        why = ('during the grant a login can plant functions or operators there that run as whoever calls them, '
+               'and what it makes as a granted role (SET ROLE) outlives the revoke')  # fmt: skip
+        found = [('target-create', f'{granted} may create objects in schema(s) {_listed(names)} of database '
+                  f'`{dbname}`: {why}') for dbname, names in schemas.items() if names]  # fmt: skip
+        if reach.databases:
+            found.append(('target-create', f'{granted} may create schemas in database(s) {_listed(reach.databases)}: '
+                          f'{why}'))  # fmt: skip
+        found += [('target-lasting', f'{granted} can become {what}: what that leaves outlives the revoke')
+                  for what in reach.lasting]  # fmt: skip
+        return found
+
     # -- helpers ----------------------------------------------------------------------------------------------------
 
     @staticmethod
@@ -252,6 +335,10 @@ class PostgresProvider:
                 ms = sql.Literal(int(self.timeout * 1000))
                 conn.execute(sql.SQL('SET statement_timeout = {}').format(ms))
                 conn.execute(sql.SQL('SET lock_timeout = {}').format(ms))
+                # Names resolve in pg_catalog only: an `=` for (oid, smallint) that a grantee created in a schema
+                # of the default path (`public`, which everyone may write on PostgreSQL <= 14) would match the
+                # admin's parameters better than the built-in one and run the grantee's code as the admin.
+                conn.execute('SET search_path = pg_catalog, pg_temp')
             yield conn
         finally:
             conn.close()
@@ -266,10 +353,42 @@ class PostgresProvider:
         return len(rows)
 
 
-def _disown(conn: psycopg.Connection[Any], ident: sql.Identifier) -> None:
-    """What the role created goes to the admin role; its privileges go away (in ``conn``'s database only)."""
-    conn.execute(sql.SQL('REASSIGN OWNED BY {} TO CURRENT_USER').format(ident))
-    conn.execute(sql.SQL('DROP OWNED BY {}').format(ident))
+def _leave_roles(conn: psycopg.Connection[Any], oid: int, ident: sql.Identifier) -> None:
+    """Take every role the jit role is a member of away from it."""
+    held = [r for (r,) in conn.execute(
+        'SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = %s::oid'
+        ' ORDER BY 1', [oid])]  # fmt: skip
+    if held:
+        conn.execute(sql.SQL('REVOKE {} FROM {}').format(sql.SQL(', ').join(map(sql.Identifier, held)), ident))
+
+
+def _databases_of(conn: psycopg.Connection[Any], oid: int) -> list[str]:
+    """Every database where the role owns something or holds a privilege (pg_shdepend is cluster-wide)."""
+    return [d for (d,) in conn.execute(
+        'SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid'
+        " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = %s::oid ORDER BY 1", [oid])]  # fmt: skip
+
+
+def _drop_owned(conn: psycopg.Connection[Any], ident: sql.Identifier) -> list[str]:
+    """Everything the role owns in ``conn``'s database goes, with what depends on it; its privileges there too.
+
+    CASCADE: a trigger the grantee put on someone else's table, a default or check calling the grantee's
+    function, a view built on the grantee's table all depend on the grantee's objects; kept, they would run
+    the grantee's code with other people's rights. Returns what went besides the role's own objects, as
+    PostgreSQL's notices name it (``drop cascades to view scratch.report``), for the log.
+    """
+    cascaded: list[str] = []
+
+    def note(diag: psycopg.errors.Diagnostic) -> None:
+        # One object: the message names it; several: "... N other objects", and the detail names them.
+        cascaded.extend((diag.message_detail or diag.message_primary or '').splitlines())
+
+    conn.add_notice_handler(note)
+    try:
+        conn.execute(sql.SQL('DROP OWNED BY {} CASCADE').format(ident))
+    finally:
+        conn.remove_notice_handler(note)
+    return cascaded
 
 
 def _grant_roles(params: dict[str, Any]) -> list[str]:
@@ -302,3 +421,48 @@ def _parse_comment(comment: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return about if isinstance(about, dict) else None
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """What a login in some roles may create (schemas here, databases anywhere) or become, that lasts."""
+
+    schemas: list[str]
+    databases: list[str]
+    lasting: list[str]
+
+    @property
+    def creates(self) -> bool:
+        return bool(self.schemas or self.databases or self.lasting)
+
+
+#: Every role a member of the roles of the array parameter can become (``SET ROLE``), themselves included.
+_BECOMES = ("SELECT r.oid, r.rolname, r.rolcreaterole FROM pg_roles r, unnest(%s::text[]) AS g(name)"
+            " WHERE pg_has_role(g.name::name, r.oid, 'MEMBER')")  # fmt: skip
+
+
+def _reach(conn: psycopg.Connection[Any], roles: list[str]) -> _Reach:
+    """What a member of ``roles`` may do as any role it can become, PUBLIC's rights included.
+
+    Schemas are those of ``conn``'s database; databases and roles are cluster-wide.
+    """
+    schemas = [n for (n,) in conn.execute(
+        'SELECT DISTINCT n.nspname FROM pg_namespace n, (' + _BECOMES + ') w'
+        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+        " AND has_schema_privilege(w.oid, n.oid, 'CREATE') ORDER BY 1", [roles])]  # fmt: skip
+    databases = [d for (d,) in conn.execute(
+        'SELECT DISTINCT d.datname FROM pg_database d, (' + _BECOMES + ') w'
+        " WHERE NOT d.datistemplate AND has_database_privilege(w.oid, d.oid, 'CREATE') ORDER BY 1",
+        [roles])]  # fmt: skip
+    lasting = []
+    for name, creates_roles in conn.execute('SELECT DISTINCT rolname, rolcreaterole FROM (' + _BECOMES + ') w'
+                                            ' ORDER BY 1', [roles]):  # fmt: skip
+        if creates_roles:
+            lasting.append(f'`{name}`, which has CREATEROLE (creates logins)')
+        elif name in LASTING:
+            lasting.append(f'`{name}`, which {LASTING[name]}')
+    return _Reach(schemas, databases, lasting)
+
+
+def _listed(names: list[str]) -> str:
+    return ', '.join(f'`{n}`' for n in names)
