@@ -7,6 +7,7 @@ to the workers' jobs; nothing reads it from a module global.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import redis
@@ -59,7 +60,7 @@ def connect_redis(url: str) -> redis.Redis:
                                 socket_connect_timeout=5, retry_on_timeout=True)  # fmt: skip
 
 
-def build_deps(settings: Settings, *, providers: frozenset[str], record_policy: bool = False) -> Deps:
+def build_deps(settings: Settings, *, providers: Collection[str], record_policy: bool = False) -> Deps:
     """Wire the adapters and use cases; loads the policy (raising PolicyConfigError when it is bad).
 
     Args:
@@ -81,6 +82,7 @@ def build_deps(settings: Settings, *, providers: frozenset[str], record_policy: 
         approve=ApproveRequest(store=store, queue=queue, policy=policy, clock=clock),
         deny=DenyRequest(store=store, queue=queue, policy=policy), directory=SlackDirectory(),
         end=EndAccess(store=store, queue=queue, policy=policy, clock=clock),
-        extend=ExtendGrant(store=store, queue=queue, policy=policy, clock=clock, new_id=new_request_id),
-        ssh_keys=SshKeys(store=store, queue=queue),
+        extend=ExtendGrant(store=store, queue=queue, policy=policy, clock=clock, new_id=new_request_id,
+                           per_hour=settings.requests_per_hour, max_open=settings.max_open_requests),
+        ssh_keys=SshKeys(store=store, queue=queue, clock=clock),
     )  # fmt: skip

@@ -9,6 +9,7 @@ Each orphan revoke is an audit event. Run by ``jit worker`` at start and every
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from bot.core.errors import ProviderError
 from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
 from bot.core.policy import Policy
 from bot.core.ports import Clock, shares_grants
+from bot.usecases.target import Target
 
 log = structlog.get_logger(__name__)
 #: States in which a grant at the provider is expected (granting: a worker may be on it right now).
@@ -38,36 +40,66 @@ class Reconciler:
         self.store, self.queue, self.policy, self.clock, self.provider = store, queue, policy, clock, provider
 
     def run_once(self) -> int:
-        """One pass over every resource whose provider can list; returns how many orphans were revoked."""
+        """One pass over every target whose provider can list; returns how many orphans were revoked.
+
+        The targets are the policy's resources and, besides, every target a live grant was made at
+        (``granted_with``): after a pull request moved a resource (another webhook URL, role prefix, account),
+        what the old settings created is still looked at, and its orphans still revoked there.
+        """
         revoked = 0
         policy = self.policy()
-        for resource in policy.resources.values():
+        for resource_name, target in self._targets(policy):
             try:
-                provider = self.provider(resource.provider)
+                provider = self.provider(target.provider)
                 lister = getattr(provider, 'list_live', None)
-                live = lister(resource.name, settings=dict(resource.settings)) if lister else None
+                live = lister(resource_name, settings=dict(target.settings)) if lister else None
             except ProviderError as exc:
-                log.warning('reconcile.list_failed', resource=resource.name, error=str(exc))
+                log.warning('reconcile.list_failed', resource=resource_name, error=str(exc))
                 continue
             for request_id, role in live or ():
                 known = self.store.get(request_id)
                 if known is not None and known.status in EXPECTED:
                     continue
-                shared = known is not None and shares_grants(provider, dict(resource.settings))
+                shared = known is not None and shares_grants(provider, dict(target.settings))
                 if shared and self.store.holders(known) - {request_id}:  # type: ignore[arg-type]
                     continue  # one shared object: an overlapping live grant holds it, and its revoke ends it
-                revoked += self._revoke_orphan(provider, resource.name, role, request_id, known, policy)
+                revoked += self._revoke_orphan(provider, target, resource_name, role, request_id, known, policy)
         return revoked
 
+    def _targets(self, policy: Policy) -> list[tuple[str, Target]]:
+        found: dict[str, tuple[str, Target]] = {}
+
+        def add(resource: str, target: Target) -> None:
+            key = json.dumps([resource, target.provider, target.settings], sort_keys=True, default=str)
+            found.setdefault(key, (resource, target))
+
+        for resource in policy.resources.values():
+            add(resource.name, Target(resource.provider, dict(resource.settings), {}))
+        for grant in self.store.live_grants():
+            if grant.granted_with and not grant.extends:
+                try:
+                    target = Target.of(grant, policy)
+                except ProviderError as exc:
+                    log.warning('reconcile.target_unusable', request_id=grant.id, error=str(exc))
+                    continue
+                if target is not None:
+                    add(grant.resource, Target(target.provider, target.settings, {}))
+        return list(found.values())
+
     def _revoke_orphan(
-        self, provider: Any, resource: str, role: str, request_id: str, known: AccessRequest | None, policy: Policy
-    ) -> int:
+        self, provider: Any, target: Target, resource: str, role: str, request_id: str, known: AccessRequest | None,
+        policy: Policy,
+    ) -> int:  # fmt: skip
         stub = known or AccessRequest(id=request_id, requester=Principal(), resource=resource, role=role, duration=0,
                                       reason='', rule='', policy_version=policy.version, created_at=0.0)  # fmt: skip
-        res = policy.resources[resource]
-        params = dict(res.roles[role].params) if role in res.roles else {}
         try:
-            provider.revoke(stub, settings=dict(res.settings), params=params)
+            recorded = Target.of(known, policy) if known is not None and known.granted_with else None
+            if recorded is not None:
+                params = recorded.params
+            else:
+                res = policy.resources.get(resource)
+                params = dict(res.roles[role].params) if res is not None and role in res.roles else {}
+            provider.revoke(stub, settings=dict(target.settings), params=params)
         except ProviderError as exc:
             log.error('reconcile.revoke_failed', request_id=request_id, resource=resource, error=str(exc))
             return 0

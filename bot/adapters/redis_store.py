@@ -43,12 +43,13 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import redis
 
 from bot.core.errors import RequestNotFound
-from bot.core.model import GENESIS_HASH, AccessRequest, AuditEvent, RequestStatus, chain_hash
+from bot.core.model import GENESIS_HASH, LIVE_STATUSES, AccessRequest, AuditEvent, RequestStatus, chain_hash
 from bot.core.ports import Clock, Transition
 
 S = RequestStatus
@@ -180,23 +181,38 @@ class RedisStore:
         self.r.zadd(self._key('grants:due'), {request_id: until}, xx=True)
 
     def mark_end(self, request_id: str, *, at: float, actor: str, why: str) -> bool:
-        """Bring a grant's end forward to ``at`` (release, admin revoke), remembering who and why.
+        """Bring a grant's end forward to ``at`` (release, admin revoke, idle), remembering who and why.
 
-        Returns False when the grant is not due for a revoke at all (already ended). The revoke
-        itself still goes through the provider first; this only makes it due, for the job and the
-        sweeper alike, so a lost job cannot lose the release.
+        The end is written on the request itself (``ending``), in a transaction that watches it, so it and an
+        extension cannot cross: an extension that comes later is refused by ``transitions.extend``, and one that
+        was applied first is simply overtaken (the due score only moves earlier, ``LT``). The first end asked
+        for stays on the record. Returns False when there is no live grant left to end (True for one already
+        ending, so that a caller may queue its revoke once more). The revoke itself still goes through the
+        provider first; this only makes it due, for the job and the sweeper alike, so a lost job cannot lose
+        the end.
         """
-        pipe = self.r.pipeline()
-        # LT: an end already due earlier (expired, not yet swept) stays where it is.
-        pipe.zadd(self._key('grants:due'), {request_id: at}, xx=True, lt=True, ch=True)
-        pipe.hset(self._key('req', request_id, 'end'), mapping={'actor': actor, 'why': why})
-        pipe.expire(self._key('req', request_id, 'end'), 7 * 86400)
-        changed, *_ = pipe.execute()
-        return bool(changed) or self.due_at(request_id) is not None
+        key, due = self._key('req', request_id), self._key('grants:due')
+
+        def write(pipe: Any) -> bool:
+            raw = pipe.get(key)
+            if raw is None:
+                return False
+            request = AccessRequest.from_json(raw)
+            if request.status not in LIVE_STATUSES or pipe.zscore(due, request_id) is None:
+                return False
+            pipe.multi()
+            if not request.ending:
+                pipe.set(key, replace(request, ending={'at': at, 'actor': actor, 'why': why}).to_json())
+            pipe.zadd(due, {request_id: at}, xx=True, lt=True)
+            return True
+
+        return bool(self.r.transaction(write, key, due, value_from_callable=True))
 
     def end_info(self, request_id: str) -> dict[str, str]:
         """Who asked to end this grant early, and why (empty when nobody did)."""
-        return dict(self.r.hgetall(self._key('req', request_id, 'end')))
+        request = self.get(request_id)
+        ending = request.ending if request is not None else None
+        return {'actor': str(ending['actor']), 'why': str(ending['why'])} if ending else {}
 
     def clear_due(self, request_id: str) -> None:
         self.r.zrem(self._key('grants:due'), request_id)
@@ -343,7 +359,9 @@ class RedisStore:
         if new.status is S.GRANTING and new.grant_deadline:
             pipe.zadd(due, {new.id: new.grant_deadline}, nx=True)
         elif new.status is S.ACTIVE and new.expires_at:
-            pipe.zadd(due, {new.id: new.expires_at})
+            # Earliest wins: an end asked for (release, admin revoke, idle) is never moved back by a later write.
+            end = min(new.expires_at, float(new.ending['at'])) if new.ending else new.expires_at
+            pipe.zadd(due, {new.id: end})
         elif new.status is S.FAILED and old is not None and old.status is S.GRANTING:
             # The provider may have half-granted before failing: keep it due for a clean-up revoke.
             pipe.zadd(due, {new.id: new.ended_at or 0})

@@ -147,6 +147,13 @@ class AccessRequest:
     #: What a pipeline said it is doing (``event``, ``branch``...): rules with a pipeline-event trigger
     #: matched it when filing, and the worker's re-check matches it again.
     context: dict[str, str] | None = field(default=None, hash=False)
+    #: An end asked for before the expiry (``{at, actor, why}``: release, admin revoke, idle). Set once, by the
+    #: first to ask; it wins over any later extension (see ``transitions.extend``).
+    ending: dict[str, Any] | None = field(default=None, hash=False)
+    #: What the grant was made with (``{provider, settings, params}``, settings as the policy wrote them, so
+    #: ``env:`` references stay unresolved): recorded before the first provider call, and what every revoke,
+    #: expiry push and idle check of this grant uses, whatever the policy says by then.
+    granted_with: dict[str, Any] | None = field(default=None, hash=False)
 
     def warning_at(self) -> float | None:
         """When to warn that the grant ends: 10 minutes before, or a quarter of the grant for short ones."""

@@ -17,8 +17,10 @@ confirmed the revoke, so a crash half-way leaves it where the sweeper will find 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from bot.core.errors import InvalidTransition, NotAnApprover
+from bot.core.durations import format_duration
+from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied
 from bot.core.model import AccessRequest, Approval, AuditEvent, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
 
@@ -57,10 +59,39 @@ def created(request: AccessRequest, *, detail: dict[str, object] | None = None) 
     return request, _event(request, 'request.created', request.requester, outcome='pending', detail=detail or {})
 
 
+def approval_progress(request: AccessRequest, *, policy: Policy, rule: Rule) -> tuple[int, int]:
+    """``(step, counted)``: the first step of ``rule`` whose quorum is not met, and how many approvals count.
+
+    Only approvals from people who are approvers of their step under ``policy`` (the policy in force, not the
+    one at filing) count, each person once, never the requester: a pull request that removes an approver
+    takes their approvals of open requests with it. ``step`` is ``len(rule.steps)`` when every step is met.
+    """
+    counted, current = 0, len(rule.steps)
+    voters: list[Principal] = []
+    for index, step in enumerate(rule.steps):
+        allowed = policy.step_approvers(rule, index)
+        here = 0
+        for approval in request.approvals:
+            who = approval.by
+            if approval.step != index or not who.ids() & allowed or who.same_as(request.requester):
+                continue
+            if any(who.same_as(v) for v in voters):
+                continue
+            voters.append(who)
+            here += 1
+        counted += min(here, step.approvals)
+        if here < step.approvals and current == len(rule.steps):
+            current = index
+    return current, counted
+
+
 def approve(
     request: AccessRequest, approver: Principal, *, policy: Policy, rule: Rule, now: float
 ) -> tuple[AccessRequest, AuditEvent]:
-    """Record one approval; the request becomes ``approved`` when the last step has its quorum.
+    """Record one approval; the request becomes ``approved`` when every step has its quorum.
+
+    Earlier approvals are counted again under ``policy`` (see :func:`approval_progress`), so the step this
+    approval lands in, and whether it completes the request, follow the policy in force.
 
     Raises:
         NotAnApprover: the approver is the requester, is not in the current step's approvers,
@@ -70,22 +101,22 @@ def approve(
     _check(request, 'approve')
     if approver.same_as(request.requester):
         raise NotAnApprover('You cannot approve your own request.')
-    if not approver.ids() & policy.step_approvers(rule, request.step):
+    step, _ = approval_progress(request, policy=policy, rule=rule)
+    step = min(step, len(rule.steps) - 1)  # every step met already (a lowered quorum): this one completes it
+    if not approver.ids() & policy.step_approvers(rule, step):
         raise NotAnApprover('You are not an approver of this request.')
     if any(approver.same_as(a.by) for a in request.approvals):
         raise NotAnApprover('You already approved this request; it needs a different approver.')
-    approvals = (*request.approvals, Approval(approver, request.step, now))
-    in_step = sum(1 for a in approvals if a.step == request.step)
-    step = request.step
-    if in_step >= rule.steps[step].approvals:
-        step += 1
-    done = step >= len(rule.steps)
-    new = replace(request, approvals=approvals, step=step, status=S.APPROVED if done else S.PENDING,
+    approvals = (*request.approvals, Approval(approver, step, now))
+    candidate = replace(request, approvals=approvals)
+    after, counted = approval_progress(candidate, policy=policy, rule=rule)
+    done = after >= len(rule.steps)
+    new = replace(candidate, step=after if not done else len(rule.steps), status=S.APPROVED if done else S.PENDING,
                   decided_by=approver if done else None,
                   approved_digest=request.digest() if done else None)  # fmt: skip
-    progress = f'{len(approvals)} of {rule.approvals_needed}'
+    progress = f'{counted} of {rule.approvals_needed}'
     return new, _event(new, 'request.approved', approver, outcome='approved' if done else 'pending',
-                       detail={'progress': progress, 'step': request.step})  # fmt: skip
+                       detail={'progress': progress, 'step': step})  # fmt: skip
 
 
 def auto_approve(request: AccessRequest, *, reason: str) -> tuple[AccessRequest, AuditEvent]:
@@ -102,7 +133,8 @@ def deny(
     _check(request, 'deny')
     if approver.same_as(request.requester):
         raise NotAnApprover('You cannot decide your own request. (To withdraw it, cancel it.)')
-    if not approver.ids() & policy.step_approvers(rule, request.step):
+    step, _ = approval_progress(request, policy=policy, rule=rule)
+    if not approver.ids() & policy.step_approvers(rule, min(step, len(rule.steps) - 1)):
         raise NotAnApprover('You are not an approver of this request.')
     if rule.require_deny_reason and not reason.strip():
         raise InvalidTransition('This rule requires a reason to deny.')
@@ -126,11 +158,18 @@ def cancel(request: AccessRequest, who: Principal, *, now: float) -> tuple[Acces
     return new, _event(new, 'request.cancelled', who, outcome='cancelled')
 
 
-def start_grant(request: AccessRequest, *, now: float, deadline: float) -> tuple[AccessRequest, AuditEvent]:
-    """The worker begins granting. ``deadline`` bounds when the grant must end even if the worker dies."""
+def start_grant(
+    request: AccessRequest, *, now: float, deadline: float, granted_with: dict[str, Any] | None = None
+) -> tuple[AccessRequest, AuditEvent]:
+    """The worker begins granting. ``deadline`` bounds when the grant must end even if the worker dies.
+
+    ``granted_with`` (provider, settings, role parameters) is recorded by the first attempt and kept by every
+    retry: the revoke must reach whatever an earlier attempt may have created, with what created it.
+    """
     _check(request, 'start_grant')
     new = replace(request, status=S.GRANTING, attempts=request.attempts + 1,
-                  grant_deadline=request.grant_deadline or deadline)  # fmt: skip
+                  grant_deadline=request.grant_deadline or deadline,
+                  granted_with=request.granted_with or granted_with)  # fmt: skip
     return new, _event(new, 'grant.started', 'jit', outcome='granting', detail={'attempt': new.attempts})
 
 
@@ -145,11 +184,27 @@ def activate(request: AccessRequest, *, now: float, until: float | None = None) 
 
 
 def extend(
-    request: AccessRequest, *, by: int, actor: Principal | str, now: float, via: str | None = None
+    request: AccessRequest, *, by: int, actor: Principal | str, now: float, max_total: int, via: str | None = None
 ) -> tuple[AccessRequest, AuditEvent]:
-    """More time on an active grant: ``expires_at`` moves ``by`` seconds later."""
+    """More time on an active grant: ``expires_at`` moves ``by`` seconds later.
+
+    Checked here, inside the store's atomic step, so that no interleaving of extensions gets past either check:
+    the grant's total (from the moment access started) stays within ``max_total`` (the rule's ``timeout``, or
+    ``self_extend`` for an extension without approval), and an end already asked for (release, admin revoke,
+    idle) wins: it is never pushed back.
+
+    Raises:
+        InvalidTransition: not active, or already ending. PolicyDenied: over ``max_total``.
+    """
     _check(request, 'extend')
     assert request.expires_at is not None
+    if request.ending:
+        why = request.ending.get('why', 'ended')
+        raise InvalidTransition(f'The grant of `{request.id}` is already ending ({why}); it cannot be extended.')
+    total = int(request.expires_at - (request.granted_at or request.expires_at - request.duration)) + by
+    if total > max_total:
+        raise PolicyDenied(f'Not extended: {format_duration(total)} in all is longer than rule `{request.rule}` '
+                           f'allows (at most {format_duration(max_total)}).')  # fmt: skip
     new = replace(request, expires_at=request.expires_at + by, duration=request.duration + by)
     detail: dict[str, object] = {'from': request.expires_at, 'to': new.expires_at, 'by': by}
     if via:

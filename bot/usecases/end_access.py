@@ -55,6 +55,8 @@ class EndAccess:
             raise InvalidTransition(f'Request `{request.id}` is still being granted; try again in a moment.')
         if request.status not in LIVE_STATUSES:
             raise InvalidTransition(f'Request `{request.id}` has no active grant (it is {request.status}).')
+        if request.ending:
+            raise InvalidTransition(f'The grant of `{request.id}` is already ending ({request.ending.get("why")}).')
         actor = who.slack_id or who.email or who.label
         if not self.store.mark_end(request.id, at=self.clock.now(), actor=actor, why=why):
             raise InvalidTransition(f'The grant of `{request.id}` is already ending.')

@@ -1,7 +1,9 @@
 """More time on an active grant: at once within the rule's ``self_extend``, otherwise through the rule's
 approval flow, as an extension request that approvers decide like any other.
 
-The total (granted so far plus the extra) never exceeds the rule's ``timeout``. Once applied, the
+The total (granted so far plus the extra) never exceeds the rule's ``timeout``, and an end already asked
+for (release, admin revoke, idle) is never pushed back: both are checked again inside the atomic step, and
+an approved extension is checked again when it is applied (``GrantAccess``). Once applied, the
 grant's end moves: the due-for-revoke index follows ``expires_at`` in the same atomic step, the
 revoke job is scheduled again under its stable ID, and a job moves the provider's own expiry.
 """
@@ -14,8 +16,9 @@ from bot.core import transitions
 from bot.core.durations import format_duration
 from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied, RequestNotFound
 from bot.core.model import AccessRequest, Principal, RequestStatus
-from bot.core.policy import Policy
-from bot.core.ports import Clock, JobQueue, RequestStore
+from bot.core.policy import Policy, Rule
+from bot.core.ports import Clock, JobQueue, RequestStore, Transition
+from bot.usecases.limits import RequestLimits
 
 S = RequestStatus
 
@@ -25,20 +28,49 @@ class ExtendGrant:
 
     def __init__(
         self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
-        new_id: Callable[[], str],
+        new_id: Callable[[], str], per_hour: int = 0, max_open: int = 0,
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.new_id = store, queue, policy, clock, new_id
+        self.limits = RequestLimits(store=store, per_hour=per_hour, max_open=max_open)
 
     def execute(self, request_id: str, who: Principal, extra: int, reason: str = '') -> AccessRequest:
         """Extend, or file an extension request.
+
+        The checks here give the user an early, clear answer; the ones that hold under concurrency are
+        repeated inside the atomic step (:func:`bot.core.transitions.extend`). When that step finds the grant
+        moved meanwhile (another extension won), the decision is taken again on what the grant is now.
 
         Returns:
             The extended grant (status ``active``), or the new extension request (status ``pending``).
 
         Raises:
-            NotAnApprover: ``who`` is not the grantee. InvalidTransition: no active grant.
-            PolicyDenied: the total would exceed the rule's ``timeout``.
+            NotAnApprover: ``who`` is not the grantee. InvalidTransition: no active grant, or it is already
+            ending. PolicyDenied: the total would exceed the rule's ``timeout``. TooManyRequests: an extension
+            request over the per-person limits.
         """
+        for attempt in range(3):
+            request, rule, total = self._check(request_id, who, extra)
+            if not (rule.auto_approve or (rule.self_extend and total <= rule.self_extend)):
+                return self._file(request, rule, extra, reason)
+            limit = rule.timeout if rule.auto_approve else min(rule.timeout, rule.self_extend or 0)
+            try:
+                new, seq = self.store.transition(request_id, self._step(who, extra, limit))
+            except PolicyDenied:
+                if attempt == 2:
+                    raise
+                continue  # another extension moved the grant meanwhile: decide again
+            assert new.expires_at is not None
+            self.queue.schedule_revoke(request_id, new.expires_at)
+            self.queue.schedule_warning(request_id, new.warning_at() or new.expires_at)
+            self.queue.enqueue_push_expiry(request_id)
+            self.queue.enqueue_notify(seq)
+            return new
+        raise AssertionError('unreachable')  # pragma: no cover
+
+    def _step(self, who: Principal, extra: int, limit: int) -> Transition:
+        return lambda r: transitions.extend(r, by=extra, actor=who, now=self.clock.now(), max_total=limit)
+
+    def _check(self, request_id: str, who: Principal, extra: int) -> tuple[AccessRequest, Rule, int]:
         request = self.store.get(request_id)
         if request is None:
             raise RequestNotFound(f'No request has the ID `{request_id}`.')
@@ -46,30 +78,29 @@ class ExtendGrant:
             raise NotAnApprover('Only the grantee can extend a grant.')
         if request.status is not S.ACTIVE or request.expires_at is None or request.granted_at is None:
             raise InvalidTransition(f'Request `{request_id}` has no active grant to extend (it is {request.status}).')
-        policy = self.policy()
-        rule = policy.rule_named(request.rule)
+        if request.ending:
+            raise InvalidTransition(f'The grant of `{request_id}` is already ending '
+                                    f'({request.ending.get("why", "ended")}); it cannot be extended.')  # fmt: skip
+        rule = self.policy().rule_named(request.rule)
         if rule is None:
             raise InvalidTransition(f'The rule `{request.rule}` is no longer in the policy: file a new request.')
         total = int(request.expires_at - request.granted_at) + extra
         if total > rule.timeout:
             raise PolicyDenied(f'Not extended: {format_duration(total)} in all is longer than rule `{rule.name}` '
                                f'allows (at most {format_duration(rule.timeout)}).')  # fmt: skip
-        if rule.auto_approve or (rule.self_extend and total <= rule.self_extend):
-            new, seq = self.store.transition(request_id, lambda r: transitions.extend(
-                r, by=extra, actor=who, now=self.clock.now()))  # fmt: skip
-            assert new.expires_at is not None
-            self.queue.schedule_revoke(request_id, new.expires_at)
-            self.queue.schedule_warning(request_id, new.warning_at() or new.expires_at)
-            self.queue.enqueue_push_expiry(request_id)
-            self.queue.enqueue_notify(seq)
-            return new
-        extension = AccessRequest(
-            id=self.new_id(), requester=request.requester, resource=request.resource, role=request.role,
-            duration=extra, reason=reason or f'extend {request_id}', rule=rule.name, policy_version=policy.version,
-            created_at=self.clock.now(), trigger=request.trigger, ticket=request.ticket, extends=request_id,
-            decision=f'extending a grant of rule `{rule.name}` needs its approval',
-            pending_until=self.clock.now() + rule.pending_timeout if rule.pending_timeout else None,
-        )  # fmt: skip
-        _, event = transitions.created(extension, detail={'decision': extension.decision, 'extends': request_id})
-        self.queue.enqueue_notify(self.store.create(extension, event))
+        return request, rule, total
+
+    def _file(self, request: AccessRequest, rule: Rule, extra: int, reason: str) -> AccessRequest:
+        """An extension request, for the rule's approvers; it counts in the grantee's limits like any request."""
+        now = self.clock.now()
+        with self.limits.filing(request.requester, now):
+            extension = AccessRequest(
+                id=self.new_id(), requester=request.requester, resource=request.resource, role=request.role,
+                duration=extra, reason=reason or f'extend {request.id}', rule=rule.name,
+                policy_version=self.policy().version, created_at=now, trigger=request.trigger, ticket=request.ticket,
+                extends=request.id, decision=f'extending a grant of rule `{rule.name}` needs its approval',
+                pending_until=now + rule.pending_timeout if rule.pending_timeout else None,
+            )  # fmt: skip
+            _, event = transitions.created(extension, detail={'decision': extension.decision, 'extends': request.id})
+            self.queue.enqueue_notify(self.store.create(extension, event))
         return extension

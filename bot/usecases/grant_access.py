@@ -20,11 +20,12 @@ from typing import Any
 import structlog
 
 from bot.core import transitions
-from bot.core.errors import InvalidTransition, ProviderError, TransientProviderError
+from bot.core.errors import InvalidTransition, PolicyDenied, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest, RequestStatus
-from bot.core.policy import Policy, evaluate
+from bot.core.policy import DecisionKind, Policy, evaluate
 from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
 from bot.usecases.lease import held_lease
+from bot.usecases.target import Target, recorded_target
 
 log = structlog.get_logger(__name__)
 S = RequestStatus
@@ -119,22 +120,22 @@ class GrantAccess:
         if refusal:
             return self._fail(request_id, refusal)
         now = self.clock.now()
+        record = None if request.extends else recorded_target(policy, request, self.provider)
         request, seq = self.store.transition(request_id, lambda r: transitions.start_grant(
-            r, now=now, deadline=now + GRANT_RETRY_WINDOW + GRANT_LEASE + r.duration))  # fmt: skip
+            r, now=now, deadline=now + GRANT_RETRY_WINDOW + GRANT_LEASE + r.duration, granted_with=record))  # fmt: skip
         self._watch(request_id)
         self.queue.enqueue_notify(seq)
         if request.extends:
             return self._extend(request)
-        resource = policy.resources[request.resource]
-        bound = log.bind(request_id=request_id, provider=resource.provider, attempt=request.attempts)
-        provider = self.provider(resource.provider)
+        target = Target.of(request, policy)
+        assert target is not None  # recorded by start_grant just above
+        bound = log.bind(request_id=request_id, provider=target.provider, attempt=request.attempts)
+        provider = self.provider(target.provider)
         try:
-            with self.access_turn(provider, dict(resource.settings), request) as mine:
+            with self.access_turn(provider, target.settings, request) as mine:
                 if not mine:
                     raise TransientProviderError('another grant or revoke of the same access is still running')
-                details = provider.grant(
-                    request, settings=dict(resource.settings), params=dict(resource.roles[request.role].params)
-                )
+                details = provider.grant(request, settings=target.settings, params=target.params)
         except ProviderError as exc:
             if exc.retryable and self.clock.now() < self._retry_until(request):
                 delay = backoff(request.attempts)
@@ -143,10 +144,13 @@ class GrantAccess:
                 self.queue.enqueue_grant(request_id, delay=delay, attempt=request.attempts)
                 return 'retrying'
             bound.error('grant.failed', error=str(exc))
-            return self._fail(request_id, f'{resource.provider}: {exc.user_message}')
+            return self._fail(request_id, f'{target.provider}: {exc.user_message}')
         if details:
             # Before the request reads `active`: a pipeline that sees `active` finds its details waiting.
-            self.on_details(request, details)
+            try:
+                self.on_details(request, details)
+            except Exception as exc:  # unsealable, unsendable: whatever it was, nobody can use this access
+                return self._undelivered(request_id, exc, bound)
         request, seq = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
         assert request.expires_at is not None
         self.queue.schedule_revoke(request_id, request.expires_at)
@@ -154,6 +158,21 @@ class GrantAccess:
         self.queue.enqueue_notify(seq)
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
         return 'granted'
+
+    def _undelivered(self, request_id: str, exc: Exception, bound: Any) -> str:
+        """The provider granted, but the details cannot reach the requester: fail closed and revoke now.
+
+        Left ``granting``, the access would stay at the target until the retry window ran out, and a
+        retry would grant again into the same failure. ``failed`` from ``granting`` keeps the request
+        due for a clean-up revoke (the sweeper's backstop); the revoke is also queued at once. Only the
+        exception's type is logged and recorded: its text may quote the details.
+        """
+        kind = type(exc).__name__
+        bound.error('grant.details_undelivered', error=kind)
+        outcome = self._fail(request_id, f'the access details could not be handed over ({kind}), '
+                                         'so the grant failed and its access is revoked')  # fmt: skip
+        self.queue.enqueue_revoke_now(request_id)
+        return outcome
 
     def push_expiry(self, request_id: str, *, attempt: int = 0) -> str:
         """Move the provider's own expiry (``VALID UNTIL``, certificate validity, IAM condition) to the new end.
@@ -168,19 +187,18 @@ class GrantAccess:
             request = self.store.get(request_id)
             if request is None or request.status is not S.ACTIVE:
                 return 'not active'
-            resource = self.policy().resources.get(request.resource)
-            extend = getattr(self.provider(resource.provider), 'extend', None) if resource else None
-            if resource is None or extend is None:
+            target = Target.of(request, self.policy())
+            extend = getattr(self.provider(target.provider), 'extend', None) if target else None
+            if target is None or extend is None:
                 return 'nothing to move'
             try:
-                details = extend(request, settings=dict(resource.settings),
-                                 params=dict(resource.roles[request.role].params))  # fmt: skip
+                details = extend(request, settings=target.settings, params=target.params)
             except ProviderError as exc:
                 if exc.retryable and attempt < PUSH_ATTEMPTS:
                     self.queue.enqueue_push_expiry(request_id, delay=backoff(attempt + 1), attempt=attempt + 1)
                     return 'retrying'
                 log.error('grant.expiry_not_moved', request_id=request_id, error=str(exc))
-                self.on_details(request, {'note': f'{resource.provider} kept the old end ({exc.user_message}): '
+                self.on_details(request, {'note': f'{target.provider} kept the old end ({exc.user_message}): '
                                                   'access there may end before jit shows it ending'})  # fmt: skip
                 return 'failed'
         if details:
@@ -194,8 +212,15 @@ class GrantAccess:
         return held_lease(self.store, access_lease(request), GRANT_LEASE, wait=ACCESS_WAIT)
 
     def _extend(self, extension: AccessRequest) -> str:
-        """An approved extension moves the original grant's end; nothing new is granted at the provider."""
+        """An approved extension moves the original grant's end; nothing new is granted at the provider.
+
+        The rule's ``timeout`` is checked again here, inside the atomic step, on the grant as it is now: two
+        extensions approved side by side cannot add up past it, and an end asked for meanwhile wins.
+        """
         assert extension.extends is not None
+        rule = self.policy().rule_named(extension.rule)
+        if rule is None:
+            return self._fail(extension.id, f'the rule `{extension.rule}` is no longer in the policy')
         try:
             original, seq = self.store.transition(
                 extension.extends,
@@ -205,10 +230,16 @@ class GrantAccess:
                     actor=extension.decided_by or 'jit',
                     now=self.clock.now(),
                     via=extension.id,
+                    max_total=rule.timeout,
                 ),
             )
-        except InvalidTransition:
-            return self._fail(extension.id, f'the grant `{extension.extends}` ended before the extension was approved')
+        except PolicyDenied as exc:
+            return self._fail(extension.id, exc.user_message)
+        except InvalidTransition as exc:
+            ending = 'already ending' in exc.user_message
+            return self._fail(extension.id, f'the grant `{extension.extends}` '
+                                            f'{"was already ending" if ending else "ended"} '
+                                            'before the extension was applied')  # fmt: skip
         assert original.expires_at is not None
         self.queue.schedule_revoke(original.id, original.expires_at)
         self.queue.schedule_warning(original.id, original.warning_at() or original.expires_at)
@@ -232,6 +263,12 @@ class GrantAccess:
             return f'the policy no longer allows it: {decision.reason}'
         if decision.rule is None or decision.rule.name != request.rule:
             return f'the policy changed: rule `{decision.rule.name if decision.rule else "?"}` now decides it'
+        if decision.kind is DecisionKind.NEEDS_APPROVAL:
+            step, counted = transitions.approval_progress(request, policy=policy, rule=decision.rule)
+            if step < len(decision.rule.steps):
+                return (f'its approvals no longer meet rule `{decision.rule.name}` under the policy in force '
+                        f'({counted} of {decision.rule.approvals_needed} still count: an approver was removed, '
+                        'or more approvals are needed)')  # fmt: skip
         return None
 
     def _fail(self, request_id: str, error: str) -> str:

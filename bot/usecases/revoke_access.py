@@ -21,6 +21,7 @@ from bot.core.policy import Policy
 from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
 from bot.usecases.grant_access import GRANT_LEASE, access_lease, backoff
 from bot.usecases.lease import held_lease
+from bot.usecases.target import Target
 
 log = structlog.get_logger(__name__)
 S = RequestStatus
@@ -78,27 +79,28 @@ class RevokeAccess:
             # An extension holds nothing at the provider: revoking the grant it extends ends the access.
             self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), why='extension ended'))
             return 'revoked'
-        policy = self.policy()
-        resource = policy.resources.get(request.resource)
-        if resource is None:
+        # What the grant was made with, not what the policy says now (see bot.usecases.target).
+        try:
+            target = Target.of(request, self.policy())
+        except ProviderError as exc:
+            return self._failed(request, exc.user_message)
+        if target is None:
             return self._failed(request, f'resource `{request.resource}` is no longer in the policy')
-        role = resource.roles.get(request.role)
-        provider = self.provider(resource.provider)
-        settings = dict(resource.settings)
+        provider = self.provider(target.provider)
         kept_for: list[str] = []
         try:
-            with self._access_turn(provider, settings, request) as mine:
+            with self._access_turn(provider, target.settings, request) as mine:
                 if not mine:
                     return 'busy'  # a grant or revoke of the same shared access is running: next sweep
-                if shares_grants(provider, settings):
+                if shares_grants(provider, target.settings):
                     kept_for = sorted(self.store.holders(request) - {request.id})
                 if not kept_for:
-                    provider.revoke(request, settings=settings, params=dict(role.params) if role else {})
+                    provider.revoke(request, settings=dict(target.settings), params=dict(target.params))
         except ProviderError as exc:
-            return self._failed(request, f'{resource.provider}: {exc.user_message}')
+            return self._failed(request, f'{target.provider}: {exc.user_message}')
         except Exception as exc:  # a provider bug: still a revoke that did not happen, so retried and alerted
-            log.exception('grant.revoke_crashed', request_id=request_id, provider=resource.provider)
-            return self._failed(request, f'{resource.provider}: unexpected {type(exc).__name__}')
+            log.exception('grant.revoke_crashed', request_id=request_id, provider=target.provider)
+            return self._failed(request, f'{target.provider}: unexpected {type(exc).__name__}')
         if kept_for:
             log.info('grant.kept_for_overlap', request_id=request_id, kept_for=kept_for)
         if request.status not in LIVE_STATUSES:

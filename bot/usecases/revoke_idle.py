@@ -18,6 +18,7 @@ from bot.core.errors import ProviderError
 from bot.core.model import AccessRequest
 from bot.core.policy import Policy
 from bot.core.ports import Clock, JobQueue, Provider, RequestStore
+from bot.usecases.target import Target
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +51,15 @@ class RevokeIdle:
 
     def _window(self, policy: Policy, request: AccessRequest) -> int | None:
         rule = policy.rule_named(request.rule)
-        resource = policy.resources.get(request.resource)
-        if rule is None or resource is None or not rule.revoke_on_idle or request.extends:
+        if rule is None or not rule.revoke_on_idle or request.extends:
             return None
-        provider = self.provider(resource.provider)
+        try:
+            target = Target.of(request, policy)
+        except ProviderError:
+            return None
+        if target is None:
+            return None
+        provider = self.provider(target.provider)
         if not hasattr(provider, 'last_used'):
             return None
         if rule.revoke_on_idle is True:
@@ -62,11 +68,11 @@ class RevokeIdle:
 
     def _idle_for(self, policy: Policy, request: AccessRequest) -> float:
         """Seconds since the grant was granted or last seen in use; 0 when the provider cannot tell now."""
-        resource = policy.resources[request.resource]
-        role = resource.roles.get(request.role)
         try:
-            seen = self.provider(resource.provider).last_used(  # type: ignore[attr-defined]
-                request, settings=dict(resource.settings), params=dict(role.params) if role else {}
+            target = Target.of(request, policy)  # where the grant was made, as its revoke will use
+            assert target is not None  # _window found it
+            seen = self.provider(target.provider).last_used(  # type: ignore[attr-defined]
+                request, settings=dict(target.settings), params=dict(target.params)
             )
         except ProviderError as exc:
             log.warning('grant.idle_check_failed', request_id=request.id, error=str(exc))

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
+import time
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-from bot.core.errors import RequestError
+from bot.core.errors import RequestError, TooManyRequests
 from bot.core.model import AuditEvent, Principal
-from bot.core.ports import JobQueue, RequestStore
+from bot.core.ports import Clock, JobQueue, RequestStore
 
 #: OpenSSH key lines are short; anything longer is not one (and is not stored).
 MAX_KEY_LENGTH = 8192
+#: Key changes a person may make in an hour: enough to fix a mistake, not a loop.
+SSH_KEY_CHANGES_PER_HOUR = 10
 
 
 class BadSshKey(RequestError):
@@ -60,18 +64,35 @@ def parse_public_key(text: str) -> str:
 class SshKeys:
     """Register and show the public key of a Slack user."""
 
-    def __init__(self, *, store: RequestStore, queue: JobQueue) -> None:
+    def __init__(self, *, store: RequestStore, queue: JobQueue, clock: Clock | None = None) -> None:
         self.store, self.queue = store, queue
+        self.now = clock.now if clock is not None else time.time
 
     def register(self, who: Principal, text: str) -> str:
-        """Store ``who``'s key (replacing any); returns its fingerprint."""
+        """Store ``who``'s key (replacing any); returns its fingerprint.
+
+        The same key again changes nothing and records nothing. A change is an audit event, and at most
+        :data:`SSH_KEY_CHANGES_PER_HOUR` are taken per person: each one moves who controls the certificates
+        jit signs for them, and each one is said in the audit channel.
+
+        Raises:
+            BadSshKey: not a key jit signs for. TooManyRequests: too many changes in the last hour.
+        """
         if not who.slack_id:
             raise BadSshKey('Only Slack users register SSH keys.')
         line = parse_public_key(text)
         previous = self.store.ssh_key(who.slack_id)
+        if previous == line:
+            return fingerprint(line)
+        wait = self.store.take_slot(f'sshkey:{who.slack_id}', now=self.now(), window=3600,
+                                    limit=SSH_KEY_CHANGES_PER_HOUR)  # fmt: skip
+        if wait is not None:
+            raise TooManyRequests(f'Not changed: your SSH key was changed {SSH_KEY_CHANGES_PER_HOUR} times in the last '
+                                  f'hour, the most jit takes. Try again in {math.ceil(wait / 60)} min.',
+                                  retry_after=wait)  # fmt: skip
         self.store.set_ssh_key(who.slack_id, line)
         detail = {'fingerprint': fingerprint(line), 'type': line.split()[0]}
-        if previous and previous != line:
+        if previous:
             detail['replaced'] = fingerprint(previous)
         event = AuditEvent(event='ssh_key.registered', actor=who.slack_id, outcome='registered', detail=detail)
         self.queue.enqueue_notify(self.store.record(event))

@@ -3,7 +3,7 @@
 import pytest
 
 from bot.core import transitions as t
-from bot.core.errors import InvalidTransition, NotAnApprover
+from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied
 from bot.core.model import AccessRequest, RequestStatus
 from tests.core.policy_fixtures import ALEX, DANA, EVE, SAM, SEC, SEC2, policy
 
@@ -103,7 +103,7 @@ def test_a_failing_revoke_is_marked_and_still_revocable():
     assert (req.status, ev.event, ev.outcome, ev.detail['failures']) == (S.REVOKE_FAILED, 'grant.revoke_failed',
                                                                         'revoke_failed', 8)  # fmt: skip
     with pytest.raises(InvalidTransition):
-        t.extend(req, by=60, actor=ALEX, now=710)
+        t.extend(req, by=60, actor=ALEX, now=710, max_total=3600)
     req, ev = t.revoke(req, now=790)
     assert req.status is S.REVOKED and ev.detail['lateness'] == 90
 
@@ -121,7 +121,7 @@ def test_every_step_refuses_every_other_state(step, allowed):
         'fail': lambda r: t.fail(r, error='x', now=1),
         'revoke': lambda r: t.revoke(r, now=1),
         'revoke_failed': lambda r: t.revoke_failed(r, error='x', failures=8),
-        'extend': lambda r: t.extend(r, by=60, actor=ALEX, now=1),
+        'extend': lambda r: t.extend(r, by=60, actor=ALEX, now=1, max_total=3600),
     }
     for status in S:
         req = make(status=status, expires_at=1.0)
@@ -136,7 +136,31 @@ def test_every_step_refuses_every_other_state(step, allowed):
 def test_extend_moves_the_end_and_counts_the_time():
     """An extension moves expires_at and the total duration; the event says from, to and through which request."""
     req = make(status=S.ACTIVE, granted_at=100.0, expires_at=700.0)
-    new, event = t.extend(req, by=300, actor=ALEX, now=650, via='r-ext')
+    new, event = t.extend(req, by=300, actor=ALEX, now=650, via='r-ext', max_total=900)
     assert (new.expires_at, new.duration, new.status) == (1000.0, 900, S.ACTIVE)
     assert event.event == 'grant.extended' and event.detail == {'from': 700.0, 'to': 1000.0, 'by': 300,
                                                                 'extension': 'r-ext'}  # fmt: skip
+
+
+def test_extend_refuses_past_the_total_it_is_given():
+    """The cap is checked in the step itself (inside the store's atomic write): 600 s granted + 301 > 900."""
+    req = make(status=S.ACTIVE, granted_at=100.0, expires_at=700.0)
+    with pytest.raises(PolicyDenied, match='at most 15m'):
+        t.extend(req, by=301, actor=ALEX, now=650, max_total=900)
+
+
+def test_extend_refuses_a_grant_that_is_already_ending():
+    """A pending end (release, admin revoke, idle) wins over a later extension."""
+    req = make(status=S.ACTIVE, granted_at=100.0, expires_at=700.0,
+               ending={'at': 650.0, 'actor': 'U0SEC', 'why': 'revoked by an admin'})  # fmt: skip
+    with pytest.raises(InvalidTransition, match='already ending'):
+        t.extend(req, by=60, actor=ALEX, now=660, max_total=3600)
+
+
+def test_start_grant_records_what_the_grant_is_made_with_once():
+    """The first attempt records provider, settings and params; a retry keeps that record."""
+    req = make(status=S.APPROVED)
+    first = {'provider': 'webhook', 'settings': {'url': 'env:A'}, 'params': {}}
+    req, _ = t.start_grant(req, now=1, deadline=2, granted_with=first)
+    req, _ = t.start_grant(req, now=3, deadline=4, granted_with={**first, 'settings': {'url': 'env:B'}})
+    assert req.granted_with == first

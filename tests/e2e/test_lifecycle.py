@@ -13,6 +13,8 @@ import pytest
 import redis
 
 from bot.core.model import RequestStatus
+from bot.sandbox.webhook_target import WebhookTarget
+from tests.e2e.conftest import WEBHOOK_SECRET
 from tests.e2e.test_request_flow import ALEX, EVE, SAM, SEC, approval_copy, file_request
 from tests.support.processes import wait_until
 
@@ -213,3 +215,44 @@ def test_ssh_key_is_registered_through_slack(jit, slack, store, tmp_path):
     refused = slack.driver.slash(ALEX, 'ssh-key ssh-rsa nonsense')
     assert refused.status == 200 and 'not an OpenSSH public key' in refused.text
     assert store.ssh_key(ALEX) == ' '.join(pub.split()[:2]), 'a refused paste changes nothing'
+
+
+def test_an_admin_revoke_while_the_worker_is_down_is_not_undone_by_an_extension(jit, slack, webhook, store):
+    """The worker is down; sec revokes alex's grant, then alex extends it: the extension is refused, and once a
+    worker runs again the grant is revoked, and the record blames sec."""
+    request_id = active_grant(slack, store, text='request demo-app read 20s short')  # 20s + 30s: self_extend
+    jit.kill_worker()
+    assert 'Revoking' in slack.driver.slash(SEC, f'revoke {request_id}').text
+    due = store.due_at(request_id)
+    reply = slack.driver.slash(ALEX, f'extend {request_id} 30s')
+    assert 'already ending' in reply.text, reply.text
+    assert store.due_at(request_id) == due and store.get(request_id).expires_at == pytest.approx(
+        store.get(request_id).granted_at + 20
+    )
+    jit.start_worker()
+    wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=15, what='revoked')
+    event = revoked_event(store, request_id)
+    assert (event['actor'], event['detail']['why']) == (SEC, 'revoked by an admin')
+    assert not [e for e in store.audit_events() if e['event'] == 'grant.extended']
+
+
+def test_the_revoke_goes_where_the_grant_was_made_whatever_the_policy_says_now(jit, slack, webhook, store, tmp_path):
+    """A pull request moves demo-app's webhook to another URL while alex's grant is active: the release still
+    reaches the receiver that granted it, and the new one hears nothing of it."""
+    other = WebhookTarget(WEBHOOK_SECRET)
+    other.start_in_thread()
+    try:
+        request_id = active_grant(slack, store)
+        loads = len([e for e in store.audit_events() if e['event'] == 'policy.loaded'])
+        policy = tmp_path / 'policies' / 'policy.yaml'
+        policy.write_text(policy.read_text().replace('url: env:DEMO_WEBHOOK_URL', f'url: "{other.url}"'))
+        wait_until(lambda: len([e for e in store.audit_events() if e['event'] == 'policy.loaded']) > loads,
+                   timeout=15, what='the new policy in force')  # fmt: skip
+        time.sleep(2.5)  # the worker looks at the files at most every 2 s
+        assert 'Releasing' in slack.driver.slash(ALEX, f'release {request_id}').text
+        wait_until(lambda: webhook.revokes_for(request_id), timeout=15, what='the revoke at the original receiver')
+        wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='revoked')
+        assert other.revokes_for(request_id) == [] and other.grants_for(request_id) == []
+        assert store.get(request_id).granted_with['settings']['url'] == 'env:DEMO_WEBHOOK_URL'
+    finally:
+        other.stop_thread()

@@ -8,8 +8,9 @@ import pytest
 import redis
 
 from bot.adapters.redis_store import RedisStore
+from bot.core.errors import TooManyRequests
 from bot.deps import SystemClock
-from bot.usecases.ssh_keys import BadSshKey, SshKeys, fingerprint, parse_public_key
+from bot.usecases.ssh_keys import SSH_KEY_CHANGES_PER_HOUR, BadSshKey, SshKeys, fingerprint, parse_public_key
 from tests.core.policy_fixtures import ALEX
 from tests.support.redis_server import own_redis_url
 
@@ -88,3 +89,26 @@ def test_short_rsa_keys_are_refused(tmp_path):
         parse_public_key(pub)
     _, pub = _keygen(tmp_path, 'rsa', '2048')
     assert fingerprint(parse_public_key(pub)).startswith('SHA256:')
+
+
+def test_registering_the_same_key_again_records_nothing(keys, tmp_path):
+    """30 identical `/jit ssh-key` give one audit event: an unchanged key is not a change."""
+    ssh_keys, store = keys
+    _, pub = _keygen(tmp_path, 'ed25519')
+    for _ in range(30):
+        ssh_keys.register(ALEX, pub)
+    assert len([e for e in store.audit_events() if e['event'] == 'ssh_key.registered']) == 1
+
+
+def test_key_changes_are_rate_limited(keys, tmp_path):
+    """Replacing the key over and over (a script, or someone at alex's keyboard) stops after a few an hour."""
+    ssh_keys, store = keys
+    pubs = [_keygen(tmp_path / str(i), 'ed25519')[1] for i in range(12) if (tmp_path / str(i)).mkdir() is None]
+    changed = 0
+    with pytest.raises(TooManyRequests, match='SSH key'):
+        for pub in pubs:
+            ssh_keys.register(ALEX, pub)
+            changed += 1
+    assert changed == SSH_KEY_CHANGES_PER_HOUR
+    assert len([e for e in store.audit_events() if e['event'] == 'ssh_key.registered']) == changed
+    assert fingerprint(store.ssh_key(ALEX.slack_id)) == fingerprint(' '.join(pubs[changed - 1].split()[:2]))

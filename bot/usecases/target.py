@@ -1,0 +1,93 @@
+"""Where a grant lives: the provider, its settings and the role's parameters the grant was made with.
+
+A revoke must reach what the grant created. If it read the policy as it is at revoke time, a pull request
+that changed a resource's ``role_prefix``, webhook ``url``, KRL path or AWS account would send the revoke to
+the wrong place: the provider answers "already gone" and the real access lives on. So the grant records its
+target on the request before the first provider call (:func:`recorded_target`, stored by
+``transitions.start_grant``), and every later call for that grant (revoke, expiry push, idle check, the
+reconciler) uses the record (:meth:`Target.of`).
+
+The record keeps settings as the policy wrote them: an ``env:NAME`` reference stays a reference, resolved by
+the provider when it is used, so no secret reaches Redis. A secret written inline in the policy (which lint
+warns about) is recorded only as its SHA-256, and matched against the policy when it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.errors import PermanentProviderError
+from bot.core.model import AccessRequest
+from bot.core.policy import Policy
+from bot.core.policy_lint import SECRET_KEY
+
+#: How an inline secret is recorded: this prefix and the SHA-256 of the value.
+INLINE_SECRET = 'inline-sha256:'
+
+
+def _digest(value: str) -> str:
+    return INLINE_SECRET + hashlib.sha256(value.encode()).hexdigest()
+
+
+def _is_secret(key: str, provider: object) -> bool:
+    declared = getattr(provider, 'secret_settings', None)
+    if isinstance(declared, (set, frozenset, tuple, list)):
+        return key in declared
+    return bool(SECRET_KEY.search(key))  # a provider that declares nothing: judged by the setting's name
+
+
+def recorded_target(policy: Policy, request: AccessRequest, provider: Callable[[str], object]) -> dict[str, Any] | None:
+    """What to record for ``request``'s grant, from the policy in force (None when its resource is gone)."""
+    resource = policy.resources.get(request.resource)
+    if resource is None:
+        return None
+    role = resource.roles.get(request.role)
+    impl = provider(resource.provider)
+    settings = json.loads(json.dumps(dict(resource.settings), default=str))
+    for key, value in settings.items():
+        if isinstance(value, str) and not value.startswith('env:') and _is_secret(key, impl):
+            settings[key] = _digest(value)
+    params = json.loads(json.dumps(dict(role.params), default=str)) if role else {}
+    return {'provider': resource.provider, 'settings': settings, 'params': params}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The provider name, settings and role parameters to call for one grant."""
+
+    provider: str
+    settings: dict[str, Any]
+    params: dict[str, Any]
+
+    @classmethod
+    def of(cls, request: AccessRequest, policy: Policy) -> Target | None:
+        """The grant's recorded target, or for a grant made before records existed, the policy's.
+
+        None when there is neither a record nor the resource in the policy.
+
+        Raises:
+            PermanentProviderError: an inline secret of the record no longer matches the policy's.
+        """
+        record = request.granted_with
+        resource = policy.resources.get(request.resource)
+        if record is None:
+            if resource is None:
+                return None
+            role = resource.roles.get(request.role)
+            return cls(resource.provider, dict(resource.settings), dict(role.params) if role else {})
+        current: Mapping[str, Any] = resource.settings if resource is not None else {}
+        settings = dict(record.get('settings') or {})
+        for key, value in settings.items():
+            if isinstance(value, str) and value.startswith(INLINE_SECRET):
+                now = current.get(key)
+                if not isinstance(now, str) or _digest(now) != value:
+                    raise PermanentProviderError(
+                        f'setting `{key}` was written inline in the policy when this grant was made and has changed '
+                        'since; put the old value back (better: as `env:NAME`) so the grant can be revoked'
+                    )
+                settings[key] = now
+        return cls(str(record['provider']), settings, dict(record.get('params') or {}))
