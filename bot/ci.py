@@ -13,9 +13,10 @@ never printed. Progress goes to stderr; stdout carries only the result, so ``--f
 and ``--format json | jq`` work.
 
 Each request gets a fresh X25519 key pair (:class:`bot.adapters.sealed_box.Recipient`); only the public
-half is sent, and the server hands the sealed details over once, on the first read that sees ``active``,
-so they are opened from that same answer. A pipeline that gives up (``--timeout``, SIGINT, SIGTERM)
-releases its request first, so nothing is granted to a job that is gone.
+half is sent, the worker seals the details to it with standard HPKE (RFC 9180, so a pipeline without jit
+opens them with any HPKE library), and the server hands the box over once, on the first read that sees
+``active``, so they are opened from that same answer. A pipeline that gives up (``--timeout``, SIGINT,
+SIGTERM) releases its request first, so nothing is granted to a job that is gone.
 
 Exit codes::
 

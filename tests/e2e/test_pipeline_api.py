@@ -253,3 +253,63 @@ def test_limits_answer_429_with_retry_after(jit, store):
 def test_openapi_document_is_served_without_a_token(jit):
     status, doc, _ = Api(jit.url, None).call('GET', '/api/v1/openapi.json')
     assert status == 200 and doc['openapi'].startswith('3.1') and '/requests/{id}/release' in doc['paths']
+
+
+def _snapshot(client: Any) -> dict[bytes, bytes]:
+    """What jit keeps in Redis, but RQ's own keys and the short leases the sweeper takes on its rounds."""
+    return {k: client.dump(k) for k in client.scan_iter(count=1000)
+            if not k.startswith((b'rq:', b'jit:lease:'))}  # fmt: skip
+
+
+def test_low_order_public_keys_are_refused_at_post_and_nothing_is_filed(jit, webhook, store, redis_url):
+    """deploy-main is auto-approved: accepted, such a key would be granted at the target and then fail to seal."""
+    import redis
+
+    from tests.test_api_tokens_and_sealing import LOW_ORDER, NON_CANONICAL
+
+    client = redis.Redis.from_url(redis_url)
+    webhook.details = {'password': SECRET_DETAIL}
+    api = Api(jit.url, DEPLOY_TOKEN)
+    before = _snapshot(client)
+    for name, key in {**LOW_ORDER, **NON_CANONICAL}.items():
+        status, answer, _ = api.call('POST', '/api/v1/requests', {
+            'resource': 'demo-app', 'role': 'deploy', 'duration': '5m', 'public_key': key})  # fmt: skip
+        assert status == 400 and set(answer['errors']) == {'public_key'}, (name, answer)
+        assert answer['error'].startswith('invalid request: public_key')
+        if key == 'A' * 43:
+            assert 'low-order' in answer['errors']['public_key'], answer
+    assert _snapshot(client) == before
+    assert not store.for_user('pipeline:deploy-main')
+    assert not [call for call in webhook.calls if call.action in ('grant', 'revoke')]
+
+
+def test_details_that_cannot_be_sealed_fail_the_grant_and_the_access_is_revoked(jit, slack, webhook, store,
+                                                                                 redis_url):  # fmt: skip
+    """A key that got past the API (written straight into Redis here) cannot seal the details the target handed
+    out: the request ends `failed` with why, and the target sees the access it granted revoked."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    webhook.details = {'password': SECRET_DETAIL}
+    api = Api(jit.url, NIGHTLY_TOKEN)
+    status, filed, _ = api.call('POST', '/api/v1/requests', {
+        'resource': 'demo-app', 'role': 'read', 'duration': '10m', 'reason': 'smoke test',
+        'context': {'event': 'pr_merge', 'branch': 'production'}, 'public_key': Recipient().public_key})  # fmt: skip
+    assert status == 201 and filed['status'] == 'pending', filed
+    request_id = filed['id']
+    key = f'jit:req:{request_id}'
+    stored = json.loads(client.get(key))
+    stored['recipient_key'] = 'A' * 43
+    client.set(key, json.dumps(stored))
+    copy = approval_copy(slack, SAM, request_id)
+    assert slack.driver.click(SAM, copy, 'jit.approve', request_id).status == 200
+    wait_until(lambda: store.get(request_id).status is S.FAILED or None, timeout=15, what='the grant to fail')
+    assert [c.ok for c in webhook.grants_for(request_id)] == [True]  # granted once; not retried into the same hole
+    wait_until(lambda: [c for c in webhook.revokes_for(request_id) if c.ok] or None, timeout=15, what='the revoke')
+    assert request_id not in webhook.active
+    wait_until(lambda: store.due_at(request_id) is None or None, timeout=10, what='the clean-up to finish')
+    status, shown, _ = api.call('GET', f'/api/v1/requests/{request_id}')
+    assert status == 200 and shown['status'] == 'failed' and shown['final'] and shown['details'] is None, shown
+    assert 'could not be handed over' in shown['error'] and 'revoked' in shown['error'], shown
+    assert client.get(f'jit:details:{request_id}') is None
+    assert SECRET_DETAIL not in jit.dump_logs()
