@@ -98,7 +98,9 @@ def serve(settings: object) -> int:
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
     deps = build_deps(settings, providers=provider_names(), record_policy=True)  # type: ignore[arg-type]
-    signal.signal(signal.SIGHUP, lambda *_: deps.policy.reload())
+    # A policy load never runs on the event loop: SIGHUP only asks, the watcher thread starts the load.
+    signal.signal(signal.SIGHUP, lambda *_: deps.policy.request_reload())
+    deps.policy.watch()
     web.run_app(create_web_app(deps), host=os.environ.get('JIT_HOST', '0.0.0.0'), port=deps.settings.port,
                 print=None, access_log=None)  # fmt: skip
     return EXIT_OK
@@ -116,7 +118,9 @@ def work(settings: object) -> int:
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
     deps = build_worker_deps(settings)  # type: ignore[arg-type]
     install(deps)
-    signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.reload())
+    # A policy load never holds the job loop: SIGHUP only asks, the watcher thread starts the load.
+    signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.request_reload())
+    deps.base.policy.watch()
     sweeper = build_sweeper(deps)
     sweeper.sweep_once()  # whatever fell due while no worker ran
     sweeper.start()

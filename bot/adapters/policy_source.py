@@ -1,9 +1,12 @@
 """The policy currently in force, reloaded when the files change, the last good one kept.
 
-Calling the source returns the current :class:`~bot.core.policy.Policy`. At most every
-``check_every`` seconds it compares the files' modification times; when they changed it loads
-again, and a bad new policy is logged (with every ``file:line`` problem) while the previous
-one stays in force. ``reload()`` forces a load (SIGHUP). An observer hears of both, so the
+Calling the source returns the current :class:`~bot.core.policy.Policy` at once: it never loads and
+never waits for a load, because its callers are Slack acks on the event loop of ``jit serve`` and
+grants and revokes in the worker's job loop. When ``check_every`` seconds have passed (or a reload
+was asked for, SIGHUP), the call starts one background thread that compares the files' names, sizes,
+modification times and inodes and, when they changed, loads them. Loading is bounded in time and
+memory (:mod:`bot.core.policy_loader`); a bad new policy, or any failure at all, is logged with every
+``file:line:column`` problem while the previous one stays in force. An observer hears of both, so the
 change reaches the audit trail and the audit channel; the git commit of the directory, when it is
 in git, is recorded beside the content hash.
 """
@@ -26,6 +29,9 @@ from bot.core.policy_loader import build_policy, read_policy_dir
 
 log = structlog.get_logger(__name__)
 
+#: What the files looked like at the last check: (path, mtime in ns, size, inode) of each.
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
 
 class PolicyObserver(Protocol):
     def loaded(self, policy: Policy) -> None: ...
@@ -44,17 +50,21 @@ def git_commit(directory: Path) -> str | None:
 
 
 class PolicySource:
-    """Loads the policy directory once at start (failing loudly) and keeps it fresh after."""
+    """Loads the policy directory once at start (failing loudly) and keeps it fresh after, off the callers' threads."""
 
     def __init__(
         self, directory: str | Path, *, providers: Collection[str], check_every: float = 2.0,
         observer: PolicyObserver | None = None,
     ) -> None:  # fmt: skip
+        """``providers``: the names a resource may use; a mapping also gives each one's secret settings."""
         self.directory = Path(directory)
         self.providers = providers
         self.check_every = check_every
         self.observer = observer
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one load at a time; only loaders ever wait for it
+        self._state = threading.Lock()  # guards _loading; never held while loading
+        self._loading = False
+        self._reload_asked = False
         self._checked = time.monotonic()
         self._stamp = self._fingerprint()
         self._policy = self._read()
@@ -69,39 +79,125 @@ class PolicySource:
             self.observer.loaded(self._policy)
 
     def __call__(self) -> Policy:
-        if time.monotonic() - self._checked >= self.check_every:
-            with self._lock:
-                self._checked = time.monotonic()
-                stamp = self._fingerprint()
-                if stamp != self._stamp:
-                    self._stamp = stamp
-                    self._load()
+        """The policy in force, at once; starts a check in the background when one is due."""
+        if self._reload_asked or time.monotonic() - self._checked >= self.check_every:
+            self._in_background()
         return self._policy
 
-    def reload(self) -> bool:
-        """Load now; True when the new policy is in force."""
+    def request_reload(self) -> None:
+        """Ask for a load whether or not the files look changed (SIGHUP).
+
+        Safe in a signal handler: it only sets a flag (no lock, no thread), and the next call of the source
+        starts the load; :meth:`watch` makes that call at least every second.
+        """
+        self._reload_asked = True
+
+    def watch(self, every: float = 1.0) -> threading.Thread:
+        """Call the source every ``every`` seconds from a daemon thread, so a change or SIGHUP is loaded even
+        when nothing else asks for the policy (an idle worker)."""
+
+        def run() -> None:
+            while True:
+                time.sleep(every)
+                self()
+
+        thread = threading.Thread(target=run, name='jit-policy-watch', daemon=True)
+        thread.start()
+        return thread
+
+    def check(self) -> bool:
+        """Load now if the files changed since the last check; True when a new policy is in force.
+
+        This waits for the load: the background thread runs it, and tests do.
+        """
         with self._lock:
+            self._checked = time.monotonic()
+            stamp = self._fingerprint()
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            return self._load()
+
+    def reload(self) -> bool:
+        """Load now (waiting for it); True when the new policy is in force."""
+        with self._lock:
+            self._checked = time.monotonic()
             self._stamp = self._fingerprint()
             return self._load()
+
+    def _in_background(self) -> None:
+        with self._state:
+            if self._loading:
+                return
+            self._loading = True
+        self._checked = time.monotonic()
+        try:
+            threading.Thread(target=self._background, name='jit-policy-load', daemon=True).start()
+        except RuntimeError:  # no thread to be had: try again at the next check
+            with self._state:
+                self._loading = False
+            log.error('policy.check_not_started')
+
+    def _background(self) -> None:
+        try:
+            while True:
+                forced, self._reload_asked = self._reload_asked, False
+                if forced:
+                    self.reload()
+                else:
+                    self.check()
+                if not self._reload_asked:  # a SIGHUP during the load: once more
+                    break
+        except Exception:  # _load reports every failure; this keeps the next check possible whatever happens
+            log.exception('policy.check_failed')
+        finally:
+            with self._state:
+                self._loading = False
 
     def _load(self) -> bool:
         try:
             policy = self._read()
         except PolicyConfigError as exc:
-            log.error('policy.rejected', problems=exc.problems, kept_version=self._policy.version)
-            if self.observer:
-                self.observer.rejected(exc.problems, self._policy)
-            return False
-        changed = policy.version != self._policy.version
-        self._policy = policy
-        if changed:
-            log.info('policy.loaded', version=policy.version, rules=len(policy.rules))
-            if self.observer:
-                self.observer.loaded(policy)
-        return True
+            problems = exc.problems
+        except Exception as exc:  # the loader raises only PolicyConfigError; anything else is a problem all the same
+            problems = [
+                f'{self.directory}:1:1: the policy could not be loaded ({type(exc).__name__}: {str(exc)[:200]})'
+            ]
+        else:
+            changed = policy.version != self._policy.version
+            self._policy = policy
+            if changed:
+                log.info('policy.loaded', version=policy.version, rules=len(policy.rules))
+                self._tell('loaded', policy)
+            return True
+        log.error('policy.rejected', problems=problems, kept_version=self._policy.version)
+        self._tell('rejected', problems, self._policy)
+        return False
 
-    def _fingerprint(self) -> tuple[tuple[str, float, int], ...]:
-        if not self.directory.is_dir():
-            return ()
-        return tuple(sorted((str(p), p.stat().st_mtime, p.stat().st_size)
-                            for p in self.directory.rglob('*') if p.suffix in ('.yaml', '.yml')))  # fmt: skip
+    def _tell(self, what: str, *args: object) -> None:
+        """The observer hears of it; its failure (Redis away) is logged, and the policy in force stays."""
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, what)(*args)
+        except Exception:  # the audit record is lost, the load is not
+            log.exception('policy.observer_failed', what=what)
+
+    def _fingerprint(self) -> Fingerprint:
+        """What the policy files look like; a file that vanishes meanwhile (an editor's save) is one more change."""
+        found = []
+        try:
+            if not self.directory.is_dir():
+                return ()
+            for path in self.directory.rglob('*'):
+                if path.suffix not in ('.yaml', '.yml'):
+                    continue
+                try:
+                    info = path.stat()
+                except OSError:
+                    found.append((str(path), -1, -1, -1))
+                else:
+                    found.append((str(path), info.st_mtime_ns, info.st_size, info.st_ino))
+        except OSError:
+            return (('<the policy directory cannot be listed>', 0, 0, 0),)
+        return tuple(sorted(found))

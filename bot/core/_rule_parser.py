@@ -26,6 +26,8 @@ BOOL_KEYS = ('require_reason', 'auto_approve', 'break_glass', 'require_deny_reas
 TRIGGERS = ('slack', 'pipeline', 'any')
 #: When a rule says nothing: an hour is long enough to debug and short enough to matter.
 DEFAULT_TIMEOUT = 3600
+#: More approvals than this is a typo (or a number of thousands of digits), not a quorum anyone can reach.
+MAX_APPROVALS = 100
 
 
 class RuleParser:
@@ -45,7 +47,11 @@ class RuleParser:
 
     def parse(self) -> Rule | None:
         raw = self.raw
-        name = str(raw.get('name') or f'rule-{self.path[-1] + 1}@{self.doc.file}')
+        name = f'rule-{self.path[-1] + 1}@{self.doc.file}'
+        if isinstance(raw.get('name'), str) and raw['name'].strip():
+            name = raw['name']
+        elif 'name' in raw:
+            self.err('name', '`name` must be text: the name the rule is known by')
         for key in raw:
             if key not in RULE_KEYS:
                 self.err(key, f'unknown key `{key}` in rule `{name}` (expected one of: {", ".join(RULE_KEYS)})')
@@ -54,7 +60,7 @@ class RuleParser:
                 self.err(key, f'`{key}` must be true or false')
         resources = self.names('resources', self.b.resources, 'resource')
         roles = self.names('roles', None, 'role')
-        if roles is not None:
+        if roles is not None and (resources is None or resources <= self.b.resources.keys()):  # unknown: said above
             pool = [self.b.resources[r] for r in resources] if resources is not None else self.b.resources.values()
             known = {role for res in pool for role in res.roles}
             for role in sorted(roles - known):
@@ -71,8 +77,8 @@ class RuleParser:
         if pattern is not None:
             try:
                 re.compile(str(pattern))
-            except re.error as exc:
-                self.err('ticket_pattern', f'`ticket_pattern` is not a valid regular expression: {exc}')
+            except (re.error, RecursionError, OverflowError, ValueError) as exc:  # nested 1,000 deep, {1,2**64}
+                self.err('ticket_pattern', f'`ticket_pattern` is not a valid regular expression: {str(exc)[:200]}')
         notify = raw.get('notify', [])
         if isinstance(notify, str):
             notify = [notify]
@@ -157,8 +163,8 @@ class RuleParser:
         return (Step(approvers, self.count(('approvals',), raw.get('approvals', 1))),)
 
     def count(self, path: tuple[Any, ...], value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.err(path, '`approvals` must be a whole number, 1 or more')
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_APPROVALS:
+            self.err(path, f'`approvals` must be a whole number from 1 to {MAX_APPROVALS}')
             return 1
         return value
 
@@ -168,8 +174,8 @@ class RuleParser:
             return None
         try:
             return parse_duration(value)
-        except DurationError as exc:
-            self.err(key, f'`{key}`: {exc}')
+        except (DurationError, ValueError, OverflowError) as exc:
+            self.err(key, f'`{key}`: {str(exc)[:200]}')
             return None
 
     def trigger(self) -> str | dict[str, Any]:

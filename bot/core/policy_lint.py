@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.core.durations import format_duration
 from bot.core.policy import Policy, Rule, Source
+from bot.core.policy_loader import BUILTIN_SECRET_SETTINGS
 
 #: Code -> what the check catches, one line each (``jit policy validate`` and the docs list them).
 LINT_RULES: dict[str, str] = {
@@ -232,7 +233,11 @@ def _secret_settings(settings: Mapping[str, Any], prefix: str = '') -> Iterator[
 
 def _inline_secret(policy: Policy) -> Iterator[Finding]:
     for res in policy.resources.values():
-        for path in _secret_settings(res.settings):
+        declared = BUILTIN_SECRET_SETTINGS.get(res.provider)
+        paths = _secret_settings(res.settings)
+        if declared is not None:  # env:NAME works in those settings only: never advise it for another
+            paths = (path for path in paths if path in declared)
+        for path in paths:
             yield Finding('inline-secret', f'resource `{res.name}`: setting `{path}` looks secret and is written '
                           f'inline; write `env:NAME` and set NAME in the environment', res.source)  # fmt: skip
 

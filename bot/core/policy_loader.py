@@ -1,26 +1,61 @@
-"""Policy files to a :class:`~bot.core.policy.Policy`, or every problem as ``file:line: what``.
+"""Policy files to a :class:`~bot.core.policy.Policy`, or every problem as ``file:line:column: what``.
 
 All ``*.yaml`` / ``*.yml`` files of the policy directory (not ``tests/``) are read in name order
 and merged: ``groups`` and ``resources`` are unions (a name defined twice is an error naming both
 places), ``admins`` and ``requests`` are concatenated in file order. Reading the files is the
 caller's job (:func:`read_policy_dir`); :func:`build_policy` is pure.
+
+Loading is bounded in time and memory whatever the files hold: their number and sizes are checked
+before they are read (:data:`MAX_FILES`, :data:`MAX_FILE_BYTES`, :data:`MAX_TOTAL_BYTES`), and the
+YAML reader refuses anchors, aliases, deep nesting and more than :data:`~bot.core._yaml_marks.MAX_NODES`
+values (:mod:`bot.core._yaml_marks`). Any failure, for any input, is a ``PolicyConfigError`` whose
+problems name a file, line and column: never another exception.
+
+``env:NAME`` (read from the worker's environment when the setting is used) is allowed only in the
+settings a provider declares secret (:data:`BUILTIN_SECRET_SETTINGS`; a provider from the
+``jit.providers`` entry point declares its own, passed in as ``providers``). Any other setting may be
+shown to the requester (a host, a database, a user name), so it cannot name a variable of the worker.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Collection, Mapping
+import stat
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.core._rule_parser import RuleParser
-from bot.core._yaml_marks import MarkedDocument, load_marked
+from bot.core._yaml_marks import MAX_NODES, MarkedDocument, load_marked
 from bot.core.errors import PolicyConfigError
 from bot.core.policy import Policy, Resource, Role, Rule, Source
 
 #: Providers jit ships; others come from the ``jit.providers`` entry point and are passed in.
 BUILTIN_PROVIDERS = frozenset({'webhook', 'postgres', 'aws_iam', 'aws_sso', 'ssh'})
+#: The settings of each built-in provider that hold a secret: only these may be written ``env:NAME``, and
+#: none of them ever reaches a message. Each provider class states the same as ``secret_settings`` (a test
+#: checks they agree); the core keeps this copy because it must not import the workers. The webhook ``url``
+#: is secret because a URL often carries a credential (a token in the path or query, a password before @).
+#: The AWS providers take their credentials from the worker's own chain, never from settings.
+BUILTIN_SECRET_SETTINGS: Mapping[str, frozenset[str]] = {
+    'webhook': frozenset({'url', 'secret'}),
+    'postgres': frozenset({'dsn'}),
+    'ssh': frozenset({'ca_key'}),
+    'aws_iam': frozenset(),
+    'aws_sso': frozenset(),
+}
+#: A policy file larger than this is refused before it is read (a policy of 1,000 rules has about 200 KiB).
+MAX_FILE_BYTES = 256 * 1024
+#: All the files together.
+MAX_TOTAL_BYTES = 1024 * 1024
+#: Policy files in the directory (``tests/`` not counted).
+MAX_FILES = 500
+#: Groups may name groups, which may name groups: at most this many levels.
+MAX_GROUP_DEPTH = 32
+
+_T = TypeVar('_T')
 
 TOP_KEYS = ('groups', 'admins', 'resources', 'requests')
 RESOURCE_KEYS = ('description', 'provider', 'settings', 'roles')
@@ -29,15 +64,93 @@ NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 
 
 def read_policy_dir(directory: str | Path, *, display_root: str | Path | None = None) -> dict[str, str]:
-    """Read every policy file under ``directory`` (not ``tests/``), keyed by the name errors should show."""
+    """Read every policy file under ``directory`` (not ``tests/``), keyed by the name errors should show.
+
+    Every file is checked before a byte of it is read: a regular file (a FIFO would block the reader
+    forever, a device never end), at most :data:`MAX_FILE_BYTES` (no more than that is ever read, even if
+    the file grows meanwhile), at most :data:`MAX_FILES` files and :data:`MAX_TOTAL_BYTES` together, and
+    UTF-8 text. Directories named ``*.yaml`` are walked, not read.
+
+    Raises:
+        PolicyConfigError: every file that cannot be read, each as ``file:line:column: why``.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise PolicyConfigError([f'{root}: policy directory not found'])
     shown = Path(display_root) if display_root is not None else root
-    files = sorted(
-        p for p in root.rglob('*') if p.suffix in ('.yaml', '.yml') and 'tests' not in p.relative_to(root).parts[:-1]
-    )
-    return {str(shown / p.relative_to(root)): p.read_text(encoding='utf-8') for p in files}
+    try:
+        files = sorted(p for p in root.rglob('*')
+                       if p.suffix in ('.yaml', '.yml') and 'tests' not in p.relative_to(root).parts[:-1])  # fmt: skip
+    except OSError as exc:
+        raise PolicyConfigError([f'{root}: cannot list the policy directory: {exc.strerror or exc}']) from None
+    texts: dict[str, str] = {}
+    problems: list[str] = []
+    total = count = 0
+    for path in files:
+        name = str(shown / path.relative_to(root))
+        try:
+            data = _read_bounded(path)
+        except _Unreadable as exc:
+            problems.append(f'{name}:1:1: {exc}')
+            continue
+        if data is None:
+            continue
+        count, total = count + 1, total + len(data)
+        if count > MAX_FILES:
+            problems.append(f'{name}:1:1: more than {MAX_FILES} policy files (*.yaml, *.yml) in {shown}')
+            break
+        if total > MAX_TOTAL_BYTES:
+            problems.append(f'{name}:1:1: with this file the policy files have more than {MAX_TOTAL_BYTES} bytes '
+                            'together')  # fmt: skip
+            break
+        try:
+            texts[name] = data.decode('utf-8')
+        except UnicodeDecodeError as exc:
+            before = data[: exc.start].decode('utf-8', 'replace')
+            line, column = before.count('\n') + 1, len(before) - before.rfind('\n')
+            problems.append(f'{name}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})')
+    if problems:
+        raise PolicyConfigError(problems)
+    return texts
+
+
+class _Unreadable(Exception):
+    """A policy file that is not read: why, as a problem says it."""
+
+
+def _read_bounded(path: Path) -> bytes | None:
+    """The bytes of ``path``, or None for a directory; never more than :data:`MAX_FILE_BYTES` + 1 read."""
+    try:
+        # Non-blocking: opening a FIFO waits for a writer otherwise. Checked on the descriptor, not the name.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+    except FileNotFoundError:
+        raise _Unreadable('cannot read the file: it does not exist (a dangling link?)') from None
+    except IsADirectoryError:
+        return None
+    except OSError as exc:
+        raise _Unreadable(f'cannot read the file: {exc.strerror or exc}') from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable('not a regular file')
+        if info.st_size > MAX_FILE_BYTES:
+            raise _Unreadable(f'the file has {info.st_size} bytes; a policy file may have at most {MAX_FILE_BYTES}')
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_FILE_BYTES:  # it grew after the check
+            raise _Unreadable(f'the file has more than {MAX_FILE_BYTES} bytes; a policy file may have at most that')
+        return b''.join(chunks)
+    except OSError as exc:
+        raise _Unreadable(f'cannot read the file: {exc.strerror or exc}') from None
+    finally:
+        os.close(fd)
 
 
 def policy_version(texts: Mapping[str, str]) -> str:
@@ -54,19 +167,28 @@ def load_policy(directory: str | Path, *, providers: Collection[str] = BUILTIN_P
 
 
 def build_policy(texts: Mapping[str, str], *, providers: Collection[str] = BUILTIN_PROVIDERS) -> Policy:
-    """Build a policy from ``{file name: YAML text}``; raises PolicyConfigError with every problem."""
+    """Build a policy from ``{file name: YAML text}``; raises PolicyConfigError with every problem.
+
+    Args:
+        texts: the files, as :func:`read_policy_dir` returns them.
+        providers: the provider names a resource may use. A mapping also says, for each, which settings
+            it declares secret (the only ones that may be ``env:NAME``); given only names, the built-in
+            providers declare :data:`BUILTIN_SECRET_SETTINGS` and any other provider none.
+    """
     builder = _Builder(providers)
-    docs = [load_marked(name, text) for name, text in sorted(texts.items())]
+    docs: list[MarkedDocument] = []
+    for name, text in sorted(texts.items()):
+        docs.append(load_marked(name, text, max_nodes=MAX_NODES, used=sum(d.nodes for d in docs)))
     if not docs:
         raise PolicyConfigError(['no policy files (*.yaml) found'])
     for doc in docs:
         builder.problems.extend(doc.problems)
         if not doc.problems:
-            builder.collect(doc)
+            builder.guarded(doc, (), builder.collect, doc)
     if builder.problems:
         raise PolicyConfigError(builder.problems)
-    policy = builder.finish(policy_version(texts), tuple(sorted(texts)))
-    if builder.problems:
+    policy = builder.guarded(docs[0], (), builder.finish, policy_version(texts), tuple(sorted(texts)))
+    if builder.problems or policy is None:
         raise PolicyConfigError(builder.problems)
     return policy
 
@@ -76,14 +198,29 @@ class _Builder:
 
     def __init__(self, providers: Collection[str]) -> None:
         self.providers = providers
+        self.secret_settings: Mapping[str, Collection[str]] = (
+            providers if isinstance(providers, Mapping) else BUILTIN_SECRET_SETTINGS
+        )
         self.problems: list[str] = []
         self.group_defs: dict[str, tuple[list[Any], MarkedDocument, tuple[Any, ...]]] = {}
         self.resources: dict[str, Resource] = {}
-        self.admins: list[tuple[str, MarkedDocument, tuple[Any, ...]]] = []
+        self.admins: list[tuple[Any, MarkedDocument, tuple[Any, ...]]] = []
         self.raw_rules: list[tuple[dict[str, Any], MarkedDocument, tuple[Any, ...]]] = []
 
     def err(self, doc: MarkedDocument, path: tuple[Any, ...], message: str, *, value: bool = False) -> None:
         self.problems.append(f'{doc.where(path, value=value)}: {message}')
+
+    def guarded(self, doc: MarkedDocument, path: tuple[Any, ...], work: Callable[..., _T], *args: Any) -> _T | None:
+        """``work(*args)``; an exception it raises becomes a problem at ``path``, so no input escapes as one.
+
+        Every check above reports its own problem; this is the promise that a check overlooked for some
+        input still ends as a ``file:line:column`` problem, and the last good policy stays.
+        """
+        try:
+            return work(*args)
+        except Exception as exc:  # any failure at all: the contract is a problem, never a traceback
+            self.err(doc, path, f'this could not be loaded ({type(exc).__name__}: {str(exc)[:200]})')
+            return None
 
     def collect(self, doc: MarkedDocument) -> None:
         if doc.data is None:
@@ -107,7 +244,7 @@ class _Builder:
         if not isinstance(admins, list):
             self.err(doc, ('admins',), '`admins` must be a list', value=True)
         else:
-            self.admins.extend((str(a), doc, ('admins', i)) for i, a in enumerate(admins))
+            self.admins.extend((a, doc, ('admins', i)) for i, a in enumerate(admins))
         for name, spec in _mapping(self, doc, ('resources',)).items():
             self.collect_resource(doc, str(name), spec)
         requests = doc.data.get('requests', [])
@@ -144,9 +281,24 @@ class _Builder:
         if not isinstance(settings, dict):
             self.err(doc, (*path, 'settings'), '`settings` must be a mapping', value=True)
             settings = {}
+        if isinstance(provider, str) and provider in self.providers:
+            self.check_env(doc, path, provider, settings)
+        description = spec.get('description')
+        if description is not None and not isinstance(description, str):
+            self.err(doc, (*path, 'description'), f'`description` of resource `{name}` must be text')
         roles = self.parse_roles(doc, path, spec.get('roles'))
-        self.resources[name] = Resource(name, str(provider), roles, settings, str(spec.get('description') or ''),
+        self.resources[name] = Resource(name, str(provider), roles, settings, str(description or ''),
                                         Source(doc.file, *doc.pos(path)))  # fmt: skip
+
+    def check_env(self, doc: MarkedDocument, path: tuple[Any, ...], provider: str, settings: Mapping[str, Any]) -> None:
+        """``env:NAME`` only in a setting ``provider`` declares secret: any other may be shown to the requester."""
+        secret = self.secret_settings.get(provider) or ()
+        for key, value in settings.items():
+            if isinstance(value, str) and value.startswith('env:') and key not in secret:
+                self.err(doc, (*path, 'settings', key), f'`{key}` of resource `{path[-1]}` is written `{value[:80]}`, '
+                         f'but the {provider} provider reads the environment only for its secret settings '
+                         f'({", ".join(sorted(secret)) or "none"}): a setting that is not secret may be shown to '
+                         'requesters, so write its value here', value=True)  # fmt: skip
 
     def parse_roles(self, doc: MarkedDocument, path: tuple[Any, ...], raw: Any) -> dict[str, Role]:
         if isinstance(raw, list) and raw and all(isinstance(r, str) for r in raw):
@@ -173,7 +325,7 @@ class _Builder:
         rules: list[Rule] = []
         names: dict[str, Source | None] = {}
         for raw, doc, path in self.raw_rules:
-            rule = RuleParser(self, raw, doc, path, groups).parse()
+            rule = self.guarded(doc, path, RuleParser(self, raw, doc, path, groups).parse)
             if rule is None:
                 continue
             if rule.name in names:
@@ -189,6 +341,10 @@ class _Builder:
             if name in expanded:
                 return expanded[name]
             members, doc, path = self.group_defs[name]
+            if len(trail) >= MAX_GROUP_DEPTH:
+                self.err(doc, path, f'groups nest deeper than {MAX_GROUP_DEPTH} levels: {" -> ".join(trail[:3])} -> …')
+                expanded[name] = frozenset()
+                return expanded[name]
             out: set[str] = set()
             for i, ref in enumerate(members):
                 target = ref[len('group:') :] if ref.startswith('group:') else ref

@@ -10,7 +10,10 @@ from collections.abc import Collection
 
 
 def provider_names() -> Collection[str]:
-    """Every provider a policy may name: the built-in ones and those installed through entry points."""
+    """Every provider a policy may name: the built-in ones and those installed through entry points.
+
+    A mapping of each name to the settings it declares secret, so the loader allows ``env:`` in those only.
+    """
     from workers.providers.registry import provider_names as names
 
     return names()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,17 +28,27 @@ from bot.core.policy_lint import SECRET_KEY
 
 #: How an inline secret is recorded: this prefix and the SHA-256 of the value.
 INLINE_SECRET = 'inline-sha256:'
+#: ``scheme://user:password@host`` or ``scheme://token@host``: a URL that carries a credential.
+_CREDENTIALS_IN_URL = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@')
 
 
 def _digest(value: str) -> str:
     return INLINE_SECRET + hashlib.sha256(value.encode()).hexdigest()
 
 
-def _is_secret(key: str, provider: object) -> bool:
+def _is_secret(key: str, value: str, provider: object) -> bool:
+    """Whether an inline value must not be copied into Redis.
+
+    A setting a provider declares secret (it may be written ``env:NAME``) is recorded in clear when its name
+    says it is not a credential and its value carries none: a webhook ``url`` written inline is reviewed
+    configuration, already in git in clear, and the revoke must reach exactly that URL. A name that reads
+    like a credential (secret, password, token, key, dsn), or a URL with a user or password in it, is
+    recorded only as its hash.
+    """
     declared = getattr(provider, 'secret_settings', None)
-    if isinstance(declared, (set, frozenset, tuple, list)):
-        return key in declared
-    return bool(SECRET_KEY.search(key))  # a provider that declares nothing: judged by the setting's name
+    if isinstance(declared, (set, frozenset, tuple, list)) and key not in declared:
+        return bool(SECRET_KEY.search(key))
+    return bool(SECRET_KEY.search(key)) or _CREDENTIALS_IN_URL.search(value) is not None
 
 
 def recorded_target(policy: Policy, request: AccessRequest, provider: Callable[[str], object]) -> dict[str, Any] | None:
@@ -49,7 +60,7 @@ def recorded_target(policy: Policy, request: AccessRequest, provider: Callable[[
     impl = provider(resource.provider)
     settings = json.loads(json.dumps(dict(resource.settings), default=str))
     for key, value in settings.items():
-        if isinstance(value, str) and not value.startswith('env:') and _is_secret(key, impl):
+        if isinstance(value, str) and not value.startswith('env:') and _is_secret(key, value, impl):
             settings[key] = _digest(value)
     params = json.loads(json.dumps(dict(role.params), default=str)) if role else {}
     return {'provider': resource.provider, 'settings': settings, 'params': params}

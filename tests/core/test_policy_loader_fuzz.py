@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,3 +47,104 @@ def test_random_text_loads_or_names_problems(text):
         build_policy({'p.yaml': text})
     except PolicyConfigError as exc:
         assert all(p.startswith('p.yaml:') for p in exc.problems)
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Writes every value out: a shared list would otherwise become an anchor, which a policy may not have."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
+#: Names a reference may take: some defined in BASE, most not (a resource, role, group or person nowhere).
+REFS = ['db', 'app', 'nope', 'read', 'write', 'deploy', 'ghost', 'devops', 'leads', 'group:devops', 'group:ghost',
+        'group:', 'pipeline:ci', 'pipeline:', 'U0SAM', 'U0', 'sam@example.com', '', ' ', 'env:S', 'env:NOPE',
+        'webhook', 'postgres', 'telnet', '2h', '0s', 'forever']  # fmt: skip
+BASE = {
+    'groups': {'devops': ['alex@example.com'], 'leads': ['U0SAM', 'group:devops']},
+    'admins': ['group:leads'],
+    'resources': {
+        'db': {'provider': 'webhook', 'settings': {'url': 'http://x', 'secret': 'env:S'},
+               'roles': {'read': None, 'write': {'grant': 'w'}}},
+        'app': {'provider': 'postgres', 'settings': {'dsn': 'env:D', 'connect_host': 'h'}, 'roles': ['deploy']},
+    },
+    'requests': [
+        {'name': 'r1', 'resources': ['db'], 'roles': ['read'], 'requesters': ['group:devops'],
+         'approvers': ['group:leads'], 'approvals': 1, 'timeout': '2h', 'notify': ['#ops']},
+        {'name': 'r2', 'resources': ['app'], 'steps': [{'approvers': ['U0SAM'], 'approvals': 1},
+                                                       {'approvers': ['leads']}],
+         'trigger': {'pipeline': 'deploy'}, 'revoke_on_idle': '30m'},
+    ],
+}  # fmt: skip
+junk_scalars = st.one_of(
+    st.sampled_from(REFS), st.none(), st.booleans(), st.integers(-3, 5), st.integers(10**30, 10**40),
+    st.floats(allow_nan=False), st.text(max_size=6),
+)  # fmt: skip
+junk = st.recursive(
+    junk_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(st.sampled_from(KEYS + REFS), st.integers(0, 3), st.booleans()), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _paths(item, (*path, i))
+
+
+@st.composite
+def broken_policies(draw):
+    """A policy that loads, with 1-4 of its values replaced, removed or renamed, at any level."""
+    doc = yaml.safe_load(yaml.safe_dump(BASE))  # a fresh copy
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from([p for p in _paths(doc) if p]))
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        how = draw(st.sampled_from(['replace', 'remove', 'rename', 'dangle']))
+        if how == 'remove':
+            del parent[path[-1]]
+        elif how == 'rename' and isinstance(parent, dict):
+            parent[draw(st.one_of(st.sampled_from(KEYS + REFS), st.integers(0, 3)))] = parent.pop(path[-1])
+        elif how == 'dangle':
+            parent[path[-1]] = draw(st.sampled_from(REFS))
+        else:
+            parent[path[-1]] = draw(junk)
+    return doc
+
+
+@settings(max_examples=400, deadline=None)
+@given(broken_policies())
+def test_references_to_nothing_and_malformed_levels_name_problems(doc):
+    """Resources, roles, groups, approvers and steps that point nowhere, and a wrong shape at any level: a
+    Policy, or problems that each name file, line and column. Never another exception (KeyError was one)."""
+    text = yaml.dump(doc, Dumper=_NoAliases, sort_keys=False)
+    try:
+        build_policy({'p.yaml': text})
+    except PolicyConfigError as exc:
+        assert exc.problems and all(WHERE.match(p) for p in exc.problems), exc.problems
+
+
+WHERE = re.compile(r'^p\.yaml:[0-9]+:[0-9]+: ')
+FRAGMENTS = ['&a ', '*a', '&b ', '*b', '!!binary ', '!!python/name:os.system ', '!x ', '!!set ', '<<: ', '? ',
+             '[', ']', '{', '}', '- ', ': ', ', ', '\n', '  ', '    ', 'a', 'requests', 'resources', 'groups',
+             'name', 'approvers', 'roles', 'provider', 'webhook', '9' * 4400, '2020-13-45', '.inf', '~', '---\n',
+             '"\\uD800"', '\t', '#', "'", '"', '|\n', '>\n', '%YAML 1.1\n', '\x00', '\ufeff']  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(''.join))
+def test_yaml_features_a_policy_never_needs_name_problems(text):
+    """Anchors, aliases, tags, merge keys, huge numbers, impossible dates, several documents: problems only."""
+    try:
+        build_policy({'p.yaml': text})
+    except PolicyConfigError as exc:
+        assert exc.problems and all(WHERE.match(p) for p in exc.problems), exc.problems

@@ -1,18 +1,24 @@
 """Policy reload against a real Redis: a new version is recorded once, a bad one is refused and the last
-good policy stays in force, and both reach the audit trail."""
+good policy stays in force, and both reach the audit trail. Loads run on a thread of their own: asking for
+the policy never waits for one, whatever the files hold."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
 import redis
 
+from bot.adapters import policy_source
 from bot.adapters.policy_source import PolicySource
 from bot.adapters.redis_store import RedisStore
+from bot.core.errors import PolicyConfigError
 from bot.deps import SystemClock
 from bot.usecases.record_policy import RecordPolicyChange
+from tests.core.test_policy_loader_limits import BOMB
+from tests.support.processes import wait_until
 from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
@@ -46,13 +52,15 @@ def test_reload_records_loaded_and_rejected_and_keeps_last_good(tmp_path, store)
     """Start: policy.loaded. A bad edit: rejected with file:line, old policy kept. A good edit: loaded."""
     (tmp_path / 'p.yaml').write_text(GOOD)
     queue = RecordingQueue()
-    source = PolicySource(tmp_path, providers={'webhook'}, check_every=0,
+    source = PolicySource(tmp_path, providers={'webhook'}, check_every=3600,
                           observer=RecordPolicyChange(store=store, queue=queue))  # fmt: skip
     source.announce()
     first = source().version
     touch(tmp_path / 'p.yaml', GOOD + '    timeout: forever\n')
+    source.check()  # what the watcher thread does every check_every seconds
     assert source().version == first  # the bad file is refused; the last good policy stays
     touch(tmp_path / 'p.yaml', GOOD.replace('read', 'write'))
+    source.check()
     assert source().version != first
     events = store.audit_events()
     assert [(e['event'], e['outcome']) for e in events] == [
@@ -87,3 +95,108 @@ def test_version_carries_the_git_commit(tmp_path, store):
     PolicySource(tmp_path, providers={'webhook'}, observer=RecordPolicyChange(store=store, queue=RecordingQueue())
                  ).announce()  # fmt: skip
     assert store.audit_events()[0]['detail']['commit'] == head
+
+
+def rejected(store):
+    return [e for e in store.audit_events() if e['outcome'] == 'rejected']
+
+
+def test_a_bomb_dropped_in_is_rejected_while_asking_never_waits(tmp_path, store):
+    """The alias bomb lands in the policy directory of a running process: every ask answers at once, the load
+    is refused with file:line:col, the last good policy stays, and the watcher goes on to load the next edit."""
+    (tmp_path / 'p.yaml').write_text(GOOD)
+    source = PolicySource(tmp_path, providers={'webhook'}, check_every=0,
+                          observer=RecordPolicyChange(store=store, queue=RecordingQueue()))  # fmt: skip
+    first = source().version
+    (tmp_path / 'bomb.yaml').write_text(BOMB)
+    slowest = 0.0
+
+    def asked():
+        nonlocal slowest
+        started = time.perf_counter()
+        policy = source()
+        slowest = max(slowest, time.perf_counter() - started)
+        return policy
+
+    events = wait_until(lambda: asked() and rejected(store), timeout=5, what='policy.loaded rejected')
+    assert f'{tmp_path}/bomb.yaml:1:4: anchors (&a) and aliases (*a) are not allowed' in events[0]['error']
+    assert asked().version == first
+    (tmp_path / 'bomb.yaml').write_text('x: 1\ng: &a [*a]\n')  # once a RecursionError that ended the watcher
+    wait_until(lambda: asked() and len(rejected(store)) == 2, timeout=5, what='second rejection')
+    (tmp_path / 'bomb.yaml').unlink()
+    touch(tmp_path / 'p.yaml', GOOD.replace('read', 'write'))
+    wait_until(lambda: asked().version != first, timeout=5, what='the good edit loaded')
+    assert slowest < 0.05
+
+
+def test_asking_never_waits_for_a_load_in_progress(tmp_path, monkeypatch):
+    """However long a load takes, the callers (Slack acks on the event loop, revokes in the worker) get the
+    policy in force at once; the new one replaces it when the load is done."""
+    (tmp_path / 'p.yaml').write_text(GOOD)
+    source = PolicySource(tmp_path, providers={'webhook'}, check_every=0)
+    first = source().version
+    release, started = threading.Event(), threading.Event()
+    real = policy_source.build_policy
+
+    def slow(*args, **kwargs):
+        started.set()
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(policy_source, 'build_policy', slow)
+    touch(tmp_path / 'p.yaml', GOOD.replace('read', 'write'))
+    began = time.perf_counter()
+    assert source().version == first
+    assert started.wait(5)
+    for _ in range(100):
+        assert source().version == first
+    assert time.perf_counter() - began < 0.5
+    release.set()
+    wait_until(lambda: source().version != first, timeout=5, what='the new policy')
+
+
+def test_a_loader_crash_of_any_kind_is_a_rejection_not_a_dead_watcher(tmp_path, store, monkeypatch):
+    """Whatever escapes the loader is reported as a problem naming the directory; later edits still load."""
+    (tmp_path / 'p.yaml').write_text(GOOD)
+    source = PolicySource(tmp_path, providers={'webhook'}, check_every=0,
+                          observer=RecordPolicyChange(store=store, queue=RecordingQueue()))  # fmt: skip
+    first = source().version
+
+    def broken(*args, **kwargs):
+        raise RecursionError('maximum recursion depth exceeded')
+
+    monkeypatch.setattr(policy_source, 'build_policy', broken)
+    touch(tmp_path / 'p.yaml', GOOD.replace('read', 'write'))
+    events = wait_until(lambda: source() and rejected(store), timeout=5, what='the rejection')
+    assert events[0]['error'].startswith(f'{tmp_path}:1:1: the policy could not be loaded (RecursionError')
+    assert source().version == first
+    monkeypatch.undo()
+    touch(tmp_path / 'p.yaml', GOOD.replace('read', 'deploy'))
+    wait_until(lambda: source().version != first, timeout=5, what='the next edit loaded')
+
+
+def test_sighup_asks_for_a_load_without_doing_it_in_the_signal_handler(tmp_path):
+    """``request_reload`` only sets a flag (safe in a signal handler); the next ask starts the load."""
+    (tmp_path / 'p.yaml').write_text(GOOD)
+    source = PolicySource(tmp_path, providers={'webhook'}, check_every=3600)
+    first = source().version
+    (tmp_path / 'p.yaml').write_text(GOOD.replace('read', 'write'))  # the same size and, maybe, the same mtime
+    source.request_reload()
+    wait_until(lambda: source().version != first, timeout=5, what='the reload')
+
+
+def test_a_file_vanishing_while_listed_does_not_break_asking(tmp_path, monkeypatch):
+    """An editor's atomic save removes a file between listing and stat: the check goes on."""
+    (tmp_path / 'p.yaml').write_text(GOOD)
+    (tmp_path / 'gone.yaml').symlink_to(tmp_path / 'nowhere')
+    with pytest.raises(PolicyConfigError) as info:
+        PolicySource(tmp_path, providers={'webhook'})
+    assert info.value.problems == [
+        f'{tmp_path}/gone.yaml:1:1: cannot read the file: it does not exist (a dangling link?)'
+    ]
+    (tmp_path / 'gone.yaml').unlink()
+    source = PolicySource(tmp_path, providers={'webhook'}, check_every=0)
+    (tmp_path / 'gone.yaml').symlink_to(tmp_path / 'nowhere')
+    for _ in range(20):
+        source()
+    assert source().version

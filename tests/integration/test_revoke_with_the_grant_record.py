@@ -160,3 +160,18 @@ def test_the_reconciler_looks_at_the_targets_live_grants_were_made_at(jit):
     jit.set_policy(url='http://b.example/jit')
     assert jit.reconciler.run_once() == 1
     assert jit.targets.live['http://a.example/jit'] == {request_id: 'read'}
+
+
+def test_an_inline_url_is_recorded_as_written_and_one_with_a_credential_only_as_its_hash(jit):
+    """The webhook declares `url` secret (it may be env:): written inline it is reviewed configuration, recorded
+    as written so the revoke reaches it after a change; with a password in it, only its hash is recorded."""
+    jit.targets.secret_settings = frozenset({'url', 'secret'})
+    first = jit.active()
+    assert jit.store.get(first).granted_with['settings']['url'] == 'http://a.example/jit'
+    jit.set_policy(url='http://b.example/jit')
+    assert jit.release(first) == 'revoked'
+    assert [c for c in jit.targets.calls if c[0] == 'revoke'][-1][2]['url'] == 'http://a.example/jit'
+    jit.set_policy(url='https://jit:hunter2@c.example/jit')
+    second = jit.active()
+    assert 'hunter2' not in jit.client.get(f'jit:req:{second}')
+    assert jit.release(second) == 'revoked'

@@ -96,6 +96,8 @@ class AwsIamProvider:
     """Grants by IAM group membership plus a time-locked inline user policy."""
 
     name = 'aws_iam'
+    #: No setting may be ``env:NAME``: credentials come from the worker's own AWS chain, never from settings.
+    secret_settings: frozenset[str] = frozenset()
     # Not shared: each grant is its own inline policy, so jit must revoke every one (an early release
     # included); the membership, only a marker, is counted here - kept while another jit policy holds it.
     shared_grants = False
@@ -113,7 +115,7 @@ class AwsIamProvider:
         return {}
 
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None:
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         iam = self.clients.client('iam', conf)
         user = user_name(request, conf, params) if request.requester.email else None
         tags = self._jit_tags(iam, user) if user else None
@@ -139,7 +141,7 @@ class AwsIamProvider:
 
     def list_live(self, resource: str, *, settings: dict[str, Any]) -> list[tuple[str, str]] | None:
         """``(request_id, role)`` of every ``jit:<request id>`` tag for ``resource`` on any IAM user."""
-        iam = self.clients.client('iam', resolve_settings(settings))
+        iam = self.clients.client('iam', resolve_settings(settings, secret=self.secret_settings))
         live = []
         for user in self._users(iam):
             for tag in user.get('Tags') or ():
@@ -149,7 +151,7 @@ class AwsIamProvider:
         return live
 
     def _put(self, request: AccessRequest, settings: dict[str, Any], params: dict[str, Any]) -> tuple[str, str, str]:
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         group = params.get('group')
         if not group:
             raise PermanentProviderError('the aws_iam role needs `group` (an IAM group) in its params')

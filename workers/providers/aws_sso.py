@@ -35,6 +35,8 @@ class AwsSsoProvider:
     """Grants by creating an Identity Center account assignment, revokes by deleting it."""
 
     name = 'aws_sso'
+    #: No setting may be ``env:NAME``: credentials come from the worker's own AWS chain, never from settings.
+    secret_settings: frozenset[str] = frozenset()
     shared_grants = True
 
     def __init__(
@@ -85,7 +87,7 @@ class AwsSsoProvider:
         return None
 
     def _target(self, settings: dict[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         missing = [f'settings.{k}' for k in ('instance_arn', 'identity_store_id') if not conf.get(k)]
         missing += [f'params.{k}' for k in ('permission_set_arn', 'account_id') if not params.get(k)]
         if missing:

@@ -1,7 +1,11 @@
 """What every provider shares: reading ``env:`` settings, and HMAC signing of bodies.
 
 Secrets live in the environment of the worker, never in the policy files or Redis: a setting
-written ``env:NAME`` is read from the environment at the moment it is used.
+written ``env:NAME`` is read from the environment at the moment it is used. Only the settings a
+provider declares secret (its ``secret_settings``) are read that way: any other may be shown to
+the requester (a host, a database name), and ``connect_host: env:SLACK_SIGNING_SECRET`` would
+otherwise send the worker's secret to them. The policy loader refuses such a setting already;
+:func:`resolve_settings` refuses it again, for anything that reaches a provider another way.
 """
 
 from __future__ import annotations
@@ -10,11 +14,16 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from bot.core.errors import PermanentProviderError
 from bot.core.model import AccessRequest
+from bot.core.policy_loader import BUILTIN_SECRET_SETTINGS
+
+#: What a caller that declares nothing may read from the environment: the settings some built-in provider
+#: declares secret, and no other.
+_ANY_BUILTIN_SECRET = frozenset().union(*BUILTIN_SECRET_SETTINGS.values())
 
 #: A grant is made before its clock starts (jit activates it once the provider confirms), so the expiry
 #: pushed down at grant time is the duration from now plus this much for the activation to happen.
@@ -33,8 +42,27 @@ def target_expiry(request: AccessRequest, now: float | None = None) -> float:
     return (time.time() if now is None else now) + request.duration + ACTIVATION_SLACK
 
 
-def resolve_settings(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Replace ``env:NAME`` values with the environment's; a missing variable is a permanent error."""
+def resolve_settings(
+    settings: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, secret: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Replace ``env:NAME`` values of secret settings with the environment's.
+
+    Args:
+        settings: a resource's settings as the policy wrote them.
+        environ: where variables are read (the process environment by default).
+        secret: the provider's ``secret_settings``; None: those some built-in provider declares.
+
+    Raises:
+        PermanentProviderError: a setting that is not secret is written ``env:NAME`` (checked before any
+            variable is read), or a variable is not set. The message names the setting, never a value.
+    """
+    allowed = _ANY_BUILTIN_SECRET if secret is None else secret
+    for key, value in settings.items():
+        if isinstance(value, str) and value.startswith('env:') and key not in allowed:
+            raise PermanentProviderError(
+                f'setting `{key}` is not secret (it may be shown to the requester), so it cannot be read from the '
+                'environment: write its value in the policy'
+            )
     env = os.environ if environ is None else environ
     out: dict[str, Any] = {}
     for key, value in settings.items():

@@ -115,6 +115,7 @@ class PostgresProvider:
     """Grants by creating a login role that expires by itself; revokes by ending its sessions and dropping it."""
 
     name = 'postgres'
+    secret_settings = frozenset({'dsn'})  # the only settings that may be env:NAME, never shown
 
     def __init__(
         self, *, timeout: float = TIMEOUT, terminate_wait_ms: int = TERMINATE_WAIT_MS,
@@ -128,7 +129,7 @@ class PostgresProvider:
     # -- the interface ----------------------------------------------------------------------------------------------
 
     def grant(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         roles = _grant_roles(params)
         role = self.role_name(request.id, conf)
         valid_until = _timestamp(target_expiry(request))
@@ -182,7 +183,7 @@ class PostgresProvider:
         return details
 
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None:
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         role = self.role_name(request.id, conf)
         ident = sql.Identifier(role)
         with self._connect(conf) as conn, _mapped(f'drop the role `{role}`', (_dsn_password(conf),)):
@@ -236,7 +237,7 @@ class PostgresProvider:
 
     def extend(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """Move ``VALID UNTIL`` to ``request.expires_at``; the password stays, so there is nothing to show."""
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         role = self.role_name(request.id, conf)
         valid_until = _timestamp(target_expiry(request))
         with self._connect(conf) as conn, _mapped(f'extend the role `{role}`', (_dsn_password(conf),)):
@@ -250,7 +251,7 @@ class PostgresProvider:
 
     def list_live(self, resource: str, *, settings: dict[str, Any]) -> list[tuple[str, str]] | None:
         """``(request_id, role)`` of every jit role whose comment names ``resource``."""
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         prefix = str(conf.get('role_prefix') or DEFAULT_PREFIX)
         with self._connect(conf) as conn, _mapped('list its roles', (_dsn_password(conf),)):
             rows = conn.execute(
@@ -270,7 +271,7 @@ class PostgresProvider:
 
     def last_used(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> float | None:
         """Now, if the role has a session open; PostgreSQL keeps no last-login time, so otherwise None."""
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         role = self.role_name(request.id, conf)
         with self._connect(conf) as conn, _mapped('read pg_stat_activity', (_dsn_password(conf),)):
             row = conn.execute('SELECT 1 FROM pg_stat_activity WHERE usename = %s LIMIT 1', [role]).fetchone()
@@ -286,7 +287,7 @@ class PostgresProvider:
         creates as a granted role (``SET ROLE``) outlives the revoke. ``target-lasting``: a role the login can
         become may create logins (CREATEROLE) or act as the server's OS user: nothing a revoke can undo.
         """
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         roles = _grant_roles(params)
         hidden = (_dsn_password(conf),)
         with self._connect(conf) as conn, _mapped('check the granted roles', hidden):

@@ -7,9 +7,14 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
+import structlog
+
 from bot.core.errors import PermanentProviderError
+from bot.core.policy_loader import BUILTIN_SECRET_SETTINGS
 from bot.core.ports import Provider
 from workers.providers.webhook import WebhookProvider
+
+log = structlog.get_logger(__name__)
 
 
 def _lazy(path: str) -> Callable[..., Any]:
@@ -31,9 +36,25 @@ BUILTIN: dict[str, Callable[..., Any]] = {
 }
 
 
-def provider_names() -> frozenset[str]:
-    """Every provider name a policy may use."""
-    return frozenset(BUILTIN) | {ep.name for ep in entry_points(group='jit.providers')}
+def provider_names() -> dict[str, frozenset[str]]:
+    """Every provider name a policy may use, each with the settings it declares secret.
+
+    The loader allows ``env:NAME`` only in those settings (any other may be shown to the requester). The
+    built-in providers' declarations come from the core (their modules load psycopg or boto3, which the web
+    process never needs; a test checks the classes say the same); a provider installed through the
+    ``jit.providers`` entry point declares its own ``secret_settings``, or none.
+    """
+    names = dict(BUILTIN_SECRET_SETTINGS)
+    for ep in entry_points(group='jit.providers'):
+        if ep.name in names:
+            continue
+        try:
+            declared = getattr(ep.load(), 'secret_settings', ())
+            names[ep.name] = frozenset(str(key) for key in declared)
+        except Exception as exc:  # a broken plugin: its resources load, but none of its settings may be env:
+            log.warning('provider.unloadable', provider=ep.name, error=type(exc).__name__)
+            names[ep.name] = frozenset()
+    return names
 
 
 class ProviderRegistry:

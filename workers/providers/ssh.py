@@ -101,6 +101,8 @@ class SshProvider:
     """Signs short-lived OpenSSH user certificates; revokes them through a KRL."""
 
     name = 'ssh'
+    #: The only settings that may be ``env:NAME``; never shown. ``host``, ``user``, ``port`` go into the command line.
+    secret_settings = frozenset({'ca_key'})
 
     def __init__(self, *, public_key_for: PublicKeyLookup | None = None) -> None:
         """``public_key_for``: the requester's registered OpenSSH public key (one ``authorized_keys`` line), or None."""
@@ -118,7 +120,7 @@ class SshProvider:
         )
 
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None:
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         path = _krl_path(conf)
         serial = serial_for(request.id)
         bound = log.bind(request_id=request.id, serial=serial, krl=path)
@@ -153,7 +155,7 @@ class SshProvider:
         valid_before: float,
         event: str,
     ) -> dict[str, Any]:
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         folder = os.path.dirname(os.path.abspath(_krl_path(conf)))
         if not os.access(folder, os.W_OK | os.X_OK):
             # No certificate that could not be revoked before its end.

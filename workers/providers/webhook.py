@@ -16,8 +16,10 @@ grants it no longer knows as active (after a lost Redis, say).
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +40,9 @@ class WebhookProvider:
     """Grants and revokes by calling an HTTP endpoint you run."""
 
     name = 'webhook'
+    #: The only settings that may be ``env:NAME``; never shown. A URL often carries a credential (a token in its
+    #: path or query, a password before the @), so it is secret too.
+    secret_settings = frozenset({'url', 'secret'})
 
     def __init__(self, *, timeout: float = TIMEOUT) -> None:
         self.timeout = timeout
@@ -80,18 +85,23 @@ class WebhookProvider:
         return self._post(action, payload, settings)
 
     def _post(self, action: str, payload: dict[str, Any], settings: dict[str, Any]) -> Any:
-        conf = resolve_settings(settings)
+        conf = resolve_settings(settings, secret=self.secret_settings)
         url, secret = conf.get('url'), conf.get('secret')
         if not url or not secret:
             raise PermanentProviderError('the webhook resource needs `url` and `secret` settings')
+        # The URL is a secret setting (it may carry a token): no message quotes it, and no error chains one that does.
         body = json.dumps(payload).encode()
-        http = urllib.request.Request(url, data=body, method='POST', headers={
-            'Content-Type': 'application/json', 'X-JIT-Signature': sign_body(str(secret), body),
-            'User-Agent': 'jit-webhook/1',
-        })  # fmt: skip
         try:
-            with urllib.request.urlopen(http, timeout=self.timeout) as response:
+            if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ('http', 'https'):
+                raise PermanentProviderError('the webhook `url` setting must be an http:// or https:// URL')
+            outgoing = urllib.request.Request(url, data=body, method='POST', headers={
+                'Content-Type': 'application/json', 'X-JIT-Signature': sign_body(str(secret), body),
+                'User-Agent': 'jit-webhook/1',
+            })  # fmt: skip
+            with urllib.request.urlopen(outgoing, timeout=self.timeout) as response:
                 text = response.read(65536)
+        except (ValueError, http.client.InvalidURL):  # a bad port, spaces, brackets: their messages quote the URL
+            raise PermanentProviderError('the webhook `url` setting is not a valid URL') from None
         except urllib.error.HTTPError as exc:
             if exc.code >= 500 or exc.code in (408, 425, 429):
                 raise TransientProviderError(f'{action} answered HTTP {exc.code}') from exc

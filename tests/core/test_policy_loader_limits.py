@@ -1,0 +1,229 @@
+"""Loading a policy is bounded in time and memory, and any failure is a ``file:line:col`` problem.
+
+Alias bombs, self-referencing aliases, deep nesting, huge numbers, values YAML cannot construct, keys that
+are not strings, files that are not text, too large or not files at all: each is one problem naming the file
+(and the line and column where it can), found quickly, with little memory, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import tracemalloc
+
+import pytest
+
+from bot.core.errors import PolicyConfigError
+from bot.core.policy_loader import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, build_policy, read_policy_dir
+
+GOOD = """\
+resources:
+  db: {provider: webhook, roles: [read]}
+requests:
+  - name: r
+    approvers: [U0SAM]
+"""
+#: The classic "billion laughs": nine levels of nine aliases each, 368 bytes that expand to 9**9 items.
+BOMB = """\
+a: &a [x,x,x,x,x,x,x,x,x]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+WHERE = re.compile(r'^p\.yaml:\d+:\d+: ')
+
+
+def problems_of(text: str, name: str = 'p.yaml') -> list[str]:
+    with pytest.raises(PolicyConfigError) as info:
+        build_policy({name: text})
+    return info.value.problems
+
+
+def measured(load):
+    """Run ``load``; return (its problems, seconds taken, peak bytes allocated meanwhile)."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(PolicyConfigError) as info:
+            load()
+        return info.value.problems, time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_alias_bomb_is_refused_quickly_with_little_memory():
+    """The 368-byte bomb that took gigabytes: one problem at the first anchor, in well under a second."""
+    assert len(BOMB.encode()) < 400
+    problems, seconds, peak = measured(lambda: build_policy({'p.yaml': BOMB}))
+    assert problems == ['p.yaml:1:4: anchors (&a) and aliases (*a) are not allowed in a policy: '
+                        'write the value out, so each rule reads as what it grants']  # fmt: skip
+    assert seconds < 0.5
+    assert peak < 5_000_000
+
+
+def test_self_referencing_alias_is_a_problem_not_a_recursion_error():
+    """``g: &a [*a]`` once escaped the loader as RecursionError, killing the reload watcher."""
+    assert problems_of('g: &a [*a]\n') == [
+        'p.yaml:1:4: anchors (&a) and aliases (*a) are not allowed in a policy: write the value out, '
+        'so each rule reads as what it grants'
+    ]
+
+
+@pytest.mark.parametrize('text', [
+    'a: *nowhere\n',
+    'a: &x 1\n',
+    'a: &x {b: 1}\nc: {<<: *x}\n',
+    GOOD + '    requesters: &r [U0ALEX]\n',
+], ids=['alias', 'anchor', 'merge', 'anchor-in-rule'])  # fmt: skip
+def test_every_anchor_or_alias_is_named_where_it_is(text):
+    problems = problems_of(text)
+    assert len(problems) == 1 and WHERE.match(problems[0]) and 'not allowed in a policy' in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    'opening, closing', [('[', ']'), ('{a: ', '}'), ('- ', '')], ids=['flow-seq', 'flow-map', 'block-seq']
+)
+def test_deep_nesting_is_a_problem(opening, closing):
+    """Nesting far beyond what a policy needs stops at a bound, before any recursion can overflow."""
+    if opening == '- ':
+        text = ''.join('  ' * i + '-\n' for i in range(3000)) + '  ' * 3000 + 'x\n'
+    else:
+        text = 'a: ' + opening * 5000 + 'x' + closing * 5000 + '\n'
+    problems, seconds, _ = measured(lambda: build_policy({'p.yaml': text}))
+    assert len(problems) == 1 and WHERE.match(problems[0]), problems
+    # libyaml refuses flow collections nested 1,000 deep while scanning ahead, before jit's bound is reached.
+    assert 'nested deeper than 64 levels' in problems[0] or 'exceeded maximum nesting depth' in problems[0]
+    assert seconds < 2
+
+
+def test_too_many_values_is_a_problem():
+    """A file of 120,000 tiny items is refused at the bound, without building them all."""
+    text = 'a: [' + ','.join(['x'] * 120_000) + ']\n'
+    problems, seconds, peak = measured(lambda: build_policy({'p.yaml': text}))
+    assert len(problems) == 1 and WHERE.match(problems[0]) and 'more than' in problems[0], problems
+    assert seconds < 10 and peak < 100_000_000
+
+
+@pytest.mark.parametrize('value, where, words', [
+    ('9' * 5000, '6:16', 'a number of more than'),
+    ('2020-13-45', '6:5', '`approvals` must be a whole number'),
+    ('!!binary aGVsbG8=', '6:16', 'not allowed in a policy'),
+    ('!!python/object:os.system x', '6:16', 'not allowed in a policy'),
+    ('!custom x', '6:16', 'not allowed in a policy'),
+    ('.inf', '6:16', 'not a finite number'),
+    ('"\\uD800"', '6:1[69]', 'Unicode'),  # libyaml names the escape itself (6:19)
+], ids=['huge-int', 'bad-date', 'binary', 'python', 'custom-tag', 'infinity', 'lone-surrogate'])  # fmt: skip
+def test_values_yaml_cannot_construct_are_problems(value, where, words):
+    """``approvals: 999…9`` (5,000 digits), an impossible date, tags a policy never needs: one problem each."""
+    problems = problems_of(GOOD + f'    approvals: {value}\n')
+    assert len(problems) == 1 and re.match(rf'p\.yaml:{where}: ', problems[0]) and words in problems[0], problems
+
+
+def test_a_date_is_text_not_a_timestamp():
+    """YAML 1.1 reads ``2024-01-01`` as a date; in a policy it stays the text written (JSON-safe everywhere)."""
+    policy = build_policy({'p.yaml': GOOD.replace('roles: [read]}', 'roles: [read], description: 2024-01-01}')})
+    assert policy.resources['db'].description == '2024-01-01'
+    text = GOOD.replace('roles: [read]}', 'roles: [read], settings: {url: "http://x", since: 2024-01-01}}')
+    assert build_policy({'p.yaml': text}).resources['db'].settings['since'] == '2024-01-01'
+
+
+@pytest.mark.parametrize('key, where', [
+    ('1', '2:5'), ('true', '2:5'), ('null', '2:5'), ('1.5', '2:5'), ('[a, b]', '2:5'), ('{a: 1}', '2:5'),
+], ids=['int', 'bool', 'null', 'float', 'list', 'mapping'])  # fmt: skip
+def test_keys_that_are_not_strings_are_problems(key, where):
+    """``on:``, ``1:``, ``true:`` are read by YAML as booleans and numbers: a key must be written as text."""
+    problems = problems_of(f'groups:\n  ? {key}\n  : [alex@example.com]\n')
+    assert len(problems) == 1 and problems[0].startswith(f'p.yaml:{where}: ') and 'a key must be' in problems[0]
+
+
+def test_more_than_one_document_is_a_problem():
+    assert problems_of(GOOD + '---\nadmins: [U0SAM]\n') == [
+        'p.yaml:6:1: a policy file is one YAML document (found a second one here)'
+    ]
+
+
+@pytest.mark.parametrize('text, where, words', [
+    ('resources:\n  db: {provider: webhook, roles: [read]}\nrequests:\n  - name: r\n    resources: [nope]\n'
+     '    roles: [read]\n    approvers: [U0SAM]\n', '5:17', 'unknown resource `nope`'),
+    (GOOD.replace('name: r', 'name: [1, 2]'), '4:5', '`name` must be'),
+    (GOOD.replace('roles: [read]}', 'roles: [read], description: [x]}'), '2:42', '`description`'),
+    (GOOD + '    approvals: 100000\n', '6:5', '`approvals` must be a whole number'),
+], ids=['unknown-resource-with-roles', 'name-not-text', 'description-not-text', 'absurd-approvals'])  # fmt: skip
+def test_rule_mistakes_that_once_crashed_or_slipped_through(text, where, words):
+    """A rule naming an unknown resource and a role crashed validate with KeyError; names must be text."""
+    problems = problems_of(text)
+    assert len(problems) == 1 and problems[0].startswith(f'p.yaml:{where}: ') and words in problems[0], problems
+
+
+# -- reading the files: size, encoding, what is not a file ----------------------------------------------------------
+
+
+def test_a_binary_file_is_a_problem_at_its_first_bad_byte(tmp_path):
+    (tmp_path / 'p.yaml').write_bytes(b'resources:\n  db: \xff\xfe\n')
+    assert read_problems(tmp_path) == [f'{tmp_path}/p.yaml:2:7: not UTF-8 text (byte 0xff)']
+
+
+def read_problems(directory):
+    with pytest.raises(PolicyConfigError) as info:
+        read_policy_dir(directory)
+    return info.value.problems
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
+    """A sparse 4 GiB file: its size is checked first, so refusing it takes no time and no memory."""
+    with open(tmp_path / 'big.yaml', 'wb') as f:
+        f.truncate(4 << 30)
+    problems, seconds, peak = measured(lambda: read_policy_dir(tmp_path))
+    assert problems == [f'{tmp_path}/big.yaml:1:1: the file has {4 << 30} bytes; a policy file may have at most '
+                        f'{MAX_FILE_BYTES}']  # fmt: skip
+    assert seconds < 0.5 and peak < 1_000_000
+
+
+def test_the_files_together_are_bounded_too(tmp_path):
+    part = 'admins:\n' + '  - U0SAM\n' * ((MAX_FILE_BYTES - 100) // 10)
+    for i in range(MAX_TOTAL_BYTES // MAX_FILE_BYTES + 1):
+        (tmp_path / f'p{i:02}.yaml').write_text(part)
+    problems = read_problems(tmp_path)
+    assert len(problems) == 1 and f'more than {MAX_TOTAL_BYTES} bytes' in problems[0], problems
+
+
+def test_too_many_files_is_a_problem(tmp_path):
+    for i in range(MAX_FILES + 1):
+        (tmp_path / f'p{i:04}.yaml').write_text('admins: []\n')
+    problems = read_problems(tmp_path)
+    assert len(problems) == 1 and f'more than {MAX_FILES} policy files' in problems[0], problems
+
+
+def test_what_is_not_a_regular_file_is_a_problem_and_never_waits(tmp_path):
+    """A FIFO would block a reader forever; a directory or a dangling link named *.yaml cannot be read."""
+    (tmp_path / 'good.yaml').write_text(GOOD)
+    os.mkfifo(tmp_path / 'fifo.yaml')
+    (tmp_path / 'dir.yaml').mkdir()
+    (tmp_path / 'dangling.yaml').symlink_to(tmp_path / 'nowhere')
+    started = time.perf_counter()
+    problems = read_problems(tmp_path)
+    assert time.perf_counter() - started < 1
+    assert sorted(problems) == [
+        f'{tmp_path}/dangling.yaml:1:1: cannot read the file: it does not exist (a dangling link?)',
+        f'{tmp_path}/fifo.yaml:1:1: not a regular file',
+    ], problems
+
+
+def test_a_file_that_fails_to_read_is_a_problem(tmp_path, monkeypatch):
+    """Permissions, I/O errors: whatever ``open`` raises is a problem naming the file."""
+    (tmp_path / 'p.yaml').write_text(GOOD)
+    real_open = os.open
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path).endswith('p.yaml'):
+            raise PermissionError(13, 'Permission denied', str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'open', refusing_open)
+    assert read_problems(tmp_path) == [f'{tmp_path}/p.yaml:1:1: cannot read the file: Permission denied']
