@@ -17,7 +17,15 @@ whose fields Slack would never send with those types)
 =======================================================  ======
 
 Every refusal is one ``slack.rejected`` log line (status, why, size; never the body or the headers) and a
-JSON ``{"error": ...}`` answer. Only then does Bolt see the request, which it verifies again.
+JSON ``{"error": ...}`` answer.
+
+Then the request must be the first of its kind: a signed request stays valid for 5 minutes, and a copy of
+it posted again (Slack never sends the same timestamp and signature twice) is answered 200 without acting,
+one ``slack.replayed`` log line (a slash command's answer says it arrived twice; see
+:mod:`bot.adapters.replay_guard`). When Redis cannot say whether it is the first, nothing is acted on
+either (``slack.unavailable``): a slash command is answered 200 with a text saying so (Slack shows the
+user nothing else), anything else 503 with ``Retry-After`` (Slack shows the click or submission failed,
+and sends an event again later). Only then does Bolt see the request, which it verifies again.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import redis
 import structlog
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -42,6 +51,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.replay_guard import ReplayGuard
 from bot.api.server import create_api_app
 from bot.deps import Deps
 from bot.listeners import register_listeners
@@ -55,6 +65,10 @@ MAX_CLOCK_SKEW = 5 * 60
 _TIMESTAMP = re.compile(r'[0-9]{1,12}')
 _SIGNATURE = re.compile(r'v0=[0-9a-f]{64}')
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A slash command's answer when the same one arrived before (HTTP replay, or an envelope Slack sent again).
+REPLAYED_TEXT = 'This `/jit` command arrived twice; it was acted on once. `/jit list` shows where things stand.'
+#: A slash command's answer when Redis cannot say whether it arrived before.
+UNAVAILABLE_TEXT = ':warning: jit cannot reach its store right now, so nothing was done. Try again in a minute.'
 
 
 class Refusal(Exception):
@@ -269,6 +283,28 @@ def slack_body(raw: bytes, content_type: str) -> tuple[str, dict[str, str] | Non
     return text, form
 
 
+async def replay_answer(replay: ReplayGuard, request: web.Request, form: dict[str, str] | None) -> web.Response | None:
+    """None for a verified request seen the first time; otherwise the answer that acts on nothing.
+
+    Args:
+        form: the slash command's form (from :func:`slack_body`), None for other bodies.
+    """
+    timestamp, signature = request.headers['X-Slack-Request-Timestamp'], request.headers['X-Slack-Signature']
+    valid_for = int(timestamp) + MAX_CLOCK_SKEW - time.time()  # until verified_body refuses it as stale
+    try:
+        first = await asyncio.to_thread(replay.first_signed, timestamp, signature, valid_for=valid_for)
+    except redis.RedisError as exc:
+        log.error('slack.unavailable', error=type(exc).__name__, slash_command=form is not None)
+        if form is not None:
+            return web.json_response({'text': UNAVAILABLE_TEXT})
+        return web.json_response({'error': 'jit cannot reach its store right now; try again'}, status=503,
+                                 headers={'Retry-After': '5'})  # fmt: skip
+    if first:
+        return None
+    log.info('slack.replayed', transport='http', slash_command=form is not None)
+    return web.json_response({'text': REPLAYED_TEXT}) if form is not None else web.Response(status=200)
+
+
 def check_socket_payload(kind: Any, payload: Any) -> None:
     """Hold a Socket Mode envelope's payload to the same shapes as the HTTP body it stands for.
 
@@ -309,16 +345,21 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
     ``SLACK_APP_TOKEN`` is set (:mod:`bot.socket_mode`); health checks either way."""
     bolt = bolt or create_bolt_app(deps)
     secret = deps.settings.slack_signing_secret
+    replay = ReplayGuard(deps.redis, prefix=deps.settings.redis_prefix)
     web_app = web.Application(middlewares=[slack_guard], client_max_size=MAX_BODY)
     socket = None
     if deps.settings.slack_app_token:
         from bot.socket_mode import add_socket_mode
 
-        socket = add_socket_mode(web_app, bolt, deps.settings.slack_app_token, deps.settings.slack_api_url)
+        socket = add_socket_mode(web_app, bolt, deps.settings.slack_app_token, deps.settings.slack_api_url,
+                                 replay=replay)  # fmt: skip
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         raw = await verified_body(request, secret)
         text, form = slack_body(raw, request.headers.get('Content-Type', ''))
+        answer = await replay_answer(replay, request, form)
+        if answer is not None:
+            return answer
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request(request, text, form)))
 
     async def healthz(_request: web.Request) -> web.StreamResponse:

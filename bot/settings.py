@@ -6,6 +6,7 @@ naming them all, so an operator fixes the environment in one go instead of one c
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -87,7 +88,10 @@ def _number(environ: Mapping[str, str], key: str, default: float, problems: list
     try:
         value = float(raw)
     except ValueError:
-        problems.append(f'{key}={raw!r} is not a number')
+        problems.append(f'{key}={raw[:40]!r} is not a number')
+        return default
+    if not math.isfinite(value):  # float() reads inf and nan, and 1e999 or 400 digits as inf: int() would raise
+        problems.append(f'{key}={raw[:40]!r} is not a finite number')
         return default
     if value < low:
         problems.append(f'{key}={raw!r} must be at least {low:g}')

@@ -6,6 +6,11 @@ and no signature to check, because the socket itself was opened with the app tok
 held to the shapes Slack sends (the checks of :mod:`bot.app`), and every envelope is acked, even one the
 app refuses or has no listener for: an unacked envelope is sent again, up to three times.
 
+An envelope Slack sends again (its ``envelope_id`` seen before: the first ack was lost or late) is acked
+again and not acted on (``slack.replayed``; a slash command's ack says it arrived twice). When Redis cannot
+say whether it was seen, the envelope is acked and nothing is done (``slack.unavailable``; a slash command's
+ack says so): sending it again would not help the user more than the text does.
+
 The HTTP server stays, for ``/healthz`` and ``/readyz`` (which reports the socket), without ``/slack/events``.
 """
 
@@ -15,6 +20,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis
 import structlog
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -26,7 +32,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import Refusal, check_socket_payload
+from bot.adapters.replay_guard import ReplayGuard
+from bot.app import REPLAYED_TEXT, UNAVAILABLE_TEXT, Refusal, check_socket_payload
 
 log = structlog.get_logger(__name__)
 
@@ -40,11 +47,16 @@ RETRY_DELAYS = (1, 2, 5, 10, 30)
 class GuardedSocketModeHandler(AsyncSocketModeHandler):
     """Bolt's Socket Mode handler, checking each payload's shape first and acking every envelope."""
 
+    #: Remembers the envelopes taken (None: every envelope is taken, as in tests of the handler alone).
+    replay: ReplayGuard | None = None
+
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         """Check, dispatch to Bolt, ack with Bolt's answer; refuse or fail with an empty ack and a log line."""
         start = asyncio.get_running_loop().time()
         try:
             check_socket_payload(req.type, req.payload)
+            if not await self._first(client, req):
+                return
             bolt_resp = await run_async_bolt_app(self.app, req)
         except Refusal as refusal:
             log.info('slack.rejected', transport='socket', envelope_type=str(req.type)[:40], why=refusal.why)
@@ -62,12 +74,30 @@ class GuardedSocketModeHandler(AsyncSocketModeHandler):
             return
         await send_async_response(client, req, bolt_resp, start)
 
+    async def _first(self, client: SocketModeClient, req: SocketModeRequest) -> bool:
+        """True for an envelope seen the first time; otherwise ack it, acting on nothing, and say False."""
+        if self.replay is None:
+            return True
+        slash = req.type == 'slash_commands'
+        try:
+            if await asyncio.to_thread(self.replay.first_envelope, str(req.envelope_id)):
+                return True
+            log.info('slack.replayed', transport='socket', envelope_type=str(req.type)[:40])
+            text = REPLAYED_TEXT
+        except redis.RedisError as exc:
+            log.error('slack.unavailable', transport='socket', envelope_type=str(req.type)[:40],
+                      error=type(exc).__name__)  # fmt: skip
+            text = UNAVAILABLE_TEXT
+        payload = {'text': text} if slash else None
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=payload))
+        return False
+
 
 class SocketConnection:
     """Keeps ``jit serve`` connected over Socket Mode, and says how it stands (for ``/readyz``)."""
 
-    def __init__(self, bolt: AsyncApp, app_token: str, api_url: str) -> None:
-        self.bolt, self.app_token, self.api_url = bolt, app_token, api_url
+    def __init__(self, bolt: AsyncApp, app_token: str, api_url: str, replay: ReplayGuard | None = None) -> None:
+        self.bolt, self.app_token, self.api_url, self.replay = bolt, app_token, api_url, replay
         self.handler: GuardedSocketModeHandler | None = None  # built on the server's loop, which aiohttp needs
         self.problem: str | None = 'not connected yet'
 
@@ -80,6 +110,7 @@ class SocketConnection:
         # The app token goes with each apps.connections.open call; the web client itself holds no token.
         web_client = AsyncWebClient(base_url=self.api_url, timeout=10)
         self.handler = GuardedSocketModeHandler(self.bolt, app_token=self.app_token, web_client=web_client)
+        self.handler.replay = self.replay
         attempt = 0
         while True:
             try:
@@ -110,9 +141,10 @@ class SocketConnection:
             await self.handler.close_async()  # type: ignore[no-untyped-call]
 
 
-def add_socket_mode(web_app: web.Application, bolt: AsyncApp, app_token: str, api_url: str) -> SocketConnection:
+def add_socket_mode(web_app: web.Application, bolt: AsyncApp, app_token: str, api_url: str, *,
+                    replay: ReplayGuard | None = None) -> SocketConnection:  # fmt: skip
     """Run a Socket Mode connection for the life of the web app; return it so /readyz can ask about it."""
-    connection = SocketConnection(bolt, app_token, api_url)
+    connection = SocketConnection(bolt, app_token, api_url, replay)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(connection.keep_connected())

@@ -37,3 +37,15 @@ def test_every_bad_setting_is_named_at_once():
 def test_zero_turns_a_limit_off():
     settings = load_settings({**BASE, 'JIT_REQUESTS_PER_HOUR': '0', 'JIT_MAX_OPEN_REQUESTS': '0'})
     assert (settings.requests_per_hour, settings.max_open_requests) == (0, 0)
+
+
+@pytest.mark.parametrize('key', ['PORT', 'JIT_REQUESTS_PER_HOUR', 'JIT_MAX_OPEN_REQUESTS', 'JIT_SWEEP_INTERVAL',
+                                 'JIT_AUDIT_S3_RETENTION_DAYS'])  # fmt: skip
+@pytest.mark.parametrize('value', ['1e999', 'nan', '-inf', 'Infinity', '9' * 5000])
+def test_numbers_that_are_not_finite_are_named_not_a_traceback(key, value):
+    """float() reads inf and nan (and 1e999 as inf): each is a problem named like any other, not an
+    OverflowError or ValueError from int() at start-up."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, key: value})
+    [problem] = refused.value.problems
+    assert problem.startswith(key) and len(problem) < 200, problem[:300]

@@ -134,12 +134,30 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY:
         raise ApiError(413, f'body too large (at most {MAX_BODY} bytes)')
     try:
-        body = json.loads(raw.decode('utf-8'))
+        body = json.loads(raw.decode('utf-8'), parse_int=_json_int)
+    except _NumberTooLarge:
+        raise ApiError(400, f'a number in the body has more than {_MAX_DIGITS} digits, too large for anything '
+                            'here (a duration is seconds or text like "30m")') from None  # fmt: skip
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: arrays nested ~1,000 deep
         raise ApiError(400, 'the body is not JSON') from None
     if not isinstance(body, dict):
         raise ApiError(400, 'the body must be a JSON object')
     return body
+
+
+#: The only number in a body is a duration in seconds (9 digits at most); Python refuses 4,300 on its own.
+_MAX_DIGITS = 40
+
+
+class _NumberTooLarge(ValueError):
+    pass
+
+
+def _json_int(text: str) -> int:
+    """An integer of the body, refused before ``int()`` when it has more digits than any field takes."""
+    if len(text.lstrip('-')) > _MAX_DIGITS:
+        raise _NumberTooLarge
+    return int(text)
 
 
 def _utf8(text: str) -> bool:

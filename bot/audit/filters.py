@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.audit.records import request_of
-from bot.core.durations import DurationError, parse_duration
+from bot.core.durations import DurationError, DurationTooLong, parse_duration
 
 #: The audit events jit writes (``--event`` warns about other names; patterns like ``grant.*`` work).
 KNOWN_EVENTS = (
@@ -43,6 +43,8 @@ def parse_when(text: str, *, now: float, end: bool = False) -> float:
     value = text.strip()
     try:
         return now - parse_duration(value)
+    except DurationTooLong as exc:  # a duration, but further back than anything jit keeps
+        raise TimeError(str(exc)) from None
     except DurationError:
         pass
     try:

@@ -27,8 +27,10 @@ from bot.audit_tools import (
 
 
 def _seq(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a seq (1, 2, 3...)')
+    # ASCII digits, and fewer than a Redis stream ID holds (int() reads other scripts' digits, and refuses
+    # more than 4,300 of them); the refusal quotes only the start of what was typed.
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'{text[:40]!r} is not a seq (1, 2, 3...)')
     return int(text)
 
 

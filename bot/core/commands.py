@@ -59,19 +59,32 @@ def parse_request_id(text: str, sub: str) -> str:
 
 
 def parse_extend_args(text: str) -> tuple[str, int, str]:
-    """``ID DURATION [REASON...]`` of ``/jit extend``."""
+    """``ID DURATION [REASON...]`` of ``/jit extend``.
+
+    Raises:
+        UsageError: no ID or no duration, or a duration too long to read.
+    """
     words = text.split()
     if len(words) < 2 or not looks_like_duration(words[1]):
         raise UsageError('Say which grant and how much more time: `/jit extend ID DURATION [REASON...]`, '
                          'e.g. `/jit extend r-abcd2345 30m still debugging`.')  # fmt: skip
-    return words[0].strip('`'), parse_duration(words[1]), ' '.join(words[2:])
+    return words[0].strip('`'), _duration(words[1]), ' '.join(words[2:])
+
+
+def _duration(word: str) -> int:
+    """The seconds of a word :func:`looks_like_duration` accepted; too long to read is a usage error."""
+    try:
+        return parse_duration(word)
+    except DurationError as exc:  # DurationTooLong: written as a duration, but more than jit takes
+        raise UsageError(f'{exc}.') from exc
 
 
 def parse_request_args(text: str, policy: Policy) -> RequestArgs:
     """Read ``RESOURCE [ROLE] [DURATION] [REASON...]``.
 
     Raises:
-        UsageError: no resource, or a word in the duration's place that is almost a duration.
+        UsageError: no resource, or a duration in its place that is too long (however many digits): it is
+            refused rather than read as the reason's first word and the rule's default filed instead.
     """
     words = text.split()
     if not words:
@@ -84,9 +97,5 @@ def parse_request_args(text: str, policy: Policy) -> RequestArgs:
         role, rest = rest[0], rest[1:]
     duration: int | None = None
     if rest and looks_like_duration(rest[0]):
-        try:
-            duration = parse_duration(rest[0])
-        except DurationError as exc:  # pragma: no cover - looks_like_duration said it parses
-            raise UsageError(str(exc)) from exc
-        rest = rest[1:]
+        duration, rest = _duration(rest[0]), rest[1:]
     return RequestArgs(resource, role, duration, ' '.join(rest))

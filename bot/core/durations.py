@@ -2,7 +2,9 @@
 ``2 hours``, ``30 minutes``.
 
 Everything inside jit counts whole seconds (``int``); this module is the only place that
-turns text into seconds and back.
+turns text into seconds and back. Every duration is at most :data:`MAX_DURATION`: the digits people
+type are counted before Python reads them as a number (it refuses numbers of more than 4,300 digits
+with a ``ValueError`` of its own), and a refusal never repeats more than a few dozen characters of them.
 """
 
 from __future__ import annotations
@@ -15,14 +17,36 @@ _UNITS = {
     'h': 3600, 'hr': 3600, 'hrs': 3600, 'hour': 3600, 'hours': 3600,
     'd': 86400, 'day': 86400, 'days': 86400,
 }  # fmt: skip
-_PART = re.compile(r'\s*(\d+)\s*([a-z]+)\s*')
+_PART = re.compile(r'\s*([0-9]+)\s*([a-z]+)\s*')  # ASCII digits only: int() reads other scripts' digits too
 
 #: The shortest grant anyone may ask for, unless a rule sets ``min_duration``.
 MIN_DURATION = 10
+#: The longest duration jit reads, anywhere (a grant, a rule's timeout, ``--since``, a retention): ten years.
+MAX_DURATION = 3650 * 86400
+#: More significant digits than this is more than MAX_DURATION in any unit (it has 9).
+_MAX_DIGITS = len(str(MAX_DURATION)) + 1
+#: How much of what was typed a refusal quotes.
+_QUOTE = 40
 
 
 class DurationError(ValueError):
     """Text that is not a duration. The message is safe to show to a user."""
+
+
+class DurationTooLong(DurationError):
+    """Written as a duration, but longer than :data:`MAX_DURATION` (a number of any size)."""
+
+
+def _quoted(value: str | int) -> str:
+    """``value`` as a refusal quotes it: at most a few dozen characters (str() of a huge int would raise)."""
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**_QUOTE else f'a number of more than {_QUOTE} digits'
+    return repr(value if len(value) <= _QUOTE else value[: _QUOTE - 1] + '…')
+
+
+def _too_long(value: str | int) -> DurationTooLong:
+    return DurationTooLong(f'{_quoted(value)} is too long a duration: jit takes at most '
+                           f'{format_duration(MAX_DURATION)} (ten years)')  # fmt: skip
 
 
 def parse_duration(value: str | int) -> int:
@@ -33,6 +57,7 @@ def parse_duration(value: str | int) -> int:
             (YAML turns a bare ``30`` into an int: it is read as seconds).
 
     Raises:
+        DurationTooLong: longer than :data:`MAX_DURATION`, however many digits it has.
         DurationError: when the text is not a duration, or is zero.
     """
     if isinstance(value, bool):
@@ -47,18 +72,32 @@ def parse_duration(value: str | int) -> int:
         while pos < len(text):
             match = _PART.match(text, pos)
             if not match or match.group(2) not in _UNITS:
-                raise DurationError(f'{value!r} is not a duration (use e.g. 90s, 15m, 2h, 1d, 1h30m, "2 hours")')
-            seconds += int(match.group(1)) * _UNITS[match.group(2)]
+                raise DurationError(f'{_quoted(value)} is not a duration (use e.g. 90s, 15m, 2h, 1d, 1h30m, "2 hours")')
+            digits = match.group(1).lstrip('0')
+            if len(digits) > _MAX_DIGITS:
+                raise _too_long(value)
+            seconds += int(digits or '0') * _UNITS[match.group(2)]
+            if seconds > MAX_DURATION:  # checked as it grows: "1d1d1d…" is refused at the first part too many
+                raise _too_long(value)
             pos = match.end()
     if seconds <= 0:
-        raise DurationError(f'{value!r} is not a positive duration')
+        raise DurationError(f'{_quoted(value)} is not a positive duration')
+    if seconds > MAX_DURATION:
+        raise _too_long(value)
     return seconds
 
 
 def looks_like_duration(text: str) -> bool:
-    """True when ``text`` parses as a duration (used to tell ``ROLE`` from ``DURATION`` in a command)."""
+    """True when ``text`` parses as a duration (used to tell ``ROLE`` from ``DURATION`` in a command).
+
+    Also True for one written as a duration but too long (``99999999999h``): it stands where the duration
+    goes, and :func:`parse_duration` then says why it is refused, rather than the word being taken for a
+    role or the start of a reason (and the rule's default duration filed instead).
+    """
     try:
         parse_duration(text)
+    except DurationTooLong:
+        return True
     except DurationError:
         return False
     return True

@@ -141,12 +141,19 @@ class LocalSlack:
             raise RuntimeError("LocalSlack is not started")
         return asyncio.run_coroutine_threadsafe(self.socket_mode.wait_connected(timeout), loop).result(timeout + 5)
 
-    def send_envelope(self, kind: str, payload: Any, timeout: float = 10.0) -> SocketAck | None:
-        """Send one Socket Mode envelope as given (thread mode) and return the ack, None when none came."""
+    def send_envelope(
+        self, kind: str, payload: Any, timeout: float = 10.0, *, envelope_id: str | None = None, retry_attempt: int = 0
+    ) -> SocketAck | None:
+        """Send one Socket Mode envelope as given (thread mode) and return the ack, None when none came.
+
+        ``envelope_id`` and ``retry_attempt`` send again an envelope sent before, as Slack does when no ack came.
+        """
         loop = self._server.loop
         if loop is None:
             raise RuntimeError("LocalSlack is not started")
-        delivery = self.socket_mode.deliver(kind, payload, timeout=timeout)
+        delivery = self.socket_mode.deliver(
+            kind, payload, timeout=timeout, envelope_id=envelope_id, retry_attempt=retry_attempt
+        )
         return asyncio.run_coroutine_threadsafe(delivery, loop).result(timeout + 5)
 
     def refresh_sockets(self) -> int:

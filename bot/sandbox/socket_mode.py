@@ -125,13 +125,17 @@ class SocketModeHub:
             await asyncio.sleep(0.02)
         return True
 
-    async def deliver(self, kind: str, payload: JSON, *, timeout: float) -> SocketAck | None:
+    async def deliver(
+        self, kind: str, payload: JSON, *, timeout: float, envelope_id: str | None = None, retry_attempt: int = 0
+    ) -> SocketAck | None:
         """Send one envelope on an open connection (round robin) and wait for its ack.
 
         Args:
             kind: `slash_commands`, `interactive` or `events_api`.
             payload: The slash command's fields, the interaction payload, or the event callback.
             timeout: How long to wait for a connection and then for the ack.
+            envelope_id: Send again an envelope sent before (as Slack does with one whose ack it did not
+                get), with its `envelope_id` and a `retry_attempt` above 0; a fresh id when None.
 
         Returns:
             The ack, or None when no connection was open or no ack came in time.
@@ -139,14 +143,15 @@ class SocketModeHub:
         started = time.monotonic()
         if not await self.wait_connected(timeout):
             return None
-        envelope_id = str(uuid.uuid4())
+        envelope_id = envelope_id or str(uuid.uuid4())
         future: asyncio.Future[JSON | None] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = future
         self._next += 1
         ws = self._sockets[self._next % len(self._sockets)]
         envelope = {
             "envelope_id": envelope_id, "type": kind, "payload": payload,
-            "accepts_response_payload": kind != "events_api", "retry_attempt": 0, "retry_reason": "",
+            "accepts_response_payload": kind != "events_api", "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
         }  # fmt: skip
         try:
             await ws.send_json(envelope)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from bot.core.durations import DurationError, format_duration, parse_duration
+from bot.core import durations
+from bot.core.durations import DurationError, format_duration, looks_like_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -38,3 +39,34 @@ def test_formats_compactly(seconds, text):
     assert format_duration(seconds) == text
     if seconds:
         assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    'value',
+    ['9' * 5000 + 'h', '1' + '0' * 20 + 's', '3651d', '99999999999h', '1d' * 5000, 10**5000, 3651 * 86400, '9' * 5000],
+    ids=['5000-digits', '21-digits', 'over-ten-years', '11-digits', 'many-parts', 'huge-int', 'int-over-ten-years',
+         'digits-without-unit'],
+)  # fmt: skip
+def test_numbers_too_large_are_refused_plainly(value):
+    """Any number of digits, as text or an int, is a DurationError with a short message, never Python's digit
+    limit (a ValueError that is not a DurationError) nor a message that repeats thousands of digits."""
+    with pytest.raises(DurationError) as refused:
+        parse_duration(value)
+    assert len(str(refused.value)) < 200, str(refused.value)[:300]
+    if value != '9' * 5000:
+        assert 'too long' in str(refused.value) and '3650d' in str(refused.value)
+
+
+def test_the_longest_duration_is_accepted():
+    """Ten years exactly is the bound; leading zeros do not count as digits."""
+    assert parse_duration('3650d') == durations.MAX_DURATION == 3650 * 86400
+    assert parse_duration('0' * 5000 + '90s') == 90
+    assert looks_like_duration('9' * 5000 + 'h'), 'written as a duration: parse_duration says why it is refused'
+    assert not looks_like_duration('9' * 5000)
+
+
+@pytest.mark.parametrize('text', ['\u0661h', '\u00b2m', '\uff11h'])
+def test_only_ascii_digits_count(text):
+    """Digits of other scripts are not a duration (int() would read some of them, and refuse others)."""
+    with pytest.raises(DurationError):
+        parse_duration(text)
