@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from bot.adapters.sealed_box import seal
 from bot.adapters.slack_notifier import SlackNotifier
+from bot.blocks.messages import details_text
 from bot.core.model import AccessRequest
 from bot.deps import Deps, build_deps
 from bot.settings import Settings, load_settings
@@ -55,8 +56,7 @@ def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None =
     def send_details(request: AccessRequest, details: dict[str, Any]) -> None:
         # Shown once, straight from the grant to the requester: never through Redis or a log in the clear.
         if request.requester.slack_id:
-            lines = '\n'.join(f'• *{k}*: `{v}`' for k, v in details.items())
-            notifier.dm(request.requester.slack_id, f'Access details for `{request.id}` (shown once):\n{lines}')
+            notifier.dm(request.requester.slack_id, details_text(request, details))
         elif request.requester.pipeline and request.recipient_key:
             # Sealed to the pipeline's own key: Redis holds what only that pipeline can open, until it is taken.
             box = seal(request.recipient_key, details, request_id=request.id)

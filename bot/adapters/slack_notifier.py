@@ -23,8 +23,10 @@ from bot.blocks.messages import (
     build_expiry_warning,
     build_status_message,
     build_warning_closed,
+    reminder_text,
     requester_update,
 )
+from bot.blocks.mrkdwn import user
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Policy
@@ -62,8 +64,8 @@ class SlackNotifier:
         if self.audit_channel:
             line = audit_line(record)
             if loud:
-                line = ':rotating_light: ' + ' '.join(f'<@{a}>' for a in admins) + ' ' + line
-            self.client.chat_postMessage(channel=self.audit_channel, text=line, unfurl_links=False)
+                line = ':rotating_light: ' + ' '.join(user(a) for a in admins) + ' ' + line
+            self.client.chat_postMessage(channel=self.audit_channel, text=line, unfurl_links=False, unfurl_media=False)
         for admin in admins:
             self.dm(admin, ':rotating_light: ' + audit_line(record))
         request_id = (record.get('request') or {}).get('id')
@@ -93,11 +95,10 @@ class SlackNotifier:
         if rule is None:
             return
         waiting = format_duration(int(time.time() - request.created_at))
-        text = (f':bell: Reminder {number}: {request.requester.label} has been waiting {waiting} for a decision on '
-                f'`{request.id}` ({request.role} on {request.resource}).')  # fmt: skip
+        text = reminder_text(request, number, waiting)
         if rule.notify:
             for channel in rule.notify:
-                self.client.chat_postMessage(channel=channel, text=text)
+                self.client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
             return
         decided = {a.by.slack_id for a in request.approvals}
         for user_id in self._slack_ids(policy.step_approvers(rule, request.step)):
@@ -122,7 +123,8 @@ class SlackNotifier:
     def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> tuple[str, str]:
         """Open (or reuse) the DM with ``user_id`` and post; returns (channel, ts)."""
         channel = self.client.conversations_open(users=user_id)['channel']['id']
-        answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+        answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False,
+                                              unfurl_media=False)  # fmt: skip
         return channel, str(answer['ts'])
 
     def _ask_approvers(self, request: AccessRequest, policy: Policy) -> None:
@@ -135,7 +137,8 @@ class SlackNotifier:
         if rule.notify:
             for channel in rule.notify:
                 if channel not in posted:
-                    answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+                    answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False,
+                                                          unfurl_media=False)  # fmt: skip
                     self.store.add_message(request.id, channel, f"{answer['channel']}|{answer['ts']}")
             return
         for user_id in self._slack_ids(policy.step_approvers(rule, request.step)):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks.messages import clock, what
+from bot.blocks.messages import clock, reason, what
+from bot.blocks.mrkdwn import code, mention, section
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Policy
@@ -17,13 +18,6 @@ from bot.ids import ActionId
 S = RequestStatus
 #: Slack's limit is 100 blocks a view; each list is cut well before.
 MAX_ROWS = 20
-
-
-def _section(text: str, button: dict[str, Any] | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {'type': 'section', 'text': {'type': 'mrkdwn', 'text': text[:3000]}}
-    if button:
-        block['accessory'] = button
-    return block
 
 
 def _button(text: str, action: ActionId, value: str, style: str | None = None) -> dict[str, Any]:
@@ -45,13 +39,13 @@ def build_home(mine: list[AccessRequest], waiting: list[AccessRequest], policy: 
     ]
     active = [r for r in mine if r.status in (S.ACTIVE, S.REVOKE_FAILED) and not r.extends][:MAX_ROWS]
     if not active:
-        blocks.append(_section('No active grants. `/jit` to request access.'))
+        blocks.append(section('No active grants. `/jit` to request access.'))
     for r in active:
         if r.status is S.REVOKE_FAILED:
-            blocks.append(_section(f'`{r.id}` {what(r)}: ended; the revoke keeps failing and jit keeps trying.'))
+            blocks.append(section(f'{code(r.id)} {what(r)}: ended; the revoke keeps failing and jit keeps trying.'))
             continue
         left = format_duration(max(0, int((r.expires_at or now) - now)))
-        blocks.append(_section(f'`{r.id}` {what(r)}: *{left} left* (until {clock(r.expires_at)})',
+        blocks.append(section(f'{code(r.id)} {what(r)}: *{left} left* (until {clock(r.expires_at)})',
                                _button('Release', ActionId.RELEASE, r.id, 'danger')))  # fmt: skip
         extra = extension_step(r, policy)
         if extra:
@@ -60,12 +54,12 @@ def build_home(mine: list[AccessRequest], waiting: list[AccessRequest], policy: 
     pending = [r for r in mine if r.status in (S.PENDING, S.APPROVED, S.GRANTING)][:MAX_ROWS]
     if pending:
         blocks.append({'type': 'header', 'text': {'type': 'plain_text', 'text': 'Your open requests'}})
-        blocks += [_section(f'`{r.id}` {what(r)}: {r.status}') for r in pending]
+        blocks += [section(f'{code(r.id)} {what(r)}: {r.status}') for r in pending]
     blocks.append({'type': 'header', 'text': {'type': 'plain_text', 'text': 'Waiting for your decision'}})
     if not waiting:
-        blocks.append(_section('Nothing waits for you.'))
+        blocks.append(section('Nothing waits for you.'))
     for r in waiting[:MAX_ROWS]:
-        blocks.append(_section(f'{r.requester.label} asks for {what(r)}\n*Reason:* {r.reason or "_none given_"}'))
+        blocks.append(section(f'{mention(r.requester)} asks for {what(r)}\n*Reason:* {reason(r)}'))
         approve = _button('Approve', ActionId.APPROVE, r.id, 'primary')
         blocks.append({'type': 'actions', 'elements': [approve, _button('Deny', ActionId.DENY, r.id, 'danger')]})
     return {'type': 'home', 'blocks': blocks[:100]}

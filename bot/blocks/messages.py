@@ -1,7 +1,8 @@
 """The messages jit posts: the approval request, the requester's updates, the audit line, the deny modal.
 
 Pure: these take requests and return ``(text, blocks)``; the notifier posts them. ``text`` is
-always set too: it is what notifications and screen readers show.
+always set too: it is what notifications and screen readers show (and Slack reads it as mrkdwn too).
+Whatever a user, a pipeline or a provider wrote goes in through ``bot.blocks.mrkdwn`` only.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.blocks.mrkdwn import code, context, literal, mention, message, section, text, user
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Rule
@@ -28,16 +30,21 @@ def clock(ts: float | None) -> str:
     return when.strftime('%H:%M:%S UTC') if when.second else when.strftime('%H:%M UTC')
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {'type': 'section', 'text': {'type': 'mrkdwn', 'text': text[:3000]}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {'type': 'context', 'elements': [{'type': 'mrkdwn', 'text': text[:3000]}]}
+#: How much of each free text a message shows (Slack takes 3,000 characters a section; the audit trail has it all).
+REASON_CHARS, TICKET_CHARS, ERROR_CHARS = 1000, 200, 500
 
 
 def what(request: AccessRequest) -> str:
-    return f'*{request.role}* on *{request.resource}* for {format_duration(request.duration)}'
+    return f'*{text(request.role, 100)}* on *{text(request.resource, 100)}* for {format_duration(request.duration)}'
+
+
+def grant(request: AccessRequest) -> str:
+    """``read on demo-app``: the plain form, for lines that are bold elsewhere."""
+    return f'{text(request.role, 100)} on {text(request.resource, 100)}'
+
+
+def reason(request: AccessRequest) -> str:
+    return text(request.reason, REASON_CHARS) if request.reason else '_none given_'
 
 
 def progress(request: AccessRequest, rule: Rule | None) -> str:
@@ -47,9 +54,7 @@ def progress(request: AccessRequest, rule: Rule | None) -> str:
 
 def names(approvers: tuple[str, ...] | list[str]) -> str:
     """Approvers as people read them: ``group:security`` is "security", a Slack ID a mention."""
-    out = [a.removeprefix('group:') if a.startswith('group:') else f'<@{a}>' if a[:1] in 'UW' and a.isupper()
-           else a for a in approvers]  # fmt: skip
-    return ', '.join(out)
+    return ', '.join(text(a.removeprefix('group:'), 100) if a.startswith('group:') else user(a) for a in approvers)
 
 
 def waiting_line(request: AccessRequest, rule: Rule | None) -> str:
@@ -61,23 +66,23 @@ def waiting_line(request: AccessRequest, rule: Rule | None) -> str:
 
 def outcome_line(request: AccessRequest, rule: Rule | None) -> str:
     """The decision as every copy of the approval message shows it once it is taken."""
-    by = request.decided_by.label if request.decided_by else 'policy'
+    by = mention(request.decided_by, nobody='policy')
     if request.status is S.DENIED:
-        why = f': {request.deny_reason}' if request.deny_reason else ''
+        why = f': {text(request.deny_reason, REASON_CHARS)}' if request.deny_reason else ''
         return f':no_entry: Denied by {by}{why}'
     if request.status is S.EXPIRED:
         return ':hourglass: Expired: nobody decided in time'
     if request.status is S.CANCELLED:
         return ':wastebasket: Cancelled by the requester'
     if request.status is S.FAILED:
-        return f':x: Approved by {by}, but the grant failed: {request.error}'
+        return f':x: Approved by {by}, but the grant failed: {text(request.error, ERROR_CHARS)}'
     base = f':white_check_mark: Approved by {by} · {progress(request, rule)}'
     if request.status is S.ACTIVE:
         return f'{base} · auto-revokes at {clock(request.expires_at)}'
     if request.status is S.REVOKED:
         return f'{base} · revoked at {clock(request.ended_at)}'
     if request.status is S.REVOKE_FAILED:
-        return f'{base} · ended at {clock(request.expires_at)}, revoke failing: {request.error}'
+        return f'{base} · ended at {clock(request.expires_at)}, revoke failing: {text(request.error, ERROR_CHARS)}'
     return f'{base} · granting'
 
 
@@ -85,23 +90,23 @@ def build_approval_message(request: AccessRequest, rule: Rule | None, *, can_dec
     """What an approver sees: who asks for what and why, the rule, where it stands, and the buttons while
     the request is pending and this copy's reader may still decide (not after their own approval, nor once
     the request has moved on to a step that is not theirs)."""
-    text = f'{request.requester.label} asks for {what(request)}'
+    head = f'{mention(request.requester)} asks for {what(request)}'
     if request.extends:
-        text = (f'{request.requester.label} asks to extend `{request.extends}` ({request.role} on '
-                f'{request.resource}) by {format_duration(request.duration)}')  # fmt: skip
-    lines = [text, f'*Reason:* {request.reason or "_none given_"}']
+        head = (f'{mention(request.requester)} asks to extend {code(request.extends)} ({grant(request)}) '
+                f'by {format_duration(request.duration)}')  # fmt: skip
+    lines = [head, f'*Reason:* {reason(request)}']
     if request.ticket:
-        lines.append(f'*Ticket:* {request.ticket}')
+        lines.append(f'*Ticket:* {text(request.ticket, TICKET_CHARS)}')
     if request.decision:
-        lines.append(f'*Policy:* {request.decision}')
+        lines.append(f'*Policy:* {message(request.decision, REASON_CHARS)}')
     blocks: Blocks = [
-        _section('\n'.join(lines)),
-        _context(f'Rule `{request.rule}` · request `{request.id}` · approvals {progress(request, rule)}'),
+        section('\n'.join(lines)),
+        context(f'Rule {code(request.rule)} · request {code(request.id)} · approvals {progress(request, rule)}'),
     ]
     if request.status is S.PENDING:
-        blocks.append(_context(waiting_line(request, rule)))
+        blocks.append(context(waiting_line(request, rule)))
         if not can_decide:
-            return text, blocks
+            return head, blocks
         blocks.append({'type': 'actions', 'block_id': BlockId.DECISION, 'elements': [
             {'type': 'button', 'action_id': ActionId.APPROVE, 'value': request.id, 'style': 'primary',
              'text': {'type': 'plain_text', 'text': 'Approve'}},
@@ -109,36 +114,35 @@ def build_approval_message(request: AccessRequest, rule: Rule | None, *, can_dec
              'text': {'type': 'plain_text', 'text': 'Deny'}},
         ]})  # fmt: skip
     else:
-        blocks.append(_section(outcome_line(request, rule)))
-    return text, blocks
+        blocks.append(section(outcome_line(request, rule)))
+    return head, blocks
 
 
 def build_status_message(request: AccessRequest, rule: Rule | None) -> tuple[str, Blocks]:
     """The requester's own copy, posted when the request is filed and updated with every step after:
     where it stands (with Cancel while it waits), then how it ended."""
-    text = f'Your request `{request.id}`: {what(request)}'
-    lines = [text, f'*Reason:* {request.reason or "_none given_"}']
-    blocks: Blocks = [_section('\n'.join(lines))]
+    head = f'Your request {code(request.id)}: {what(request)}'
+    blocks: Blocks = [section(f'{head}\n*Reason:* {reason(request)}')]
     if request.status is S.PENDING:
-        blocks.append(_context(waiting_line(request, rule)))
+        blocks.append(context(waiting_line(request, rule)))
         blocks.append({'type': 'actions', 'block_id': BlockId.STATUS, 'elements': [
             {'type': 'button', 'action_id': ActionId.CANCEL, 'value': request.id,
              'text': {'type': 'plain_text', 'text': 'Cancel request'}}]})  # fmt: skip
-        return f'{text} · {waiting_line(request, rule)}', blocks
+        return f'{head} · {waiting_line(request, rule)}', blocks
     line = outcome_line(request, rule)
-    blocks.append(_section(line))
-    return f'{text} · {line}', blocks
+    blocks.append(section(line))
+    return f'{head} · {line}', blocks
 
 
 def build_warning_closed(request: AccessRequest) -> tuple[str, Blocks]:
     """The "ends soon" DM once the grant has ended: its buttons go, the news stays."""
-    text = f':lock: Your grant `{request.id}` ({request.role} on {request.resource}) has ended.'
-    return text, [_section(text)]
+    line = f':lock: Your grant {code(request.id)} ({grant(request)}) has ended.'
+    return line, [section(line)]
 
 
 def build_expiry_warning(request: AccessRequest, extra: int) -> tuple[str, Blocks]:
     """The "ends soon" DM: Extend by ``extra`` seconds (when the rule leaves room), or Release now."""
-    text = f':alarm_clock: Your grant `{request.id}` ({what(request)}) ends at {clock(request.expires_at)}.'
+    line = f':alarm_clock: Your grant {code(request.id)} ({what(request)}) ends at {clock(request.expires_at)}.'
     buttons = []
     if extra > 0:
         buttons.append(
@@ -152,7 +156,7 @@ def build_expiry_warning(request: AccessRequest, extra: int) -> tuple[str, Block
         )
     buttons.append({'type': 'button', 'action_id': ActionId.RELEASE, 'value': request.id,
                     'text': {'type': 'plain_text', 'text': 'Release now'}})  # fmt: skip
-    return text, [_section(text), {'type': 'actions', 'elements': buttons}]
+    return line, [section(line), {'type': 'actions', 'elements': buttons}]
 
 
 def build_deny_modal(request: AccessRequest, *, reason_required: bool) -> dict[str, Any]:
@@ -162,7 +166,7 @@ def build_deny_modal(request: AccessRequest, *, reason_required: bool) -> dict[s
         'title': {'type': 'plain_text', 'text': 'Deny request'},
         'submit': {'type': 'plain_text', 'text': 'Deny'}, 'close': {'type': 'plain_text', 'text': 'Cancel'},
         'blocks': [
-            _section(f'{request.requester.label} asked for {what(request)}.'),
+            section(f'{mention(request.requester)} asked for {what(request)}.'),
             {'type': 'input', 'block_id': BlockId.DENY_REASON, 'optional': not reason_required,
              'label': {'type': 'plain_text', 'text': 'Reason (sent to the requester)'},
              'element': {'type': 'plain_text_input', 'action_id': 'reason', 'multiline': True, 'max_length': 500}},
@@ -172,17 +176,16 @@ def build_deny_modal(request: AccessRequest, *, reason_required: bool) -> dict[s
 
 def requester_update(event: str, request: AccessRequest, rule: Rule | None, approvers: str = '') -> str | None:
     """The DM the requester gets for an audit event, or None when there is nothing to tell."""
-    rid = f'`{request.id}`'
+    rid = code(request.id)
     if event == 'request.created':
         return None  # the status message (build_status_message) says it, and keeps saying where it stands
     if event == 'request.approved':
         if request.status is S.PENDING:
             return f':hourglass_flowing_sand: {rid}: {waiting_line(request, rule)}.'
-        by = request.decided_by.label if request.decided_by else 'policy'
-        return f':white_check_mark: {rid} approved by {by}; granting now.'
+        return f':white_check_mark: {rid} approved by {mention(request.decided_by, nobody="policy")}; granting now.'
     if event == 'request.denied':
-        why = f' Reason: {request.deny_reason}' if request.deny_reason else ''
-        return f':no_entry: {rid} was denied by {request.decided_by.label if request.decided_by else "?"}.{why}'
+        why = f' Reason: {text(request.deny_reason, REASON_CHARS)}' if request.deny_reason else ''
+        return f':no_entry: {rid} was denied by {mention(request.decided_by, nobody="?")}.{why}'
     if event == 'request.cancelled':
         return f':wastebasket: {rid} was cancelled.'
     if event == 'request.expired':
@@ -196,35 +199,60 @@ def requester_update(event: str, request: AccessRequest, rule: Rule | None, appr
     if event == 'grant.active':
         return f':key: Granted {what(request)} ({rid}). Auto-revokes at {clock(request.expires_at)}.'
     if event == 'grant.failed':
-        return f':x: {rid} could not be granted: {request.error}'
+        return f':x: {rid} could not be granted: {text(request.error, ERROR_CHARS)}'
     if event == 'grant.revoked':
-        return f':lock: Access ended: {request.role} on {request.resource} ({rid}).'
+        return f':lock: Access ended: {grant(request)} ({rid}).'
     if event == 'grant.revoke_failed':
         return f':rotating_light: Revoking {rid} keeps failing; jit keeps trying, and the admins know.'
     return None
 
 
+def reminder_text(request: AccessRequest, number: int, waiting: str) -> str:
+    """The nudge to approvers who have not decided (``waiting``: how long the request has waited)."""
+    return (f':bell: Reminder {number}: {mention(request.requester)} has been waiting {waiting} for a decision on '
+            f'{code(request.id)} ({grant(request)}).')  # fmt: skip
+
+
+def details_text(request: AccessRequest, details: dict[str, Any]) -> str:
+    """The access details DM (shown once). A value shows exactly as the provider gave it: in a code span, or a
+    code block when it holds a backtick or a line break, with only ``& < >`` escaped (all Slack decodes)."""
+    lines = []
+    for key, value in details.items():
+        shown = literal(value)
+        if '```' in shown:  # nothing shows three backticks in a row as they are: they become look-alikes
+            shown = '```' + shown.replace('`', '\u02cb') + '```'
+        elif '`' in shown or '\n' in shown:
+            shown = f'```{shown}```'
+        else:
+            shown = f'`{shown}`'
+        lines.append(f'• *{text(key, 100) or "?"}*: {shown}')
+    return f'Access details for {code(request.id)} (shown once):\n' + '\n'.join(lines)
+
+
 def audit_line(record: dict[str, Any]) -> str:
-    """One readable line per audit event, for the audit channel (a mirror; the record is in Redis)."""
+    """One readable line per audit event, for the audit channel (a mirror; the record is in Redis).
+
+    The record holds what people and pipelines wrote (reason, names, a provider's error): all of it is text.
+    """
     req = record.get('request') or {}
-    actor = record.get('actor') or '?'
-    who = f'<@{actor}>' if actor[:1] in ('U', 'W') else actor
+    who = user(record.get('actor') or '?')
     requester = req.get('requester') or {}
-    asker = f"<@{requester['slack_id']}>" if requester.get('slack_id') else requester.get('pipeline', '?')
-    parts = [f"`#{record.get('seq')}` *{record.get('event')}* by {who}"]
+    slack_id, pipeline = requester.get('slack_id'), requester.get('pipeline')
+    asker = user(slack_id) if slack_id else 'pipeline:' + text(pipeline, 100) if pipeline else '?'
+    parts = [f"{code('#' + str(record.get('seq')))} *{text(record.get('event'), 100)}* by {who}"]
     if req:
         duration = format_duration(req.get('duration') or 0)
-        parts.append(f"{asker} {req.get('role')} on {req.get('resource')} for {duration}")
+        parts.append(f"{asker} {text(req.get('role'), 100)} on {text(req.get('resource'), 100)} for {duration}")
         if req.get('reason'):
-            parts.append(f"reason: {req['reason']}")
-        parts.append(f"request `{req.get('id')}`")
+            parts.append(f"reason: {text(req['reason'], REASON_CHARS)}")
+        parts.append(f"request {code(req.get('id'))}")
     if not req and record.get('policy_version'):
         commit = (record.get('detail') or {}).get('commit')
-        parts.append(f"policy `{record['policy_version']}`" + (f' (commit {commit[:12]})' if commit else ''))
+        parts.append(f"policy {code(record['policy_version'])}" + (f' (commit {text(commit[:12])})' if commit else ''))
     if record.get('rule'):
-        parts.append(f"rule `{record['rule']}`")
+        parts.append(f"rule {code(record['rule'])}")
     if record.get('outcome'):
-        parts.append(f"→ {record['outcome']}")
+        parts.append(f"→ {text(record['outcome'], 100)}")
     if record.get('error'):
-        parts.append(f"error: {record['error']}")
+        parts.append(f"error: {text(record['error'], ERROR_CHARS)}")
     return ' · '.join(parts)

@@ -9,6 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks.answers import refusal
 from bot.core.errors import JitError
 from bot.listeners.errors import tell
 from bot.listeners.events.app_home import from_home, publish_home
@@ -22,7 +23,7 @@ async def handle_approve_request(
         await asyncio.to_thread(context['deps'].approve.execute, str(action.get('value', '')), approver)
     except JitError as exc:
         await ack()
-        await tell(client, body, f':warning: {exc.user_message}')
+        await tell(client, body, refusal(exc.user_message))
         return
     await ack()
     if from_home(body):

@@ -11,6 +11,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks.answers import refusal
 from bot.blocks.messages import build_deny_modal
 from bot.core.errors import JitError
 from bot.listeners.errors import tell
@@ -27,7 +28,7 @@ async def handle_deny_request(
         approver = await context['who']()
         await asyncio.to_thread(deps.deny.check, request_id, approver)
     except JitError as exc:
-        await tell(client, body, f':warning: {exc.user_message}')
+        await tell(client, body, refusal(exc.user_message))
         return
     request = deps.store.get(request_id)
     rule = deps.policy().rule_named(request.rule)

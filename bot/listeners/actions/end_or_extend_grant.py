@@ -10,7 +10,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.answers import extend_answer
+from bot.blocks.answers import extend_answer, refusal
+from bot.blocks.mrkdwn import code
 from bot.core.errors import JitError
 from bot.listeners.errors import tell
 from bot.listeners.events.app_home import from_home, publish_home
@@ -28,15 +29,15 @@ async def handle_extend_grant(
         result = await asyncio.to_thread(context['deps'].extend.execute, request_id, who, int(extra))
         await tell(client, body, extend_answer(result))
     except JitError as exc:
-        await tell(client, body, f':warning: {exc.user_message}')
+        await tell(client, body, refusal(exc.user_message))
     if from_home(body):
         await publish_home(context, client, body['user']['id'])
 
 
 #: What the requester is told after each ending button; the request's messages follow with the outcome.
 _ENDED = {
-    'release': 'Releasing `{id}`: I will tell you when access has ended.',
-    'cancel': 'Cancelled `{id}`.',
+    'release': 'Releasing {id}: I will tell you when access has ended.',
+    'cancel': 'Cancelled {id}.',
 }
 
 
@@ -47,9 +48,9 @@ async def _end(step: str, body: dict[str, Any], action: dict[str, Any], context:
     try:
         who = await context['who']()
         await asyncio.to_thread(getattr(context['deps'].end, step), request_id, who)
-        await tell(client, body, _ENDED[step].format(id=request_id))
+        await tell(client, body, _ENDED[step].format(id=code(request_id)))
     except JitError as exc:
-        await tell(client, body, f':warning: {exc.user_message}')
+        await tell(client, body, refusal(exc.user_message))
     if from_home(body):
         await publish_home(context, client, body['user']['id'])
 

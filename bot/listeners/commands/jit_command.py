@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import structlog
@@ -11,7 +12,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.answers import denial_answer, extend_answer, filed_answer, list_answer, resources_answer
+from bot.blocks.answers import denial_answer, extend_answer, filed_answer, list_answer, refusal, resources_answer
+from bot.blocks.mrkdwn import code, typed
 from bot.blocks.request_modal import build_request_modal
 from bot.core.commands import (
     HELP_TEXT,
@@ -27,6 +29,16 @@ from bot.listeners.errors import tell
 from bot.usecases.queries import mine, waiting_for
 
 log = structlog.get_logger(__name__)
+#: What a resource, a role or a request ID looks like. A typed word that cannot be one names nothing: it is
+#: refused before it is looked up, and not echoed (answers show names in code spans, which a backtick ends).
+TYPED_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}')
+UNREADABLE = ('There is no resource, role or request by that name: names are letters, digits, `.`, `_` and `-`. '
+              '`/jit resources` shows what you may request, `/jit list` your requests.')  # fmt: skip
+
+
+def _readable(*words: str | None) -> None:
+    if not all(word is None or TYPED_NAME.fullmatch(word) for word in words):
+        raise UsageError(UNREADABLE)
 
 
 async def handle_jit_command(
@@ -37,7 +49,7 @@ async def handle_jit_command(
     if not isinstance(text, str) or not text.strip() or text.strip().lower() == 'request':
         await _open_request_modal(ack, command, context, client)
         return
-    sub, rest = split_command(text)
+    sub, rest = split_command(typed(text))
     if sub == 'help':
         await ack(HELP_TEXT)
         return
@@ -46,20 +58,23 @@ async def handle_jit_command(
         policy = deps.policy()
         if sub == 'request':
             args = parse_request_args(rest, policy)
+            _readable(args.resource, args.role)
             request = await asyncio.to_thread(
                 deps.submit.execute, requester=who, resource=args.resource, role=args.role,
                 duration=args.duration, reason=args.reason)  # fmt: skip
             await ack(filed_answer(request, policy))
         elif sub == 'extend':
             request_id, extra, reason = parse_extend_args(rest)
+            _readable(request_id)
             result = await asyncio.to_thread(deps.extend.execute, request_id, who, extra, reason)
             await ack(extend_answer(result))
         elif sub in ('release', 'revoke', 'cancel'):
             request_id = parse_request_id(rest, sub)
+            _readable(request_id)
             await asyncio.to_thread(getattr(deps.end, sub), request_id, who)
-            await ack({'release': f'Releasing `{request_id}`: I will tell you when access has ended.',
-                       'revoke': f'Revoking `{request_id}`: the grantee and the audit channel will be told.',
-                       'cancel': f'Cancelled `{request_id}`.'}[sub])  # fmt: skip
+            await ack({'release': f'Releasing {code(request_id)}: I will tell you when access has ended.',
+                       'revoke': f'Revoking {code(request_id)}: the grantee and the audit channel will be told.',
+                       'cancel': f'Cancelled {code(request_id)}.'}[sub])  # fmt: skip
         elif sub == 'ssh-key':
             await ack(await asyncio.to_thread(_ssh_key, deps, who, rest))
         elif sub == 'resources':
@@ -71,7 +86,7 @@ async def handle_jit_command(
     except PolicyDenied as exc:
         await ack(denial_answer(exc.user_message, exc.decision))
     except (JitError, UsageError) as exc:
-        await ack(f':warning: {exc.user_message if isinstance(exc, JitError) else exc}')
+        await ack(refusal(exc.user_message if isinstance(exc, JitError) else str(exc)))
 
 
 def _ssh_key(deps: Any, who: Any, text: str) -> str:
@@ -92,7 +107,7 @@ async def _open_request_modal(
     try:
         who = await context['who']()
     except JitError as exc:
-        await ack(f':warning: {exc.user_message}')
+        await ack(refusal(exc.user_message))
         return
     rows = requestable(context['deps'].policy(), who)
     if not rows:
