@@ -107,17 +107,17 @@ def serve(settings: object) -> int:
 
 
 def work(settings: object) -> int:
-    import redis
-    from rq import SimpleWorker
-
+    from bot.adapters.redis_health import wait_for_redis
     from bot.adapters.rq_queue import ACCESS_QUEUE, NOTIFY_QUEUE
     from bot.logging import configure_logging
     from workers.audit_pump import build_audit_pump
     from workers.runtime import build_sweeper, build_worker_deps, install
+    from workers.supervise import work_forever
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
     deps = build_worker_deps(settings)  # type: ignore[arg-type]
     install(deps)
+    wait_for_redis(deps.base.redis, deps.base.settings.redis_url)  # unreachable at start: one line, then wait
     # A policy load never holds the job loop: SIGHUP only asks, the watcher thread starts the load.
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.request_reload())
     deps.base.policy.watch()
@@ -129,11 +129,11 @@ def work(settings: object) -> int:
     if pump is not None:
         pump.start()
     # SimpleWorker: jobs run in this process, with the dependencies built once above (a forking
-    # worker would rebuild or re-fork them per job, ~5x slower on revoke bursts).
-    connection = redis.Redis.from_url(deps.base.settings.redis_url)
-    worker = SimpleWorker([ACCESS_QUEUE, NOTIFY_QUEUE], connection=connection)
+    # worker would rebuild or re-fork them per job, ~5x slower on revoke bursts). Supervised: a Redis
+    # outage ends RQ's loop, and it starts again once Redis answers (workers/supervise.py).
     try:
-        worker.work(with_scheduler=True, logging_level=deps.base.settings.log_level)
+        work_forever([ACCESS_QUEUE, NOTIFY_QUEUE], url=deps.base.settings.redis_url,
+                     logging_level=deps.base.settings.log_level)  # fmt: skip
     finally:
         sweeper.stop()
         if pump is not None:

@@ -6,6 +6,7 @@ to the workers' jobs; nothing reads it from a module global.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import redis
 
 from bot.adapters.policy_source import PolicySource
+from bot.adapters.redis_health import wait_for_redis
 from bot.adapters.redis_store import RedisStore
 from bot.adapters.rq_queue import RQJobQueue
 from bot.adapters.slack_directory import SlackDirectory
@@ -60,6 +62,27 @@ def connect_redis(url: str) -> redis.Redis:
                                 socket_connect_timeout=5, retry_on_timeout=True)  # fmt: skip
 
 
+def _announce_when_reachable(policy: PolicySource, conn: redis.Redis, url: str) -> None:
+    """Record the policy in force now, or, with Redis away at start, once it answers (the process serves
+    meanwhile, ``/readyz`` saying 503)."""
+    try:
+        policy.announce()
+        return
+    except redis.RedisError:
+        pass
+
+    def later() -> None:
+        while True:
+            wait_for_redis(conn, url)
+            try:
+                policy.announce()
+                return
+            except redis.RedisError:
+                continue
+
+    threading.Thread(target=later, name='jit-announce-policy', daemon=True).start()
+
+
 def build_deps(settings: Settings, *, providers: Collection[str], record_policy: bool = False) -> Deps:
     """Wire the adapters and use cases; loads the policy (raising PolicyConfigError when it is bad).
 
@@ -74,7 +97,7 @@ def build_deps(settings: Settings, *, providers: Collection[str], record_policy:
     policy = PolicySource(settings.policy_dir, providers=providers)
     if record_policy:
         policy.observer = RecordPolicyChange(store=store, queue=queue)
-        policy.announce()
+        _announce_when_reachable(policy, conn, settings.redis_url)
     return Deps(
         settings=settings, redis=conn, store=store, queue=queue, policy=policy, clock=clock,
         submit=SubmitRequest(store=store, queue=queue, policy=policy, clock=clock,

@@ -25,6 +25,26 @@ def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict
     return event_dict
 
 
+class ClientMistakes(logging.Filter):
+    """aiohttp logs a request it cannot parse (a NUL byte in a header, a broken request line) at error level
+    with a traceback; it already answered 400, and the mistake is the client's. One warning line instead,
+    with the status and the kind of error, never the offending bytes (they may be a token)."""
+
+    FIELDS = ('status', 'error', 'peer')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        status = getattr(exc, 'status', None) or getattr(exc, 'code', None)
+        if exc is None or not isinstance(status, int) or not 400 <= status < 500:
+            return True
+        peer = record.getMessage().removeprefix('Error handling request from ').strip() or None
+        record.levelno, record.levelname = logging.WARNING, 'WARNING'
+        record.msg, record.args = 'http.bad_request', ()
+        record.exc_info, record.exc_text = None, None
+        record.status, record.error, record.peer = status, type(exc).__name__, peer
+        return True
+
+
 def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
     """Route structlog and stdlib logging through one renderer: JSON off a TTY, console on one."""
     as_json = (not sys.stderr.isatty()) if json is None else json
@@ -52,7 +72,7 @@ def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
     no_locals = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     tail = [structlog.processors.ExceptionRenderer(no_locals)] if as_json else []
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(allow=ClientMistakes.FIELDS)],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
     ))  # fmt: skip
     root = logging.getLogger()
@@ -60,3 +80,4 @@ def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
     root.setLevel(level)
     # aiohttp's access log says every request twice over; Bolt logs what matters.
     logging.getLogger('aiohttp.access').setLevel(logging.WARNING)
+    logging.getLogger('aiohttp.server').addFilter(ClientMistakes())

@@ -43,3 +43,21 @@ def test_tracebacks_carry_no_locals(capsys, restore_logging, as_json):
         assert first['password'] == '***' and first['resource'] == 'prod-db'
         frames = first['exception'][0]['frames']
         assert frames and all('locals' not in frame or not frame['locals'] for frame in frames)
+
+
+def test_a_request_aiohttp_cannot_parse_is_one_warning_line_without_the_bytes(capsys, restore_logging):
+    """A NUL byte in a header (the client's mistake, answered 400 by aiohttp): one warning, no traceback, and not
+    the header's bytes, which may be a token."""
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    configure_logging(json=True)
+    try:
+        raise BadHttpMessage("Invalid header value char: b'Authorization: Bearer xoxb-secret\\x00'")
+    except BadHttpMessage as exc:
+        logging.getLogger('aiohttp.server').error('Error handling request from %s', '10.0.0.7', exc_info=exc)
+    logging.getLogger('aiohttp.server').error('Unhandled exception', exc_info=ValueError('a real bug'))
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0] == {**lines[0], 'event': 'http.bad_request', 'level': 'warning', 'status': 400,
+                        'error': 'BadHttpMessage', 'peer': '10.0.0.7'}  # fmt: skip
+    assert 'exception' not in lines[0] and 'xoxb-secret' not in json.dumps(lines[0])
+    assert lines[1]['level'] == 'error' and 'exception' in lines[1], 'a server bug stays an error with its traceback'

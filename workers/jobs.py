@@ -5,6 +5,10 @@ Enqueued by dotted path from ``bot.adapters.rq_queue``; ``deps`` is for tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import structlog
 
 from workers.runtime import WorkerDeps, current
@@ -12,43 +16,55 @@ from workers.runtime import WorkerDeps, current
 log = structlog.get_logger(__name__)
 
 
+@contextmanager
+def _job_context(**keys: Any) -> Iterator[None]:
+    """This job's log context, and nothing else's: RQ's SimpleWorker runs every job in one thread, so what a job
+    binds is cleared when it ends (also when it raises), and nothing an earlier job bound reaches its lines."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**keys)
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
 def grant_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
     """Grant an approved request at its provider (retries itself with backoff on transient errors)."""
-    structlog.contextvars.bind_contextvars(request_id=request_id, job='grant')
-    outcome = (deps or current()).grant.execute(request_id)
-    log.info('job.grant', outcome=outcome)
-    return outcome
+    with _job_context(request_id=request_id, job='grant'):
+        outcome = (deps or current()).grant.execute(request_id)
+        log.info('job.grant', outcome=outcome)
+        return outcome
 
 
 def revoke_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
     """Revoke a grant whose time is up (scheduled at ``expires_at``; the sweeper backs it up)."""
-    structlog.contextvars.bind_contextvars(request_id=request_id, job='revoke')
-    outcome = (deps or current()).revoke.execute(request_id)
-    log.info('job.revoke', outcome=outcome)
-    return outcome
+    with _job_context(request_id=request_id, job='revoke'):
+        outcome = (deps or current()).revoke.execute(request_id)
+        log.info('job.revoke', outcome=outcome)
+        return outcome
 
 
 def push_expiry(request_id: str, attempt: int = 0, *, deps: WorkerDeps | None = None) -> str:
     """An extended grant's new end, pushed to the provider's own expiry (where it keeps one)."""
-    structlog.contextvars.bind_contextvars(request_id=request_id, job='push_expiry')
-    outcome = (deps or current()).grant.push_expiry(request_id, attempt=attempt)
-    log.info('job.push_expiry', outcome=outcome)
-    return outcome
+    with _job_context(request_id=request_id, job='push_expiry'):
+        outcome = (deps or current()).grant.push_expiry(request_id, attempt=attempt)
+        log.info('job.push_expiry', outcome=outcome)
+        return outcome
 
 
 def warn_expiry(request_id: str, *, deps: WorkerDeps | None = None) -> None:
     """DM the grantee that the grant ends soon, with Extend and Release buttons (skipped if extended since)."""
-    structlog.contextvars.bind_contextvars(request_id=request_id, job='warn_expiry')
-    (deps or current()).notifier.warn_expiry(request_id)
+    with _job_context(request_id=request_id, job='warn_expiry'):
+        (deps or current()).notifier.warn_expiry(request_id)
 
 
 def remind_approvers(request_id: str, number: int, *, deps: WorkerDeps | None = None) -> None:
     """Remind the current step's approvers that a request is waiting for them."""
-    structlog.contextvars.bind_contextvars(request_id=request_id, job='remind')
-    (deps or current()).notifier.remind(request_id, number)
+    with _job_context(request_id=request_id, job='remind'):
+        (deps or current()).notifier.remind(request_id, number)
 
 
 def notify(seq: int, *, deps: WorkerDeps | None = None) -> None:
     """Show audit event ``seq`` in Slack: approval DMs and their updates, requester DMs, audit channel."""
-    structlog.contextvars.bind_contextvars(audit_seq=seq, job='notify')
-    (deps or current()).notifier.handle(seq)
+    with _job_context(audit_seq=seq, job='notify'):
+        (deps or current()).notifier.handle(seq)

@@ -9,6 +9,7 @@ The hierarchy::
         + PolicyDenied              no rule allows it; carries the decision with its reason
         + NotAnApprover             the clicker may not decide (not an approver, or the requester)
         + IdentityRefused           deleted, bot, guest user, or another team
+        + SlackUnavailable          Slack did not say who the user is in time; nothing was done
         + InvalidTransition         e.g. approve after deny; ``already decided`` is this
         + RequestNotFound           no such request ID
       x ProviderError
@@ -84,6 +85,12 @@ class IdentityRefused(RequestError):
     """Deleted, bot and guest users, and users of another workspace, may neither request nor approve."""
 
     user_message = 'Your Slack account may not use jit (deleted, bot, guest or another workspace).'
+
+
+class SlackUnavailable(RequestError):
+    """Slack did not say in time who the user is (rate-limited, slow): nothing was done, try again."""
+
+    user_message = 'Slack is slow right now, so nothing was done. Try again in a moment.'
 
 
 class InvalidTransition(RequestError):

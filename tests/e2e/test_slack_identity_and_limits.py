@@ -62,3 +62,21 @@ def test_a_rate_limited_slack_delays_messages_not_acks_or_grants(jit, slack, web
     limited = [c for c in slack.calls if c.status == 429]
     assert len(limited) == 4
     assert store.get(request_id).status is S.ACTIVE
+
+
+@pytest.mark.both_transports
+def test_a_slow_users_info_gets_an_answer_in_time_and_files_nothing(jit, slack, store):
+    """users.info rate-limited twice (Retry-After 2) for a user jit has not seen yet: `/jit request` is answered
+    within Slack's 3 s, says Slack is slow and files nothing (the answer and the record agree); asked again once
+    Slack answers, it is filed."""
+    slack.driver.slash(SAM, 'list')  # jit has met Slack (auth.test) and sam, not alex
+    slack.rate_limit_next(2, retry_after=2)
+    reply = slack.driver.slash(ALEX, 'request demo-app read 20m slow slack')
+    assert reply.status == 200 and reply.acked_in_time and reply.elapsed < 3.0, reply
+    assert 'Slack is slow' in (reply.text or ''), reply.body
+    time.sleep(5)  # the lookup finishes in the background meanwhile
+    assert store.for_user(ALEX) == [], 'filed although the user was told it was not'
+    assert not slack.workspace.dms_to(SAM)
+    again = slack.driver.slash(ALEX, 'request demo-app read 20m slow slack')
+    assert 'Filed' in (again.text or ''), again.body
+    assert len(store.for_user(ALEX)) == 1
