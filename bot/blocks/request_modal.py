@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.durations import format_duration
+from bot.core.durations import format_duration, seconds_value
 from bot.core.policy import Resource, Role, Rule
 from bot.ids import BlockId, CallbackId
 
@@ -89,12 +89,12 @@ def read_request_form(view: dict[str, Any]) -> RequestForm | dict[str, str]:
         return {BlockId.REQ_ACCESS.value: 'Choose what you need.'}
     resource, _, role = access.partition(':')
     raw = _value(values, BlockId.REQ_DURATION, 'duration')
-    if raw is not None and not (isinstance(raw, str) and raw.isdigit()):
+    if raw is not None and seconds_value(raw) is None:
         return {BlockId.REQ_DURATION.value: 'Choose a duration from the list.'}
     reason = _value(values, BlockId.REQ_REASON, 'reason')
     ticket = _value(values, BlockId.REQ_TICKET, 'ticket')
     return RequestForm(
-        resource=resource, role=role, duration=int(raw) if raw else None,
+        resource=resource, role=role, duration=seconds_value(raw) if raw else None,
         reason=reason.strip() if isinstance(reason, str) else '',
         ticket=ticket.strip() if isinstance(ticket, str) and ticket.strip() else None,
     )  # fmt: skip

@@ -87,6 +87,15 @@ def parse_duration(value: str | int) -> int:
     return seconds
 
 
+def seconds_value(text: object) -> int | None:
+    """A number of seconds carried in a button value or a select option (``'1800'``), or None when it is not one:
+    ASCII digits only (``'²'.isdigit()`` is true, and ``int('²')`` raises), at most :data:`MAX_DURATION`."""
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > _MAX_DIGITS:
+        return None
+    value = int(text)
+    return value if value <= MAX_DURATION else None
+
+
 def looks_like_duration(text: str) -> bool:
     """True when ``text`` parses as a duration (used to tell ``ROLE`` from ``DURATION`` in a command).
 

@@ -70,3 +70,13 @@ def test_only_ascii_digits_count(text):
     """Digits of other scripts are not a duration (int() would read some of them, and refuse others)."""
     with pytest.raises(DurationError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize('text', ['²', '１', '٣', '1' * 2000, str(10**10), '', '-5', ' 60', '1e3', None, 60])
+def test_a_seconds_value_from_a_button_or_an_option_is_ascii_digits_and_bounded(text):
+    """Button values and select options carry seconds; anything else is refused, never an exception."""
+    assert durations.seconds_value(text) is None
+
+
+def test_a_seconds_value_reads_plain_seconds():
+    assert durations.seconds_value('1800') == 1800

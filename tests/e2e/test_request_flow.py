@@ -17,6 +17,7 @@ import urllib.parse
 import pytest
 
 from bot.core.model import GENESIS_HASH, RequestStatus, chain_hash
+from bot.sandbox import _payloads
 from tests.e2e.conftest import SIGNING_SECRET
 from tests.support.processes import wait_until
 
@@ -342,3 +343,24 @@ def test_app_home_lists_and_acts(jit, slack, webhook, store):
     assert slack.driver.click_home(ALEX, 'jit.release', request_id).status == 200
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=15, what='released from the home tab')
     assert webhook.revokes_for(request_id)
+
+
+@pytest.mark.parametrize('extra', ['²', '9' * 60])
+def test_a_forged_extend_button_value_is_refused_plainly(jit, slack, store, extra):
+    """A crafted Extend click whose seconds are not plain ASCII digits (or absurdly many) is told it is malformed;
+    nothing moves and nothing fails on the way."""
+    request_id, _ = file_request(slack, text='request demo-app read 10m forged buttons')
+    slack.driver.click(SAM, approval_copy(slack, SAM, request_id), 'jit.approve')
+    wait_until(lambda: store.get(request_id).status is S.ACTIVE, timeout=15, what='active')
+    slack.driver.open_home(ALEX)
+    slack.workspace.wait_for(lambda: '"jit.extend"' in _home_text(slack, ALEX), timeout=10)
+    before = store.get(request_id).expires_at
+    payload = _payloads.home_actions(slack, ALEX, 'jit.extend', None)  # the real button, its value rewritten
+    payload['actions'][0]['value'] = f'{request_id}|{extra}'
+    assert slack.driver._send(slack.driver._interaction(payload)).status == 200
+    slack.workspace.wait_for(
+        lambda: any('malformed' in m.text for m in slack.workspace.ephemerals(ALEX) + slack.workspace.dms_to(ALEX)),
+        timeout=10,
+    )  # fmt: skip
+    assert store.get(request_id).expires_at == before
+    assert 'Traceback' not in jit.dump_logs()

@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.answers import extend_answer, refusal
 from bot.blocks.mrkdwn import code
+from bot.core.durations import seconds_value
 from bot.core.errors import JitError
 from bot.listeners.errors import tell
 from bot.listeners.events.app_home import from_home, publish_home
@@ -24,9 +25,10 @@ async def handle_extend_grant(
     request_id, _, extra = str(action.get('value', '')).partition('|')
     try:
         who = await context['who']()
-        if not extra.isdigit():
+        seconds = seconds_value(extra)
+        if seconds is None:
             raise JitError('This button is malformed; use `/jit extend ID DURATION`.')
-        result = await asyncio.to_thread(context['deps'].extend.execute, request_id, who, int(extra))
+        result = await asyncio.to_thread(context['deps'].extend.execute, request_id, who, seconds)
         await tell(client, body, extend_answer(result))
     except JitError as exc:
         await tell(client, body, refusal(exc.user_message))
