@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import secrets
 import textwrap
@@ -187,10 +188,16 @@ def test_grant_twice_updates_the_one_role_and_the_second_password_works(
     """A retried grant keeps one role, restores its membership, and only the new password (the one shown) works."""
     request = make_request()
     first = provider.grant(request, settings=settings, params=READ)
+    made = role_row(pg_env, str(first['user']))
     with pg_env.su() as su:  # drift: someone took the membership away between the two tries
         su.execute(f'REVOKE analytics_read FROM {first["user"]}')
     second = provider.grant(request, settings=settings, params=READ)
     assert second['user'] == first['user']
+    again = role_row(pg_env, str(second['user']))
+    assert made is not None and again is not None
+    about = [json.loads(str(row[2]).removeprefix('jit ')) for row in (made, again)]
+    assert about[0]['grant'] == about[1]['grant'] == ['analytics_read']
+    assert about[0]['created'] == about[1]['created']  # when the role was first made: revoke's window starts there
     assert second['password'] != first['password']
     with pytest.raises(psycopg.OperationalError):
         login(pg_env, first)
@@ -586,35 +593,204 @@ def test_valid_until_is_utc(
     assert datetime.fromisoformat(str(details['valid_until'])) == datetime.fromtimestamp(ends, tz=UTC)
 
 
-def test_a_prepared_transaction_of_the_grantee_is_named_and_the_role_holds_nothing_meanwhile(
-    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
-) -> None:
-    """A prepared transaction outlives the sessions and would hold the drop: revoke says which one a superuser
-    must roll back (the role has lost its login and granted roles already), and finishes once it is gone."""
+def skip_without_prepared_transactions(pg_env: PgEnv) -> None:
     with pg_env.su() as su:
         if su.execute('SHOW max_prepared_transactions').fetchone() == ('0',):
             pytest.skip('the server allows no prepared transactions')
+
+
+def prepared(pg_env: PgEnv, gid: str) -> list[tuple[object, ...]]:
+    """(owner, database) of the prepared transaction ``gid``, if it is still there."""
+    with pg_env.su() as su:
+        return su.execute('SELECT owner, database FROM pg_prepared_xacts WHERE gid = %s', [gid]).fetchall()
+
+
+def end_prepared(pg_env: PgEnv, *gids: str) -> None:
+    """Clean-up: roll back whichever of ``gids`` are still there, each in its own database."""
+    for gid in gids:
+        for _, dbname in prepared(pg_env, gid):
+            with pg_env.su(str(dbname)) as su, contextlib.suppress(psycopg.errors.UndefinedObject):
+                su.execute(sql.SQL('ROLLBACK PREPARED {}').format(sql.Literal(gid)))
+
+
+def lock_free(pg_env: PgEnv, table: str) -> bool:
+    """Whether the superuser's DDL on ``table`` gets its lock within 2 s (nothing left holds one)."""
+    with pg_env.su() as su:
+        su.execute("SET lock_timeout = '2s'")
+        try:
+            with su.transaction():
+                su.execute(f'LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE')
+        except psycopg.errors.LockNotAvailable:
+            return False
+    return True
+
+
+UPPER = 'jit_test_upper'
+
+
+@pytest.mark.parametrize(
+    ('params', 'as_role'),
+    [(READ, 'analytics_read'), (WRITE, 'scratch_write'), (READ, UPPER)],
+    ids=['read grant, as the granted role', 'write grant, as the granted role', 'as a role the granted role is in'],
+)
+def test_a_prepared_transaction_made_as_a_role_the_login_could_become_does_not_outlive_the_revoke(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest],
+    params: dict[str, object], as_role: str,
+) -> None:  # fmt: skip
+    """`BEGIN; SET LOCAL ROLE <granted role>; ...; PREPARE TRANSACTION` leaves a transaction owned by the granted
+    role, not the login. Revoke rolls it back: no lock is left on the production table, the write grant's
+    insert never lands, no member of the role can commit it later, and the role is dropped."""
+    skip_without_prepared_transactions(pg_env)
+    with pg_env.su() as su:
+        su.execute(f'CREATE ROLE {UPPER} NOLOGIN; GRANT {UPPER} TO analytics_read')
+        su.execute(f'GRANT USAGE ON SCHEMA analytics TO {UPPER}; GRANT SELECT ON analytics.events TO {UPPER}')
+    request = make_request()
+    details = provider.grant(request, settings=settings, params=params)
+    role, gid = str(details['user']), f'jit-test-{request.id}'
+    try:
+        with login(pg_env, details) as conn:
+            conn.execute('BEGIN')
+            conn.execute(f'SET LOCAL ROLE {as_role}')
+            if as_role == 'scratch_write':
+                conn.execute('INSERT INTO scratch.shared VALUES (4242)')
+            else:
+                conn.execute('SELECT * FROM analytics.events')  # an ACCESS SHARE lock on a production table
+            conn.execute(f"PREPARE TRANSACTION '{gid}'")
+        assert prepared(pg_env, gid) == [(as_role, DB)]
+        with capture_logs() as logs:
+            provider.revoke(request, settings=settings, params={})
+        assert role_row(pg_env, role) is None
+        assert prepared(pg_env, gid) == []
+        assert lock_free(pg_env, 'analytics.events')
+        assert lock_free(pg_env, 'scratch.shared')
+        with pg_env.su() as su:
+            assert su.execute('SELECT count(*) FROM scratch.shared WHERE x = 4242').fetchone() == (0,)
+        rolled_back = [entry for entry in logs if entry['event'] == 'postgres.prepared_rolled_back']
+        assert [(t['gid'], t['owner'], t['database']) for e in rolled_back for t in e['transactions']] == [
+            (gid, as_role, DB)]  # fmt: skip
+    finally:
+        end_prepared(pg_env, gid)
+        with pg_env.su() as su:
+            su.execute(f'DROP OWNED BY {UPPER}; DROP ROLE {UPPER}')
+
+
+def test_a_prepared_transaction_of_the_grantee_as_itself_is_rolled_back(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """A transaction the login prepared as itself: the admin makes itself a member of the role (as for DROP
+    OWNED), rolls it back as the role, and drops the role; the insert never lands."""
+    skip_without_prepared_transactions(pg_env)
     request = make_request()
     details = provider.grant(request, settings=settings, params=WRITE)
     role, gid = str(details['user']), f'jit-test-{request.id}'
-    with login(pg_env, details) as conn:
-        conn.execute('BEGIN')
-        conn.execute('INSERT INTO scratch.shared VALUES (2)')
-        conn.execute(f"PREPARE TRANSACTION '{gid}'")
     try:
-        with pytest.raises(PermanentProviderError, match=r'has 1 prepared transaction.*ROLLBACK PREPARED'):
-            provider.revoke(request, settings=settings, params={})
-        row = role_row(pg_env, role)
-        assert row is not None
-        assert row[0] is False
+        with login(pg_env, details) as conn:
+            conn.execute('BEGIN')
+            conn.execute('INSERT INTO scratch.shared VALUES (2)')
+            conn.execute(f"PREPARE TRANSACTION '{gid}'")
+        assert prepared(pg_env, gid) == [(role, DB)]
+        provider.revoke(request, settings=settings, params={})
+        assert role_row(pg_env, role) is None
+        assert prepared(pg_env, gid) == []
         with pg_env.su() as su:
-            assert su.execute('SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.member'
-                              ' WHERE g.rolname = %s', [role]).fetchall() == []  # fmt: skip
+            assert su.execute('SELECT count(*) FROM scratch.shared WHERE x = 2').fetchone() == (0,)
+        assert owned_by(pg_env, ADMIN) == []
     finally:
+        end_prepared(pg_env, gid)
+
+
+def test_a_prepared_transaction_jit_cannot_end_fails_the_revoke_by_name_and_the_role_holds_nothing_meanwhile(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """Prepared as a granted role in a database the admin may no longer connect to: revoke fails, saying how
+    many and which (the name quoted, as the grantee wrote it), after the role lost its login and granted roles.
+    The retry finds the roles gone already, still knows whom the login could have been, and finishes."""
+    skip_without_prepared_transactions(pg_env)
+    request = make_request()
+    details = provider.grant(request, settings=settings, params=WRITE)
+    role, gid = str(details['user']), f'jit-test `{request.id}`\n*bold*'
+    try:
+        with login(pg_env, details, DB2) as conn:
+            conn.execute('BEGIN')
+            conn.execute('SET LOCAL ROLE analytics_read')
+            conn.execute(sql.SQL('PREPARE TRANSACTION {}').format(sql.Literal(gid)))
         with pg_env.su() as su:
-            su.execute(f"ROLLBACK PREPARED '{gid}'")
-    provider.revoke(request, settings=settings, params={})
-    assert role_row(pg_env, role) is None
+            su.execute(f'REVOKE CONNECT ON DATABASE {DB2} FROM PUBLIC')
+        try:
+            with pytest.raises(PermanentProviderError) as caught:
+                provider.revoke(request, settings=settings, params={})
+            message = caught.value.user_message
+            assert message.startswith(f'1 prepared transaction(s) the role `{role}` could have made')
+            assert json.dumps(gid) in message
+            assert '\n' not in message
+            assert 'a superuser must ROLLBACK PREPARED them' in message
+            row = role_row(pg_env, role)
+            assert row is not None
+            assert row[0] is False
+            with pg_env.su() as su:
+                assert su.execute('SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.member'
+                                  ' WHERE g.rolname = %s', [role]).fetchall() == []  # fmt: skip
+            assert prepared(pg_env, gid) == [('analytics_read', DB2)]
+        finally:
+            with pg_env.su() as su:
+                su.execute(f'GRANT CONNECT ON DATABASE {DB2} TO PUBLIC')
+        provider.revoke(request, settings=settings, params={})
+        assert role_row(pg_env, role) is None
+        assert prepared(pg_env, gid) == []
+    finally:
+        end_prepared(pg_env, gid)
+
+
+def test_prepared_transactions_the_grantee_could_not_have_made_are_left_alone(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """Someone else's prepared transactions stay: one as a role the login cannot become (billing_read), made
+    during the grant, and one as a granted role made before the grant began."""
+    skip_without_prepared_transactions(pg_env)
+    request = make_request()
+    before, other = f'jit-test-before-{request.id}', f'jit-test-other-{request.id}'
+
+    def prepare(gid: str, as_role: str) -> None:
+        with pg_env.su() as su:
+            su.execute('BEGIN')
+            su.execute(f'SET LOCAL ROLE {as_role}')
+            su.execute('SELECT 1')
+            su.execute(sql.SQL('PREPARE TRANSACTION {}').format(sql.Literal(gid)))
+
+    try:
+        prepare(before, 'analytics_read')
+        details = provider.grant(request, settings=settings, params=WRITE)
+        prepare(other, 'billing_read')
+        provider.revoke(request, settings=settings, params={})
+        assert role_row(pg_env, str(details['user'])) is None
+        assert (prepared(pg_env, before), prepared(pg_env, other)) == ([('analytics_read', DB)], [('billing_read', DB)])
+    finally:
+        end_prepared(pg_env, before, other)
+
+
+def not_prepared(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """check_target's findings but the server-wide one about prepared transactions (its own test below)."""
+    return [(code, message) for code, message in found if code != 'target-prepared']
+
+
+def test_check_target_warns_when_the_server_allows_prepared_transactions(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str]
+) -> None:
+    """max_prepared_transactions > 0: every role gets one warning saying so (what a grantee prepares outlives its
+    sessions until the revoke); none where the server allows none."""
+    with pg_env.su() as su:
+        allowed = int(su.execute('SHOW max_prepared_transactions').fetchone()[0])
+    found = [f for f in provider.check_target(settings=settings, params=READ) if f[0] == 'target-prepared']
+    if not allowed:
+        assert found == []
+        return
+    assert len(found) == 1
+    message = found[0][1]
+    assert message.startswith(
+        f'the server allows prepared transactions (max_prepared_transactions = {allowed}): a '
+        'login in `analytics_read` can PREPARE TRANSACTION as itself or as a role it can become'
+    )
+    assert 'set it to 0 unless' in message
 
 
 def test_check_target_warns_about_roles_that_may_create_and_grant_says_so(
@@ -623,8 +799,8 @@ def test_check_target_warns_about_roles_that_may_create_and_grant_says_so(
     """check_target names every schema and database where the granted roles may create, in every database, and
     roles they can become whose doings last; a read-only role gets nothing. A grant that may create logs a
     warning and tells the grantee that what the login creates is dropped; a read-only grant does neither."""
-    assert provider.check_target(settings=settings, params=READ) == []
-    found = provider.check_target(settings=settings, params={'grant': 'scratch_write'})
+    assert not_prepared(provider.check_target(settings=settings, params=READ)) == []
+    found = not_prepared(provider.check_target(settings=settings, params={'grant': 'scratch_write'}))
     assert [code for code, _ in found] == ['target-create'] * 3
     assert '`public`, `scratch` of database `jit_provider_test`:' in found[0][1]
     assert '`public` of database `jit_provider_test2`:' in found[1][1]
@@ -632,7 +808,7 @@ def test_check_target_warns_about_roles_that_may_create_and_grant_says_so(
     with pg_env.su() as su:
         su.execute('CREATE ROLE jit_test_maker NOLOGIN CREATEROLE; GRANT jit_test_maker TO billing_read')
     try:
-        lasting = provider.check_target(settings=settings, params={'grant': ['billing_read']})
+        lasting = not_prepared(provider.check_target(settings=settings, params={'grant': ['billing_read']}))
     finally:
         with pg_env.su() as su:
             su.execute('DROP ROLE jit_test_maker')
@@ -650,6 +826,38 @@ def test_check_target_warns_about_roles_that_may_create_and_grant_says_so(
     assert (warned[0]['schemas'], warned[0]['databases']) == (['public', 'scratch'], ['jit_provider_test2'])
     assert 'dropped when the access ends' in str(writer['note'])
     assert 'note' not in reader
+
+
+def test_check_target_warns_about_a_role_that_can_become_one_with_replication(
+    pg_env: PgEnv, provider: PostgresProvider, settings: dict[str, str], make_request: Callable[..., AccessRequest]
+) -> None:
+    """`SET ROLE` to a REPLICATION role creates a replication slot: it has no owner, keeps WAL until dropped and
+    outlives the revoke (shown here), so check_target says so and the grant logs it."""
+    slot = f'jit_test_slot_{secrets.token_hex(3)}'
+    with pg_env.su() as su:
+        su.execute('CREATE ROLE jit_test_repl NOLOGIN REPLICATION; GRANT jit_test_repl TO billing_read')
+    try:
+        found = not_prepared(provider.check_target(settings=settings, params={'grant': 'billing_read'}))
+        assert found == [('target-lasting', '`billing_read` can become `jit_test_repl`, which has REPLICATION '
+                          '(creates replication slots, which keep WAL until dropped): what that leaves outlives '
+                          'the revoke')]  # fmt: skip
+        request = make_request()
+        with capture_logs() as logs:
+            details = provider.grant(request, settings=settings, params={'grant': 'billing_read'})
+        assert [e['lasting'] for e in logs if e['event'] == 'postgres.grant_can_create'] == [
+            ['`jit_test_repl`, which has REPLICATION (creates replication slots, which keep WAL until dropped)']
+        ]
+        with login(pg_env, details) as conn:
+            conn.execute('SET ROLE jit_test_repl')
+            conn.execute('SELECT pg_create_physical_replication_slot(%s, true)', [slot])
+        provider.revoke(request, settings=settings, params={})
+        with pg_env.su() as su:
+            assert su.execute('SELECT 1 FROM pg_replication_slots WHERE slot_name = %s', [slot]).fetchall() == [(1,)]
+    finally:
+        with pg_env.su() as su:
+            if su.execute('SELECT 1 FROM pg_replication_slots WHERE slot_name = %s', [slot]).fetchone():
+                su.execute('SELECT pg_drop_replication_slot(%s)', [slot])
+            su.execute('DROP ROLE jit_test_repl')
 
 
 def test_policy_validate_check_targets_prints_the_warnings(
@@ -691,7 +899,10 @@ def test_policy_validate_check_targets_prints_the_warnings(
     assert len(lines) == 3
     assert all(line.startswith(f'{tmp_path}/p.yaml:5:') and f'resource `{RESOURCE}` role `write`' in line
                for line in lines)  # fmt: skip
-    assert 'role `read`' not in out
+    assert [line for line in out.splitlines() if 'role `read`' in line and 'target-prepared' not in line] == []
+    with pg_env.su() as su:
+        allowed = su.execute('SHOW max_prepared_transactions').fetchone() != ('0',)
+    assert out.count('warning[target-prepared]') == (2 if allowed else 0)
     assert pg_env.admin_password not in out
     monkeypatch.delenv('PG_ADMIN_DSN')
     assert validate('--check-targets') == 0

@@ -3,15 +3,18 @@
 Grant creates ``jit_<request id>`` (``r-4ut2m89f`` gives ``jit_r_4ut2m89f``) with a random password,
 ``VALID UNTIL`` the end of the grant (so PostgreSQL refuses the login by itself if jit is down) and
 ``IN ROLE`` the role's ``grant:`` roles; ``COMMENT ON ROLE`` says which request, requester and resource
-it is for. The password goes to PostgreSQL only as a SCRAM-SHA-256 verifier computed here, so it is
-in no statement text, server log or ``pg_stat_activity``; it is returned once in the details.
-Revoke sets ``NOLOGIN``, terminates the role's sessions, takes its granted roles away, drops everything it
-owns with whatever was built on it (``DROP OWNED ... CASCADE`` in every database where it owns or holds
-anything) and drops it. Nothing the grantee made is handed to anyone: an object kept and owned by the admin
-role would run the grantee's code with the admin's rights (a ``SECURITY DEFINER`` function, a view, a
-trigger on someone else's table), and reassigning it to a role holding nothing still leaves triggers and
-invoker functions to run as whoever touches them. Every admin connection resolves names in ``pg_catalog``
-only, so an operator or function a grantee plants in ``public`` never catches the admin's own queries.
+it is for, which roles it was granted and when (the server's clock) it was made: revoke reads the last two.
+The password goes to PostgreSQL only as a SCRAM-SHA-256 verifier computed here, so it is in no statement
+text, server log or ``pg_stat_activity``; it is returned once in the details.
+Revoke sets ``NOLOGIN``, terminates the role's sessions, takes its granted roles away, rolls back the
+prepared transactions the login could have left (as itself or as a role it could become, since the role was
+made), drops everything it owns with whatever was built on it (``DROP OWNED ... CASCADE`` in every database
+where it owns or holds anything) and drops it. Nothing the grantee made is handed to anyone: an object kept
+and owned by the admin role would run the grantee's code with the admin's rights (a ``SECURITY DEFINER``
+function, a view, a trigger on someone else's table), and reassigning it to a role holding nothing still
+leaves triggers and invoker functions to run as whoever touches them. Every admin connection resolves names
+in ``pg_catalog`` only, so an operator or function a grantee plants in ``public`` never catches the admin's
+own queries.
 
 :meth:`PostgresProvider.check_target` says what the granted roles let a grantee create or leave behind
 (``jit policy validate --check-targets``); a grant whose login may create objects logs a warning and tells
@@ -62,8 +65,12 @@ LASTING = {'pg_execute_server_program': "runs programs as the server's OS user",
 DROPPED_NOTE = 'what this login creates (tables, functions, ...) is dropped when the access ends'
 #: Every role jit creates starts with this (the `role_prefix` setting changes it).
 DEFAULT_PREFIX = 'jit_'
-#: The comment on every role jit creates starts with this; the rest is JSON (request, resource, role, requester).
+#: The comment on every role jit creates starts with this; the rest is JSON (request, resource, role, requester,
+#: the granted roles and when the server made the role).
 COMMENT_TAG = 'jit '
+#: Seconds a request's own times (the worker's clock) are moved back when a role's comment does not say when the
+#: server made it (a role of an older jit): the window of prepared transactions that could be the grantee's.
+CLOCK_SKEW = 300.0
 _REQUEST_ID = re.compile(r'r_([a-z0-9]+)')
 #: Server errors worth another try: the database is busy, not refusing.
 #: ``DuplicateObject``: a grant running alongside created the role first; the next try updates it.
@@ -135,8 +142,8 @@ class PostgresProvider:
         valid_until = _timestamp(target_expiry(request))
         password = self.password_factory()
         hidden = (password, _dsn_password(conf))
-        comment = COMMENT_TAG + json.dumps({'request_id': request.id, 'resource': request.resource,
-                                            'role': request.role, 'requester': request.requester.email})  # fmt: skip
+        about: dict[str, Any] = {'request_id': request.id, 'resource': request.resource, 'role': request.role,
+                                 'requester': request.requester.email, 'grant': roles}  # fmt: skip
         with self._connect(conf) as conn, _mapped(f'create the role `{role}`', hidden), conn.transaction():
             existing = {r for (r,) in conn.execute('SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)', [roles])}
             if missing := [r for r in roles if r not in existing]:
@@ -144,12 +151,19 @@ class PostgresProvider:
             # Only a SCRAM verifier crosses the wire: the statement text may be logged by the server.
             verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b'scram-sha-256').decode()
             ident, granted = sql.Identifier(role), sql.SQL(', ').join(map(sql.Identifier, roles))
-            row = conn.execute('SELECT oid FROM pg_roles WHERE rolname = %s', [role]).fetchone()
+            row = conn.execute("SELECT oid, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
+                               [role]).fetchone()  # fmt: skip
             if row is None:
                 conn.execute(sql.SQL('CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {} IN ROLE {}').format(
                     ident, sql.Literal(verifier), sql.Literal(valid_until), granted))  # fmt: skip
+                # The server's clock, as pg_prepared_xacts.prepared: nothing the role did can be older than this
+                # transaction's start. Only CREATEROLE may change a role's comment, which the grantee has not.
+                made = conn.execute('SELECT now()').fetchone()
+                about['created'] = made[0].isoformat() if made else None
                 event = 'postgres.role_created'
             else:  # a retried grant: a new password (the old one was never shown), the same end, the same roles
+                if (created := _created(_parse_comment(row[1]))) is not None:
+                    about['created'] = created.isoformat()  # when the role was first made, not now
                 conn.execute(sql.SQL('ALTER ROLE {} LOGIN PASSWORD {} VALID UNTIL {}').format(
                     ident, sql.Literal(verifier), sql.Literal(valid_until)))  # fmt: skip
                 current = {r for (r,) in conn.execute(
@@ -161,6 +175,7 @@ class PostgresProvider:
                 if [r for r in roles if r not in current]:
                     conn.execute(sql.SQL('GRANT {} TO {}').format(granted, ident))
                 event = 'postgres.role_updated'
+            comment = COMMENT_TAG + json.dumps(about)
             conn.execute(sql.SQL('COMMENT ON ROLE {} IS {}').format(ident, sql.Literal(comment)))
             host, port, dbname = conn.info.host, conn.info.port, conn.info.dbname
             reach = _reach(conn, [role])
@@ -188,28 +203,25 @@ class PostgresProvider:
         ident = sql.Identifier(role)
         with self._connect(conf) as conn, _mapped(f'drop the role `{role}`', (_dsn_password(conf),)):
             try:
-                row = conn.execute('SELECT oid FROM pg_roles WHERE rolname = %s', [role]).fetchone()
+                row = conn.execute("SELECT oid, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
+                                   [role]).fetchone()  # fmt: skip
                 if row is None:
                     log.info('postgres.role_already_gone', request_id=request.id, role=role)
                     return
-                oid = row[0]
+                oid, about = row[0], _parse_comment(row[1]) or {}
                 # New logins first, then the sessions that are in: nothing can get in between.
                 conn.execute(sql.SQL('ALTER ROLE {} NOLOGIN PASSWORD NULL').format(ident))
                 ended = self._terminate(conn, oid)
+                # Whom the login could have been when it prepared a transaction, read before its roles go; the
+                # roles the comment (and the policy) name as well, for a retry that finds them gone already.
+                could_be = _could_become(conn, oid, [*_names(about.get('grant')), *_names(params.get('grant'))])
                 # Then the granted roles: should a step below fail (and be retried), whatever the role left
                 # behind already runs with none of their rights.
                 _leave_roles(conn, oid, ident)
-                # A prepared transaction outlives the sessions and holds its locks: only a superuser (or the
-                # role, which can no longer log in) can end it, and until then the drop would wait on it.
-                # Their names are the grantee's text: counted here, read in pg_prepared_xacts.
-                pending = conn.execute('SELECT count(*) FROM pg_prepared_xacts WHERE owner = %s', [role]).fetchone()
-                if pending and pending[0]:
-                    raise PermanentProviderError(
-                        f'the role `{role}` has {pending[0]} prepared transaction(s) (pg_prepared_xacts): it can no '
-                        'longer log in and holds no granted role, but a superuser must ROLLBACK PREPARED them '
-                        'before jit can drop it')  # fmt: skip
-                # DROP OWNED needs the role's privileges (PostgreSQL 16 no longer implies them).
+                # DROP OWNED needs the role's privileges (PostgreSQL 16 no longer implies them), and rolling back
+                # what it prepared as itself needs SET ROLE to it.
                 conn.execute(sql.SQL('GRANT {} TO CURRENT_USER').format(ident))
+                self._end_prepared(conf, conn, request, role, could_be, _since(about, request))
                 others: list[str] = []
                 for round_ in range(DISOWN_ROUNDS):
                     where = _databases_of(conn, oid)
@@ -285,7 +297,11 @@ class PostgresProvider:
         ``target-create``: CREATE on a schema or a database. What the login itself owns goes at revoke, but
         during the grant it can plant functions and operators that run as whoever resolves them, and what it
         creates as a granted role (``SET ROLE``) outlives the revoke. ``target-lasting``: a role the login can
-        become may create logins (CREATEROLE) or act as the server's OS user: nothing a revoke can undo.
+        become may create logins (CREATEROLE) or replication slots (REPLICATION), or act as the server's OS user:
+        nothing a revoke can undo.
+        ``target-prepared``: the server allows prepared transactions, which outlive a login's sessions; revoke
+        rolls back those the login could have made, but until then any member of the role it prepared one as
+        may commit it.
         """
         conf = resolve_settings(settings, secret=self.secret_settings)
         roles = _grant_roles(params)
@@ -295,6 +311,8 @@ class PostgresProvider:
             if missing := [r for r in roles if r not in existing]:
                 raise PermanentProviderError(_missing(missing))
             reach = _reach(conn, roles)
+            setting = conn.execute("SELECT current_setting('max_prepared_transactions')::int").fetchone()
+            prepared = int(setting[0]) if setting else 0
             others = [d for (d,) in conn.execute(
                 'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> %s'
                 " AND has_database_privilege(datname, 'CONNECT') ORDER BY 1", [conn.info.dbname])]  # fmt: skip
@@ -312,6 +330,12 @@ class PostgresProvider:
                           f'{why}'))  # fmt: skip
         found += [('target-lasting', f'{granted} can become {what}: what that leaves outlives the revoke')
                   for what in reach.lasting]  # fmt: skip
+        if prepared > 0:
+            found.append(('target-prepared', f'the server allows prepared transactions (max_prepared_transactions = '
+                          f'{prepared}): a login in {granted} can PREPARE TRANSACTION as itself or as a role it can '
+                          'become, which outlives its sessions, keeps its locks and may be committed by any member '
+                          'of that role until the revoke rolls it back; set it to 0 unless something on this server '
+                          'uses two-phase commit'))  # fmt: skip
         return found
 
     # -- helpers ----------------------------------------------------------------------------------------------------
@@ -352,6 +376,105 @@ class PostgresProvider:
             [self.terminate_wait_ms, oid],
         ).fetchall()
         return len(rows)
+
+    def _end_prepared(
+        self, conf: dict[str, Any], conn: psycopg.Connection[Any], request: AccessRequest, role: str,
+        could_be: list[str], since: datetime,
+    ) -> None:  # fmt: skip
+        """Roll back every prepared transaction that could be the grantee's; fail, naming them, if one stays.
+
+        A prepared transaction outlives the sessions: it keeps its locks, holds back vacuum, and whoever may act
+        as its owner can COMMIT PREPARED it later. Its ``owner`` is the role in effect at PREPARE, so the
+        grantee's may be owned by any role it could ``SET ROLE`` to. Those prepared since the role was made, and
+        every one owned by the role itself, could be the grantee's: another member's, prepared as the same role
+        in that window, looks the same and goes too (logged). Rolling back is allowed to the owner: the admin
+        becomes it (ADMIN OPTION on the granted roles makes the admin their member, and so a member of what they
+        are in), on a connection of its own, in the transaction's database, and runs nothing else there.
+        """
+        rows = conn.execute(
+            'SELECT gid, owner, database, prepared FROM pg_prepared_xacts'
+            ' WHERE owner = %s OR (owner = ANY(%s::name[]) AND prepared >= %s) ORDER BY database, prepared',
+            [role, could_be, since],
+        ).fetchall()
+        ended: list[dict[str, str]] = []
+        left: dict[str, list[str]] = {}  # why -> gids
+        for dbname in dict.fromkeys(str(r[2]) for r in rows):
+            here = [(str(gid), str(owner), prepared) for gid, owner, db, prepared in rows if db == dbname]
+            try:
+                with self._connect(conf, dbname=dbname) as other:
+                    for gid, owner, prepared in here:
+                        try:
+                            other.execute(sql.SQL('SET ROLE {}').format(sql.Identifier(owner)))
+                        except psycopg.Error as exc:
+                            left.setdefault(f'in `{dbname}`: {_message(exc)}', []).append(gid)
+                            continue
+                        try:
+                            other.execute(sql.SQL('ROLLBACK PREPARED {}').format(sql.Literal(gid)))
+                        except psycopg.errors.UndefinedObject:
+                            continue  # finished meanwhile, by another member of its owner
+                        except psycopg.Error as exc:
+                            left.setdefault(f'in `{dbname}`: {_message(exc)}', []).append(gid)
+                            continue
+                        ended.append({'gid': gid, 'owner': owner, 'database': dbname, 'prepared': _iso(prepared)})
+            except ProviderError as exc:  # the admin may not connect there (or not now)
+                left.setdefault(exc.user_message, []).extend(gid for gid, _, _ in here)
+        if ended:  # a warning: one of them may have been another member's
+            log.warning('postgres.prepared_rolled_back', request_id=request.id, role=role, transactions=ended)
+        if left:
+            gids = [gid for names in left.values() for gid in names]
+            raise PermanentProviderError(
+                f'{len(gids)} prepared transaction(s) the role `{role}` could have made (as itself or a role it '
+                f'could become) could not be rolled back: {"; ".join(f"{_gids(g)} ({why})" for why, g in left.items())}'
+                '. It can no longer log in and holds no granted role, but a superuser must ROLLBACK PREPARED them '
+                'before jit can finish the revoke')  # fmt: skip
+
+
+def _could_become(conn: psycopg.Connection[Any], oid: int, recorded: list[str]) -> list[str]:
+    """Every role the jit role is in, directly or not, or could be through ``recorded`` roles; itself too.
+
+    ``MEMBER``: every role a ``SET ROLE`` (or an inherited membership) can reach, so every possible owner of a
+    transaction the login prepared. Names that no longer exist are skipped.
+    """
+    return [r for (r,) in conn.execute(
+        "SELECT r.rolname FROM pg_roles r WHERE pg_has_role(%s::oid, r.oid, 'MEMBER') OR EXISTS (SELECT FROM pg_roles g"
+        " WHERE g.rolname = ANY(%s::name[]) AND pg_has_role(g.oid, r.oid, 'MEMBER')) ORDER BY 1",
+        [oid, recorded])]  # fmt: skip
+
+
+def _since(about: dict[str, Any], request: AccessRequest) -> datetime:
+    """Since when a prepared transaction of a role the login could become may be the grantee's.
+
+    The server's time the role was made, from its comment (the same clock as ``pg_prepared_xacts.prepared``);
+    for a role whose comment does not say, the request's grant (or filing) time less ``CLOCK_SKEW``, or all time.
+    """
+    if (created := _created(about)) is not None:
+        return created
+    at = request.granted_at or request.created_at
+    return datetime.fromtimestamp(max(0.0, at - CLOCK_SKEW) if at else 0.0, tz=UTC)
+
+
+def _created(about: dict[str, Any] | None) -> datetime | None:
+    value = (about or {}).get('created')
+    try:
+        created = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return created if created is not None and created.tzinfo is not None else None
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _names(value: Any) -> list[str]:
+    """Role names from a ``grant:`` value or a comment, whatever it holds (revoke must not fail on it)."""
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [n for n in names if isinstance(n, str) and n]
+
+
+def _gids(gids: list[str]) -> str:
+    """Transaction names are the grantee's text: quoted, escaped and cut short."""
+    return ', '.join(json.dumps(g[:64] + ('...' if len(g) > 64 else '')) for g in gids)
 
 
 def _leave_roles(conn: psycopg.Connection[Any], oid: int, ident: sql.Identifier) -> None:
@@ -438,8 +561,8 @@ class _Reach:
 
 
 #: Every role a member of the roles of the array parameter can become (``SET ROLE``), themselves included.
-_BECOMES = ("SELECT r.oid, r.rolname, r.rolcreaterole FROM pg_roles r, unnest(%s::text[]) AS g(name)"
-            " WHERE pg_has_role(g.name::name, r.oid, 'MEMBER')")  # fmt: skip
+_BECOMES = ('SELECT r.oid, r.rolname, r.rolcreaterole, r.rolreplication FROM pg_roles r,'
+            " unnest(%s::text[]) AS g(name) WHERE pg_has_role(g.name::name, r.oid, 'MEMBER')")  # fmt: skip
 
 
 def _reach(conn: psycopg.Connection[Any], roles: list[str]) -> _Reach:
@@ -456,10 +579,12 @@ def _reach(conn: psycopg.Connection[Any], roles: list[str]) -> _Reach:
         " WHERE NOT d.datistemplate AND has_database_privilege(w.oid, d.oid, 'CREATE') ORDER BY 1",
         [roles])]  # fmt: skip
     lasting = []
-    for name, creates_roles in conn.execute('SELECT DISTINCT rolname, rolcreaterole FROM (' + _BECOMES + ') w'
-                                            ' ORDER BY 1', [roles]):  # fmt: skip
+    become = 'SELECT DISTINCT rolname, rolcreaterole, rolreplication FROM (' + _BECOMES + ') w ORDER BY 1'
+    for name, creates_roles, replicates in conn.execute(become, [roles]):
         if creates_roles:
             lasting.append(f'`{name}`, which has CREATEROLE (creates logins)')
+        elif replicates:  # a slot has no owner: no revoke can tell the grantee's from anyone's
+            lasting.append(f'`{name}`, which has REPLICATION (creates replication slots, which keep WAL until dropped)')
         elif name in LASTING:
             lasting.append(f'`{name}`, which {LASTING[name]}')
     return _Reach(schemas, databases, lasting)
