@@ -56,6 +56,9 @@ class Reconciler:
             except ProviderError as exc:
                 log.warning('reconcile.list_failed', resource=resource_name, error=str(exc))
                 continue
+            except Exception as exc:  # a provider's own fault, or settings it cannot use: this resource, not all
+                log.error('reconcile.list_failed', resource=resource_name, error=type(exc).__name__)
+                continue
             for request_id, role in live or ():
                 known = self.store.get(request_id)
                 if known is not None and known.status in EXPECTED:
@@ -70,7 +73,13 @@ class Reconciler:
         found: dict[str, tuple[str, Target]] = {}
 
         def add(resource: str, target: Target) -> None:
-            key = json.dumps([resource, target.provider, target.settings], sort_keys=True, default=str)
+            try:
+                key = json.dumps([resource, target.provider, target.settings], sort_keys=True, default=str)
+            except Exception as exc:  # a setting JSON cannot write (int-to-str limit, a cycle): this target only
+                # Only the type: the text of an exception about settings may quote one of them.
+                log.error('reconcile.target_unusable', resource=resource, error=type(exc).__name__,
+                          why='a setting JSON cannot write')  # fmt: skip
+                return
             found.setdefault(key, (resource, target))
 
         for resource in policy.resources.values():

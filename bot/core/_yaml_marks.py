@@ -8,8 +8,9 @@ and every way a file could make loading slow or large is a problem at the place 
 * no anchors (``&a``) or aliases (``*a``): 368 bytes of nested aliases expand to gigabytes (the "billion
   laughs"), and a reviewer must see each rule as what it grants, not a reference to somewhere else;
 * values nested at most :data:`MAX_DEPTH` deep, at most ``max_nodes`` keys, values and items;
-* text, numbers (finite), true/false and null only: other tags (``!!binary``, ``!!python/...``, ``!x``)
-  are refused, and a date stays the text written (YAML 1.1 would make ``2024-01-01`` a date object);
+* text, numbers (floats finite, whole numbers within 64 bits in every form: ``0x``, ``0b``, ``017``, ``1:30``),
+  true/false and null only: other tags (``!!binary``, ``!!python/...``, ``!x``) are refused, and a date stays
+  the text written (YAML 1.1 would make ``2024-01-01`` a date object);
 * keys are text (``on:``, ``1:`` and ``true:`` are read by YAML as booleans and numbers), each written once;
 * one document per file.
 
@@ -36,6 +37,10 @@ MAX_DEPTH = 64
 MAX_NODES = 100_000
 #: Python refuses to read integers with more digits than this (``sys.get_int_max_str_digits``).
 _MAX_INT_DIGITS = 4300
+#: The bits of the largest whole number a policy may hold, either side of zero (a signed 64-bit integer's).
+#: The digits written bound nothing in other bases: ``0x`` and 4,200 ``f`` are ~5,000 decimal digits, which no
+#: ``json.dumps`` of the settings could then write (Python's int-to-str limit). No setting needs more.
+_MAX_INT_BITS = 63
 
 _TAG = 'tag:yaml.org,2002:'
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ('str', 'int', 'float', 'bool', 'null'))
@@ -259,6 +264,10 @@ class _Composer:
             raise _Refused(event.start_mark, f'`{value[:40]}` is not a number jit can read') from None
         if isinstance(number, float) and not math.isfinite(number):
             raise _Refused(event.start_mark, f'`{value[:40]}` is not a finite number')
+        if isinstance(number, int) and abs(number).bit_length() > _MAX_INT_BITS:  # hex, octal, binary, 1:0:0…
+            written = value if len(value) <= 40 else value[:39] + '…'
+            raise _Refused(event.start_mark, f'`{written}` is too large a number: a whole number in a policy is at '
+                                             f'most {2**_MAX_INT_BITS - 1} either side of zero (64 bits)')  # fmt: skip
         return number
 
 

@@ -9,14 +9,25 @@ event and ``jit policy explain`` all print that same reason.
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+
 from bot.core.durations import MIN_DURATION, format_duration
 from bot.core.model import Principal
+
+#: A ticket is short: a word of the reason (or a ticket field) longer than this is never matched against a
+#: rule's ``ticket_pattern``, and an explicit ticket longer than this is refused.
+MAX_TICKET_LENGTH = 128
+#: The longest ``ticket_pattern`` a policy may hold (the loader refuses longer ones).
+MAX_TICKET_PATTERN_LENGTH = 200
+#: The memory RE2 may use for one compiled ticket pattern (its program and its matching caches). A ticket
+#: pattern needs a few kilobytes; one over this does not compile and is refused when the policy loads.
+_TICKET_PATTERN_MEMORY = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +253,61 @@ def _allowed_lines(policy: Policy, who: Principal, trigger: str, context: Mappin
     return lines
 
 
-def _find_ticket(pattern: str, ticket: str | None, reason: str) -> str | None:
-    regex = re.compile(pattern)
+class TicketPatternError(ValueError):
+    """A ``ticket_pattern`` that RE2 does not compile; the message is RE2's reason, as text."""
+
+
+@functools.lru_cache(maxsize=256)
+def compile_ticket_pattern(pattern: str) -> Any:
+    """``pattern`` compiled by RE2, which matches in time linear in the text whatever the pattern.
+
+    A ticket pattern is policy text and the words it is matched against are the requester's: with a
+    backtracking engine (Python's ``re``), ``^([A-Z0-9]+-?)+$`` and 25 letters followed by ``!`` held the
+    interpreter for seconds, doubling with each letter. RE2 has no backtracking, so it has no look-around and
+    no backreferences: such a pattern does not compile, and the loader refuses it where it is written.
+    Compiling is bounded too (repeat counts at most 1,000, :data:`_TICKET_PATTERN_MEMORY`).
+
+    Raises:
+        TicketPatternError: RE2 cannot compile ``pattern``.
+    """
+    options = re2.Options()
+    options.log_errors = False  # RE2 would write every refusal to stderr, outside jit's logs
+    options.max_mem = _TICKET_PATTERN_MEMORY
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        raise TicketPatternError(
+            reason.decode('utf-8', 'replace') if isinstance(reason, bytes) else str(reason)
+        ) from None
+    except UnicodeEncodeError:  # a lone surrogate (the loader refuses those before)
+        raise TicketPatternError('the pattern is not valid Unicode') from None
+
+
+def _fits(regex: Any, text: str) -> bool:
+    """Does ``regex`` find a match in ``text``? Text longer than a ticket, or not valid Unicode, never does."""
+    if len(text) > MAX_TICKET_LENGTH:
+        return False
+    try:
+        return regex.search(text) is not None
+    except UnicodeEncodeError:  # a lone surrogate: RE2 matches UTF-8
+        return False
+
+
+def _find_ticket(rule: Rule, ticket: str | None, reason: str) -> tuple[str | None, str | None]:
+    """The ticket of a request under ``rule``: (the ticket, None), or (None, why it is refused)."""
+    assert rule.ticket_pattern is not None
+    try:
+        regex = compile_ticket_pattern(rule.ticket_pattern)
+    except TicketPatternError as exc:  # the loader refuses such a pattern: a policy built some other way
+        return None, f'the ticket could not be checked against the `ticket_pattern` of rule `{rule.name}` ({exc})'
+    missing = f'rule `{rule.name}` requires a ticket matching `{rule.ticket_pattern}`'
     if ticket:
-        return ticket if regex.search(ticket) else None
-    return next((word for word in reason.split() if regex.search(word)), None)
+        if len(ticket) > MAX_TICKET_LENGTH:
+            return None, f'{missing}, and a ticket has at most {MAX_TICKET_LENGTH} characters'
+        return (ticket, None) if _fits(regex, ticket) else (None, missing)
+    found = next((word for word in reason.split() if _fits(regex, word)), None)
+    return (found, None) if found is not None else (None, missing)
 
 
 def evaluate(
@@ -309,9 +370,9 @@ def evaluate(
         return deny(f'rule `{rule.name}` requires a reason', rule)
     found_ticket = ticket
     if rule.ticket_pattern:
-        found_ticket = _find_ticket(rule.ticket_pattern, ticket, reason)
-        if found_ticket is None:
-            return deny(f'rule `{rule.name}` requires a ticket matching `{rule.ticket_pattern}`', rule)
+        found_ticket, refusal = _find_ticket(rule, ticket, reason)
+        if refusal is not None:
+            return deny(refusal, rule)
     if rule.auto_approve:
         kind, why = DecisionKind.AUTO_APPROVED, f'rule `{rule.name}` approves this automatically'
     elif rule.break_glass:

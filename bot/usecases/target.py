@@ -52,18 +52,49 @@ def _is_secret(key: str, value: str, provider: object) -> bool:
 
 
 def recorded_target(policy: Policy, request: AccessRequest, provider: Callable[[str], object]) -> dict[str, Any] | None:
-    """What to record for ``request``'s grant, from the policy in force (None when its resource is gone)."""
+    """What to record for ``request``'s grant, from the policy in force (None when its resource is gone).
+
+    Raises:
+        PermanentProviderError: a setting or role parameter JSON cannot write: the grant could not be revoked
+            with what it was granted with, so it is not made.
+    """
     resource = policy.resources.get(request.resource)
     if resource is None:
         return None
     role = resource.roles.get(request.role)
     impl = provider(resource.provider)
-    settings = json.loads(json.dumps(dict(resource.settings), default=str))
+    settings = _recordable(resource.settings, f'setting of resource `{resource.name}`')
     for key, value in settings.items():
         if isinstance(value, str) and not value.startswith('env:') and _is_secret(key, value, impl):
             settings[key] = _digest(value)
-    params = json.loads(json.dumps(dict(role.params), default=str)) if role else {}
+    params = _recordable(role.params, f'parameter of role `{role.name}`') if role else {}
     return {'provider': resource.provider, 'settings': settings, 'params': params}
+
+
+def _recordable(values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``values`` as the record holds them (through JSON), or a permanent error naming what JSON cannot write.
+
+    The loader refuses what JSON cannot write (an int past Python's int-to-str limit), but a policy built
+    another way, or a provider plugin's settings, may hold anything: that is this grant's failure, said once,
+    never an exception out of the grant job.
+    """
+    try:
+        copied: dict[str, Any] = json.loads(json.dumps(dict(values), default=str))
+        return copied
+    except Exception:  # ValueError (int-to-str limit, a cycle), TypeError, RecursionError, a str() that raises
+        bad = [str(key)[:80] for key, value in values.items() if not _writable(value)] or ['?']
+        raise PermanentProviderError(
+            f'{what} `{bad[0]}` cannot be recorded with the grant (JSON cannot write it), '
+            'so it could not be revoked with what it was granted with'
+        ) from None
+
+
+def _writable(value: Any) -> bool:
+    try:
+        json.dumps(value, default=str)
+    except Exception:  # whatever json.dumps or a str() it calls raises
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,13 @@ CASES = [
         text(rule('r', **READ, approvers='[group:leads]'), settings='secret: env:S'),
     ),
     (
+        'ticket-pattern-repeat-in-repeat',
+        'nested-quantifier',
+        text(rule('r', **READ, approvers='[group:leads]', ticket_pattern="'^([A-Z0-9]+-?)+$'")),
+        '  - name: r',
+        text(rule('r', **READ, approvers='[group:leads]', ticket_pattern="'^[A-Z0-9]+(-[A-Z0-9]+)*$'")),
+    ),
+    (
         'break-glass-no-reason',
         'break-glass-without-reason',
         text(rule('r', **READ, break_glass='true')),
@@ -291,3 +298,25 @@ def test_cli_max_duration():
     assert capped.returncode == 0 and 'warning[duration-cap]: rule `demo-read`' in capped.stdout
     bad = validate('--max-duration', 'soon', 'policies')
     assert bad.returncode == 2 and 'not a duration' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+@pytest.mark.parametrize(('pattern', 'warned'), [
+    (r'^([A-Z0-9]+-?)+$', True),
+    (r'(a+)+', True),
+    (r'^(\w+\s?)*$', True),
+    (r'(x+x+)+y', True),
+    (r'(?:[a-z]*){2,}', True),
+    (r'^(INC|(CH(G|ANGE))+)-(\d+)+$', True),
+    (r'^(INC|CHG)-[0-9]+$', False),
+    (r'^[A-Z0-9]+(-[A-Z0-9]+)*$', False),  # each repetition starts with `-`, which the one before cannot end with
+    (r'^(?:[A-Z]{2}-){3}[0-9]+$', False),  # a fixed count inside: one way to match
+    (r'^(\d{1,3}\.){3}\d{1,3}$', False),
+    (r'^(ab)+$', False),
+    (r'^INC-\pN+$', False),  # not Python syntax (RE2 reads it): not analysed, never an error
+])  # fmt: skip
+def test_nested_quantifier_warns_where_repetitions_can_split_a_word_many_ways(pattern, warned):
+    """A repeat whose body holds a variable repeat and can end with what it starts with (`(x+)+`) backtracks
+    exponentially in most engines; jit matches in linear time, so this is a warning for the pattern's other uses."""
+    policy = build_policy({'p.yaml': text(rule('r', **READ, approvers='[group:leads]', ticket_pattern=f"'{pattern}'"))})
+    codes = [f.code for f in lint(policy)]
+    assert codes == (['nested-quantifier'] if warned else []), codes

@@ -133,6 +133,36 @@ def test_a_date_is_text_not_a_timestamp():
     assert build_policy({'p.yaml': text}).resources['db'].settings['since'] == '2024-01-01'
 
 
+SETTING = GOOD.replace('roles: [read]}', 'roles: [read],\n       settings: {url: "http://x", retries: NUMBER}}')
+#: Where NUMBER starts in SETTING.
+NUMBER_AT = '3:45'
+
+
+@pytest.mark.parametrize('value', [
+    '0x' + 'f' * 4200,  # ~5,000 decimal digits: no json.dumps of the settings could write it
+    '0x8000000000000000', '-0x8000000000000000', '0x1_0000_0000_0000_0000',
+    '01000000000000000000000', '0b1' + '0' * 63, '9_223_372_036_854_775_808',
+    '1:0:0:0:0:0:0:0:0:0:0:0',  # YAML 1.1 sexagesimal: 60**11
+    '9' * 4000,
+])  # fmt: skip
+def test_a_number_is_bounded_by_its_value_whatever_its_form(value):
+    """The digits written were bounded, but `0x` + 4,200 `f` loaded as an int of ~5,000 decimal digits, and every
+    json.dumps of the settings raised: the reconciler stopped for every resource. Any whole number must fit in 64
+    bits, in every form YAML reads one (hex, octal, binary, underscores, sexagesimal), refused where written."""
+    problems = problems_of(SETTING.replace('NUMBER', value))
+    assert len(problems) == 1 and problems[0].startswith(f'p.yaml:{NUMBER_AT}: '), problems
+    assert 'number' in problems[0] and len(problems[0]) < 300, problems
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('0x7fffffffffffffff', 2**63 - 1), ('-0x7fff_ffff_ffff_ffff', -(2**63 - 1)), ('9223372036854775807', 2**63 - 1),
+    ('017', 15), ('0b101', 5), ('1_000', 1000), ('1:30', 90), ('1.0e+300', 1e300), ('-2.5', -2.5),
+])  # fmt: skip
+def test_numbers_within_64_bits_load_as_written(value, expected):
+    policy = build_policy({'p.yaml': SETTING.replace('NUMBER', value)})
+    assert policy.resources['db'].settings['retries'] == expected
+
+
 @pytest.mark.parametrize('key, where', [
     ('1', '2:5'), ('true', '2:5'), ('null', '2:5'), ('1.5', '2:5'), ('[a, b]', '2:5'), ('{a: 1}', '2:5'),
 ], ids=['int', 'bool', 'null', 'float', 'list', 'mapping'])  # fmt: skip

@@ -7,6 +7,8 @@ reach another target, which answers "already gone" while the access lives on. Re
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import redis
 
@@ -175,3 +177,57 @@ def test_an_inline_url_is_recorded_as_written_and_one_with_a_credential_only_as_
     second = jit.active()
     assert 'hunter2' not in jit.client.get(f'jit:req:{second}')
     assert jit.release(second) == 'revoked'
+
+
+#: An int that json.dumps cannot write (Python's int-to-str limit). The loader refuses it in a policy file; a
+#: policy built another way (a provider plugin's settings may hold anything) must still not stop anything.
+UNWRITABLE = int('f' * 4200, 16)
+
+
+def with_settings(policy, resource, **settings):
+    """``policy`` with ``settings`` added to ``resource``'s, bypassing the loader."""
+    res = policy.resources[resource]
+    resources = {**policy.resources, resource: dataclasses.replace(res, settings={**res.settings, **settings})}
+    return dataclasses.replace(policy, resources=resources, _refs={}, _by_resource={}, _allowed={})
+
+
+def test_a_setting_json_cannot_write_stops_neither_the_reconciler_nor_the_other_resources(jit):
+    """One resource's unwritable setting made `_targets` raise: the reconciler, the last layer of "never lose a
+    revoke", stopped for every resource. Now that resource is reported and skipped, and the others reconciled."""
+    jit.set_policy(more='  big:\n    provider: webhook\n    settings: {url: "http://big.example/jit"}\n'
+                        '    roles: [read]\n')  # fmt: skip
+    jit.policy = with_settings(jit.policy, 'big', retries=UNWRITABLE)
+    jit.targets.live['http://a.example/jit'] = {'r-orphan1': 'read'}
+    assert jit.reconciler.run_once() == 1
+    assert jit.targets.live['http://a.example/jit'] == {}
+
+
+def test_a_grant_whose_settings_cannot_be_recorded_fails_cleanly_before_the_provider_is_called(jit):
+    """`recorded_target` raised ValueError out of the grant job (retried until the window ran out); now the
+    request fails at once, saying which setting, and nothing is granted anywhere."""
+    jit.policy = with_settings(jit.policy, 'app', retries=UNWRITABLE)
+    request = jit.submit.execute(requester=ALEX, resource='app', role='read', duration=600, reason='x')
+    jit.approve.execute(request.id, SAM)
+    assert jit.grant.execute(request.id) == 'failed'
+    failed = jit.store.get(request.id)
+    assert failed.status is S.FAILED and '`retries`' in failed.error, failed.error
+    assert [c for c in jit.targets.calls if c[0] == 'grant'] == []
+
+
+def test_a_provider_failing_to_list_one_resource_in_its_own_way_stops_only_that_resource(jit, monkeypatch):
+    """Only a ProviderError was caught around `list_live`: a provider's own bug on one resource's settings
+    (a ValueError) ended the pass for every resource after it."""
+    jit.set_policy(more='  aaa:\n    provider: webhook\n    settings: {url: "http://aaa.example/jit"}\n'
+                        '    roles: [read]\n')  # fmt: skip
+    jit.targets.live['http://aaa.example/jit'] = {'r-orphan1': 'read'}
+    listed = jit.targets.list_live
+
+    def list_live(resource, *, settings):
+        if resource == 'app':
+            raise ValueError('this provider cannot read these settings')
+        return listed(resource, settings=settings)
+
+    monkeypatch.setattr(jit.targets, 'list_live', list_live)
+    assert [name for name, _ in jit.reconciler._targets(jit.policy)] == ['app', 'aaa']  # the failing one first
+    assert jit.reconciler.run_once() == 1
+    assert jit.targets.live['http://aaa.example/jit'] == {}
