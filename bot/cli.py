@@ -111,7 +111,7 @@ def work(settings: object) -> int:
     from bot.adapters.rq_queue import ACCESS_QUEUE, NOTIFY_QUEUE
     from bot.logging import configure_logging
     from workers.audit_pump import build_audit_pump
-    from workers.runtime import build_sweeper, build_worker_deps, install
+    from workers.runtime import build_revoker, build_sweeper, build_worker_deps, install
     from workers.supervise import work_forever
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
@@ -121,8 +121,9 @@ def work(settings: object) -> int:
     # A policy load never holds the job loop: SIGHUP only asks, the watcher thread starts the load.
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.request_reload())
     deps.base.policy.watch()
+    revoker = build_revoker(deps)
+    revoker.start()  # first of all: whatever fell due while no worker ran
     sweeper = build_sweeper(deps)
-    sweeper.sweep_once()  # whatever fell due while no worker ran
     sweeper.start()
     # The audit sinks (file, SIEM webhook, S3 archive) and the stream's retention, from their cursors in Redis.
     pump = build_audit_pump(deps.base.settings, store=deps.base.store, clock=deps.base.clock)
@@ -136,6 +137,7 @@ def work(settings: object) -> int:
                      logging_level=deps.base.settings.log_level)  # fmt: skip
     finally:
         sweeper.stop()
+        revoker.stop()
         if pump is not None:
             pump.stop()
     return EXIT_OK

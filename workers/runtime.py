@@ -27,6 +27,7 @@ from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.revoke_idle import RevokeIdle
 from workers.providers.registry import ProviderRegistry, provider_names
 from workers.reconciler import Reconciler
+from workers.revoker import Revoker
 from workers.sweeper import Sweeper
 
 log = structlog.get_logger(__name__)
@@ -72,13 +73,19 @@ def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None =
     return WorkerDeps(base=base, grant=grant, revoke=revoke, notifier=notifier, providers=providers)
 
 
+def build_revoker(deps: WorkerDeps) -> Revoker:
+    """The revoker thread of ``jit worker``: every grant ends as it falls due (``grants:due``)."""
+    base = deps.base
+    return Revoker(connection=base.redis, revoke=deps.revoke, clock=base.clock, prefix=base.settings.redis_prefix)
+
+
 def build_sweeper(deps: WorkerDeps) -> Sweeper:
     """The sweeper thread of ``jit worker``: overdue revokes, expiries, reminders, and the reconciler."""
     base, settings = deps.base, deps.base.settings
     reconciler = Reconciler(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
                             provider=deps.providers)  # fmt: skip
     idle = RevokeIdle(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock, provider=deps.providers)
-    return Sweeper(store=base.store, grant=deps.grant, revoke=deps.revoke, end=base.end, clock=base.clock,
+    return Sweeper(store=base.store, grant=deps.grant, end=base.end, clock=base.clock,
                    interval=settings.sweep_interval, queue=base.queue, remind_after=settings.reminder_after,
                    reconciler=reconciler, reconcile_every=settings.reconcile_interval,
                    idle=idle, idle_every=settings.idle_interval)  # fmt: skip

@@ -1,11 +1,10 @@
-"""The sweeper: revokes every grant past its time, whatever became of its scheduled job; grants again
-what was approved but never granted (lost job, killed worker); and expires requests nobody decided
-within their rule's ``pending_timeout``.
+"""The sweeper: grants again what was approved but never granted (lost job, killed worker), expires
+requests nobody decided within their rule's ``pending_timeout``, reminds approvers, and runs the
+reconciler and the idle check on their own intervals.
 
-RQ's scheduled job is the fast path; this is the one that cannot be lost. It runs in a thread of
-every ``jit worker`` (not through RQ's scheduler, which dies with its Redis connection and is
-replaced only after minutes) and calls the revoke use case directly. Leases in the store keep
-two sweepers, or a sweeper and the job, from revoking the same grant at once.
+It runs in a thread of every ``jit worker`` (not through RQ's scheduler, which dies with its Redis
+connection and is replaced only after minutes). Revokes are not its business: the revoker
+(``workers/revoker.py``) ends each grant as it falls due.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from bot.adapters.rq_queue import RQJobQueue
 from bot.core.ports import Clock
 from bot.usecases.end_access import EndAccess
 from bot.usecases.grant_access import GrantAccess
-from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.revoke_idle import RevokeIdle
 from workers.reconciler import Reconciler
 
@@ -31,15 +29,12 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar('T')
 
-#: Grace before the sweeper steps in for a due grant, so the scheduled job normally does it.
-GRACE = 1.0
-
 
 class Sweeper:
-    """A daemon thread that revokes what is due every ``interval`` seconds."""
+    """A daemon thread that does its round every ``interval`` seconds."""
 
     def __init__(
-        self, *, store: RedisStore, grant: GrantAccess, revoke: RevokeAccess, end: EndAccess, clock: Clock,
+        self, *, store: RedisStore, grant: GrantAccess, end: EndAccess, clock: Clock,
         interval: float, queue: RQJobQueue | None = None, remind_after: float = 0, reconciler: Reconciler | None = None,
         reconcile_every: float = 300.0, idle: RevokeIdle | None = None, idle_every: float = 60.0,
     ) -> None:  # fmt: skip
@@ -47,7 +42,7 @@ class Sweeper:
         remind_after: seconds before the first reminder to approvers (then doubling); 0: none.
         """
         self.grant = grant
-        self.store, self.revoke, self.end, self.clock, self.interval = store, revoke, end, clock, interval
+        self.store, self.end, self.clock, self.interval = store, end, clock, interval
         self.queue = queue
         self.remind_after = remind_after
         self.reconciler, self.reconcile_every = reconciler, reconcile_every
@@ -64,17 +59,9 @@ class Sweeper:
         self._stop.set()
         self._thread.join(timeout=self.interval + 5)
 
-    def sweep_once(self) -> int:
-        """Revoke everything due, then the rest of the round; returns how many revokes finished.
-
-        Revokes come first and each item is on its own: one that raises is logged and left due for the
-        next round, and never keeps the others (or the expiries, recoveries and reminders) from running.
-        """
-        done = 0
-        for request_id in self.store.due_for_revoke(self.clock.now() - GRACE):
-            outcome = self._guarded('revoke', self.revoke.execute, request_id)
-            log.info('sweeper.revoke', request_id=request_id, outcome=outcome)
-            done += outcome in ('revoked', 'cleaned up')
+    def sweep_once(self) -> None:
+        """One round. Each item is on its own: one that raises is logged and left for the next round, and
+        never keeps the others (or the expiries, recoveries and reminders) from running."""
         for request_id in self.store.stalled_grants(self.clock.now()):
             log.info('sweeper.recover', request_id=request_id,
                      outcome=self._guarded('recover', self.grant.recover, request_id))  # fmt: skip
@@ -87,7 +74,6 @@ class Sweeper:
             self._guarded('idle', self.idle.check_once)
         if self.remind_after and self.queue is not None:
             self._guarded('remind', self.remind, self.queue)
-        return done
 
     @staticmethod
     def _guarded(what: str, step: Callable[..., T], *args: Any) -> T | None:
@@ -114,7 +100,7 @@ class Sweeper:
             try:
                 self.sweep_once()
             except redis.RedisError as exc:
-                # Redis restarting: try again next round; the due grants are still in the sorted set.
+                # Redis restarting: try again next round; what was due is still in its index.
                 log.warning('sweeper.redis_unavailable', error=str(exc))
             except Exception:
                 log.exception('sweeper.failed')

@@ -3,7 +3,8 @@
 Two queues, so that a slow Slack never delays access: ``jit-access`` carries grants and revokes,
 ``jit-notify`` carries Slack messages; ``jit worker`` listens to both, access first. Jobs take only
 an ID and re-read the state (a job that runs twice, late or early changes nothing it should not).
-Revoke jobs carry a stable ID, ``revoke-<request id>``: scheduling again moves the one job.
+Revokes at expiry are not jobs: the revoker of every worker reads the due index (``workers/revoker.py``);
+a release or an admin revoke is also queued at once, ``end-<request id>``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,6 @@ class RQJobQueue:
             self.access.enqueue_in(timedelta(seconds=delay), 'workers.jobs.grant_access', request_id, **kwargs)
         else:
             self.access.enqueue('workers.jobs.grant_access', request_id, **kwargs)
-
-    def schedule_revoke(self, request_id: str, at: float) -> None:
-        when = datetime.fromtimestamp(at, tz=UTC)
-        self.access.enqueue_at(when, 'workers.jobs.revoke_access', request_id, job_id=f'revoke-{request_id}',
-                               result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip
 
     def schedule_warning(self, request_id: str, at: float) -> None:
         """The "ends soon" DM with Extend / Release buttons; on the notify queue, rescheduled on extend."""

@@ -139,6 +139,8 @@ class AccessRequest:
     approved_digest: str | None = None
     #: For an extension: the request whose grant it extends (its ``duration`` is the extra time).
     extends: str | None = None
+    #: For a grant: the approved extensions applied to it (each ends when the grant does).
+    extensions: tuple[str, ...] = ()
     #: The policy's reason for its decision, as `jit policy explain` prints it.
     decision: str = ''
     #: A pipeline's X25519 public key (base64url): the access details are sealed to it, so that only the
@@ -182,6 +184,7 @@ class AccessRequest:
         data['requester'] = self.requester.to_dict()
         data['decided_by'] = self.decided_by.to_dict() if self.decided_by else None
         data['approvals'] = [a.to_dict() for a in self.approvals]
+        data['extensions'] = list(self.extensions)
         data['status'] = str(self.status)
         return data
 
@@ -194,6 +197,7 @@ class AccessRequest:
         data['requester'] = Principal.from_dict(data['requester'])
         data['decided_by'] = Principal.from_dict(data['decided_by']) if data.get('decided_by') else None
         data['approvals'] = tuple(Approval.from_dict(a) for a in data.get('approvals') or ())
+        data['extensions'] = tuple(data.get('extensions') or ())
         data['status'] = RequestStatus(data['status'])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -99,6 +99,9 @@ def approve(
         InvalidTransition: the request is no longer pending.
     """
     _check(request, 'approve')
+    if request.pending_until is not None and now > request.pending_until:
+        # Expiring undecided requests is the sweeper's; a click that comes first (no worker running) is late.
+        raise InvalidTransition(f'Request {request.id} expired undecided; ask the requester to file it again.')
     if approver.same_as(request.requester):
         raise NotAnApprover('You cannot approve your own request.')
     step, _ = approval_progress(request, policy=policy, rule=rule)
@@ -198,6 +201,8 @@ def extend(
     """
     _check(request, 'extend')
     assert request.expires_at is not None
+    if request.extends:
+        raise InvalidTransition(f'`{request.id}` is an extension of `{request.extends}`: extend that grant instead.')
     if request.ending:
         why = request.ending.get('why', 'ended')
         raise InvalidTransition(f'The grant of `{request.id}` is already ending ({why}); it cannot be extended.')
@@ -205,7 +210,8 @@ def extend(
     if total > max_total:
         raise PolicyDenied(f'Not extended: {format_duration(total)} in all is longer than rule `{request.rule}` '
                            f'allows (at most {format_duration(max_total)}).')  # fmt: skip
-    new = replace(request, expires_at=request.expires_at + by, duration=request.duration + by)
+    new = replace(request, expires_at=request.expires_at + by, duration=request.duration + by,
+                  extensions=(*request.extensions, via) if via else request.extensions)  # fmt: skip
     detail: dict[str, object] = {'from': request.expires_at, 'to': new.expires_at, 'by': by}
     if via:
         detail['extension'] = via

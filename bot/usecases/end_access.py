@@ -51,6 +51,9 @@ class EndAccess:
         return self._end(self._get(request_id), who, 'revoked by an admin')
 
     def _end(self, request: AccessRequest, who: Principal, why: str) -> AccessRequest:
+        if request.extends:
+            # An extension holds nothing of its own: ending it means ending the grant it extends.
+            request = self._get(request.extends)
         if request.status is S.GRANTING or request.status is S.APPROVED:
             raise InvalidTransition(f'Request `{request.id}` is still being granted; try again in a moment.')
         if request.status not in LIVE_STATUSES:

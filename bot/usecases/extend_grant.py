@@ -4,8 +4,8 @@ approval flow, as an extension request that approvers decide like any other.
 The total (granted so far plus the extra) never exceeds the rule's ``timeout``, and an end already asked
 for (release, admin revoke, idle) is never pushed back: both are checked again inside the atomic step, and
 an approved extension is checked again when it is applied (``GrantAccess``). Once applied, the
-grant's end moves: the due-for-revoke index follows ``expires_at`` in the same atomic step, the
-revoke job is scheduled again under its stable ID, and a job moves the provider's own expiry.
+grant's end moves: the due-for-revoke index (what the revoker reads) follows ``expires_at`` in the same
+atomic step, and a job moves the provider's own expiry.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.core import transitions
 from bot.core.durations import format_duration
 from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied, RequestNotFound
 from bot.core.model import AccessRequest, Principal, RequestStatus
-from bot.core.policy import Policy, Rule
+from bot.core.policy import Policy, Rule, evaluate
 from bot.core.ports import Clock, JobQueue, RequestStore, Transition
 from bot.usecases.limits import RequestLimits
 
@@ -60,7 +60,6 @@ class ExtendGrant:
                     raise
                 continue  # another extension moved the grant meanwhile: decide again
             assert new.expires_at is not None
-            self.queue.schedule_revoke(request_id, new.expires_at)
             self.queue.schedule_warning(request_id, new.warning_at() or new.expires_at)
             self.queue.enqueue_push_expiry(request_id)
             self.queue.enqueue_notify(seq)
@@ -76,14 +75,25 @@ class ExtendGrant:
             raise RequestNotFound(f'No request has the ID `{request_id}`.')
         if not who.same_as(request.requester):
             raise NotAnApprover('Only the grantee can extend a grant.')
+        if request.extends:
+            raise InvalidTransition(f'`{request_id}` is an extension of `{request.extends}`: '
+                                    f'extend `{request.extends}` instead.')  # fmt: skip
         if request.status is not S.ACTIVE or request.expires_at is None or request.granted_at is None:
             raise InvalidTransition(f'Request `{request_id}` has no active grant to extend (it is {request.status}).')
         if request.ending:
             raise InvalidTransition(f'The grant of `{request_id}` is already ending '
                                     f'({request.ending.get("why", "ended")}); it cannot be extended.')  # fmt: skip
-        rule = self.policy().rule_named(request.rule)
+        policy = self.policy()
+        rule = policy.rule_named(request.rule)
         if rule is None:
             raise InvalidTransition(f'The rule `{request.rule}` is no longer in the policy: file a new request.')
+        # Still someone this rule lets have this access? (A pull request may have removed the grantee.)
+        decision = evaluate(policy, request.requester, request.resource, request.role, request.duration,
+                            reason=request.reason, ticket=request.ticket, trigger=request.trigger,
+                            context=request.context)  # fmt: skip
+        if decision.denied or decision.rule is None or decision.rule.name != rule.name:
+            raise PolicyDenied(f'Not extended: the policy no longer gives you this access under rule `{rule.name}`'
+                               f' ({decision.reason}).')  # fmt: skip
         total = int(request.expires_at - request.granted_at) + extra
         if total > rule.timeout:
             raise PolicyDenied(f'Not extended: {format_duration(total)} in all is longer than rule `{rule.name}` '

@@ -120,7 +120,10 @@ class GrantAccess:
         if refusal:
             return self._fail(request_id, refusal)
         now = self.clock.now()
-        record = None if request.extends else recorded_target(policy, request, self.provider)
+        try:
+            record = None if request.extends else recorded_target(policy, request, self.provider)
+        except ProviderError as exc:  # a setting the record cannot hold: refused before anything is granted
+            return self._fail(request_id, exc.user_message)
         request, seq = self.store.transition(request_id, lambda r: transitions.start_grant(
             r, now=now, deadline=now + GRANT_RETRY_WINDOW + GRANT_LEASE + r.duration, granted_with=record))  # fmt: skip
         self._watch(request_id)
@@ -153,7 +156,6 @@ class GrantAccess:
                 return self._undelivered(request_id, exc, bound)
         request, seq = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
         assert request.expires_at is not None
-        self.queue.schedule_revoke(request_id, request.expires_at)
         self.queue.schedule_warning(request_id, request.warning_at() or request.expires_at)
         self.queue.enqueue_notify(seq)
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
@@ -187,6 +189,8 @@ class GrantAccess:
             request = self.store.get(request_id)
             if request is None or request.status is not S.ACTIVE:
                 return 'not active'
+            if request.extends:
+                return 'nothing to move'  # an extension holds nothing at the provider: its grant does
             target = Target.of(request, self.policy())
             extend = getattr(self.provider(target.provider), 'extend', None) if target else None
             if target is None or extend is None:
@@ -241,14 +245,12 @@ class GrantAccess:
                                             f'{"was already ending" if ending else "ended"} '
                                             'before the extension was applied')  # fmt: skip
         assert original.expires_at is not None
-        self.queue.schedule_revoke(original.id, original.expires_at)
         self.queue.schedule_warning(original.id, original.warning_at() or original.expires_at)
         self.queue.enqueue_push_expiry(original.id)
         self.queue.enqueue_notify(seq)
         # The extension itself is active as long as the grant it extends: the audit trail shows both.
         extension, seq = self.store.transition(extension.id, lambda r: transitions.activate(
             r, now=self.clock.now(), until=original.expires_at))  # fmt: skip
-        self.queue.schedule_revoke(extension.id, original.expires_at)
         self.queue.enqueue_notify(seq)
         return 'extended'
 
@@ -256,6 +258,8 @@ class GrantAccess:
         """The approval binds to the request and the rule; the current policy must still allow both."""
         if request.approved_digest != request.digest():
             return 'the request changed after it was approved'
+        if request.pending_until is not None and any(a.at > request.pending_until for a in request.approvals):
+            return 'it was approved after it had expired undecided'
         decision = evaluate(policy, request.requester, request.resource, request.role, request.duration,
                             reason=request.reason, ticket=request.ticket, trigger=request.trigger,
                             context=request.context)  # fmt: skip

@@ -1,8 +1,9 @@
 """Revoking: at the provider first, then the state; a failure is retried until it succeeds.
 
-Reached three ways, all idempotent: the revoke job RQ schedules at ``expires_at``, the sweeper
-that revokes whatever is due whatever happened to that job, and (later) release and admin
-revoke. A lease keeps two of them from calling the provider at the same moment.
+Reached two ways, both idempotent: the revoker of every worker, which claims grants from the due
+index as they fall due (``workers/revoker.py``), and the job a release or an admin revoke queues at once
+(its end is also in the due index, so a lost job loses nothing). A lease keeps two of them from calling the
+provider at the same moment.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from bot.usecases.target import Target
 log = structlog.get_logger(__name__)
 S = RequestStatus
 
-#: RQ's scheduler may start a job up to ~1 s early (whole-second scores); wait that out, not skip.
+#: A revoke that starts a little early (a job from an older jit, scheduled by RQ in whole seconds) waits
+#: that out; one that is far too early is a leftover from before an extension, and skips.
 EARLY_TOLERANCE = 2.0
 #: After this many failed revokes (about a minute of backoff) the grant is `revoke_failed` and the admins
 #: are alerted; the retries go on.
@@ -119,6 +121,9 @@ class RevokeAccess:
         self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), actor=actor, why=why,
                                                                   kept_for=kept_for))  # fmt: skip
         self.store.reset_revoke_failures(request_id)
+        for extension in request.extensions:
+            # Applied extensions hold nothing of their own: they end with the grant, not at its former end.
+            self.store.mark_end(extension, at=self.clock.now(), actor=str(actor), why=f'{request_id} ended')
         log.info('grant.revoked', request_id=request_id, lateness=round(self.clock.now() - (due or now), 3))
         return 'revoked'
 

@@ -161,7 +161,7 @@ def test_each_kind_of_transition_writes_one_event(machine_db):
         ('grant jobs', machine.run_grant_jobs),
         ('release', lambda: machine.release(rid['released'], True, DANA)),
         ('admin revoke', lambda: machine.admin_revoke(rid['admin'], SEC)),
-        ('revoke jobs', lambda: machine.run_due_revokes(False)),
+        ('revoke jobs', lambda: machine.run_due_revokes()),
         ('expire the grant', lambda: machine.tick(700)),
         ('sweep: revokes', machine.sweep),
         ('provider refuses', lambda: machine.provider_mode('permanent')),

@@ -256,3 +256,13 @@ def test_the_revoke_goes_where_the_grant_was_made_whatever_the_policy_says_now(j
         assert store.get(request_id).granted_with['settings']['url'] == 'env:DEMO_WEBHOOK_URL'
     finally:
         other.stop_thread()
+
+
+def test_the_webhook_is_told_the_end_the_grant_really_has(jit, slack, webhook, store):
+    """The grant call's `expires_at` is now + duration plus at most the stated activation margin (30 s), never
+    the end of the grant's retry window (5 minutes later): a receiver that enforces it ends access on time."""
+    request_id = active_grant(slack, store, text='request demo-app read 20s checking the end')
+    grant = store.get(request_id)
+    told = webhook.grants_for(request_id)[0].body['expires_at']
+    told_at = datetime.fromisoformat(told.replace('Z', '+00:00')).timestamp()
+    assert 0 <= told_at - grant.expires_at <= 31, (told, grant.expires_at)

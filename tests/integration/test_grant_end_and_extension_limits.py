@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -241,3 +242,71 @@ def test_concurrent_requests_never_pass_the_open_request_limit():
     for thread in threads:
         thread.join()
     assert outcomes.count('filed') == 3, outcomes
+
+
+def _applied_extension(jit, extra: int = 600) -> tuple[str, str]:
+    grant = jit.active(role='write', duration=600)
+    extension = jit.extend.execute(grant, ALEX, extra, 'more')
+    jit.approve.execute(extension.id, SAM)
+    assert jit.grant.execute(extension.id) == 'extended'
+    assert jit.store.get(extension.id).status is S.ACTIVE
+    return grant, extension.id
+
+
+def test_an_applied_extension_cannot_itself_be_extended(jit):
+    """An applied extension is an `active` record of its own; extending it (measured from its own start, after an
+    admin revoke of the grant) would move nothing jit revokes. It is refused, in the use case and in the step."""
+    grant, extension = _applied_extension(jit)
+    jit.end.revoke(grant, SEC)
+    with pytest.raises(InvalidTransition, match='is an extension of'):
+        jit.extend.execute(extension, ALEX, 2)
+    from bot.core import transitions
+
+    with pytest.raises(InvalidTransition, match='is an extension of'):
+        transitions.extend(jit.store.get(extension), by=2, actor=ALEX, now=0.0, max_total=10**6)
+    assert jit.grant.push_expiry(extension) == 'nothing to move'
+    assert jit.revoke.execute(grant) == 'revoked' and jit.target.calls[-1] == ('revoke', grant)
+
+
+@pytest.mark.parametrize('end', ['admin revoke', 'release'])
+def test_ending_an_extension_ends_the_grant_it_extends(jit, end):
+    """`/jit revoke EXT` (or release) ends the real grant, and the record names who ended it."""
+    grant, extension = _applied_extension(jit)
+    if end == 'admin revoke':
+        jit.end.revoke(extension, SEC)
+    else:
+        jit.end.release(extension, ALEX)
+    assert jit.revoke.execute(grant) == 'revoked'
+    assert jit.target.calls[-1] == ('revoke', grant)
+    event = [e for e in jit.store.audit_events() if e['event'] == 'grant.revoked'][-1]
+    assert event['request']['id'] == grant
+    assert event['actor'] == (SEC.slack_id if end == 'admin revoke' else ALEX.slack_id)
+    # The extension ends with the grant (due now), not at the grant's former end.
+    assert jit.store.due_at(extension) <= time.time()
+    assert jit.revoke.execute(extension) == 'revoked' and jit.store.get(extension).status is S.REVOKED
+
+
+def test_a_grantee_the_policy_no_longer_names_cannot_extend_alone(jit):
+    """A pull request removes alex from the rule's requesters: the grant runs its course, but no self-extension."""
+    request_id = jit.active(duration=600)
+    policy = build_policy({'p.yaml': POLICY.replace('devops: [alex@example.com]', 'devops: [dana@example.com]')})
+    jit.extend.policy = lambda: policy
+    with pytest.raises(PolicyDenied, match='no longer gives you this access'):
+        jit.extend.execute(request_id, ALEX, 60)
+    assert jit.total(request_id) == 600
+
+
+def test_a_request_past_its_pending_timeout_is_not_approved_while_no_sweeper_expired_it(jit):
+    """No worker runs, so nobody expired the request: a late click is refused, and a late approval recorded by an
+    older jit is refused by the worker's re-check."""
+    from dataclasses import replace
+
+    request = jit.submit.execute(requester=ALEX, resource='app', role='write', duration=600, reason='x')
+    jit.store.r.set(f'jit:req:{request.id}', replace(jit.store.get(request.id), pending_until=1.0).to_json())
+    with pytest.raises(InvalidTransition, match='expired undecided'):
+        jit.approve.execute(request.id, SAM)
+    late = jit.submit.execute(requester=ALEX, resource='app', role='write', duration=600, reason='y')
+    jit.approve.execute(late.id, SAM)
+    jit.store.r.set(f'jit:req:{late.id}', replace(jit.store.get(late.id), pending_until=1.0).to_json())
+    assert jit.grant.execute(late.id) == 'failed'
+    assert 'expired undecided' in jit.store.get(late.id).error and jit.target.calls == []

@@ -7,11 +7,11 @@ EndAccess) against a REAL Redis through :class:`~bot.adapters.redis_store.RedisS
 * a fake provider that records every grant/revoke per request and can be switched to fail
   (``down``: nothing happens; ``timeout_after_apply``: the change is made, then the call times out;
   ``permanent``: a permanent refusal);
-* a fake queue that RECORDS jobs; rules run the grant jobs, the revoke jobs whose time has come, the
-  sweeper (``workers.sweeper.Sweeper.sweep_once``: expire pending, then revoke what is due at
-  ``now - GRACE``), or ``crash`` (every recorded job is lost: the sweeper must still catch everything).
+* a fake queue that RECORDS jobs; rules run the grant jobs, the revoke-now jobs and the revoker (what the
+  due index holds as due now: ``workers/revoker.py``), a sweep (expire pending, then revoke what is due at
+  ``now - GRACE``), or ``crash`` (every recorded job is lost: the due index must still catch everything).
 
-Each example uses its own key prefix in Redis database 10 and deletes its keys at the end.
+Each example uses its own key prefix in database 10 of the test process's own Redis and deletes its keys at the end.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, DANA, EVE, POLICY_YAML, SAM, SEC, SEC2, policy
 from tests.support.redis_server import own_redis_url
-from workers.sweeper import GRACE
+from workers.revoker import GRACE
 
 pytestmark = pytest.mark.redis
 
@@ -173,16 +173,12 @@ class FakeQueue:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.grants: list[tuple[str, float]] = []  # (request id, not before)
-        self.revokes: list[tuple[str, float]] = []  # scheduled revokes (request id, at)
         self.revoke_now: list[str] = []
         self.warnings: list[tuple[str, float]] = []
         self.notified: list[int] = []
 
     def enqueue_grant(self, request_id: str, *, delay: float = 0, attempt: int = 0) -> None:
         self.grants.append((request_id, self.clock.now() + delay))
-
-    def schedule_revoke(self, request_id: str, at: float) -> None:
-        self.revokes.append((request_id, at))
 
     def schedule_warning(self, request_id: str, at: float) -> None:
         self.warnings.append((request_id, at))
@@ -198,7 +194,6 @@ class FakeQueue:
 
     def lose_everything(self) -> None:
         self.grants.clear()
-        self.revokes.clear()
         self.revoke_now.clear()
         self.warnings.clear()
 
@@ -291,7 +286,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 expected.append(('grant.active', 'active'))
                 assert after.status is S.ACTIVE
                 assert after.expires_at == after.granted_at + after.duration
-                assert (rid, after.expires_at) in self.queue.revokes, 'no revoke scheduled at expires_at'
+                assert self.store.due_at(rid) == after.expires_at, 'the due index does not end it at expires_at'
             elif after.status is S.FAILED:
                 expected.append(('grant.failed', 'failed'))
             else:
@@ -497,20 +492,14 @@ class LifecycleMachine(RuleBasedStateMachine):
         for rid, _ in ready:
             self._grant_job(rid)
 
-    @precondition(lambda self: self.queue.revokes or self.queue.revoke_now)
-    @rule(early=st.booleans())
-    def run_due_revokes(self, early: bool) -> None:
-        """A worker runs the revoke-now jobs and the scheduled revokes whose time has come.
-
-        ``early``: RQ's scheduler may start a job up to ~0.6 s before its time.
-        """
-        horizon = self.clock.now() + (0.6 if early else 0)
-        ready = [j for j in self.queue.revokes if j[1] <= horizon]
-        self.queue.revokes = [j for j in self.queue.revokes if j[1] > horizon]
+    @precondition(lambda self: self.queue.revoke_now or self.store.due_for_revoke(self.clock.now()))
+    @rule()
+    def run_due_revokes(self) -> None:
+        """A worker runs the revoke-now jobs, and its revoker the grants whose time has come (``grants:due``)."""
         now_jobs, self.queue.revoke_now = self.queue.revoke_now, []
         for rid in now_jobs:
             self._revoke_job(rid)
-        for rid, _ in ready:
+        for rid in self.store.due_for_revoke(self.clock.now()):
             self._revoke_job(rid)
 
     @rule()
@@ -519,7 +508,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         if self._sweep():
             self._check_after_sweep()
 
-    @precondition(lambda self: self.queue.grants or self.queue.revokes or self.queue.revoke_now)
+    @precondition(lambda self: self.queue.grants or self.queue.revoke_now)
     @rule()
     def crash(self) -> None:
         """A worker died and the queue was lost: every recorded job is gone."""

@@ -26,7 +26,7 @@ from typing import Any
 
 from bot.core.errors import PermanentProviderError, TransientProviderError
 from bot.core.model import AccessRequest
-from workers.providers.base import resolve_settings, sign_body
+from workers.providers.base import resolve_settings, sign_body, target_expiry
 
 #: The longest jit waits for an answer before counting the call as failed (and retrying).
 TIMEOUT = 10.0
@@ -48,8 +48,10 @@ class WebhookProvider:
         self.timeout = timeout
 
     def grant(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-        # The grant has not started yet: the endpoint learns when it will end at the latest.
-        answer = self._call('grant', request, settings, expires_at=request.expires_at or request.grant_deadline)
+        # The grant's clock starts when jit records it active, just after this answer: the endpoint learns the end
+        # the grant will really have, the duration from now plus ACTIVATION_SLACK (never the end of the grant's
+        # retry window, which a receiver that enforces its own expiry would keep access for).
+        answer = self._call('grant', request, settings, expires_at=target_expiry(request))
         details = answer.get('details') if isinstance(answer, dict) else None
         return details if isinstance(details, dict) else {}
 
