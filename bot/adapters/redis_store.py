@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -86,6 +87,10 @@ class RedisStore:
         self.clock = clock
         self.p = prefix
         self._tokens: dict[str, str] = {}  # the leases this process holds, name -> token
+        # Every write that appends to the audit chain WATCHes its head, so writes of one process at once (the
+        # revoker's threads in a burst) would mostly fail their EXEC and start again: they take turns here, and
+        # only writes of other processes can still make one start again.
+        self._chain_lock = threading.Lock()
 
     def _key(self, *parts: str) -> str:
         return self.p + ':'.join(parts)
@@ -208,12 +213,6 @@ class RedisStore:
 
         return bool(self.r.transaction(write, key, due, value_from_callable=True))
 
-    def end_info(self, request_id: str) -> dict[str, str]:
-        """Who asked to end this grant early, and why (empty when nobody did)."""
-        request = self.get(request_id)
-        ending = request.ending if request is not None else None
-        return {'actor': str(ending['actor']), 'why': str(ending['why'])} if ending else {}
-
     def clear_due(self, request_id: str) -> None:
         self.r.zrem(self._key('grants:due'), request_id)
 
@@ -288,12 +287,14 @@ class RedisStore:
                 raise ValueError(f'request {request.id} exists')
             return self._write(pipe, request, None, event)
 
-        return int(self.r.transaction(write, key, self._key('audit', 'head'), value_from_callable=True))
+        with self._chain_lock:
+            return int(self.r.transaction(write, key, self._key('audit', 'head'), value_from_callable=True))
 
     def record(self, event: AuditEvent) -> int:
         """Append an audit event that changes no request (an alert, a policy load); returns its seq."""
         head = self._key('audit', 'head')
-        return int(self.r.transaction(lambda pipe: self._chain(pipe, event), head, value_from_callable=True))
+        with self._chain_lock:
+            return int(self.r.transaction(lambda pipe: self._chain(pipe, event), head, value_from_callable=True))
 
     def transition(self, request_id: str, step: Transition) -> tuple[AccessRequest, int]:
         key = self._key('req', request_id)
@@ -308,7 +309,8 @@ class RedisStore:
             result['seq'] = self._write(pipe, new, old, event)
             result['request'] = new
 
-        self.r.transaction(write, key, self._key('audit', 'head'))
+        with self._chain_lock:
+            self.r.transaction(write, key, self._key('audit', 'head'))
         return result['request'], int(result['seq'])
 
     def _write(self, pipe: Any, new: AccessRequest, old: AccessRequest | None, event: AuditEvent) -> int:

@@ -70,10 +70,6 @@ class RequestStore(Protocol):
         """Bring a grant's end forward (release, admin revoke); False when nothing is left to end."""
         ...
 
-    def end_info(self, request_id: str) -> dict[str, str]:
-        """``{actor, why}`` of an early end, or empty."""
-        ...
-
     def audit_event(self, seq: int) -> dict[str, Any] | None: ...
 
     def record(self, event: AuditEvent) -> int:

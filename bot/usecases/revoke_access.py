@@ -116,8 +116,8 @@ class RevokeAccess:
                     ),
                 )
             return 'cleaned up'
-        end = self.store.end_info(request_id)
-        actor, why = end.get('actor', 'jit'), end.get('why', 'expired')
+        end = request.ending or {}  # as read above: the first end asked for stays, and no end is unasked
+        actor, why = str(end.get('actor', 'jit')), str(end.get('why', 'expired'))
         self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), actor=actor, why=why,
                                                                   kept_for=kept_for))  # fmt: skip
         self.store.reset_revoke_failures(request_id)

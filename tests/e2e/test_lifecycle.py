@@ -198,7 +198,9 @@ def test_reconciler_revokes_grants_jit_no_longer_knows(jit, slack, webhook, stor
     assert request_id in webhook.active
     jit.start_worker()
     wait_until(lambda: request_id not in webhook.active, timeout=15, what='orphan revoked by the reconciler')
-    events = [e for e in store.audit_events() if e['event'] == 'grant.revoked']
+    # Recorded just after the provider confirmed (the reconciler revokes first, then writes the event).
+    events = wait_until(lambda: [e for e in store.audit_events() if e['event'] == 'grant.revoked'], timeout=5,
+                        what='the orphan revoke in the audit trail')  # fmt: skip
     assert len(events) == 1 and events[0]['actor'] == 'reconciler'
     assert events[0]['request']['id'] == request_id and 'not known to jit' in events[0]['detail']['why']
 
