@@ -4,7 +4,7 @@ A lease that must outlast the slowest provider call would also outlast a worker 
 middle of one, and keep everyone else from finishing its work for that long. So a lease here
 lapses after a few seconds unless a heartbeat thread renews it: a live worker keeps it however
 long its call takes (up to ``limit``, past which the call is considered hung), a dead one loses
-it within ``ttl``.
+it within ``ttl``. One heartbeat thread per process renews them all.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import structlog
 
@@ -22,6 +23,74 @@ log = structlog.get_logger(__name__)
 
 #: A provider call still running after this long is hung: its lease is left to lapse.
 CALL_LIMIT = 150.0
+
+
+@dataclass(eq=False)
+class _Held:
+    """One lease this process holds, and when to renew it next."""
+
+    store: RequestStore
+    name: str
+    ttl: float
+    beat: Callable[[], None] | None
+    limit: float
+    started: float
+    next_at: float
+
+
+class _Heartbeat:
+    """One thread per process renews every lease held in it, each every third of its time to live.
+
+    Most leases are held for a few milliseconds (a revoke, a grant that answers at once) and are never renewed:
+    they cost a registration here, not a thread of their own.
+    """
+
+    def __init__(self) -> None:
+        self._held: set[_Held] = set()
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, held: _Held) -> None:
+        with self._lock:
+            self._held.add(held)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name='jit-lease-heartbeat', daemon=True)
+                self._thread.start()
+        self._changed.set()
+
+    def remove(self, held: _Held) -> None:
+        with self._lock:
+            self._held.discard(held)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                due = [h for h in self._held if h.next_at <= time.monotonic()]
+                upcoming = min((h.next_at for h in self._held), default=time.monotonic() + 1.0)
+            for held in due:
+                self._renew(held)
+            self._changed.wait(max(0.0, upcoming - time.monotonic()))
+            self._changed.clear()
+
+    def _renew(self, held: _Held) -> None:
+        now = time.monotonic()
+        held.next_at = now + held.ttl / 3
+        if now - held.started >= held.limit:
+            self.remove(held)  # hung past the limit: the lease is left to lapse
+            return
+        try:
+            if not held.store.renew_lease(held.name, held.ttl):
+                log.warning('lease.lost', lease=held.name)
+                self.remove(held)
+                return
+            if held.beat is not None:
+                held.beat()
+        except Exception as exc:  # Redis restarting: the next beat tries again
+            log.warning('lease.renew_failed', lease=held.name, error=str(exc))
+
+
+_heartbeat = _Heartbeat()
 
 
 @contextmanager
@@ -45,25 +114,11 @@ def held_lease(
             yield False
             return
         time.sleep(0.05)
-    stop = threading.Event()
-
-    def renew() -> None:
-        started = time.monotonic()
-        while not stop.wait(ttl / 3) and time.monotonic() - started < limit:
-            try:
-                if not store.renew_lease(name, ttl):
-                    log.warning('lease.lost', lease=name)
-                    return
-                if beat is not None:
-                    beat()
-            except Exception as exc:  # Redis restarting: the next beat tries again
-                log.warning('lease.renew_failed', lease=name, error=str(exc))
-
-    thread = threading.Thread(target=renew, name=f'lease:{name}', daemon=True)
-    thread.start()
+    now = time.monotonic()
+    held = _Held(store=store, name=name, ttl=ttl, beat=beat, limit=limit, started=now, next_at=now + ttl / 3)
+    _heartbeat.add(held)
     try:
         yield True
     finally:
-        stop.set()
-        thread.join()
+        _heartbeat.remove(held)
         store.release_lease(name)
