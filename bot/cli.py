@@ -108,11 +108,11 @@ def serve(settings: object) -> int:
 
 def work(settings: object) -> int:
     from bot.adapters.redis_health import wait_for_redis
-    from bot.adapters.rq_queue import ACCESS_QUEUE, NOTIFY_QUEUE
+    from bot.adapters.rq_queue import ACCESS_QUEUE
     from bot.logging import configure_logging
     from workers.audit_pump import build_audit_pump
     from workers.runtime import build_revoker, build_sweeper, build_worker_deps, install
-    from workers.supervise import work_forever
+    from workers.supervise import NotifyProcess, work_forever
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
     deps = build_worker_deps(settings)  # type: ignore[arg-type]
@@ -121,8 +121,11 @@ def work(settings: object) -> int:
     # A policy load never holds the job loop: SIGHUP only asks, the watcher thread starts the load.
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.request_reload())
     deps.base.policy.watch()
+    # Slack messages in a process of their own, at a lower priority (workers/supervise.py): revokes first.
+    notify = NotifyProcess(dict(os.environ))
+    notify.start()
     revoker = build_revoker(deps)
-    revoker.start()  # first of all: whatever fell due while no worker ran
+    revoker.start()  # whatever fell due while no worker ran
     sweeper = build_sweeper(deps)
     sweeper.start()
     # The audit sinks (file, SIEM webhook, S3 archive) and the stream's retention, from their cursors in Redis.
@@ -133,9 +136,9 @@ def work(settings: object) -> int:
     # worker would rebuild or re-fork them per job, ~5x slower on revoke bursts). Supervised: a Redis
     # outage ends RQ's loop, and it starts again once Redis answers (workers/supervise.py).
     try:
-        work_forever([ACCESS_QUEUE, NOTIFY_QUEUE], url=deps.base.settings.redis_url,
-                     logging_level=deps.base.settings.log_level)  # fmt: skip
+        work_forever([ACCESS_QUEUE], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level)
     finally:
+        notify.stop()
         sweeper.stop()
         revoker.stop()
         if pump is not None:

@@ -16,6 +16,10 @@ errors themselves and go on.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -32,6 +36,10 @@ log = structlog.get_logger(__name__)
 
 #: Longest wait between two starts of an RQ loop that keeps ending at once.
 MAX_WAIT = 5.0
+
+
+#: Set once this process was asked to stop (SIGTERM, SIGINT): nothing is started again after it.
+STOPPING = threading.Event()
 
 
 class _Worker(SimpleWorker):
@@ -58,12 +66,21 @@ class _Worker(SimpleWorker):
         thread.join(timeout=2)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
+        STOPPING.set()
         self.stop_asked.set()
         try:
             super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
         except (redis.RedisError, OSError):
             # Asked to stop while Redis is away: RQ looks up its state in Redis first. Stop anyway.
             raise SystemExit(0) from None
+
+
+def _stop_on(stop: threading.Event) -> Callable[..., None]:
+    def handler(*_: Any) -> None:
+        STOPPING.set()
+        stop.set()
+
+    return handler
 
 
 def work_forever(
@@ -93,11 +110,78 @@ def work_forever(
         if stop.is_set():
             return 0
         # While no worker runs, a SIGTERM must still stop the process (RQ's handler would ask Redis first).
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, _stop_on(stop))
+        signal.signal(signal.SIGINT, _stop_on(stop))
         log.warning('worker.loop_ended', error=f'{type(error).__name__}: {error}'[:200] if error else None,
                     action='starting it again once Redis answers')  # fmt: skip
         # A loop that ends at once again and again (not an outage): do not spin.
         backoff = min(MAX_WAIT, backoff * 2 or 0.5) if time.monotonic() - started < 5 else 0.0
         if stop.wait(backoff):
             return 0
+
+
+#: How much lower the Slack messages' process runs than the access one: in a burst, revokes get the CPU first.
+NOTIFY_NICENESS = 10
+
+
+def _notify_main(environ: dict[str, str]) -> None:  # pragma: no cover - runs in the child process
+    """The notify process: RQ's loop over the Slack-message queue only, at a lower CPU priority."""
+    from bot.adapters.rq_queue import NOTIFY_QUEUE
+    from bot.logging import configure_logging
+    from bot.settings import load_settings
+    from workers.runtime import build_worker_deps, install
+
+    with contextlib.suppress(OSError):
+        os.nice(NOTIFY_NICENESS)
+    with contextlib.suppress(OSError, AttributeError):  # Linux: ends with its parent, even a SIGKILLed one
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:
+        raise SystemExit(0)  # the parent died before the line above
+    settings = load_settings(environ)
+    configure_logging(json=None if settings.log_format is None else settings.log_format == 'json',
+                      level=settings.log_level)  # fmt: skip
+    install(build_worker_deps(settings))
+    raise SystemExit(work_forever([NOTIFY_QUEUE], url=settings.redis_url, logging_level=settings.log_level))
+
+
+class NotifyProcess:
+    """Slack messages in a process of their own, started again if it dies, stopped with the worker.
+
+    A Slack message costs CPU (building blocks, HTTP): in one process with the revoker they took turns under the
+    GIL, so a burst of revokes waited on the messages about earlier ones. In a second process, at a lower
+    priority, they run on another core when there is one, and after the revokes when there is not.
+    """
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        self.environ = environ
+        self._ctx = multiprocessing.get_context('spawn')  # a fresh interpreter: no threads or sockets inherited
+        self._proc: Any = None
+        self._stop = threading.Event()
+        self._watch = threading.Thread(target=self._supervise, name='jit-notify-watch', daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._watch.start()
+
+    def _spawn(self) -> None:
+        # Not a daemon process: RQ forks its scheduler from it, which a daemon process may not do.
+        self._proc = self._ctx.Process(target=_notify_main, args=(self.environ,), name='jit-notify')
+        self._proc.start()
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(1.0):
+            if STOPPING.is_set():
+                return  # the worker is stopping: the notify process was told too (same process group, or stop())
+            if self._proc is not None and not self._proc.is_alive():
+                log.warning('worker.notify_process_ended', exitcode=self._proc.exitcode, action='starting it again')
+                self._spawn()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.terminate()  # SIGTERM: RQ's warm shutdown, the message being sent is finished
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
