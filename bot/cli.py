@@ -122,7 +122,7 @@ def work(settings: object) -> int:
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.request_reload())
     deps.base.policy.watch()
     # Slack messages in a process of their own, at a lower priority (workers/supervise.py): revokes first.
-    notify = NotifyProcess(dict(os.environ))
+    notify = NotifyProcess(dict(os.environ), policy=lambda: deps.base.policy.texts)
     notify.start()
     revoker = build_revoker(deps)
     revoker.start()  # whatever fell due while no worker ran

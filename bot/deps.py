@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -83,7 +83,10 @@ def _announce_when_reachable(policy: PolicySource, conn: redis.Redis, url: str) 
     threading.Thread(target=later, name='jit-announce-policy', daemon=True).start()
 
 
-def build_deps(settings: Settings, *, providers: Collection[str], record_policy: bool = False) -> Deps:
+def build_deps(
+    settings: Settings, *, providers: Collection[str], record_policy: bool = False,
+    initial_policy: Mapping[str, str] | None = None,
+) -> Deps:  # fmt: skip
     """Wire the adapters and use cases; loads the policy (raising PolicyConfigError when it is bad).
 
     Args:
@@ -94,7 +97,7 @@ def build_deps(settings: Settings, *, providers: Collection[str], record_policy:
     clock = SystemClock()
     store = RedisStore(conn, clock=clock, prefix=settings.redis_prefix)
     queue = RQJobQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5))
-    policy = PolicySource(settings.policy_dir, providers=providers)
+    policy = PolicySource(settings.policy_dir, providers=providers, initial=initial_policy)
     if record_policy:
         policy.observer = RecordPolicyChange(store=store, queue=queue)
         _announce_when_reachable(policy, conn, settings.redis_url)

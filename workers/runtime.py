@@ -9,6 +9,7 @@ environment on first use. Tests pass ``deps=`` to the job functions directly.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +45,11 @@ class WorkerDeps:
     providers: ProviderRegistry
 
 
-def build_worker_deps(settings: Settings, *, registry: ProviderRegistry | None = None) -> WorkerDeps:
-    base = build_deps(settings, providers=provider_names())
+def build_worker_deps(
+    settings: Settings, *, registry: ProviderRegistry | None = None, initial_policy: Mapping[str, str] | None = None
+) -> WorkerDeps:
+    """``initial_policy``: the files of the policy another process of this worker has in force (see PolicySource)."""
+    base = build_deps(settings, providers=provider_names(), initial_policy=initial_policy)
     # The ssh provider signs for the key the requester registered with /jit ssh-key.
     providers = registry or ProviderRegistry(options={'ssh': {
         'public_key_for': lambda request: base.store.ssh_key(request.requester.slack_id or '')}})  # fmt: skip

@@ -124,7 +124,7 @@ def work_forever(
 NOTIFY_NICENESS = 10
 
 
-def _notify_main(environ: dict[str, str]) -> None:  # pragma: no cover - runs in the child process
+def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
     """The notify process: RQ's loop over the Slack-message queue only, at a lower CPU priority."""
     from bot.adapters.rq_queue import NOTIFY_QUEUE
     from bot.logging import configure_logging
@@ -140,7 +140,7 @@ def _notify_main(environ: dict[str, str]) -> None:  # pragma: no cover - runs in
     settings = load_settings(environ)
     configure_logging(json=None if settings.log_format is None else settings.log_format == 'json',
                       level=settings.log_level)  # fmt: skip
-    install(build_worker_deps(settings))
+    install(build_worker_deps(settings, initial_policy=policy))  # the parent's policy in force, not the dir's now
     raise SystemExit(work_forever([NOTIFY_QUEUE], url=settings.redis_url, logging_level=settings.log_level))
 
 
@@ -152,8 +152,9 @@ class NotifyProcess:
     priority, they run on another core when there is one, and after the revokes when there is not.
     """
 
-    def __init__(self, environ: dict[str, str]) -> None:
-        self.environ = environ
+    def __init__(self, environ: dict[str, str], policy: Callable[[], dict[str, str]]) -> None:
+        """``policy``: the files of the policy in force in this process, for each start of the notify process."""
+        self.environ, self.policy = environ, policy
         self._ctx = multiprocessing.get_context('spawn')  # a fresh interpreter: no threads or sockets inherited
         self._proc: Any = None
         self._stop = threading.Event()
@@ -165,7 +166,7 @@ class NotifyProcess:
 
     def _spawn(self) -> None:
         # Not a daemon process: RQ forks its scheduler from it, which a daemon process may not do.
-        self._proc = self._ctx.Process(target=_notify_main, args=(self.environ,), name='jit-notify')
+        self._proc = self._ctx.Process(target=_notify_main, args=(self.environ, self.policy()), name='jit-notify')
         self._proc.start()
 
     def _supervise(self) -> None:

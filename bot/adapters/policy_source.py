@@ -17,7 +17,7 @@ import dataclasses
 import subprocess
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -54,9 +54,14 @@ class PolicySource:
 
     def __init__(
         self, directory: str | Path, *, providers: Collection[str], check_every: float = 2.0,
-        observer: PolicyObserver | None = None,
+        observer: PolicyObserver | None = None, initial: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
-        """``providers``: the names a resource may use; a mapping also gives each one's secret settings."""
+        """``providers``: the names a resource may use; a mapping also gives each one's secret settings.
+
+        ``initial``: the files of a policy already in force in another process of this installation (the worker's
+        notify process starts from its parent's), used instead of the directory at start: a bad file dropped in
+        meanwhile must not keep a helper process from starting. Later changes are read from the directory.
+        """
         self.directory = Path(directory)
         self.providers = providers
         self.check_every = check_every
@@ -67,10 +72,18 @@ class PolicySource:
         self._reload_asked = False
         self._checked = time.monotonic()
         self._stamp = self._fingerprint()
-        self._policy = self._read()
+        self._texts: dict[str, str] = {}
+        self._policy = self._read(initial)
 
-    def _read(self) -> Policy:
-        policy = build_policy(read_policy_dir(self.directory), providers=self.providers)
+    @property
+    def texts(self) -> dict[str, str]:
+        """The files of the policy in force, as read (for :class:`PolicySource` ``initial`` elsewhere)."""
+        return dict(self._texts)
+
+    def _read(self, texts: Mapping[str, str] | None = None) -> Policy:
+        files = dict(texts) if texts is not None else read_policy_dir(self.directory)
+        policy = build_policy(files, providers=self.providers)
+        self._texts = files
         return dataclasses.replace(policy, commit=git_commit(self.directory))
 
     def announce(self) -> None:
