@@ -83,21 +83,17 @@ def _stop_on(stop: threading.Event) -> Callable[..., None]:
     return handler
 
 
-def work_forever(
-    queues: list[str], *, url: str, logging_level: str, connect: Callable[[], Any] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> int:  # fmt: skip
+def work_forever(queues: list[str], *, url: str, logging_level: str) -> int:
     """Run RQ's worker (with its scheduler) until a stop is asked for, starting it again after Redis outages.
 
     Returns:
         0 once SIGTERM or SIGINT stopped it (RQ's warm shutdown: the running job finishes first).
     """
     stop = threading.Event()
-    connect = connect or (lambda: redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5))
     backoff = 0.0
     while True:
-        connection = connect()
-        if not wait_for_redis(connection, url, stop=stop, sleep=sleep):
+        connection = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+        if not wait_for_redis(connection, url, stop=stop):
             return 0
         worker = _Worker(queues, connection=connection)
         worker.stop_asked = stop

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,9 +37,7 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def wait_for_redis(
-    client: Any, url: str, *, stop: threading.Event | None = None, sleep: Callable[[float], None] = time.sleep
-) -> bool:
+def wait_for_redis(client: Any, url: str, *, stop: threading.Event | None = None) -> bool:
     """Ping until Redis answers; True when it does, False when ``stop`` was set meanwhile.
 
     Says so in one line when Redis does not answer (which URL, what failed), then every :data:`SAY_EVERY`.
@@ -57,7 +54,10 @@ def wait_for_redis(
                 log.warning('redis.unreachable', url=redacted(url), error=f'{type(exc).__name__}: {exc}'[:200],
                             retry_in=round(delay, 2))  # fmt: skip
                 said, first = now, False
-            sleep(delay)
+            if stop is not None and stop.wait(delay):
+                return False  # asked to stop while waiting: at once, not after the wait
+            if stop is None:
+                time.sleep(delay)
             delay = min(MAX_WAIT, delay * 2)
             continue
         if not first:

@@ -186,6 +186,24 @@ def activate(request: AccessRequest, *, now: float, until: float | None = None) 
     return new, _event(new, 'grant.active', 'jit', outcome='active', detail={'expires_at': new.expires_at})
 
 
+def extended_total(request: AccessRequest, by: int) -> int:
+    """The grant's whole length (from the moment access started) once ``by`` seconds are added.
+
+    Raises:
+        InvalidTransition: the request cannot be extended: no active grant, an applied extension (extend the grant
+            it extends), or a grant already ending (release, admin revoke, idle: an end asked for wins).
+    """
+    if request.extends:
+        raise InvalidTransition(f'`{request.id}` is an extension of `{request.extends}`: '
+                                f'extend `{request.extends}` instead.')  # fmt: skip
+    if request.status not in ALLOWED['extend'] or request.expires_at is None:
+        raise InvalidTransition(f'Request `{request.id}` has no active grant to extend (it is {request.status}).')
+    if request.ending:
+        why = request.ending.get('why', 'ended')
+        raise InvalidTransition(f'The grant of `{request.id}` is already ending ({why}); it cannot be extended.')
+    return int(request.expires_at - (request.granted_at or request.expires_at - request.duration)) + by
+
+
 def extend(
     request: AccessRequest, *, by: int, actor: Principal | str, now: float, max_total: int, via: str | None = None
 ) -> tuple[AccessRequest, AuditEvent]:
@@ -199,14 +217,8 @@ def extend(
     Raises:
         InvalidTransition: not active, or already ending. PolicyDenied: over ``max_total``.
     """
-    _check(request, 'extend')
-    assert request.expires_at is not None
-    if request.extends:
-        raise InvalidTransition(f'`{request.id}` is an extension of `{request.extends}`: extend that grant instead.')
-    if request.ending:
-        why = request.ending.get('why', 'ended')
-        raise InvalidTransition(f'The grant of `{request.id}` is already ending ({why}); it cannot be extended.')
-    total = int(request.expires_at - (request.granted_at or request.expires_at - request.duration)) + by
+    total = extended_total(request, by)
+    assert request.expires_at is not None  # extended_total refused anything but an active grant
     if total > max_total:
         raise PolicyDenied(f'Not extended: {format_duration(total)} in all is longer than rule `{request.rule}` '
                            f'allows (at most {format_duration(max_total)}).')  # fmt: skip

@@ -75,14 +75,7 @@ class ExtendGrant:
             raise RequestNotFound(f'No request has the ID `{request_id}`.')
         if not who.same_as(request.requester):
             raise NotAnApprover('Only the grantee can extend a grant.')
-        if request.extends:
-            raise InvalidTransition(f'`{request_id}` is an extension of `{request.extends}`: '
-                                    f'extend `{request.extends}` instead.')  # fmt: skip
-        if request.status is not S.ACTIVE or request.expires_at is None or request.granted_at is None:
-            raise InvalidTransition(f'Request `{request_id}` has no active grant to extend (it is {request.status}).')
-        if request.ending:
-            raise InvalidTransition(f'The grant of `{request_id}` is already ending '
-                                    f'({request.ending.get("why", "ended")}); it cannot be extended.')  # fmt: skip
+        total = transitions.extended_total(request, extra)  # checked again inside the atomic step
         policy = self.policy()
         rule = policy.rule_named(request.rule)
         if rule is None:
@@ -94,7 +87,6 @@ class ExtendGrant:
         if decision.denied or decision.rule is None or decision.rule.name != rule.name:
             raise PolicyDenied(f'Not extended: the policy no longer gives you this access under rule `{rule.name}`'
                                f' ({decision.reason}).')  # fmt: skip
-        total = int(request.expires_at - request.granted_at) + extra
         if total > rule.timeout:
             raise PolicyDenied(f'Not extended: {format_duration(total)} in all is longer than rule `{rule.name}` '
                                f'allows (at most {format_duration(rule.timeout)}).')  # fmt: skip

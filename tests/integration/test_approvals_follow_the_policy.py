@@ -16,13 +16,13 @@ from bot.deps import SystemClock
 from bot.usecases.decide_request import ApproveRequest
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.submit_request import SubmitRequest
+from tests.core.policy_fixtures import ALEX, SAM
+from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
 S = RequestStatus
 URL = own_redis_url(17)
-ALEX = Principal(slack_id='U0ALEX', email='alex@example.com')
-SAM = Principal(slack_id='U0SAM', email='sam@example.com')
 KIM = Principal(slack_id='U0KIM', email='kim@example.com')
 LEE = Principal(slack_id='U0LEE', email='lee@example.com')
 POLICY = """
@@ -55,11 +55,6 @@ class Target:
         pass
 
 
-class Queue:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
 class Jit:
     def __init__(self) -> None:
         client = redis.Redis.from_url(URL, decode_responses=True)
@@ -68,7 +63,7 @@ class Jit:
         self.store = RedisStore(client, clock=clock)
         self.target = Target()
         self.policy = self.make_policy('sam@example.com, kim@example.com, lee@example.com', 2)
-        kw = {'store': self.store, 'queue': Queue(), 'policy': lambda: self.policy, 'clock': clock}
+        kw = {'store': self.store, 'queue': IgnoringQueue(), 'policy': lambda: self.policy, 'clock': clock}
         self.submit = SubmitRequest(**kw)
         self.approve = ApproveRequest(**kw)
         self.grant = GrantAccess(**kw, provider=lambda name: self.target, on_details=lambda r, d: None)

@@ -17,7 +17,7 @@ import redis
 
 from bot.adapters.redis_store import RedisStore
 from bot.core.errors import InvalidTransition, PolicyDenied, TooManyRequests
-from bot.core.model import Principal, RequestStatus
+from bot.core.model import RequestStatus
 from bot.core.policy_loader import build_policy
 from bot.deps import SystemClock
 from bot.usecases.decide_request import ApproveRequest
@@ -26,14 +26,13 @@ from bot.usecases.extend_grant import ExtendGrant
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest, new_request_id
+from tests.core.policy_fixtures import ALEX, SAM, SEC
+from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
 S = RequestStatus
 URL = own_redis_url(16)
-ALEX = Principal(slack_id='U0ALEX', email='alex@example.com')
-SAM = Principal(slack_id='U0SAM', email='sam@example.com')
-SEC = Principal(slack_id='U0SEC', email='sec@example.com')
 POLICY = """
 groups:
   devops: [alex@example.com]
@@ -75,11 +74,6 @@ class Target:
         self.calls.append(('revoke', request.id))
 
 
-class Queue:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
 class Jit:
     def __init__(self, *, max_open: int = 0, per_hour: int = 0) -> None:
         client = redis.Redis.from_url(URL, decode_responses=True)
@@ -88,7 +82,7 @@ class Jit:
         self.store = RedisStore(client, clock=clock)
         self.target = Target()
         policy = build_policy({'p.yaml': POLICY})
-        kw = {'store': self.store, 'queue': Queue(), 'policy': lambda: policy, 'clock': clock}
+        kw = {'store': self.store, 'queue': IgnoringQueue(), 'policy': lambda: policy, 'clock': clock}
         self.submit = SubmitRequest(**kw, max_open=max_open, per_hour=per_hour)
         self.approve = ApproveRequest(**kw)
         self.grant = GrantAccess(**kw, provider=lambda name: self.target, on_details=lambda r, d: None)

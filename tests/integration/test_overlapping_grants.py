@@ -25,6 +25,7 @@ from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
+from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
@@ -53,18 +54,13 @@ class Group:
         self.calls.append(('revoke', request.id))
 
 
-class Queue:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
 def _wire(group: Group):
     client = redis.Redis.from_url(URL, decode_responses=True)
     client.flushdb()
     clock = SystemClock()
     store = RedisStore(client, clock=clock)
     policy = lambda: build_policy({'p.yaml': POLICY_YAML})  # noqa: E731
-    kw = {'store': store, 'queue': Queue(), 'policy': policy, 'clock': clock}
+    kw = {'store': store, 'queue': IgnoringQueue(), 'policy': policy, 'clock': clock}
     submit, approve = SubmitRequest(**kw), ApproveRequest(**kw)
     grant = GrantAccess(**kw, provider=lambda name: group, on_details=lambda r, d: None)
     revoke = RevokeAccess(**kw, provider=lambda name: group, sleep=lambda s: None)

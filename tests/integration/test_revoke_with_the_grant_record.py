@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from bot.adapters.redis_store import RedisStore
-from bot.core.model import Principal, RequestStatus
+from bot.core.model import RequestStatus
 from bot.core.policy_loader import build_policy
 from bot.deps import SystemClock
 from bot.usecases.decide_request import ApproveRequest
@@ -21,14 +21,14 @@ from bot.usecases.end_access import EndAccess
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest
+from tests.core.policy_fixtures import ALEX, SAM
+from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
 from workers.reconciler import Reconciler
 
 pytestmark = pytest.mark.redis
 S = RequestStatus
 URL = own_redis_url(18)
-ALEX = Principal(slack_id='U0ALEX', email='alex@example.com')
-SAM = Principal(slack_id='U0SAM', email='sam@example.com')
 POLICY = """
 groups:
   devops: [alex@example.com]
@@ -69,11 +69,6 @@ class Targets:
         return list(self.live.get(settings['url'], {}).items())
 
 
-class Queue:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
 class Jit:
     def __init__(self) -> None:
         self.client = redis.Redis.from_url(URL, decode_responses=True)
@@ -82,7 +77,7 @@ class Jit:
         self.store = RedisStore(self.client, clock=clock)
         self.targets = Targets()
         self.set_policy()
-        kw = {'store': self.store, 'queue': Queue(), 'policy': lambda: self.policy, 'clock': clock}
+        kw = {'store': self.store, 'queue': IgnoringQueue(), 'policy': lambda: self.policy, 'clock': clock}
         self.submit, self.approve, self.end = SubmitRequest(**kw), ApproveRequest(**kw), EndAccess(**kw)
         self.grant = GrantAccess(**kw, provider=lambda name: self.targets, on_details=lambda r, d: None)
         self.revoke = RevokeAccess(**kw, provider=lambda name: self.targets, sleep=lambda s: None)

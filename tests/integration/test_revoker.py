@@ -13,19 +13,20 @@ import pytest
 import redis
 
 from bot.adapters.redis_store import RedisStore
-from bot.core.model import Principal, RequestStatus
+from bot.core.model import RequestStatus
 from bot.core.policy_loader import build_policy
 from bot.deps import SystemClock
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest
+from tests.core.policy_fixtures import ALEX
+from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
 from workers.revoker import MAX_SLEEP, Revoker
 
 pytestmark = pytest.mark.redis
 S = RequestStatus
 URL = own_redis_url(19)
-ALEX = Principal(slack_id='U0ALEX', email='alex@example.com')
 POLICY = """
 resources:
   app: {provider: webhook, roles: [read]}
@@ -55,11 +56,6 @@ class Target:
             self.revoked.setdefault(request.id, []).append(arrived)
 
 
-class Queue:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
 @pytest.fixture(name='jit')
 def _jit():
     client = redis.Redis.from_url(URL, decode_responses=True)
@@ -67,7 +63,7 @@ def _jit():
     clock = SystemClock()
     store = RedisStore(client, clock=clock)
     policy = build_policy({'p.yaml': POLICY})
-    kw = {'store': store, 'queue': Queue(), 'policy': lambda: policy, 'clock': clock}
+    kw = {'store': store, 'queue': IgnoringQueue(), 'policy': lambda: policy, 'clock': clock}
     target = Target(slow=0.02)
     submit = SubmitRequest(**kw)
     grant = GrantAccess(**kw, provider=lambda name: target, on_details=lambda r, d: None)
