@@ -31,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 #: What the files looked like at the last check: (path, mtime in ns, size, inode) of each.
 Fingerprint = tuple[tuple[str, int, int, int], ...]
+#: How many of a rejected policy's problems its log line holds (with their count); ``jit policy validate`` lists all.
+LOGGED_PROBLEMS = 100
 
 
 class PolicyObserver(Protocol):
@@ -183,7 +185,8 @@ class PolicySource:
                 log.info('policy.loaded', version=policy.version, rules=len(policy.rules))
                 self._tell('loaded', policy)
             return True
-        log.error('policy.rejected', problems=problems, kept_version=self._policy.version)
+        log.error('policy.rejected', problems=problems[:LOGGED_PROBLEMS], problem_count=len(problems),
+                  kept_version=self._policy.version)  # fmt: skip
         self._tell('rejected', problems, self._policy)
         return False
 

@@ -7,7 +7,6 @@ state (how things stand now), so a late or repeated job posts the truth, not a s
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +25,7 @@ from bot.blocks.messages import (
     reminder_text,
     requester_update,
 )
-from bot.blocks.mrkdwn import user
+from bot.blocks.mrkdwn import SLACK_USER_ID, user
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import Policy
@@ -34,7 +33,6 @@ from bot.core.policy import Policy
 log = structlog.get_logger(__name__)
 #: Events that mention the admins in the audit channel and reach each of them by DM.
 LOUD_EVENTS = frozenset({'grant.revoke_failed', 'breakglass.used'})
-_SLACK_ID = re.compile(r'^[UW][A-Z0-9]{2,}$')
 #: Keys of a request's message hash besides the approvers' copies (keyed by user or channel ID).
 REQUESTER_COPY, WARNING_COPY = 'requester', 'warning'
 
@@ -61,13 +59,12 @@ class SlackNotifier:
             alerted |= {i for step in rule.steps for i in policy.resolve(step.approvers)}  # every approver too
         requester = ((record.get('request') or {}).get('requester') or {}).get('slack_id')
         admins = [a for a in self._slack_ids(frozenset(alerted)) if a != requester]
+        line = audit_line(record)
         if self.audit_channel:
-            line = audit_line(record)
-            if loud:
-                line = ':rotating_light: ' + ' '.join(user(a) for a in admins) + ' ' + line
-            self.client.chat_postMessage(channel=self.audit_channel, text=line, unfurl_links=False, unfurl_media=False)
+            mentions = (':rotating_light: ' + ' '.join(user(a) for a in admins) + ' ') if loud else ''
+            self._post(self.audit_channel, mentions + line)
         for admin in admins:
-            self.dm(admin, ':rotating_light: ' + audit_line(record))
+            self.dm(admin, ':rotating_light: ' + line)
         request_id = (record.get('request') or {}).get('id')
         request = self.store.get(request_id) if request_id else None
         if request is None:
@@ -80,8 +77,7 @@ class SlackNotifier:
             self._ask_approvers(request, policy)
         if event != 'request.created':
             self._update_copies(request, policy, event)
-        approvers = ', '.join(rule.steps[0].approvers) if rule and rule.steps else ''
-        text = requester_update(event, request, rule, approvers)
+        text = requester_update(event, request, rule)
         if text and request.requester.slack_id:
             self.dm(request.requester.slack_id, text)
 
@@ -98,7 +94,7 @@ class SlackNotifier:
         text = reminder_text(request, number, waiting)
         if rule.notify:
             for channel in rule.notify:
-                self.client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
+                self._post(channel, text)
             return
         decided = {a.by.slack_id for a in request.approvals}
         for user_id in self._slack_ids(policy.step_approvers(rule, request.step)):
@@ -123,9 +119,13 @@ class SlackNotifier:
     def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> tuple[str, str]:
         """Open (or reuse) the DM with ``user_id`` and post; returns (channel, ts)."""
         channel = self.client.conversations_open(users=user_id)['channel']['id']
-        answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False,
-                                              unfurl_media=False)  # fmt: skip
+        answer = self._post(channel, text, blocks)
         return channel, str(answer['ts'])
+
+    def _post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> Any:
+        """Every message jit posts: without link or media previews, so no URL someone wrote is fetched or shown."""
+        return self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False,
+                                            unfurl_media=False)  # fmt: skip
 
     def _ask_approvers(self, request: AccessRequest, policy: Policy) -> None:
         """Message the current step's approvers (each once), or the rule's ``notify`` channels."""
@@ -137,8 +137,7 @@ class SlackNotifier:
         if rule.notify:
             for channel in rule.notify:
                 if channel not in posted:
-                    answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False,
-                                                          unfurl_media=False)  # fmt: skip
+                    answer = self._post(channel, text, blocks)
                     self.store.add_message(request.id, channel, f"{answer['channel']}|{answer['ts']}")
             return
         for user_id in self._slack_ids(policy.step_approvers(rule, request.step)):
@@ -170,7 +169,7 @@ class SlackNotifier:
                     continue  # still running (extended, maybe): Extend and Release still work
                 text, blocks = build_warning_closed(request)
             else:  # an approver's DM (keyed by user ID) or a notify channel, where anyone there may act
-                can_decide = pending and (key in deciders or not _SLACK_ID.match(key))
+                can_decide = pending and (key in deciders or not SLACK_USER_ID.fullmatch(key))
                 text, blocks = build_approval_message(request, rule, can_decide=can_decide)
             channel, _, ts = ref.partition('|')
             try:
@@ -185,7 +184,7 @@ class SlackNotifier:
         out: set[str] = set()
         emails = sorted(i for i in identities if '@' in i)
         for ident in identities:
-            if _SLACK_ID.match(ident):
+            if SLACK_USER_ID.fullmatch(ident):
                 out.add(ident)
         for email in emails:
             if email not in self._email_ids:

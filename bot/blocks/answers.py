@@ -71,6 +71,28 @@ def list_answer(mine: list[AccessRequest], waiting: list[AccessRequest], now: fl
     return '\n'.join(lines) or 'Nothing active, nothing pending, nothing waiting for you.'
 
 
+#: What ending a request answers (``/jit release|revoke|cancel``, the buttons); its messages then tell the outcome.
+_ENDED = {
+    'release': 'Releasing {id}: I will tell you when access has ended.',
+    'revoke': 'Revoking {id}: the grantee and the audit channel will be told.',
+    'cancel': 'Cancelled {id}.',
+}
+
+
+def ended_answer(step: str, request_id: str) -> str:
+    """What the requester is told at once after ``step`` (release, revoke or cancel) of ``request_id``."""
+    return _ENDED[step].format(id=code(request_id))
+
+
+def ssh_key_answer(fingerprint: str | None, *, registered: bool = False) -> str:
+    """``/jit ssh-key``: the key just ``registered``, the one registered before, or how to register one."""
+    if registered:
+        return f':key: Registered your SSH key {code(fingerprint)}. SSH grants are certificates for this key.'
+    if fingerprint:
+        return f'Your SSH key: {code(fingerprint)}. Replace it: `/jit ssh-key ssh-ed25519 AAAA…`.'
+    return 'No SSH key yet: `/jit ssh-key ssh-ed25519 AAAA… you@laptop` (your `.pub` file).'
+
+
 def extend_answer(result: AccessRequest) -> str:
     """What ``/jit extend`` answers: extended now, or filed for approval."""
     if result.extends:

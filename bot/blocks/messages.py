@@ -174,7 +174,7 @@ def build_deny_modal(request: AccessRequest, *, reason_required: bool) -> dict[s
     }  # fmt: skip
 
 
-def requester_update(event: str, request: AccessRequest, rule: Rule | None, approvers: str = '') -> str | None:
+def requester_update(event: str, request: AccessRequest, rule: Rule | None) -> str | None:
     """The DM the requester gets for an audit event, or None when there is nothing to tell."""
     rid = code(request.id)
     if event == 'request.created':

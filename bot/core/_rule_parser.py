@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from bot.core.durations import DurationError, parse_duration
@@ -52,6 +53,18 @@ _BACKTRACKING = {
 }
 #: ``{,n}``: Python reads it as ``{0,n}``, RE2 as the text ``{,n}``.
 _OPEN_COUNT = re.compile(r'\{,([0-9]+)\}')
+#: How many of the defined names a problem lists ("unknown group `x` (defined groups: a, b, … and 40 more)").
+LISTED = 10
+
+
+def listed(names: Collection[str], limit: int = LISTED) -> str:
+    """The first ``limit`` of ``names`` and how many more: what a problem shows of what is defined.
+
+    Every unknown reference is a problem of its own: listing all that is defined in each would make
+    thousands of references to thousands of names gigabytes of problems, from a policy of a few hundred KB.
+    """
+    shown = ', '.join(islice(names, limit))
+    return shown + (f', … and {len(names) - limit} more' if len(names) > limit else '')
 
 
 class RuleParser:
@@ -87,8 +100,9 @@ class RuleParser:
         if roles is not None and (resources is None or resources <= self.b.resources.keys()):  # unknown: said above
             pool = [self.b.resources[r] for r in resources] if resources is not None else self.b.resources.values()
             known = {role for res in pool for role in res.roles}
-            for role in sorted(roles - known):
-                roles_known = ', '.join(sorted(known))
+            unknown = sorted(roles - known)
+            roles_known = listed(sorted(known)) if unknown else ''
+            for role in unknown:
                 self.err('roles', f'no resource of rule `{name}` has a role `{role}` (roles: {roles_known})')
         requesters = self.refs('requesters')
         steps = self.steps(name)
@@ -134,7 +148,7 @@ class RuleParser:
             return None
         for i, item in enumerate(value):
             if known is not None and item not in known:
-                self.err((key, i), f'unknown {what} `{item}` (defined: {", ".join(known) or "none"})')
+                self.err((key, i), f'unknown {what} `{item}` (defined: {listed(known) or "none"})')
         return frozenset(value)
 
     def refs(self, key: str, raw: Any = None, path: tuple[Any, ...] | None = None) -> tuple[str, ...] | None:

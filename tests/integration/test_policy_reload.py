@@ -10,6 +10,7 @@ import time
 
 import pytest
 import redis
+from structlog.testing import capture_logs
 
 from bot.adapters import policy_source
 from bot.adapters.policy_source import PolicySource
@@ -177,10 +178,14 @@ def test_a_loader_crash_of_any_kind_is_a_rejection_not_a_dead_watcher(tmp_path, 
 
 def test_sighup_asks_for_a_load_without_doing_it_in_the_signal_handler(tmp_path):
     """``request_reload`` only sets a flag (safe in a signal handler); the next ask starts the load."""
-    (tmp_path / 'p.yaml').write_text(GOOD)
+    path = tmp_path / 'p.yaml'
+    path.write_text(GOOD)
     source = PolicySource(tmp_path, providers={'webhook'}, check_every=3600)
     first = source().version
-    (tmp_path / 'p.yaml').write_text(GOOD.replace('read', 'write'))  # the same size and, maybe, the same mtime
+    before = path.stat()
+    path.write_text(GOOD.replace('read', 'rite'))  # the same size and inode; the mtime put back below
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert source.check() is False  # no check can see this edit: only the asked-for reload loads it
     source.request_reload()
     wait_until(lambda: source().version != first, timeout=5, what='the reload')
 
@@ -200,3 +205,16 @@ def test_a_file_vanishing_while_listed_does_not_break_asking(tmp_path, monkeypat
     for _ in range(20):
         source()
     assert source().version
+
+
+def test_a_rejection_logs_the_first_problems_and_how_many(tmp_path):
+    """A file with 5,000 problems is one ``policy.rejected`` line naming the first of them and the count, not a
+    line of every problem (megabytes, at every check, in the operator's log); ``jit policy validate`` lists all."""
+    (tmp_path / 'p.yaml').write_text(GOOD)
+    source = PolicySource(tmp_path, providers={'webhook'}, check_every=3600)
+    touch(tmp_path / 'p.yaml', GOOD + ''.join(f'    k{i}: 1\n' for i in range(5000)))
+    with capture_logs() as logs:
+        assert source.check() is False
+    [line] = [entry for entry in logs if entry['event'] == 'policy.rejected']
+    assert line['problem_count'] == 5000 and len(line['problems']) == policy_source.LOGGED_PROBLEMS
+    assert line['problems'][0].startswith(f'{tmp_path}/p.yaml:6:5: unknown key `k0`'), line['problems'][0]

@@ -14,11 +14,11 @@ and owned by the admin role would run the grantee's code with the admin's rights
 function, a view, a trigger on someone else's table), and reassigning it to a role holding nothing still
 leaves triggers and invoker functions to run as whoever touches them. Every admin connection resolves names
 in ``pg_catalog`` only, so an operator or function a grantee plants in ``public`` never catches the admin's
-own queries.
+own queries. The SQL of revoke's steps is in :mod:`workers.providers._postgres_revoke`.
 
 :meth:`PostgresProvider.check_target` says what the granted roles let a grantee create or leave behind
 (``jit policy validate --check-targets``); a grant whose login may create objects logs a warning and tells
-the grantee that what the login owns goes at revoke.
+the grantee that what the login owns goes at revoke (both ask :mod:`workers.providers._postgres_reach`).
 
 Settings: ``dsn`` (the admin connection, usually ``env:PG_ADMIN_DSN``), optional ``connect_host``,
 ``connect_port`` and ``database`` for the details (default: what the admin connection uses), and
@@ -35,7 +35,6 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +46,16 @@ from psycopg.conninfo import conninfo_to_dict
 
 from bot.core.errors import PermanentProviderError, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest
+from workers.providers._postgres_reach import reach_of, target_findings
+from workers.providers._postgres_revoke import (
+    could_become,
+    created_at,
+    databases_of,
+    drop_owned,
+    leave_roles,
+    prepared_since,
+    role_names,
+)
 from workers.providers.base import resolve_settings, target_expiry
 
 log = structlog.get_logger(__name__)
@@ -58,9 +67,6 @@ TERMINATE_WAIT_MS = 5000
 #: Rounds of ``DROP OWNED`` before ``DROP ROLE``: one, and more only if something was created meanwhile (a
 #: ``SECURITY DEFINER`` function of the role called by another login while revoke runs).
 DISOWN_ROUNDS = 3
-#: Roles whose holders can leave something behind that outlives any revoke of theirs.
-LASTING = {'pg_execute_server_program': "runs programs as the server's OS user",
-           'pg_write_server_files': "writes files as the server's OS user"}  # fmt: skip
 #: Told to the grantee, with the details, when the login may create objects.
 DROPPED_NOTE = 'what this login creates (tables, functions, ...) is dropped when the access ends'
 #: Every role jit creates starts with this (the `role_prefix` setting changes it).
@@ -68,9 +74,6 @@ DEFAULT_PREFIX = 'jit_'
 #: The comment on every role jit creates starts with this; the rest is JSON (request, resource, role, requester,
 #: the granted roles and when the server made the role).
 COMMENT_TAG = 'jit '
-#: Seconds a request's own times (the worker's clock) are moved back when a role's comment does not say when the
-#: server made it (a role of an older jit): the window of prepared transactions that could be the grantee's.
-CLOCK_SKEW = 300.0
 _REQUEST_ID = re.compile(r'r_([a-z0-9]+)')
 #: Server errors worth another try: the database is busy, not refusing.
 #: ``DuplicateObject``: a grant running alongside created the role first; the next try updates it.
@@ -145,14 +148,11 @@ class PostgresProvider:
         about: dict[str, Any] = {'request_id': request.id, 'resource': request.resource, 'role': request.role,
                                  'requester': request.requester.email, 'grant': roles}  # fmt: skip
         with self._connect(conf) as conn, _mapped(f'create the role `{role}`', hidden), conn.transaction():
-            existing = {r for (r,) in conn.execute('SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)', [roles])}
-            if missing := [r for r in roles if r not in existing]:
-                raise PermanentProviderError(_missing(missing))
+            _require_roles(conn, roles)
             # Only a SCRAM verifier crosses the wire: the statement text may be logged by the server.
             verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b'scram-sha-256').decode()
             ident, granted = sql.Identifier(role), sql.SQL(', ').join(map(sql.Identifier, roles))
-            row = conn.execute("SELECT oid, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
-                               [role]).fetchone()  # fmt: skip
+            row = _role_row(conn, role)
             if row is None:
                 conn.execute(sql.SQL('CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {} IN ROLE {}').format(
                     ident, sql.Literal(verifier), sql.Literal(valid_until), granted))  # fmt: skip
@@ -162,7 +162,7 @@ class PostgresProvider:
                 about['created'] = made[0].isoformat() if made else None
                 event = 'postgres.role_created'
             else:  # a retried grant: a new password (the old one was never shown), the same end, the same roles
-                if (created := _created(_parse_comment(row[1]))) is not None:
+                if (created := created_at(_parse_comment(row[1]))) is not None:
                     about['created'] = created.isoformat()  # when the role was first made, not now
                 conn.execute(sql.SQL('ALTER ROLE {} LOGIN PASSWORD {} VALID UNTIL {}').format(
                     ident, sql.Literal(verifier), sql.Literal(valid_until)))  # fmt: skip
@@ -178,7 +178,7 @@ class PostgresProvider:
             comment = COMMENT_TAG + json.dumps(about)
             conn.execute(sql.SQL('COMMENT ON ROLE {} IS {}').format(ident, sql.Literal(comment)))
             host, port, dbname = conn.info.host, conn.info.port, conn.info.dbname
-            reach = _reach(conn, [role])
+            reach = reach_of(conn, [role])
         log.info(event, request_id=request.id, role=role, granted=roles, valid_until=valid_until)
         if reach.creates:
             # Not a refusal: the policy grants it. Whoever reads the worker's log learns what the login may plant.
@@ -203,8 +203,7 @@ class PostgresProvider:
         ident = sql.Identifier(role)
         with self._connect(conf) as conn, _mapped(f'drop the role `{role}`', (_dsn_password(conf),)):
             try:
-                row = conn.execute("SELECT oid, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
-                                   [role]).fetchone()  # fmt: skip
+                row = _role_row(conn, role)
                 if row is None:
                     log.info('postgres.role_already_gone', request_id=request.id, role=role)
                     return
@@ -214,28 +213,28 @@ class PostgresProvider:
                 ended = self._terminate(conn, oid)
                 # Whom the login could have been when it prepared a transaction, read before its roles go; the
                 # roles the comment (and the policy) name as well, for a retry that finds them gone already.
-                could_be = _could_become(conn, oid, [*_names(about.get('grant')), *_names(params.get('grant'))])
+                could_be = could_become(conn, oid, [*role_names(about.get('grant')), *role_names(params.get('grant'))])
                 # Then the granted roles: should a step below fail (and be retried), whatever the role left
                 # behind already runs with none of their rights.
-                _leave_roles(conn, oid, ident)
+                leave_roles(conn, oid, ident)
                 # DROP OWNED needs the role's privileges (PostgreSQL 16 no longer implies them), and rolling back
                 # what it prepared as itself needs SET ROLE to it.
                 conn.execute(sql.SQL('GRANT {} TO CURRENT_USER').format(ident))
-                self._end_prepared(conf, conn, request, role, could_be, _since(about, request))
+                self._end_prepared(conf, conn, request, role, could_be, prepared_since(about, request))
                 others: list[str] = []
                 for round_ in range(DISOWN_ROUNDS):
-                    where = _databases_of(conn, oid)
+                    where = databases_of(conn, oid)
                     if round_ == 0 and conn.info.dbname not in where:
                         where.insert(0, conn.info.dbname)  # privileges on shared objects go from any database
                     if not where:
                         break
                     for dbname in where:
                         if dbname == conn.info.dbname:
-                            dependents = _drop_owned(conn, ident)
+                            dependents = drop_owned(conn, ident)
                         else:
                             others.append(dbname)
                             with self._connect(conf, dbname=dbname) as other:
-                                dependents = _drop_owned(other, ident)
+                                dependents = drop_owned(other, ident)
                         if dependents:  # someone else's objects, built on the grantee's: they went too
                             log.warning('postgres.dropped_dependents', request_id=request.id, role=role,
                                         database=dbname, dropped=dependents)  # fmt: skip
@@ -307,10 +306,8 @@ class PostgresProvider:
         roles = _grant_roles(params)
         hidden = (_dsn_password(conf),)
         with self._connect(conf) as conn, _mapped('check the granted roles', hidden):
-            existing = {r for (r,) in conn.execute('SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)', [roles])}
-            if missing := [r for r in roles if r not in existing]:
-                raise PermanentProviderError(_missing(missing))
-            reach = _reach(conn, roles)
+            _require_roles(conn, roles)
+            reach = reach_of(conn, roles)
             setting = conn.execute("SELECT current_setting('max_prepared_transactions')::int").fetchone()
             prepared = int(setting[0]) if setting else 0
             others = [d for (d,) in conn.execute(
@@ -319,24 +316,8 @@ class PostgresProvider:
             schemas = {conn.info.dbname: reach.schemas}
         for dbname in others:
             with self._connect(conf, dbname=dbname) as other, _mapped(f'check the database `{dbname}`', hidden):
-                schemas[dbname] = _reach(other, roles).schemas
-        granted = _listed(roles)
-        why = ('during the grant a login can plant functions or operators there that run as whoever calls them, '
-               'and what it makes as a granted role (SET ROLE) outlives the revoke')  # fmt: skip
-        found = [('target-create', f'{granted} may create objects in schema(s) {_listed(names)} of database '
-                  f'`{dbname}`: {why}') for dbname, names in schemas.items() if names]  # fmt: skip
-        if reach.databases:
-            found.append(('target-create', f'{granted} may create schemas in database(s) {_listed(reach.databases)}: '
-                          f'{why}'))  # fmt: skip
-        found += [('target-lasting', f'{granted} can become {what}: what that leaves outlives the revoke')
-                  for what in reach.lasting]  # fmt: skip
-        if prepared > 0:
-            found.append(('target-prepared', f'the server allows prepared transactions (max_prepared_transactions = '
-                          f'{prepared}): a login in {granted} can PREPARE TRANSACTION as itself or as a role it can '
-                          'become, which outlives its sessions, keeps its locks and may be committed by any member '
-                          'of that role until the revoke rolls it back; set it to 0 unless something on this server '
-                          'uses two-phase commit'))  # fmt: skip
-        return found
+                schemas[dbname] = reach_of(other, roles).schemas
+        return target_findings(roles, reach, schemas, prepared)
 
     # -- helpers ----------------------------------------------------------------------------------------------------
 
@@ -429,90 +410,13 @@ class PostgresProvider:
                 'before jit can finish the revoke')  # fmt: skip
 
 
-def _could_become(conn: psycopg.Connection[Any], oid: int, recorded: list[str]) -> list[str]:
-    """Every role the jit role is in, directly or not, or could be through ``recorded`` roles; itself too.
-
-    ``MEMBER``: every role a ``SET ROLE`` (or an inherited membership) can reach, so every possible owner of a
-    transaction the login prepared. Names that no longer exist are skipped.
-    """
-    return [r for (r,) in conn.execute(
-        "SELECT r.rolname FROM pg_roles r WHERE pg_has_role(%s::oid, r.oid, 'MEMBER') OR EXISTS (SELECT FROM pg_roles g"
-        " WHERE g.rolname = ANY(%s::name[]) AND pg_has_role(g.oid, r.oid, 'MEMBER')) ORDER BY 1",
-        [oid, recorded])]  # fmt: skip
-
-
-def _since(about: dict[str, Any], request: AccessRequest) -> datetime:
-    """Since when a prepared transaction of a role the login could become may be the grantee's.
-
-    The server's time the role was made, from its comment (the same clock as ``pg_prepared_xacts.prepared``);
-    for a role whose comment does not say, the request's grant (or filing) time less ``CLOCK_SKEW``, or all time.
-    """
-    if (created := _created(about)) is not None:
-        return created
-    at = request.granted_at or request.created_at
-    return datetime.fromtimestamp(max(0.0, at - CLOCK_SKEW) if at else 0.0, tz=UTC)
-
-
-def _created(about: dict[str, Any] | None) -> datetime | None:
-    value = (about or {}).get('created')
-    try:
-        created = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-    return created if created is not None and created.tzinfo is not None else None
-
-
 def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-def _names(value: Any) -> list[str]:
-    """Role names from a ``grant:`` value or a comment, whatever it holds (revoke must not fail on it)."""
-    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    return [n for n in names if isinstance(n, str) and n]
 
 
 def _gids(gids: list[str]) -> str:
     """Transaction names are the grantee's text: quoted, escaped and cut short."""
     return ', '.join(json.dumps(g[:64] + ('...' if len(g) > 64 else '')) for g in gids)
-
-
-def _leave_roles(conn: psycopg.Connection[Any], oid: int, ident: sql.Identifier) -> None:
-    """Take every role the jit role is a member of away from it."""
-    held = [r for (r,) in conn.execute(
-        'SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = %s::oid'
-        ' ORDER BY 1', [oid])]  # fmt: skip
-    if held:
-        conn.execute(sql.SQL('REVOKE {} FROM {}').format(sql.SQL(', ').join(map(sql.Identifier, held)), ident))
-
-
-def _databases_of(conn: psycopg.Connection[Any], oid: int) -> list[str]:
-    """Every database where the role owns something or holds a privilege (pg_shdepend is cluster-wide)."""
-    return [d for (d,) in conn.execute(
-        'SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid'
-        " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = %s::oid ORDER BY 1", [oid])]  # fmt: skip
-
-
-def _drop_owned(conn: psycopg.Connection[Any], ident: sql.Identifier) -> list[str]:
-    """Everything the role owns in ``conn``'s database goes, with what depends on it; its privileges there too.
-
-    CASCADE: a trigger the grantee put on someone else's table, a default or check calling the grantee's
-    function, a view built on the grantee's table all depend on the grantee's objects; kept, they would run
-    the grantee's code with other people's rights. Returns what went besides the role's own objects, as
-    PostgreSQL's notices name it (``drop cascades to view scratch.report``), for the log.
-    """
-    cascaded: list[str] = []
-
-    def note(diag: psycopg.errors.Diagnostic) -> None:
-        # One object: the message names it; several: "... N other objects", and the detail names them.
-        cascaded.extend((diag.message_detail or diag.message_primary or '').splitlines())
-
-    conn.add_notice_handler(note)
-    try:
-        conn.execute(sql.SQL('DROP OWNED BY {} CASCADE').format(ident))
-    finally:
-        conn.remove_notice_handler(note)
-    return cascaded
 
 
 def _grant_roles(params: dict[str, Any]) -> list[str]:
@@ -523,10 +427,19 @@ def _grant_roles(params: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(roles))
 
 
-def _missing(roles: list[str]) -> str:
-    names = ', '.join(f'`{r}`' for r in roles)
-    return f'the role {names} does not exist in PostgreSQL' if len(roles) == 1 else \
-        f'the roles {names} do not exist in PostgreSQL'  # fmt: skip
+def _require_roles(conn: psycopg.Connection[Any], roles: list[str]) -> None:
+    """A permanent error naming every one of ``roles`` that does not exist in PostgreSQL."""
+    existing = {r for (r,) in conn.execute('SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)', [roles])}
+    if missing := [r for r in roles if r not in existing]:
+        names = ', '.join(f'`{r}`' for r in missing)
+        raise PermanentProviderError(f'the role {names} does not exist in PostgreSQL' if len(missing) == 1 else
+                                     f'the roles {names} do not exist in PostgreSQL')  # fmt: skip
+
+
+def _role_row(conn: psycopg.Connection[Any], role: str) -> tuple[Any, ...] | None:
+    """``(oid, comment)`` of the jit role ``role``, or None when it does not exist."""
+    return conn.execute("SELECT oid, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
+                        [role]).fetchone()  # fmt: skip
 
 
 def _dsn_password(conf: dict[str, Any]) -> str:
@@ -545,50 +458,3 @@ def _parse_comment(comment: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return about if isinstance(about, dict) else None
-
-
-@dataclass(frozen=True)
-class _Reach:
-    """What a login in some roles may create (schemas here, databases anywhere) or become, that lasts."""
-
-    schemas: list[str]
-    databases: list[str]
-    lasting: list[str]
-
-    @property
-    def creates(self) -> bool:
-        return bool(self.schemas or self.databases or self.lasting)
-
-
-#: Every role a member of the roles of the array parameter can become (``SET ROLE``), themselves included.
-_BECOMES = ('SELECT r.oid, r.rolname, r.rolcreaterole, r.rolreplication FROM pg_roles r,'
-            " unnest(%s::text[]) AS g(name) WHERE pg_has_role(g.name::name, r.oid, 'MEMBER')")  # fmt: skip
-
-
-def _reach(conn: psycopg.Connection[Any], roles: list[str]) -> _Reach:
-    """What a member of ``roles`` may do as any role it can become, PUBLIC's rights included.
-
-    Schemas are those of ``conn``'s database; databases and roles are cluster-wide.
-    """
-    schemas = [n for (n,) in conn.execute(
-        'SELECT DISTINCT n.nspname FROM pg_namespace n, (' + _BECOMES + ') w'
-        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
-        " AND has_schema_privilege(w.oid, n.oid, 'CREATE') ORDER BY 1", [roles])]  # fmt: skip
-    databases = [d for (d,) in conn.execute(
-        'SELECT DISTINCT d.datname FROM pg_database d, (' + _BECOMES + ') w'
-        " WHERE NOT d.datistemplate AND has_database_privilege(w.oid, d.oid, 'CREATE') ORDER BY 1",
-        [roles])]  # fmt: skip
-    lasting = []
-    become = 'SELECT DISTINCT rolname, rolcreaterole, rolreplication FROM (' + _BECOMES + ') w ORDER BY 1'
-    for name, creates_roles, replicates in conn.execute(become, [roles]):
-        if creates_roles:
-            lasting.append(f'`{name}`, which has CREATEROLE (creates logins)')
-        elif replicates:  # a slot has no owner: no revoke can tell the grantee's from anyone's
-            lasting.append(f'`{name}`, which has REPLICATION (creates replication slots, which keep WAL until dropped)')
-        elif name in LASTING:
-            lasting.append(f'`{name}`, which {LASTING[name]}')
-    return _Reach(schemas, databases, lasting)
-
-
-def _listed(names: list[str]) -> str:
-    return ', '.join(f'`{n}`' for n in names)

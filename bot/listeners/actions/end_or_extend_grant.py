@@ -10,8 +10,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.answers import extend_answer, refusal
-from bot.blocks.mrkdwn import code
+from bot.blocks.answers import ended_answer, extend_answer, refusal
 from bot.core.durations import seconds_value
 from bot.core.errors import JitError
 from bot.listeners.errors import tell
@@ -36,13 +35,6 @@ async def handle_extend_grant(
         await publish_home(context, client, body['user']['id'])
 
 
-#: What the requester is told after each ending button; the request's messages follow with the outcome.
-_ENDED = {
-    'release': 'Releasing {id}: I will tell you when access has ended.',
-    'cancel': 'Cancelled {id}.',
-}
-
-
 async def _end(step: str, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext,
                client: AsyncWebClient) -> None:  # fmt: skip
     """Release a grant or cancel a request (``deps.end.release|cancel``) for whoever pressed the button."""
@@ -50,7 +42,7 @@ async def _end(step: str, body: dict[str, Any], action: dict[str, Any], context:
     try:
         who = await context['who']()
         await asyncio.to_thread(getattr(context['deps'].end, step), request_id, who)
-        await tell(client, body, _ENDED[step].format(id=code(request_id)))
+        await tell(client, body, ended_answer(step, request_id))
     except JitError as exc:
         await tell(client, body, refusal(exc.user_message))
     if from_home(body):

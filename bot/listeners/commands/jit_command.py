@@ -6,15 +6,21 @@ import asyncio
 import re
 from typing import Any
 
-import structlog
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.answers import denial_answer, extend_answer, filed_answer, list_answer, refusal, resources_answer
-from bot.blocks.mrkdwn import code, typed
-from bot.blocks.request_modal import build_request_modal
+from bot.blocks.answers import (
+    denial_answer,
+    ended_answer,
+    extend_answer,
+    filed_answer,
+    list_answer,
+    refusal,
+    resources_answer,
+    ssh_key_answer,
+)
+from bot.blocks.mrkdwn import typed
 from bot.core.commands import (
     HELP_TEXT,
     UsageError,
@@ -24,11 +30,9 @@ from bot.core.commands import (
     split_command,
 )
 from bot.core.errors import JitError, PolicyDenied
-from bot.core.policy import requestable
-from bot.listeners.errors import tell
+from bot.listeners.commands.request_modal import open_request_modal
 from bot.usecases.queries import mine, waiting_for
 
-log = structlog.get_logger(__name__)
 #: What a resource, a role or a request ID looks like. A typed word that cannot be one names nothing: it is
 #: refused before it is looked up, and not echoed (answers show names in code spans, which a backtick ends).
 TYPED_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}')
@@ -47,7 +51,7 @@ async def handle_jit_command(
     deps = context['deps']
     text = command.get('text', '')
     if not isinstance(text, str) or not text.strip() or text.strip().lower() == 'request':
-        await _open_request_modal(ack, command, context, client)
+        await open_request_modal(ack, command, context, client)
         return
     sub, rest = split_command(typed(text))
     if sub == 'help':
@@ -72,9 +76,7 @@ async def handle_jit_command(
             request_id = parse_request_id(rest, sub)
             _readable(request_id)
             await asyncio.to_thread(getattr(deps.end, sub), request_id, who)
-            await ack({'release': f'Releasing {code(request_id)}: I will tell you when access has ended.',
-                       'revoke': f'Revoking {code(request_id)}: the grantee and the audit channel will be told.',
-                       'cancel': f'Cancelled {code(request_id)}.'}[sub])  # fmt: skip
+            await ack(ended_answer(sub, request_id))
         elif sub == 'ssh-key':
             await ack(await asyncio.to_thread(_ssh_key, deps, who, rest))
         elif sub == 'resources':
@@ -92,31 +94,5 @@ async def handle_jit_command(
 def _ssh_key(deps: Any, who: Any, text: str) -> str:
     """``/jit ssh-key KEY`` registers (or replaces) the key; alone, it shows the one registered."""
     if text.strip():
-        fingerprint = deps.ssh_keys.register(who, text)
-        return f':key: Registered your SSH key `{fingerprint}`. SSH grants are certificates for this key.'
-    current = deps.ssh_keys.show(who)
-    if current:
-        return f'Your SSH key: `{current}`. Replace it: `/jit ssh-key ssh-ed25519 AAAA…`.'
-    return 'No SSH key yet: `/jit ssh-key ssh-ed25519 AAAA… you@laptop` (your `.pub` file).'
-
-
-async def _open_request_modal(
-    ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-) -> None:
-    """``/jit`` or ``/jit request`` alone: the modal, with only what this user may request."""
-    try:
-        who = await context['who']()
-    except JitError as exc:
-        await ack(refusal(exc.user_message))
-        return
-    rows = requestable(context['deps'].policy(), who)
-    if not rows:
-        await ack('There is nothing you may request under the current policy. `/jit help` for the commands.')
-        return
-    await ack()
-    try:
-        await client.views_open(trigger_id=command.get('trigger_id', ''), view=build_request_modal(rows))
-    except SlackApiError as exc:  # expired_trigger_id: Slack took too long; the user must be told
-        where = {'user': {'id': command.get('user_id')}, 'channel': {'id': command.get('channel_id')}}
-        await tell(client, where, ':warning: The form could not open in time; type `/jit` again.')
-        log.info('slack.views_open_failed', error=exc.response.get('error'))
+        return ssh_key_answer(deps.ssh_keys.register(who, text), registered=True)
+    return ssh_key_answer(deps.ssh_keys.show(who))

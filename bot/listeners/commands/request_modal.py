@@ -1,0 +1,41 @@
+"""``/jit`` or ``/jit request`` alone: the request form, with only what this user may request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks.answers import refusal
+from bot.blocks.request_modal import build_request_modal
+from bot.core.errors import JitError
+from bot.core.policy import requestable
+from bot.listeners.errors import tell
+
+log = structlog.get_logger(__name__)
+
+
+async def open_request_modal(
+    ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    """``/jit`` or ``/jit request`` alone: the modal, with only what this user may request."""
+    try:
+        who = await context['who']()
+    except JitError as exc:
+        await ack(refusal(exc.user_message))
+        return
+    rows = requestable(context['deps'].policy(), who)
+    if not rows:
+        await ack('There is nothing you may request under the current policy. `/jit help` for the commands.')
+        return
+    await ack()
+    try:
+        await client.views_open(trigger_id=command.get('trigger_id', ''), view=build_request_modal(rows))
+    except SlackApiError as exc:  # expired_trigger_id: Slack took too long; the user must be told
+        where = {'user': {'id': command.get('user_id')}, 'channel': {'id': command.get('channel_id')}}
+        await tell(client, where, ':warning: The form could not open in time; type `/jit` again.')
+        log.info('slack.views_open_failed', error=exc.response.get('error'))
