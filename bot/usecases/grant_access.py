@@ -95,9 +95,11 @@ class GrantAccess:
                 log.error('grant.stalled', request_id=request_id, status=request.status, attempts=request.attempts)
                 return self._fail(request_id, 'the grant did not finish in time')
             self.store.watch(request_id, now + 3 * GRANT_LEASE)
-            self.queue.enqueue_grant(request_id, attempt=request.attempts + 1)
-            log.warning('grant.requeued', request_id=request_id, status=request.status, attempts=request.attempts)
-            return 'requeued'
+        # Queued once the lease is let go: a free worker takes the job at once, and one that found this
+        # check's lease still held would answer `busy` and leave the request to the next check, 30 s on.
+        self.queue.enqueue_grant(request_id, attempt=request.attempts + 1)
+        log.warning('grant.requeued', request_id=request_id, status=request.status, attempts=request.attempts)
+        return 'requeued'
 
     def _watch(self, request_id: str, *, after: float = 0) -> None:
         """While an attempt runs (or waits to retry), the sweeper leaves the request alone."""

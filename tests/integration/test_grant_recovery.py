@@ -175,3 +175,19 @@ def test_a_lease_lives_while_renewed_and_lapses_when_its_holder_dies():
     finally:
         for key in client.scan_iter(match='jit-lease-test:*'):
             client.delete(key)
+
+
+def test_a_requeued_grant_picked_up_at_once_is_not_turned_away(jit):
+    """A free worker takes the requeued job the moment it is queued, before the sweeper's check has returned.
+
+    The check's lease must be gone by then: a job that found it held would answer `busy` and do nothing,
+    and the request would sit `granting` (perhaps held at the provider) until the next check 30 s later.
+    """
+    store, clock, rec, grant, _, request_id = jit
+    _killed_mid_grant(store, clock, request_id)
+    clock.t += GRANT_LEASE + 1
+    outcomes = []
+    rec.enqueue_grant = lambda rid, **kw: outcomes.append(grant.execute(rid))
+    assert grant.recover(request_id) == 'requeued'
+    assert outcomes == ['granted']
+    assert store.get(request_id).status is S.ACTIVE
