@@ -56,7 +56,6 @@ from typing import Any
 SIGNING_SECRET = 'bench-signing-secret'
 WEBHOOK_SECRET = 'bench-webhook-secret'
 ALEX, SAM = 'U0ALEX', 'U0SAM'
-NOTIFY_QUEUE_KEY = 'rq:queue:jit-notify'
 ACCESS_QUEUE_KEY = 'rq:queue:jit-access'
 
 
@@ -306,6 +305,12 @@ _ID = re.compile(r'r-[a-z2-9]{8}')
 _HEX = re.compile(r'[0-9a-f]{16,}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}')
 
 
+def notify_backlog(client: Any) -> int:
+    """Audit events the notify follower has not shown in Slack yet (its cursor behind the stream's head)."""
+    head = int(client.hget('jit:audit:head', 'seq') or 0)
+    return max(0, head - int(client.get('jit:notify:cursor') or 0))
+
+
 def key_memory(client: Any) -> tuple[int, Counter[str], int, int]:
     """(sum of MEMORY USAGE over every key of the database, the same by key shape, used_memory, stream entries)."""
     shapes: Counter[str] = Counter()
@@ -502,8 +507,8 @@ requests:
     def drain_notify(self, db: int, timeout: float) -> int:
         """Wait (at most ``timeout``) for the notify queue to empty; return what is left."""
         client = self.client(db)
-        wait_for(lambda: client.llen(NOTIFY_QUEUE_KEY) == 0, timeout, 0.2)
-        return int(client.llen(NOTIFY_QUEUE_KEY))
+        wait_for(lambda: notify_backlog(client) == 0, timeout, 0.2)
+        return notify_backlog(client)
 
     # -- part 1: through Slack ----------------------------------------------------------------------------
 
@@ -667,7 +672,7 @@ requests:
         baseline = f'p95 {ms(pct(waits, 95))} ({len(waits)} at once); one alone: median {ms(statistics.median(alone))}'
         self.put('grant', value, baseline, p95 <= 0.150 and not missing)
         if backlog:
-            self.note(f'grant: {backlog} notify jobs still queued when the clicks were sent')
+            self.note(f'grant: {backlog} audit events not yet shown in Slack when the clicks were sent')
 
     @staticmethod
     def _ts(when: Any) -> float:
@@ -681,7 +686,9 @@ requests:
         left = self.drain_notify(1, 60)
         wait_for(lambda: self._quiet(1.5), 30, 0.2)
         if left:
-            self.note(f'calls: {left} notify jobs were still queued at the start (their calls may be counted)')
+            self.note(
+                f'calls: {left} audit events were not yet shown in Slack at the start (their calls may be counted)'
+            )
         first = len(self.slack.calls)
         ids = []
         for k in range(self.scale.calls_requests):
@@ -747,7 +754,7 @@ requests:
                 extra.start_worker()
                 left = self.drain_notify(2, min(60.0, self.scale.budget - self.elapsed() - 120))
                 if left:
-                    self.note(f'revoke2: {left} notify jobs still queued at the start')
+                    self.note(f'revoke2: {left} audit events not yet shown in Slack at the start')
                 self.burst(api, 'revoke2', measure_memory=False)
 
             self.part('burst, two workers', ('revoke2',), second_worker)
@@ -894,8 +901,8 @@ requests:
         wait_for(lambda: all(i in self.watch.grants for i in ids), max(1.0, end - time.time() - 3), 0.05)
         all_active = all(i in self.watch.grants for i in ids)
         after = None
-        wait_for(lambda: int(client.llen(NOTIFY_QUEUE_KEY)) == 0, max(0.0, end - time.time() - 4), 0.2)
-        queued = int(client.llen(NOTIFY_QUEUE_KEY))
+        wait_for(lambda: notify_backlog(client) == 0, max(0.0, end - time.time() - 4), 0.2)
+        queued = notify_backlog(client)
         if measure_memory and time.time() < end - 1.5 and all_active:
             after = key_memory(client)
         expires = self.expiries(ids)
@@ -916,7 +923,7 @@ requests:
         if clamped:
             value += f'; {clamped["short"]} filed too late to end with the rest'
         if queued:
-            value += f'; {queued} notify jobs still queued 4 s before the end'
+            value += f'; {queued} audit events not yet shown in Slack 4 s before the end'
         baseline = f'one grant alone: {ms(self.idle_first)}' if hasattr(self, 'idle_first') else ''
         self.put(row, value, baseline, pct(late, 99) <= 1.5 and max(late) <= 1.5 and not missing)
         arrivals = sorted(self.watch.revokes[i] for i in ids if i in self.watch.revokes)
@@ -937,7 +944,7 @@ requests:
             top = ', '.join(f'`{k}` {v:,.0f}' for k, v in shapes.most_common(6) if v > 0)
             value = f'{keys:,.0f} B by MEMORY USAGE of every key; {used:,.0f} B by used_memory (whole server, noisy)'
             if queued:
-                value += f' ({queued} notify jobs still queued)'
+                value += f' ({queued} audit events not yet shown in Slack)'
             self.put('memory', value, '', keys <= 2048)
             self.note(f'memory per grant by key shape: {top}; stream entries per grant: {(after[3] - before[3]) / n:g}')
 

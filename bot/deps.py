@@ -99,7 +99,7 @@ def build_deps(
     queue = RQJobQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5))
     policy = PolicySource(settings.policy_dir, providers=providers, initial=initial_policy)
     if record_policy:
-        policy.observer = RecordPolicyChange(store=store, queue=queue)
+        policy.observer = RecordPolicyChange(store=store)
         _announce_when_reachable(policy, conn, settings.redis_url)
     return Deps(
         settings=settings, redis=conn, store=store, queue=queue, policy=policy, clock=clock,
@@ -110,5 +110,5 @@ def build_deps(
         end=EndAccess(store=store, queue=queue, policy=policy, clock=clock),
         extend=ExtendGrant(store=store, queue=queue, policy=policy, clock=clock, new_id=new_request_id,
                            per_hour=settings.requests_per_hour, max_open=settings.max_open_requests),
-        ssh_keys=SshKeys(store=store, queue=queue, clock=clock),
+        ssh_keys=SshKeys(store=store, clock=clock),
     )  # fmt: skip

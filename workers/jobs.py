@@ -65,6 +65,10 @@ def remind_approvers(request_id: str, number: int, *, deps: WorkerDeps | None = 
 
 
 def notify(seq: int, *, deps: WorkerDeps | None = None) -> None:
-    """Show audit event ``seq`` in Slack: approval DMs and their updates, requester DMs, audit channel."""
+    """Show audit event ``seq`` in Slack: approval DMs and their updates, requester DMs, audit channel.
+
+    Nothing queues it any more (the notify follower reads the audit stream itself); kept so that jobs an
+    earlier version queued before an upgrade still run.
+    """
     with _job_context(audit_seq=seq, job='notify'):
         (deps or current()).notifier.handle(seq)

@@ -116,6 +116,6 @@ class Reconciler:
         event = AuditEvent(event='grant.revoked', actor='reconciler', request=stub.summary(), rule=stub.rule or None,
                            policy_version=policy.version, outcome='revoked',
                            detail={'why': f'orphan at the provider: {why}'})  # fmt: skip
-        self.queue.enqueue_notify(self.store.record(event))
+        self.store.record(event)
         log.warning('reconcile.orphan_revoked', request_id=request_id, resource=resource, why=why)
         return 1

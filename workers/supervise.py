@@ -121,10 +121,12 @@ NOTIFY_NICENESS = 10
 
 
 def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
-    """The notify process: RQ's loop over the Slack-message queue only, at a lower CPU priority."""
+    """The notify process, at a lower CPU priority: the follower of the audit stream (every event shown in Slack),
+    and RQ's loop over the notify queue (reminders, "ends soon" warnings)."""
     from bot.adapters.rq_queue import NOTIFY_QUEUE
     from bot.logging import configure_logging
     from bot.settings import load_settings
+    from workers.notify_follower import NotifyFollower
     from workers.runtime import build_worker_deps, install
 
     with contextlib.suppress(OSError):
@@ -136,8 +138,15 @@ def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pr
     settings = load_settings(environ)
     configure_logging(json=None if settings.log_format is None else settings.log_format == 'json',
                       level=settings.log_level)  # fmt: skip
-    install(build_worker_deps(settings, initial_policy=policy))  # the parent's policy in force, not the dir's now
-    raise SystemExit(work_forever([NOTIFY_QUEUE], url=settings.redis_url, logging_level=settings.log_level))
+    deps = build_worker_deps(settings, initial_policy=policy)  # the parent's policy in force, not the dir's now
+    install(deps)
+    follower = NotifyFollower(store=deps.base.store, notifier=deps.notifier)
+    follower.start()
+    try:
+        code = work_forever([NOTIFY_QUEUE], url=settings.redis_url, logging_level=settings.log_level)
+    finally:
+        follower.stop()
+    raise SystemExit(code)
 
 
 class NotifyProcess:

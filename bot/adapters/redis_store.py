@@ -14,6 +14,7 @@ Keys (all under a prefix, ``jit:`` by default):
 ``details:<id>``               a grant's access details sealed to the pipeline's key (ciphertext only jit
                                cannot read), until the pipeline takes them once or the grant ends
 ``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
+``notify:cursor``              the last audit seq shown in Slack (:mod:`workers.notify_follower`)
 ``grants:watch``               sorted set: when to check on an approved grant that is not active yet
 ``sshkey:<slack id>``          a user's OpenSSH public key (``/jit ssh-key``), for the ssh provider
 ``holds:<res>:<role>:<who>``   set of the requests holding that access now (granting or active)
@@ -223,6 +224,23 @@ class RedisStore:
     def audit_events(self, start: int = 1, count: int = 1000) -> list[dict[str, Any]]:
         entries = self.r.xrange(self._key('audit'), f'{start}-1', '+', count=count)
         return [json.loads(fields['event']) for _id, fields in entries]
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until the stream holds an event after seq ``after``, at most ``timeout`` seconds; True if it does."""
+        return bool(self.r.xread({self._key('audit'): f'{after}-1'}, count=1, block=max(1, int(timeout * 1000))))
+
+    def recent_cursor(self, window: float, scan: int = 1000) -> int:
+        """The seq before the events of the last ``window`` seconds (of the latest ``scan``): where to start
+        following the stream when nothing followed it before."""
+        entries = self.r.xrevrange(self._key('audit'), '+', '-', count=scan)
+        since = self.clock.now() - window
+        cursor = 0
+        for _id, fields in entries:
+            seq = int(_id.split('-')[0])
+            if json.loads(fields['event'])['time'] < since:
+                return seq
+            cursor = seq - 1
+        return cursor
 
     # -- approval message references (for chat.update) ---------------------------------------
 

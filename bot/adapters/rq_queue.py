@@ -58,6 +58,3 @@ class RQJobQueue:
             self.access.enqueue_in(timedelta(seconds=delay), 'workers.jobs.push_expiry', request_id, attempt, **kwargs)
         else:
             self.access.enqueue('workers.jobs.push_expiry', request_id, attempt, **kwargs)
-
-    def enqueue_notify(self, seq: int) -> None:
-        self.notify.enqueue('workers.jobs.notify', seq, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

@@ -1,14 +1,23 @@
 """Slack side effects of audit events: approval DMs, their updates, requester DMs, the audit channel.
 
-Run by the ``notify`` job on its own queue, so a slow or rate-limited Slack delays messages,
-never an ack or a revoke. Driven by the audit event (what happened) and the request's current
-state (how things stand now), so a late or repeated job posts the truth, not a stale copy.
+Driven by the audit stream itself (:mod:`workers.notify_follower`, in the worker's notify process), so a slow
+or rate-limited Slack delays messages, never an ack, a grant or a revoke; and by the request's current state
+(how things stand now), so a late or repeated delivery posts the truth, not a stale copy.
+
+What the events of one delivery have in common is sent once: each message copy is updated once to the latest
+state (and not at all when it would look the same), and the requester's lines about one request go in one DM.
+The audit channel gets a post per event, or, for a backlog, several events' lines to a post (still one line
+each). A DM channel, once opened, is reused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Collection, MutableSet
 from typing import Any
 
 import structlog
@@ -35,6 +44,12 @@ log = structlog.get_logger(__name__)
 LOUD_EVENTS = frozenset({'grant.revoke_failed', 'breakglass.used'})
 #: Keys of a request's message hash besides the approvers' copies (keyed by user or channel ID).
 REQUESTER_COPY, WARNING_COPY = 'requester', 'warning'
+#: From this many audit-channel lines waiting at once, they share posts of at most this many lines and characters.
+BACKLOG_LINES, LINES_PER_POST, CHARS_PER_POST = 10, 20, 3500
+#: Message copies whose last shown content is remembered (to skip updates that change nothing).
+SHOWN_CACHE = 50_000
+#: Errors of a DM channel remembered from earlier: it is opened again.
+STALE_DM = frozenset({'channel_not_found', 'is_archived', 'not_in_channel'})
 
 
 class SlackNotifier:
@@ -45,6 +60,9 @@ class SlackNotifier:
     ) -> None:
         self.client, self.store, self.policy, self.audit_channel = client, store, policy, audit_channel
         self._email_ids: dict[str, str | None] = {}
+        self._dm_channels: dict[str, str] = {}
+        self._shown: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
 
     def handle(self, seq: int) -> None:
         """Do everything Slack should show for audit event ``seq``."""
@@ -52,34 +70,96 @@ class SlackNotifier:
         if record is None:
             log.warning('notify.missing_event', seq=seq)
             return
-        loud = record['event'] in LOUD_EVENTS
+        self.handle_batch([record])
+
+    def handle_batch(self, records: list[dict[str, Any]], done: MutableSet[str] | None = None) -> None:
+        """Everything Slack should show for these events (in stream order), with what they share sent once.
+
+        ``done``: the parts already sent, by key; each part is added once sent. When a part raises (Slack
+        unreachable), the caller hands the same events again with the same set, and only what is left is sent.
+        A Slack API error on one message (``SlackApiError``) is logged there and does not stop the others.
+        """
+        done = set() if done is None else done
         policy = self.policy()
-        alerted = set(policy.admins) if loud else set()
+        lines: list[str] = []
+        first = 0
+        by_request: dict[str, list[str]] = {}
+        for record in records:
+            if record['event'] in LOUD_EVENTS:
+                self._part(done, f'lines:{first}', self._post_lines, lines)
+                lines = []
+                self._part(done, f'alert:{record["seq"]}', self._alert, record, policy)
+            else:
+                if not lines:
+                    first = record['seq']
+                lines.append(audit_line(record))
+            request_id = (record.get('request') or {}).get('id')
+            if request_id:
+                by_request.setdefault(request_id, []).append(record['event'])
+        self._part(done, f'lines:{first}', self._post_lines, lines)
+        for request_id, events in by_request.items():
+            self._part(done, f'request:{request_id}', self._show, request_id, events, policy)
+
+    @staticmethod
+    def _part(done: MutableSet[str], key: str, step: Callable[..., None], *args: Any) -> None:
+        if key in done:
+            return
+        try:
+            step(*args)
+        except SlackApiError as exc:  # this message, not the rest: Slack said no to it, and will again
+            log.warning('notify.failed', part=key.split(':')[0], error=exc.response.get('error'))
+        done.add(key)
+
+    def _post_lines(self, lines: list[str]) -> None:
+        """The audit channel's lines, one per event: a post each, or, for a backlog, as few posts as fit.
+
+        Slack takes about one message a second per channel: a burst of a thousand revokes posted line by line
+        would be rate-limited into a quarter of an hour of backlog, delaying every message behind it.
+        """
+        if not self.audit_channel:
+            return
+        if len(lines) < BACKLOG_LINES:
+            for line in lines:
+                self._post(self.audit_channel, line)
+            return
+        post: list[str] = []
+        for line in lines:
+            if post and (len(post) >= LINES_PER_POST or sum(map(len, post)) + len(line) > CHARS_PER_POST):
+                self._post(self.audit_channel, '\n'.join(post))
+                post = []
+            post.append(line)
+        if post:
+            self._post(self.audit_channel, '\n'.join(post))
+
+    def _alert(self, record: dict[str, Any], policy: Policy) -> None:
+        """A loud event: its own audit-channel post mentioning the admins, and a DM to each of them."""
+        alerted = set(policy.admins)
         if record['event'] == 'breakglass.used' and (rule := policy.rule_named(record.get('rule') or '')):
             alerted |= {i for step in rule.steps for i in policy.resolve(step.approvers)}  # every approver too
         requester = ((record.get('request') or {}).get('requester') or {}).get('slack_id')
         admins = [a for a in self._slack_ids(frozenset(alerted)) if a != requester]
         line = audit_line(record)
         if self.audit_channel:
-            mentions = (':rotating_light: ' + ' '.join(user(a) for a in admins) + ' ') if loud else ''
-            self._post(self.audit_channel, mentions + line)
+            self._post(self.audit_channel, ':rotating_light: ' + ' '.join(user(a) for a in admins) + ' ' + line)
         for admin in admins:
             self.dm(admin, ':rotating_light: ' + line)
-        request_id = (record.get('request') or {}).get('id')
-        request = self.store.get(request_id) if request_id else None
+
+    def _show(self, request_id: str, events: Collection[str], policy: Policy) -> None:
+        """One request after ``events``: its messages brought to where it stands now, its requester told once."""
+        request = self.store.get(request_id)
         if request is None:
             return
-        event = record['event']
         rule = policy.rule_named(request.rule)
-        if event == 'request.created':
+        if 'request.created' in events:
             self._post_status(request, policy)
-        if event in ('request.created', 'request.approved') and request.status is RequestStatus.PENDING:
+        asked = 'request.created' in events or 'request.approved' in events
+        if asked and request.status is RequestStatus.PENDING:
             self._ask_approvers(request, policy)
-        if event != 'request.created':
-            self._update_copies(request, policy, event)
-        text = requester_update(event, request, rule)
-        if text and request.requester.slack_id:
-            self.dm(request.requester.slack_id, text)
+        if any(event != 'request.created' for event in events):
+            self._update_copies(request, policy)
+        texts = [text for event in events if (text := requester_update(event, request, rule))]
+        if texts and request.requester.slack_id:
+            self.dm(request.requester.slack_id, '\n'.join(dict.fromkeys(texts)))
 
     def remind(self, request_id: str, number: int) -> None:
         """Nudge the approvers of the current step who have not decided; a stalled step reaches the next people."""
@@ -117,15 +197,42 @@ class SlackNotifier:
         self.store.add_message(request.id, WARNING_COPY, f'{channel}|{ts}')  # its buttons go when the grant ends
 
     def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> tuple[str, str]:
-        """Open (or reuse) the DM with ``user_id`` and post; returns (channel, ts)."""
-        channel = self.client.conversations_open(users=user_id)['channel']['id']
-        answer = self._post(channel, text, blocks)
-        return channel, str(answer['ts'])
+        """Open (or reuse) the DM with ``user_id`` and post; returns (channel, ts).
+
+        A DM channel's ID does not change, so it is opened once per process; one Slack no longer knows is opened again.
+        """
+        channel = self._dm_channels.get(user_id)
+        if channel is not None:
+            try:
+                return channel, str(self._post(channel, text, blocks)['ts'])
+            except SlackApiError as exc:
+                if exc.response.get('error') not in STALE_DM:
+                    raise
+        channel = self._dm_channels[user_id] = self.client.conversations_open(users=user_id)['channel']['id']
+        return channel, str(self._post(channel, text, blocks)['ts'])
 
     def _post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> Any:
         """Every message jit posts: without link or media previews, so no URL someone wrote is fetched or shown."""
-        return self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False,
-                                            unfurl_media=False)  # fmt: skip
+        answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False,
+                                              unfurl_media=False)  # fmt: skip
+        self._remember(f"{answer['channel']}|{answer['ts']}", text, blocks)
+        return answer
+
+    def _remember(self, ref: str, text: str, blocks: list[dict[str, Any]] | None) -> bool:
+        """Note what copy ``ref`` shows now; False when it shows exactly that already (nothing to update)."""
+        digest = hashlib.blake2b(json.dumps([text, blocks], sort_keys=True).encode(), digest_size=16).hexdigest()
+        with self._lock:  # the follower's thread and the reminder and warning jobs' thread share it
+            if self._shown.get(ref) == digest:
+                return False
+            self._shown[ref] = digest
+            self._shown.move_to_end(ref)
+            while len(self._shown) > SHOWN_CACHE:
+                self._shown.popitem(last=False)
+        return True
+
+    def _forget(self, ref: str) -> None:
+        with self._lock:
+            self._shown.pop(ref, None)
 
     def _ask_approvers(self, request: AccessRequest, policy: Policy) -> None:
         """Message the current step's approvers (each once), or the rule's ``notify`` channels."""
@@ -154,9 +261,10 @@ class SlackNotifier:
         channel, ts = self.dm(request.requester.slack_id, text, blocks)
         self.store.add_message(request.id, REQUESTER_COPY, f'{channel}|{ts}')
 
-    def _update_copies(self, request: AccessRequest, policy: Policy, event: str) -> None:
+    def _update_copies(self, request: AccessRequest, policy: Policy) -> None:
         """Every copy shows the same state, with buttons only where its reader may still use them: an
-        approver who has decided, or whose step is past, and every copy once the request is decided."""
+        approver who has decided, or whose step is past, and every copy once the request is decided.
+        A copy that already shows exactly this is left alone."""
         rule = policy.rule_named(request.rule)
         pending = request.status is RequestStatus.PENDING
         deciders = set(self._slack_ids(policy.step_approvers(rule, request.step))) if rule and pending else set()
@@ -172,12 +280,18 @@ class SlackNotifier:
                 can_decide = pending and (key in deciders or not SLACK_USER_ID.fullmatch(key))
                 text, blocks = build_approval_message(request, rule, can_decide=can_decide)
             channel, _, ts = ref.partition('|')
+            if not self._remember(ref, text, blocks):
+                continue
             try:
                 self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
             except SlackApiError as exc:
+                self._forget(ref)
                 log.warning(
                     'notify.update_failed', request_id=request.id, channel=channel, error=exc.response.get('error')
                 )
+            except BaseException:
+                self._forget(ref)  # not shown: the next delivery of these events updates it
+                raise
 
     def _slack_ids(self, identities: frozenset[str]) -> list[str]:
         """Policy identities to Slack user IDs: IDs as they are, emails through users.lookupByEmail."""

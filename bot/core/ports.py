@@ -145,8 +145,6 @@ class JobQueue(Protocol):
         """Move an extended grant's expiry at the provider too (``VALID UNTIL``, a new certificate...)."""
         ...
 
-    def enqueue_notify(self, seq: int) -> None: ...
-
 
 class Provider(Protocol):
     """Grants and revokes one kind of access. Both are idempotent per request ID.

@@ -42,10 +42,9 @@ class ApproveRequest:
             return transitions.approve(request, approver, policy=policy, rule=_rule(policy, request),
                                        now=self.clock.now())  # fmt: skip
 
-        request, seq = self.store.transition(request_id, step)
+        request, _ = self.store.transition(request_id, step)
         if request.status is RequestStatus.APPROVED:
             self.queue.enqueue_grant(request.id)
-        self.queue.enqueue_notify(seq)
         return request
 
 
@@ -61,8 +60,7 @@ class DenyRequest:
         def step(request: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             return transitions.deny(request, approver, policy=policy, rule=_rule(policy, request), reason=reason)
 
-        request, seq = self.store.transition(request_id, step)
-        self.queue.enqueue_notify(seq)
+        request, _ = self.store.transition(request_id, step)
         return request
 
     def check(self, request_id: str, approver: Principal) -> None:

@@ -68,8 +68,7 @@ class EndAccess:
 
     def cancel(self, request_id: str, who: Principal) -> AccessRequest:
         """The requester withdraws a pending request."""
-        request, seq = self.store.transition(request_id, lambda r: transitions.cancel(r, who, now=self.clock.now()))
-        self.queue.enqueue_notify(seq)
+        request, _ = self.store.transition(request_id, lambda r: transitions.cancel(r, who, now=self.clock.now()))
         return request
 
     def expire_pending(self) -> int:
@@ -77,9 +76,8 @@ class EndAccess:
         done = 0
         for request_id in self.store.pending_expired(self.clock.now()):
             try:
-                _, seq = self.store.transition(request_id, lambda r: transitions.expire(r, now=self.clock.now()))
+                self.store.transition(request_id, lambda r: transitions.expire(r, now=self.clock.now()))
             except (InvalidTransition, RequestNotFound):
                 continue  # decided meanwhile: the transition took it out of the index
-            self.queue.enqueue_notify(seq)
             done += 1
         return done

@@ -54,7 +54,7 @@ class ExtendGrant:
                 return self._file(request, rule, extra, reason)
             limit = rule.timeout if rule.auto_approve else min(rule.timeout, rule.self_extend or 0)
             try:
-                new, seq = self.store.transition(request_id, self._step(who, extra, limit))
+                new, _ = self.store.transition(request_id, self._step(who, extra, limit))
             except PolicyDenied:
                 if attempt == 2:
                     raise
@@ -62,7 +62,6 @@ class ExtendGrant:
             assert new.expires_at is not None
             self.queue.schedule_warning(request_id, new.warning_at() or new.expires_at)
             self.queue.enqueue_push_expiry(request_id)
-            self.queue.enqueue_notify(seq)
             return new
         raise AssertionError('unreachable')  # pragma: no cover
 
@@ -104,5 +103,5 @@ class ExtendGrant:
                 pending_until=now + rule.pending_timeout if rule.pending_timeout else None,
             )  # fmt: skip
             _, event = transitions.created(extension, detail={'decision': extension.decision, 'extends': request.id})
-            self.queue.enqueue_notify(self.store.create(extension, event))
+            self.store.create(extension, event)
         return extension

@@ -126,10 +126,9 @@ class GrantAccess:
             record = None if request.extends else recorded_target(policy, request, self.provider)
         except ProviderError as exc:  # a setting the record cannot hold: refused before anything is granted
             return self._fail(request_id, exc.user_message)
-        request, seq = self.store.transition(request_id, lambda r: transitions.start_grant(
+        request, _ = self.store.transition(request_id, lambda r: transitions.start_grant(
             r, now=now, deadline=now + GRANT_RETRY_WINDOW + GRANT_LEASE + r.duration, granted_with=record))  # fmt: skip
         self._watch(request_id)
-        self.queue.enqueue_notify(seq)
         if request.extends:
             return self._extend(request)
         target = Target.of(request, policy)
@@ -156,10 +155,9 @@ class GrantAccess:
                 self.on_details(request, details)
             except Exception as exc:  # unsealable, unsendable: whatever it was, nobody can use this access
                 return self._undelivered(request_id, exc, bound)
-        request, seq = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
+        request, _ = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
         assert request.expires_at is not None
         self.queue.schedule_warning(request_id, request.warning_at() or request.expires_at)
-        self.queue.enqueue_notify(seq)
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
         return 'granted'
 
@@ -228,7 +226,7 @@ class GrantAccess:
         if rule is None:
             return self._fail(extension.id, f'the rule `{extension.rule}` is no longer in the policy')
         try:
-            original, seq = self.store.transition(
+            original, _ = self.store.transition(
                 extension.extends,
                 lambda r: transitions.extend(
                     r,
@@ -249,11 +247,9 @@ class GrantAccess:
         assert original.expires_at is not None
         self.queue.schedule_warning(original.id, original.warning_at() or original.expires_at)
         self.queue.enqueue_push_expiry(original.id)
-        self.queue.enqueue_notify(seq)
         # The extension itself is active as long as the grant it extends: the audit trail shows both.
-        extension, seq = self.store.transition(extension.id, lambda r: transitions.activate(
+        extension, _ = self.store.transition(extension.id, lambda r: transitions.activate(
             r, now=self.clock.now(), until=original.expires_at))  # fmt: skip
-        self.queue.enqueue_notify(seq)
         return 'extended'
 
     def _recheck(self, policy: Policy, request: AccessRequest) -> str | None:
@@ -279,8 +275,7 @@ class GrantAccess:
 
     def _fail(self, request_id: str, error: str) -> str:
         try:
-            _, seq = self.store.transition(request_id, lambda r: transitions.fail(r, error=error, now=self.clock.now()))
+            self.store.transition(request_id, lambda r: transitions.fail(r, error=error, now=self.clock.now()))
         except InvalidTransition:
             return 'skipped'
-        self.queue.enqueue_notify(seq)
         return 'failed'

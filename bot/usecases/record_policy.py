@@ -11,7 +11,7 @@ import hashlib
 
 from bot.core.model import AuditEvent
 from bot.core.policy import Policy
-from bot.core.ports import JobQueue, RequestStore
+from bot.core.ports import RequestStore
 
 #: How long the "already recorded" mark of a version lives; a day covers any rolling restart.
 RECORDED_FOR = 86400.0
@@ -20,8 +20,8 @@ RECORDED_FOR = 86400.0
 class RecordPolicyChange:
     """The :class:`~bot.adapters.policy_source.PolicyObserver` that writes audit events."""
 
-    def __init__(self, *, store: RequestStore, queue: JobQueue) -> None:
-        self.store, self.queue = store, queue
+    def __init__(self, *, store: RequestStore) -> None:
+        self.store = store
 
     def loaded(self, policy: Policy) -> None:
         if not self.store.lease(f'policy:loaded:{policy.version}', RECORDED_FOR):
@@ -41,4 +41,4 @@ class RecordPolicyChange:
                                 error=error, detail={'kept_version': kept.version}))  # fmt: skip
 
     def _record(self, event: AuditEvent) -> None:
-        self.queue.enqueue_notify(self.store.record(event))
+        self.store.record(event)

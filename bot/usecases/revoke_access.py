@@ -134,10 +134,9 @@ class RevokeAccess:
 
     def _transition(self, request_id: str, step: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> None:
         try:
-            _, seq = self.store.transition(request_id, step)
+            self.store.transition(request_id, step)
         except InvalidTransition:
             return
-        self.queue.enqueue_notify(seq)
 
     def _failed(self, request: AccessRequest, error: str) -> str:
         failures = self.store.note_revoke_failure(request.id)
@@ -151,5 +150,5 @@ class RevokeAccess:
         elif failures == ALERT_AFTER_FAILURES:  # a clean-up of a half-made grant: no grant to mark, still loud
             event = AuditEvent(event='grant.revoke_failed', actor='jit', request=request.summary(), rule=request.rule,
                                policy_version=request.policy_version, outcome='retrying', error=error)  # fmt: skip
-            self.queue.enqueue_notify(self.store.record(event))
+            self.store.record(event)
         return 'failed, will retry'

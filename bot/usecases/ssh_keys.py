@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from bot.core.errors import RequestError, TooManyRequests
 from bot.core.model import AuditEvent, Principal
-from bot.core.ports import Clock, JobQueue, RequestStore
+from bot.core.ports import Clock, RequestStore
 
 #: OpenSSH key lines are short; anything longer is not one (and is not stored).
 MAX_KEY_LENGTH = 8192
@@ -64,8 +64,8 @@ def parse_public_key(text: str) -> str:
 class SshKeys:
     """Register and show the public key of a Slack user."""
 
-    def __init__(self, *, store: RequestStore, queue: JobQueue, clock: Clock | None = None) -> None:
-        self.store, self.queue = store, queue
+    def __init__(self, *, store: RequestStore, clock: Clock | None = None) -> None:
+        self.store = store
         self.now = clock.now if clock is not None else time.time
 
     def register(self, who: Principal, text: str) -> str:
@@ -95,7 +95,7 @@ class SshKeys:
         if previous:
             detail['replaced'] = fingerprint(previous)
         event = AuditEvent(event='ssh_key.registered', actor=who.slack_id, outcome='registered', detail=detail)
-        self.queue.enqueue_notify(self.store.record(event))
+        self.store.record(event)
         return detail['fingerprint']
 
     def show(self, who: Principal) -> str | None:

@@ -79,20 +79,19 @@ class SubmitRequest:
             recipient_key=recipient_key, context=dict(context) if context else None,
         )  # fmt: skip
         _, event = transitions.created(request, detail={'decision': decision.reason})
-        self.queue.enqueue_notify(self.store.create(request, event))
+        self.store.create(request, event)
         return request
 
     def _approve_at_once(
         self, request: AccessRequest, decision: Decision, requester: Principal, reason: str
     ) -> AccessRequest:
-        request, seq = self.store.transition(request.id, lambda r: transitions.auto_approve(r, reason=decision.reason))
-        self.queue.enqueue_notify(seq)
+        request, _ = self.store.transition(request.id, lambda r: transitions.auto_approve(r, reason=decision.reason))
         if decision.kind is DecisionKind.BREAK_GLASS:
             # Self-approved in an emergency: said loudly, to the audit channel, the admins and the approvers.
             alarm = AuditEvent(event='breakglass.used', actor=requester.slack_id or requester.label,
                                request=request.summary(), rule=request.rule, policy_version=request.policy_version,
                                outcome='approved', detail={'reason': reason})  # fmt: skip
-            self.queue.enqueue_notify(self.store.record(alarm))
+            self.store.record(alarm)
         if request.status is RequestStatus.APPROVED:
             self.queue.enqueue_grant(request.id)
         return request

@@ -26,14 +26,6 @@ pytestmark = pytest.mark.redis
 GOOD = 'resources:\n  demo: {provider: webhook, roles: [read]}\nrequests:\n  - name: all\n    approvers: [U0SAM]\n'
 
 
-class RecordingQueue:
-    def __init__(self):
-        self.notified = []
-
-    def enqueue_notify(self, seq):
-        self.notified.append(seq)
-
-
 @pytest.fixture(name='store')
 def _store():
     client = redis.Redis.from_url(own_redis_url(12),
@@ -52,9 +44,8 @@ def touch(path, text):
 def test_reload_records_loaded_and_rejected_and_keeps_last_good(tmp_path, store):
     """Start: policy.loaded. A bad edit: rejected with file:line, old policy kept. A good edit: loaded."""
     (tmp_path / 'p.yaml').write_text(GOOD)
-    queue = RecordingQueue()
     source = PolicySource(tmp_path, providers={'webhook'}, check_every=3600,
-                          observer=RecordPolicyChange(store=store, queue=queue))  # fmt: skip
+                          observer=RecordPolicyChange(store=store))  # fmt: skip
     source.announce()
     first = source().version
     touch(tmp_path / 'p.yaml', GOOD + '    timeout: forever\n')
@@ -71,7 +62,6 @@ def test_reload_records_loaded_and_rejected_and_keeps_last_good(tmp_path, store)
     ]
     assert f'{tmp_path}/p.yaml:6:5: `timeout`' in events[1]['error']
     assert events[1]['policy_version'] == first and events[2]['policy_version'] == source().version
-    assert queue.notified == [e['seq'] for e in events]
 
 
 def test_a_second_process_does_not_record_the_same_version_again(tmp_path, store):
@@ -79,7 +69,7 @@ def test_a_second_process_does_not_record_the_same_version_again(tmp_path, store
     (tmp_path / 'p.yaml').write_text(GOOD)
     for _ in range(2):
         PolicySource(tmp_path, providers={'webhook'},
-                     observer=RecordPolicyChange(store=store, queue=RecordingQueue())).announce()  # fmt: skip
+                     observer=RecordPolicyChange(store=store)).announce()  # fmt: skip
     assert [e['event'] for e in store.audit_events()] == ['policy.loaded']
 
 
@@ -93,7 +83,7 @@ def test_version_carries_the_git_commit(tmp_path, store):
     subprocess.run([*git, 'add', '.'], check=True)
     subprocess.run([*git, 'commit', '-qm', 'policy'], check=True)
     head = subprocess.run([*git, 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
-    PolicySource(tmp_path, providers={'webhook'}, observer=RecordPolicyChange(store=store, queue=RecordingQueue())
+    PolicySource(tmp_path, providers={'webhook'}, observer=RecordPolicyChange(store=store)
                  ).announce()  # fmt: skip
     assert store.audit_events()[0]['detail']['commit'] == head
 
@@ -107,7 +97,7 @@ def test_a_bomb_dropped_in_is_rejected_while_asking_never_waits(tmp_path, store)
     is refused with file:line:col, the last good policy stays, and the watcher goes on to load the next edit."""
     (tmp_path / 'p.yaml').write_text(GOOD)
     source = PolicySource(tmp_path, providers={'webhook'}, check_every=0,
-                          observer=RecordPolicyChange(store=store, queue=RecordingQueue()))  # fmt: skip
+                          observer=RecordPolicyChange(store=store))  # fmt: skip
     first = source().version
     (tmp_path / 'bomb.yaml').write_text(BOMB)
     slowest = 0.0
@@ -160,7 +150,7 @@ def test_a_loader_crash_of_any_kind_is_a_rejection_not_a_dead_watcher(tmp_path, 
     """Whatever escapes the loader is reported as a problem naming the directory; later edits still load."""
     (tmp_path / 'p.yaml').write_text(GOOD)
     source = PolicySource(tmp_path, providers={'webhook'}, check_every=0,
-                          observer=RecordPolicyChange(store=store, queue=RecordingQueue()))  # fmt: skip
+                          observer=RecordPolicyChange(store=store))  # fmt: skip
     first = source().version
 
     def broken(*args, **kwargs):

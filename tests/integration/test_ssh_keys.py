@@ -27,20 +27,12 @@ def _keygen(tmp_path, kind: str, bits: str = '') -> tuple[str, str]:
     return path.read_text(), (tmp_path / f'{path.name}.pub').read_text()
 
 
-class Queue:
-    def __init__(self):
-        self.notified = []
-
-    def enqueue_notify(self, seq):
-        self.notified.append(seq)
-
-
 @pytest.fixture(name='keys')
 def _keys():
     client = redis.Redis.from_url(URL, decode_responses=True)
     client.flushdb()
     store = RedisStore(client, clock=SystemClock())
-    yield SshKeys(store=store, queue=Queue()), store
+    yield SshKeys(store=store), store
     client.flushdb()
 
 

@@ -175,7 +175,6 @@ class FakeQueue:
         self.grants: list[tuple[str, float]] = []  # (request id, not before)
         self.revoke_now: list[str] = []
         self.warnings: list[tuple[str, float]] = []
-        self.notified: list[int] = []
 
     def enqueue_grant(self, request_id: str, *, delay: float = 0, attempt: int = 0) -> None:
         self.grants.append((request_id, self.clock.now() + delay))
@@ -188,9 +187,6 @@ class FakeQueue:
 
     def enqueue_revoke_now(self, request_id: str) -> None:
         self.revoke_now.append(request_id)
-
-    def enqueue_notify(self, seq: int) -> None:
-        self.notified.append(seq)
 
     def lose_everything(self) -> None:
         self.grants.clear()
@@ -556,7 +552,6 @@ class LifecycleMachine(RuleBasedStateMachine):
         for rid, t in self.tracked.items():
             assert self.audit_by_request[rid] == t.trail, f'{rid}: audit {self.audit_by_request[rid]} != {t.trail}'
             assert self.store.get(rid).status is t.status, f'{rid}: store {self.store.get(rid).status} != {t.status}'
-        assert all(1 <= s <= self.verified_seq for s in self.queue.notified), 'notify of a missing audit event'
 
     @invariant()
     def revokes_cannot_be_lost(self) -> None:

@@ -4,7 +4,8 @@ Contract (product.md §3): ``POST settings.url`` with ``{"action": "grant"|"revo
 "user": {"slack_id", "email"}, "resource", "role", "expires_at", "reason"}`` and the header
 ``X-JIT-Signature: sha256=HEX`` (HMAC-SHA256 of the raw body with ``settings.secret``). A 2xx
 answer is success; a 5xx, 429, timeout or connection error is retried with backoff; any other
-4xx is permanent (the endpoint refused, retrying will not change its mind). The receiver must be
+4xx is permanent (the endpoint refused, retrying will not change its mind), and so is a redirect (a
+signed call is never sent on to wherever an answer points). The receiver must be
 idempotent by ``request_id``: jit may send the same action twice after a timeout. When a grant is
 extended, jit sends ``grant`` again with the later ``expires_at``: a receiver that keeps an expiry of
 its own moves it.
@@ -16,13 +17,14 @@ grants it no longer knows as active (after a lost Redis, say).
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.error
+import threading
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
+
+import urllib3
 
 from bot.core.errors import PermanentProviderError, TransientProviderError
 from bot.core.model import AccessRequest
@@ -30,6 +32,8 @@ from workers.providers.base import resolve_settings, sign_body, target_expiry
 
 #: The longest jit waits for an answer before counting the call as failed (and retrying).
 TIMEOUT = 10.0
+#: Connections kept open per endpoint: as many as calls run at once (the revoker's threads).
+POOL_SIZE = 32
 
 
 def _rfc3339(ts: float | None) -> str | None:
@@ -96,22 +100,63 @@ class WebhookProvider:
         try:
             if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ('http', 'https'):
                 raise PermanentProviderError('the webhook `url` setting must be an http:// or https:// URL')
-            outgoing = urllib.request.Request(url, data=body, method='POST', headers={
+            response = _pool_for(url).request('POST', url, body=body, headers={
                 'Content-Type': 'application/json', 'X-JIT-Signature': sign_body(str(secret), body),
                 'User-Agent': 'jit-webhook/1',
-            })  # fmt: skip
-            with urllib.request.urlopen(outgoing, timeout=self.timeout) as response:
+            }, timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout), retries=False, redirect=False,
+                preload_content=False)  # fmt: skip
+            try:
                 text = response.read(65536)
-        except (ValueError, http.client.InvalidURL):  # a bad port, spaces, brackets: their messages quote the URL
+            finally:
+                response.release_conn()
+        except PermanentProviderError:
+            raise
+        except ValueError:  # a bad port, spaces, brackets (urllib3's LocationParseError too): their messages quote it
             raise PermanentProviderError('the webhook `url` setting is not a valid URL') from None
-        except urllib.error.HTTPError as exc:
-            if exc.code >= 500 or exc.code in (408, 425, 429):
-                raise TransientProviderError(f'{action} answered HTTP {exc.code}') from exc
-            raise PermanentProviderError(f'{action} refused with HTTP {exc.code}') from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, 'reason', exc)
-            raise TransientProviderError(f'{action} could not reach the webhook: {reason}') from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # urllib3's messages name the host and port: only what went wrong is told, and nothing is chained.
+            raise TransientProviderError(f'{action} could not reach the webhook: {_why(exc)}') from None
+        if response.status >= 500 or response.status in (408, 425, 429):
+            raise TransientProviderError(f'{action} answered HTTP {response.status}')
+        if response.status >= 300:
+            # A redirect too: a signed POST is not sent on to wherever an answer points.
+            raise PermanentProviderError(f'{action} refused with HTTP {response.status}')
         try:
             return json.loads(text) if text.strip() else None
         except ValueError:
             return None
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong reaching the endpoint, without the host, port or URL urllib3's messages carry."""
+    # NewConnectionError is a ConnectTimeoutError in urllib3 (for history's sake): a refusal is not a timeout.
+    if not isinstance(exc, urllib3.exceptions.NewConnectionError) and isinstance(
+        exc, urllib3.exceptions.TimeoutError | TimeoutError
+    ):
+        return 'timed out'
+    while exc.__context__ is not None and not isinstance(exc, OSError):
+        exc = exc.__context__
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+_pools: dict[str | None, urllib3.PoolManager] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool_for(url: str) -> urllib3.PoolManager:
+    """Connections kept open per endpoint (one per revoker thread at most), through the proxy the environment
+    names for it (``HTTPS_PROXY``, ``NO_PROXY``), as ``urllib`` did: a revoke costs no new TCP or TLS handshake.
+    """
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    if proxy and urllib.request.proxy_bypass(parts.hostname or ''):
+        proxy = None
+    with _pools_lock:
+        pool = _pools.get(proxy)
+        if pool is None:
+            kw: dict[str, Any] = {'num_pools': 64, 'maxsize': POOL_SIZE}
+            pool = _pools[proxy] = urllib3.ProxyManager(proxy, **kw) if proxy else urllib3.PoolManager(**kw)
+        return pool
