@@ -4,6 +4,9 @@ Nothing that changes a request queues a message any more: the event it records i
 the message to send. So a grant or a revoke costs no job enqueue, and a burst of events is shown in a few
 batches instead of one job each (see :meth:`SlackNotifier.handle_batch` for what a batch sends once).
 
+It sends the "ends soon" DMs too, as they fall due (``warnings:due``, which the store keeps with each grant's
+end, so an extension moves its warning in the same step).
+
 One follower at a time, among all the workers' notify processes (lease ``notify-follower``); the others wait
 to take over. The position is ``notify:cursor`` in Redis, moved once a batch is shown; after a crash the
 batch is shown again (at least once). With no cursor yet (a new install, or Redis lost its data), following
@@ -17,6 +20,7 @@ import time
 
 import redis
 import structlog
+from slack_sdk.errors import SlackApiError
 
 from bot.adapters.redis_store import RedisStore
 from bot.adapters.slack_notifier import SlackNotifier
@@ -26,6 +30,8 @@ log = structlog.get_logger(__name__)
 
 #: The follower's lease; renewed while it works, so a killed follower is replaced within this long.
 LEASE = 15.0
+#: How long the lease is held before it is let go and taken again (below the heartbeat's limit, CALL_LIMIT).
+HOLD = 60.0
 #: Events shown per batch.
 BATCH = 200
 #: After a quiet spell, how long to let the rest of a burst land (an approval's grant follows it within
@@ -74,6 +80,7 @@ class NotifyFollower:
         Called with the lease held. A batch that fails part-way (Slack unreachable) raises; the next call gets
         the same events and sends only the parts not sent yet.
         """
+        self.warn_due()
         cursor = self.cursor()
         records = self.store.audit_events(cursor + 1, self.batch)
         if self._retrying is not None:  # exactly the failed batch again: what it sent is known by part
@@ -95,11 +102,29 @@ class NotifyFollower:
         self._retrying = None
         return len(records)
 
+    def warn_due(self) -> int:
+        """Send the "ends soon" DMs that are due (``warnings:due``, kept by the store with each grant's end)."""
+        now = self.store.clock.now()
+        due = self.store.take_due_warnings(now)
+        for n, request_id in enumerate(due):
+            try:
+                self.notifier.warn_expiry(request_id)
+            except SlackApiError as exc:
+                log.warning('notify.warning_failed', request_id=request_id, error=exc.response.get('error'))
+            except BaseException:
+                for rest in due[n:]:  # taken off the index but not sent: due again at once
+                    self.store.put_back_warning(rest, now)
+                raise
+        return len(due)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 with held_lease(self.store, 'notify-follower', LEASE) as mine:
-                    if mine:
+                    # Held round after round (the others would only take turns), let go well within the
+                    # heartbeat's limit for one holding, and taken again at once.
+                    until = time.monotonic() + HOLD
+                    while mine and not self._stop.is_set() and time.monotonic() < until:
                         self.follow_once()
                         self._failures = 0
                 if not mine:

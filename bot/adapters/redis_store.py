@@ -16,6 +16,7 @@ Keys (all under a prefix, ``jit:`` by default):
 ``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
 ``notify:cursor``              the last audit seq shown in Slack (:mod:`workers.notify_follower`)
 ``grants:watch``               sorted set: when to check on an approved grant that is not active yet
+``warnings:due``               sorted set: when to DM a grantee that the grant ends soon (moved by extensions)
 ``sshkey:<slack id>``          a user's OpenSSH public key (``/jit ssh-key``), for the ssh provider
 ``holds:<res>:<role>:<who>``   set of the requests holding that access now (granting or active)
 ``lease:<name>``               short locks so two sweepers do not revoke the same grant at once
@@ -64,6 +65,12 @@ WATCH_AFTER = 30.0
 # Compare-and-act on a lease's token, so a worker whose lease lapsed cannot renew or free another's.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _FREE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# Members of a sorted set due by ARGV[1] (at most ARGV[2]), removed as they are read.
+_TAKE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
 # A sliding window: drop uses older than the window, refuse (with the wait) when full, else count this one.
 _TAKE_SLOT = """
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -224,6 +231,14 @@ class RedisStore:
     def audit_events(self, start: int = 1, count: int = 1000) -> list[dict[str, Any]]:
         entries = self.r.xrange(self._key('audit'), f'{start}-1', '+', count=count)
         return [json.loads(fields['event']) for _id, fields in entries]
+
+    def take_due_warnings(self, now: float, limit: int = 100) -> list[str]:
+        """The grants whose "ends soon" DM is due, taken off the index in the same step (each is sent once)."""
+        return list(self.r.eval(_TAKE_DUE, 1, self._key('warnings:due'), repr(now), str(limit)))
+
+    def put_back_warning(self, request_id: str, at: float) -> None:
+        """A warning that could not be sent: due again at ``at`` (unless the grant ended or moved meanwhile)."""
+        self.r.zadd(self._key('warnings:due'), {request_id: at}, nx=True)
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until the stream holds an event after seq ``after``, at most ``timeout`` seconds; True if it does."""
@@ -387,3 +402,11 @@ class RedisStore:
             pipe.zadd(due, {new.id: new.ended_at or 0})
         elif new.status in (S.REVOKED,):
             pipe.zrem(due, new.id)
+        warnings = self._key('warnings:due')
+        warn_at = new.warning_at() if new.status is S.ACTIVE and not new.extends and new.requester.slack_id else None
+        if warn_at is not None:
+            # Only when it moves (granted, extended): a warning sent is not sent again by a write that keeps the end.
+            if old is None or old.status is not S.ACTIVE or old.warning_at() != warn_at:
+                pipe.zadd(warnings, {new.id: warn_at})
+        elif old is not None and old.status is S.ACTIVE:
+            pipe.zrem(warnings, new.id)

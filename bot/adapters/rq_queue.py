@@ -9,7 +9,7 @@ a release or an admin revoke is also queued at once, ``end-<request id>``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import redis
 from rq import Queue
@@ -37,12 +37,6 @@ class RQJobQueue:
             self.access.enqueue_in(timedelta(seconds=delay), 'workers.jobs.grant_access', request_id, **kwargs)
         else:
             self.access.enqueue('workers.jobs.grant_access', request_id, **kwargs)
-
-    def schedule_warning(self, request_id: str, at: float) -> None:
-        """The "ends soon" DM with Extend / Release buttons; on the notify queue, rescheduled on extend."""
-        when = datetime.fromtimestamp(at, tz=UTC)
-        self.notify.enqueue_at(when, 'workers.jobs.warn_expiry', request_id, job_id=f'warn-{request_id}',
-                               result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)  # fmt: skip
 
     def enqueue_reminder(self, request_id: str, number: int) -> None:
         self.notify.enqueue('workers.jobs.remind_approvers', request_id, number, result_ttl=RESULT_TTL,

@@ -185,9 +185,9 @@ class SlackNotifier:
         """The "ends soon" DM, unless the grant ended or was extended since the warning was scheduled."""
         request = self.store.get(request_id)
         warn_at = request.warning_at() if request else None
-        if request is None or request.status is not RequestStatus.ACTIVE or warn_at is None:
-            return
-        if warn_at - time.time() > 5 or not request.requester.slack_id:
+        if request is None or request.status is not RequestStatus.ACTIVE or warn_at is None or request.ending:
+            return  # ended, or ending now (released, revoked by an admin, idle): nothing to warn of
+        if warn_at - self.store.clock.now() > 5 or not request.requester.slack_id:
             return  # extended meanwhile: a new warning is scheduled
         rule = self.policy().rule_named(request.rule)
         # Offer as long again as the grant so far, within the rule's default duration and its cap.

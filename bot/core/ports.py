@@ -133,10 +133,6 @@ class JobQueue(Protocol):
         """Queue a grant; a retry (``attempt`` > 0) runs after ``delay`` seconds under its own job ID."""
         ...
 
-    def schedule_warning(self, request_id: str, at: float) -> None:
-        """Tell the grantee, at ``at``, that the grant ends soon (with Extend and Release buttons)."""
-        ...
-
     def enqueue_revoke_now(self, request_id: str) -> None:
         """Revoke as soon as a worker is free (release, admin revoke)."""
         ...

@@ -60,7 +60,6 @@ class ExtendGrant:
                     raise
                 continue  # another extension moved the grant meanwhile: decide again
             assert new.expires_at is not None
-            self.queue.schedule_warning(request_id, new.warning_at() or new.expires_at)
             self.queue.enqueue_push_expiry(request_id)
             return new
         raise AssertionError('unreachable')  # pragma: no cover

@@ -157,7 +157,6 @@ class GrantAccess:
                 return self._undelivered(request_id, exc, bound)
         request, _ = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
         assert request.expires_at is not None
-        self.queue.schedule_warning(request_id, request.warning_at() or request.expires_at)
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
         return 'granted'
 
@@ -245,7 +244,6 @@ class GrantAccess:
                                             f'{"was already ending" if ending else "ended"} '
                                             'before the extension was applied')  # fmt: skip
         assert original.expires_at is not None
-        self.queue.schedule_warning(original.id, original.warning_at() or original.expires_at)
         self.queue.enqueue_push_expiry(original.id)
         # The extension itself is active as long as the grant it extends: the audit trail shows both.
         extension, _ = self.store.transition(extension.id, lambda r: transitions.activate(

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.adapters.redis_store import RedisStore
 from bot.adapters.slack_notifier import LINES_PER_POST, SlackNotifier
+from bot.core import transitions
 from bot.core.model import AuditEvent
 from bot.core.policy_loader import build_policy
 from bot.usecases.decide_request import ApproveRequest
@@ -238,6 +239,9 @@ def test_one_follower_at_a_time_and_another_takes_over(jit):
     other = NotifyFollower(store=store, notifier=SlackNotifier(client=other_slack, store=store,  # type: ignore[arg-type]
                            policy=follower.notifier.policy, audit_channel='C0AUDIT'), block=0.1, settle=0)  # fmt: skip
     follower.start()
+    deadline = time.time() + 10
+    while not store.r.exists(f'{store.p}lease:notify-follower') and time.time() < deadline:
+        time.sleep(0.01)
     other.start()
     try:
         ids = [_file(use, reason=f'INC-{i}') for i in range(5)]
@@ -261,3 +265,52 @@ def test_one_follower_at_a_time_and_another_takes_over(jit):
         follower.stop()
         other.stop()
     assert not [t for t in threading.enumerate() if t.name == 'jit-notify-follower' and t.is_alive()]
+
+
+def test_the_ends_soon_warning_follows_the_grants_end_and_is_sent_once(jit):
+    store, clock, slack, follower, use = jit
+    request_id = _file(use)
+    use['approve'].execute(request_id, SAM)
+    use['grant'].execute(request_id)
+    warnings = f'{store.p}warnings:due'
+    granted = store.get(request_id)
+    assert store.r.zscore(warnings, request_id) == pytest.approx(granted.warning_at())
+    assert follower.warn_due() == 0, 'not due yet'
+    store.transition(request_id, lambda r: transitions.extend(r, by=600, actor=ALEX, now=clock.now(), max_total=7200))
+    extended = store.get(request_id)
+    assert extended.warning_at() > granted.warning_at()
+    assert store.r.zscore(warnings, request_id) == pytest.approx(extended.warning_at()), 'moved with the end'
+    clock.t = granted.warning_at() + 1
+    assert follower.warn_due() == 0, 'the old time no longer counts'
+    clock.t = extended.warning_at() + 1
+    slack.calls.clear()
+    assert follower.warn_due() == 1
+    assert [t for t in slack.posts_to('D-U0ALEX') if request_id in t], slack.calls
+    assert follower.warn_due() == 0, 'sent once'
+    store.mark_end(request_id, at=clock.now(), actor='U0ALEX', why='released')
+    assert store.r.zscore(warnings, request_id) is None, 'a write that keeps the end does not warn again'
+
+
+def test_a_warning_slack_could_not_take_is_due_again(jit):
+    store, clock, slack, follower, use = jit
+    request_id = _file(use)
+    use['approve'].execute(request_id, SAM)
+    use['grant'].execute(request_id)
+    clock.t = store.get(request_id).warning_at() + 1
+    slack.down = True
+    with pytest.raises(ConnectionError):
+        follower.warn_due()
+    slack.down = False
+    assert follower.warn_due() == 1 and [t for t in slack.posts_to('D-U0ALEX') if request_id in t]
+
+
+def test_no_warning_for_a_grant_that_is_ending(jit):
+    store, clock, slack, follower, use = jit
+    request_id = _file(use)
+    use['approve'].execute(request_id, SAM)
+    use['grant'].execute(request_id)
+    warn_at = store.get(request_id).warning_at()
+    store.mark_end(request_id, at=clock.now() + 5, actor='U0ALEX', why='released')
+    clock.t = warn_at + 1
+    slack.calls.clear()
+    assert follower.warn_due() == 1 and slack.posts_to('D-U0ALEX') == []

@@ -174,13 +174,9 @@ class FakeQueue:
         self.clock = clock
         self.grants: list[tuple[str, float]] = []  # (request id, not before)
         self.revoke_now: list[str] = []
-        self.warnings: list[tuple[str, float]] = []
 
     def enqueue_grant(self, request_id: str, *, delay: float = 0, attempt: int = 0) -> None:
         self.grants.append((request_id, self.clock.now() + delay))
-
-    def schedule_warning(self, request_id: str, at: float) -> None:
-        self.warnings.append((request_id, at))
 
     def enqueue_push_expiry(self, request_id: str, *, delay: float = 0, attempt: int = 0) -> None:
         """Providers of this machine keep no expiry of their own."""
@@ -191,7 +187,6 @@ class FakeQueue:
     def lose_everything(self) -> None:
         self.grants.clear()
         self.revoke_now.clear()
-        self.warnings.clear()
 
 
 @dataclass
