@@ -23,11 +23,11 @@ Keys (all under a prefix, ``jit:`` by default):
 ``slots:<name>``               sorted set of recent uses (a sliding-window rate limit)
 =============================  ==========================================================
 
-A transition WATCHes the request and the audit head, applies the pure step from
+A transition reads the request and the audit head, applies the pure step from
 ``bot.core.transitions``, and writes the request, the indexes and the hash-chained audit event
-in one MULTI/EXEC; if anything moved meanwhile it starts again, and then the step itself sees
-the new state (``already decided``). The audit chain's SHA-256 is computed here rather than in
-Lua because Redis' Lua has no SHA-256.
+in one Lua step that first checks that neither moved; if one did it starts again, and then the
+step itself sees the new state (``already decided``). The audit chain's SHA-256 is computed here
+rather than in Lua because Redis' Lua has no SHA-256.
 
 ``grants:due`` is written *before* a grant is attempted (at ``granting``, scored with a deadline
 that bounds the grant), so a worker that dies mid-grant still leaves a revoke behind; once the
@@ -64,6 +64,17 @@ WATCH_AFTER = 30.0
 
 # Compare-and-act on a lease's token, so a worker whose lease lapsed cannot renew or free another's.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+# One step on a request and the audit chain: applied only if the request (KEYS[1]; ARGV[1] '=' and what was read,
+# '-' for none) and the head's seq (ARGV[2]) are what they were when the step was decided. ARGV[3]: the writes.
+_APPLY = """
+if ARGV[1] ~= '-' then
+  local current = redis.call('GET', KEYS[1]) or ''
+  if current ~= string.sub(ARGV[1], 2) then return 0 end
+end
+if (redis.call('HGET', KEYS[2], 'seq') or '0') ~= ARGV[2] then return 0 end
+for _, command in ipairs(cjson.decode(ARGV[3])) do redis.call(unpack(command)) end
+return 1
+"""
 _FREE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 # Members of a sorted set due by ARGV[1] (at most ARGV[2]), removed as they are read.
 _TAKE_DUE = """
@@ -85,6 +96,43 @@ return nil
 """
 
 
+#: Attempts at one atomic step while other processes keep moving the audit chain under it.
+MAX_CONFLICTS = 100
+
+
+class _Writes:
+    """The writes of one atomic step, written down like a redis-py pipeline's and sent as one Lua step."""
+
+    def __init__(self, *, seq: int, hash: str) -> None:
+        self.seq, self.hash = seq, hash  # the chain's head as read
+        self.commands: list[list[str]] = []
+
+    def _add(self, *args: Any) -> None:
+        self.commands.append([a if isinstance(a, str) else repr(a) if isinstance(a, float) else str(a) for a in args])
+
+    def set(self, key: str, value: str) -> None:
+        self._add('SET', key, value)
+
+    def delete(self, *keys: str) -> None:
+        self._add('DEL', *keys)
+
+    def zadd(self, key: str, mapping: dict[str, float], *, nx: bool = False, xx: bool = False) -> None:
+        flags = ['NX'] if nx else ['XX'] if xx else []
+        self._add('ZADD', key, *flags, *[x for member, score in mapping.items() for x in (float(score), member)])
+
+    def zrem(self, key: str, *members: str) -> None:
+        self._add('ZREM', key, *members)
+
+    def sadd(self, key: str, *members: str) -> None:
+        self._add('SADD', key, *members)
+
+    def srem(self, key: str, *members: str) -> None:
+        self._add('SREM', key, *members)
+
+    def hset(self, key: str, *, mapping: dict[str, Any]) -> None:
+        self._add('HSET', key, *[x for field, value in mapping.items() for x in (field, value)])
+
+
 class RedisStore:
     """The :class:`~bot.core.ports.RequestStore` over a ``redis.Redis`` (``decode_responses=True``)."""
 
@@ -99,6 +147,7 @@ class RedisStore:
         # revoker's threads in a burst) would mostly fail their EXEC and start again: they take turns here, and
         # only writes of other processes can still make one start again.
         self._chain_lock = threading.Lock()
+        self._apply_script = self.r.register_script(_APPLY)
 
     def _key(self, *parts: str) -> str:
         return self.p + ':'.join(parts)
@@ -188,6 +237,13 @@ class RedisStore:
     def due_at(self, request_id: str) -> float | None:
         score = self.r.zscore(self._key('grants:due'), request_id)
         return float(score) if score is not None else None
+
+    def get_with_due(self, request_id: str) -> tuple[AccessRequest | None, float | None]:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(self._key('req', request_id))
+        pipe.zscore(self._key('grants:due'), request_id)
+        raw, score = pipe.execute()
+        return (AccessRequest.from_json(raw) if raw else None), (float(score) if score is not None else None)
 
     def postpone_revoke(self, request_id: str, until: float) -> None:
         # XX: only while it is still due; a revoke that finished meanwhile stays finished.
@@ -307,69 +363,76 @@ class RedisStore:
         pipe.expire(key, 86400)
         return int(pipe.execute()[0])
 
-    def reset_revoke_failures(self, request_id: str) -> None:
-        self.r.delete(self._key('revoke_failures', request_id))
-
     # -- writes --------------------------------------------------------------------------------
 
     def create(self, request: AccessRequest, event: AuditEvent) -> int:
-        key = self._key('req', request.id)
-
-        def write(pipe: Any) -> int:
-            if pipe.exists(key):
+        def write(writes: _Writes, raw: str | None) -> int:
+            if raw is not None:
                 raise ValueError(f'request {request.id} exists')
-            return self._write(pipe, request, None, event)
+            return self._write(writes, request, None, event)
 
-        with self._chain_lock:
-            return int(self.r.transaction(write, key, self._key('audit', 'head'), value_from_callable=True))
+        return int(self._apply(self._key('req', request.id), write))
 
     def record(self, event: AuditEvent) -> int:
         """Append an audit event that changes no request (an alert, a policy load); returns its seq."""
-        head = self._key('audit', 'head')
-        with self._chain_lock:
-            return int(self.r.transaction(lambda pipe: self._chain(pipe, event), head, value_from_callable=True))
+        return int(self._apply(None, lambda writes, _raw: self._chain(writes, event)))
 
     def transition(self, request_id: str, step: Transition) -> tuple[AccessRequest, int]:
-        key = self._key('req', request_id)
-        result: dict[str, Any] = {}
-
-        def write(pipe: Any) -> None:
-            raw = pipe.get(key)
+        def write(writes: _Writes, raw: str | None) -> tuple[AccessRequest, int]:
             if raw is None:
                 raise RequestNotFound(f'No request has the ID {request_id}.')
             old = AccessRequest.from_json(raw)
             new, event = step(old)
-            result['seq'] = self._write(pipe, new, old, event)
-            result['request'] = new
+            return new, self._write(writes, new, old, event)
 
+        return self._apply(self._key('req', request_id), write)  # type: ignore[no-any-return]
+
+    def _apply(self, key: str | None, write: Callable[[_Writes, str | None], Any]) -> Any:
+        """One atomic step on a request (``key``) and the audit chain, in two round trips.
+
+        The request and the chain's head are read together; ``write`` decides from them what to write (the
+        request, its indexes, the next hash-chained event); one Lua step applies it all only if neither moved
+        meanwhile, and otherwise it is decided again on what they are now. (A WATCH/MULTI/EXEC transaction
+        does the same in four round trips; the chain's SHA-256 is computed here because Redis' Lua has none.)
+        Writes of one process take turns (``_chain_lock``), so only other processes' can make one start again.
+        """
+        head_key = self._key('audit', 'head')
         with self._chain_lock:
-            self.r.transaction(write, key, self._key('audit', 'head'))
-        return result['request'], int(result['seq'])
+            for _ in range(MAX_CONFLICTS):
+                pipe = self.r.pipeline(transaction=False)
+                pipe.hget(head_key, 'seq')
+                pipe.hget(head_key, 'hash')
+                if key:
+                    pipe.get(key)
+                seq, last_hash, *rest = pipe.execute()
+                raw = rest[0] if key else None
+                writes = _Writes(seq=int(seq or 0), hash=last_hash or GENESIS_HASH)
+                value = write(writes, raw)
+                expected = ('' if raw is None else raw) if key else None
+                if self._apply_script(keys=[key or head_key, head_key],
+                                      args=['-' if expected is None else '=' + expected, seq or '0',
+                                            json.dumps(writes.commands)]):  # fmt: skip
+                    return value
+        raise RuntimeError(f'the audit chain moved {MAX_CONFLICTS} times in a row: too many writers')
 
-    def _write(self, pipe: Any, new: AccessRequest, old: AccessRequest | None, event: AuditEvent) -> int:
-        """Queue the request, its indexes and the chained audit event; caller's WATCH makes it atomic."""
+    def _write(self, writes: _Writes, new: AccessRequest, old: AccessRequest | None, event: AuditEvent) -> int:
+        """The request, its indexes and the chained audit event."""
+        writes.set(self._key('req', new.id), new.to_json())
+        self._index(writes, new, old)
+        return self._chain(writes, event)
 
-        def writes() -> None:
-            pipe.set(self._key('req', new.id), new.to_json())
-            self._index(pipe, new, old)
-
-        return self._chain(pipe, event, then=writes)
-
-    def _chain(self, pipe: Any, event: AuditEvent, then: Callable[[], None] | None = None) -> int:
-        """Read the head (watched), then queue ``then``'s writes and the next event of the chain."""
-        head = pipe.hgetall(self._key('audit', 'head'))
-        seq = int(head.get('seq', 0)) + 1
+    def _chain(self, writes: _Writes, event: AuditEvent) -> int:
+        """The next event of the chain, after the head that was read."""
+        seq = writes.seq + 1
         record = {'seq': seq, 'time': self.clock.now(), **event.to_dict()}
-        record['prev_hash'] = head.get('hash', GENESIS_HASH)
+        record['prev_hash'] = writes.hash
         record['hash'] = chain_hash(record, record['prev_hash'])
-        pipe.multi()
-        if then is not None:
-            then()
-        pipe.xadd(self._key('audit'), {'event': json.dumps(record, sort_keys=True)}, id=f'{seq}-1')
-        pipe.hset(self._key('audit', 'head'), mapping={'seq': seq, 'hash': record['hash']})
+        # First: if the stream refused this ID (a store restored out of step), nothing else is written.
+        writes.commands.insert(0, ['XADD', self._key('audit'), f'{seq}-1', 'event', json.dumps(record, sort_keys=True)])
+        writes.hset(self._key('audit', 'head'), mapping={'seq': seq, 'hash': record['hash']})
         return seq
 
-    def _index(self, pipe: Any, new: AccessRequest, old: AccessRequest | None) -> None:
+    def _index(self, pipe: _Writes, new: AccessRequest, old: AccessRequest | None) -> None:
         if old is None and new.requester.owner_key:
             pipe.zadd(self._key('user', new.requester.owner_key), {new.id: new.created_at})
         if new.status is S.PENDING:
@@ -402,6 +465,7 @@ class RedisStore:
             pipe.zadd(due, {new.id: new.ended_at or 0})
         elif new.status in (S.REVOKED,):
             pipe.zrem(due, new.id)
+            pipe.delete(self._key('revoke_failures', new.id))  # the count of failed tries ends with the grant
         warnings = self._key('warnings:due')
         warn_at = new.warning_at() if new.status is S.ACTIVE and not new.extends and new.requester.slack_id else None
         if warn_at is not None:

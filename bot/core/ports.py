@@ -66,6 +66,10 @@ class RequestStore(Protocol):
         """When this grant's revoke is due (None: nothing to revoke)."""
         ...
 
+    def get_with_due(self, request_id: str) -> tuple[AccessRequest | None, float | None]:
+        """The request and when its revoke is due, read together (what every revoke starts from)."""
+        ...
+
     def mark_end(self, request_id: str, *, at: float, actor: str, why: str) -> bool:
         """Bring a grant's end forward (release, admin revoke); False when nothing is left to end."""
         ...
@@ -122,8 +126,6 @@ class RequestStore(Protocol):
     def note_revoke_failure(self, request_id: str) -> int:
         """Count one more failed revoke of this grant; returns the count."""
         ...
-
-    def reset_revoke_failures(self, request_id: str) -> None: ...
 
 
 class JobQueue(Protocol):

@@ -54,15 +54,17 @@ class RevokeAccess:
         with held_lease(self.store, f'revoke:{request_id}', REVOKE_LEASE) as mine:
             if not mine:
                 return 'busy'
-            request = self.store.get(request_id)
+            request, indexed = self.store.get_with_due(request_id)
             if request is not None and request.status is S.GRANTING:
                 # Past its deadline and still granting: undo it, but never while an attempt is live.
                 with held_lease(self.store, f'grant:{request_id}', GRANT_LEASE) as idle:
-                    return self._revoke(request_id, early_ok) if idle else 'busy'
-            return self._revoke(request_id, early_ok)
+                    if not idle:
+                        return 'busy'
+                    request, indexed = self.store.get_with_due(request_id)  # as the last attempt left it
+                    return self._revoke(request_id, request, indexed, early_ok)
+            return self._revoke(request_id, request, indexed, early_ok)
 
-    def _revoke(self, request_id: str, early_ok: bool) -> str:
-        request = self.store.get(request_id)
+    def _revoke(self, request_id: str, request: AccessRequest | None, indexed: float | None, early_ok: bool) -> str:
         now = self.clock.now()
         if request is None or request.status not in (*LIVE_STATUSES, S.GRANTING, S.FAILED):
             self.store.clear_due(request_id)
@@ -70,7 +72,6 @@ class RevokeAccess:
         due = request.expires_at if request.status in LIVE_STATUSES else request.grant_deadline
         if request.status is S.FAILED:
             due = now
-        indexed = self.store.due_at(request_id)
         if due is not None and indexed is not None and indexed < due:
             due = indexed  # brought forward: released by the grantee or revoked by an admin
         if due is not None and due > now and not early_ok:
@@ -120,7 +121,6 @@ class RevokeAccess:
         actor, why = str(end.get('actor', 'jit')), str(end.get('why', 'expired'))
         self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), actor=actor, why=why,
                                                                   kept_for=kept_for))  # fmt: skip
-        self.store.reset_revoke_failures(request_id)
         for extension in request.extensions:
             # Applied extensions hold nothing of their own: they end with the grant, not at its former end.
             self.store.mark_end(extension, at=self.clock.now(), actor=str(actor), why=f'{request_id} ended')
