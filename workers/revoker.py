@@ -75,6 +75,9 @@ class Revoker:
         #: Revokes this revoker has run (for the log and the tests: a burst is shared).
         self.handled = 0
         self._stop = threading.Event()
+        #: Set when the loop should look again before its wait is over: a stop, or slots freed in a burst.
+        self._wake = threading.Event()
+        self._hungry = False  # grants are due that this revoker has no free slot for
         self._thread = threading.Thread(target=self._run, name='jit-revoker', daemon=True)
 
     @property
@@ -86,6 +89,7 @@ class Revoker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=False)
 
@@ -126,6 +130,9 @@ class Revoker:
             with self._lock:
                 self._inflight.discard(request_id)
                 self.handled += 1
+                refill = self._hungry and self.concurrency - len(self._inflight) >= max(1, self.concurrency // 4)
+            if refill:
+                self._wake.set()  # in a burst, the next slice is claimed as soon as a quarter of the pool is free
 
     def _next_due(self) -> float | None:
         first = self.r.zrange(self._due_key, 0, 0, withscores=True)
@@ -145,7 +152,9 @@ class Revoker:
                     wait = min(MAX_SLEEP, nxt - now)
                 else:  # due, but all in flight here or claimed by another worker: look again soon
                     wait = BUSY_WAIT if handed else MAX_SLEEP / 4
-                self._stop.wait(wait)
+                self._hungry = nxt is not None and nxt <= now  # woken as soon as slots free up
+                self._wake.wait(wait)
+                self._wake.clear()
             except redis.RedisError as exc:
                 log.warning('revoker.redis_unavailable', error=str(exc)[:200])
                 self._stop.wait(1.0)

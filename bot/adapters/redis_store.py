@@ -46,7 +46,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -64,14 +64,19 @@ WATCH_AFTER = 30.0
 
 # Compare-and-act on a lease's token, so a worker whose lease lapsed cannot renew or free another's.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-# One step on a request and the audit chain: applied only if the request (KEYS[1]; ARGV[1] '=' and what was read,
-# '-' for none) and the head's seq (ARGV[2]) are what they were when the step was decided. ARGV[3]: the writes.
+# Steps on requests and the audit chain, applied only if the head's seq (KEYS[1], ARGV[1]) and every request they
+# were decided on (ARGV[2]: [[key, value], ...], [key] for one that did not exist) are what they were then.
+# ARGV[3]: the writes, the stream's XADDs first.
 _APPLY = """
-if ARGV[1] ~= '-' then
-  local current = redis.call('GET', KEYS[1]) or ''
-  if current ~= string.sub(ARGV[1], 2) then return 0 end
+if (redis.call('HGET', KEYS[1], 'seq') or '0') ~= ARGV[1] then return 0 end
+for _, expected in ipairs(cjson.decode(ARGV[2])) do
+  local current = redis.call('GET', expected[1])
+  if #expected == 1 then
+    if current then return 0 end
+  elseif current ~= expected[2] then
+    return 0
+  end
 end
-if (redis.call('HGET', KEYS[2], 'seq') or '0') ~= ARGV[2] then return 0 end
 for _, command in ipairs(cjson.decode(ARGV[3])) do redis.call(unpack(command)) end
 return 1
 """
@@ -96,22 +101,51 @@ return nil
 """
 
 
-#: Attempts at one atomic step while other processes keep moving the audit chain under it.
+#: Attempts at one commit while other processes keep moving the audit chain under it.
 MAX_CONFLICTS = 100
+#: Steps committed together at most (a burst of revokes, of Slack requests).
+COMMIT_BATCH = 64
+
+
+@dataclass(eq=False)
+class _Step:
+    """One thread's step on the audit chain, waiting to be committed (see ``RedisStore._apply``)."""
+
+    key: str | None
+    write: Callable[[_Writes, str | None], Any]
+    leads: bool = False  # this thread commits the next batch
+    finished: bool = False
+    value: Any = None
+    error: BaseException | None = None
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class _Writes:
     """The writes of one atomic step, written down like a redis-py pipeline's and sent as one Lua step."""
 
     def __init__(self, *, seq: int, hash: str) -> None:
-        self.seq, self.hash = seq, hash  # the chain's head as read
+        self.seq, self.hash = seq, hash  # the chain's head: as read, then after each event written here
+        self.events: list[list[str]] = []  # XADDs, sent first: a stream that refuses an ID stops everything
         self.commands: list[list[str]] = []
+        self.values: dict[str, str] = {}  # what SET writes, for the next step on the same key
+
+    def mark(self) -> tuple[int, int, int, str, dict[str, str]]:
+        return len(self.events), len(self.commands), self.seq, self.hash, dict(self.values)
+
+    def rollback(self, mark: tuple[int, int, int, str, dict[str, str]]) -> None:
+        """Drop what a step that raised had written down."""
+        events, commands, self.seq, self.hash, self.values = mark
+        del self.events[events:], self.commands[commands:]
+
+    def all(self) -> list[list[str]]:
+        return self.events + self.commands
 
     def _add(self, *args: Any) -> None:
         self.commands.append([a if isinstance(a, str) else repr(a) if isinstance(a, float) else str(a) for a in args])
 
     def set(self, key: str, value: str) -> None:
         self._add('SET', key, value)
+        self.values[key] = value
 
     def delete(self, *keys: str) -> None:
         self._add('DEL', *keys)
@@ -143,10 +177,10 @@ class RedisStore:
         self.clock = clock
         self.p = prefix
         self._tokens: dict[str, str] = {}  # the leases this process holds, name -> token
-        # Every write that appends to the audit chain WATCHes its head, so writes of one process at once (the
-        # revoker's threads in a burst) would mostly fail their EXEC and start again: they take turns here, and
-        # only writes of other processes can still make one start again.
-        self._chain_lock = threading.Lock()
+        # Steps on the audit chain waiting to be committed together (see _apply).
+        self._steps: list[_Step] = []
+        self._steps_lock = threading.Lock()
+        self._committing = False
         self._apply_script = self.r.register_script(_APPLY)
 
     def _key(self, *parts: str) -> str:
@@ -388,32 +422,83 @@ class RedisStore:
         return self._apply(self._key('req', request_id), write)  # type: ignore[no-any-return]
 
     def _apply(self, key: str | None, write: Callable[[_Writes, str | None], Any]) -> Any:
-        """One atomic step on a request (``key``) and the audit chain, in two round trips.
+        """One atomic step on a request (``key``) and the audit chain: committed with the steps other threads of
+        this process asked for meanwhile, in two round trips for them all.
 
-        The request and the chain's head are read together; ``write`` decides from them what to write (the
-        request, its indexes, the next hash-chained event); one Lua step applies it all only if neither moved
-        meanwhile, and otherwise it is decided again on what they are now. (A WATCH/MULTI/EXEC transaction
-        does the same in four round trips; the chain's SHA-256 is computed here because Redis' Lua has none.)
-        Writes of one process take turns (``_chain_lock``), so only other processes' can make one start again.
+        Every event chains to the one before, so steps that append to the chain cannot run side by side: one at a
+        time, each would wait for the round trips of all before it (a burst of revokes did, on one lock). Instead
+        the steps waiting are committed together: the chain's head and their requests are read at once; each
+        step decides in turn what to write (the request, its indexes, the next hash-chained event; a later step
+        on the same request sees what an earlier one wrote); and one Lua step applies them all only if neither
+        the head nor any request moved meanwhile, else they are decided again on what is there now. A step that
+        raises (the transition refused) is that step's answer only. The thread whose step comes first while none
+        is committing does the committing, and hands it on to the first one still waiting.
         """
+        step = _Step(key, write)
+        with self._steps_lock:
+            self._steps.append(step)
+            if not self._committing:
+                self._committing = step.leads = True
+        while not step.finished:
+            if step.leads:
+                step.leads = False
+                self._commit_waiting()  # this step is the first waiting: it is in this batch
+            else:
+                step.wake.wait()
+                step.wake.clear()
+        if step.error is not None:
+            raise step.error
+        return step.value
+
+    def _commit_waiting(self) -> None:
+        with self._steps_lock:
+            batch, self._steps[:] = self._steps[:COMMIT_BATCH], self._steps[COMMIT_BATCH:]
+        try:
+            self._commit(batch)
+        finally:
+            with self._steps_lock:
+                if self._steps:
+                    self._steps[0].leads = True
+                    self._steps[0].wake.set()
+                else:
+                    self._committing = False
+            for step in batch:
+                step.finished = True
+                step.wake.set()
+
+    def _commit(self, batch: list[_Step]) -> None:
         head_key = self._key('audit', 'head')
-        with self._chain_lock:
+        try:
             for _ in range(MAX_CONFLICTS):
+                keys = list(dict.fromkeys(step.key for step in batch if step.key))
                 pipe = self.r.pipeline(transaction=False)
                 pipe.hget(head_key, 'seq')
                 pipe.hget(head_key, 'hash')
-                if key:
+                for key in keys:
                     pipe.get(key)
-                seq, last_hash, *rest = pipe.execute()
-                raw = rest[0] if key else None
+                seq, last_hash, *raws = pipe.execute()
+                read = dict(zip(keys, raws, strict=True))
                 writes = _Writes(seq=int(seq or 0), hash=last_hash or GENESIS_HASH)
-                value = write(writes, raw)
-                expected = ('' if raw is None else raw) if key else None
-                if self._apply_script(keys=[key or head_key, head_key],
-                                      args=['-' if expected is None else '=' + expected, seq or '0',
-                                            json.dumps(writes.commands)]):  # fmt: skip
-                    return value
-        raise RuntimeError(f'the audit chain moved {MAX_CONFLICTS} times in a row: too many writers')
+                outcomes: list[tuple[Any, BaseException | None]] = []
+                for step in batch:
+                    mark = writes.mark()
+                    current = (writes.values.get(step.key) or read[step.key]) if step.key else None
+                    try:
+                        outcomes.append((step.write(writes, current), None))
+                    except Exception as exc:  # this step refused (already decided, not found): its answer alone
+                        writes.rollback(mark)
+                        outcomes.append((None, exc))
+                expected = [[key] if raw is None else [key, raw] for key, raw in read.items()]
+                if self._apply_script(keys=[head_key], args=[seq or '0', json.dumps(expected),
+                                                              json.dumps(writes.all())]):  # fmt: skip
+                    for step, (value, error) in zip(batch, outcomes, strict=True):
+                        step.value, step.error = value, error
+                    return
+            failure: BaseException = RuntimeError(f'the audit chain moved {MAX_CONFLICTS} times in a row')
+        except BaseException as exc:  # Redis away: every step of the batch fails with it
+            failure = exc
+        for step in batch:
+            step.error = failure
 
     def _write(self, writes: _Writes, new: AccessRequest, old: AccessRequest | None, event: AuditEvent) -> int:
         """The request, its indexes and the chained audit event."""
@@ -427,9 +512,9 @@ class RedisStore:
         record = {'seq': seq, 'time': self.clock.now(), **event.to_dict()}
         record['prev_hash'] = writes.hash
         record['hash'] = chain_hash(record, record['prev_hash'])
-        # First: if the stream refused this ID (a store restored out of step), nothing else is written.
-        writes.commands.insert(0, ['XADD', self._key('audit'), f'{seq}-1', 'event', json.dumps(record, sort_keys=True)])
+        writes.events.append(['XADD', self._key('audit'), f'{seq}-1', 'event', json.dumps(record, sort_keys=True)])
         writes.hset(self._key('audit', 'head'), mapping={'seq': seq, 'hash': record['hash']})
+        writes.seq, writes.hash = seq, record['hash']
         return seq
 
     def _index(self, pipe: _Writes, new: AccessRequest, old: AccessRequest | None) -> None:
