@@ -16,6 +16,7 @@ under a lease, idempotent.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,7 @@ class Revoker:
     ) -> None:  # fmt: skip
         self.r, self.revoke, self.clock, self.prefix = connection, revoke, clock, prefix
         self.token = uuid.uuid4().hex
+        self.pid = os.getpid()  # in the log: which of a worker's revoke processes ended a grant
         self._claim = self.r.register_script(_CLAIM)
         self.concurrency = concurrency
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix='jit-revoke')
@@ -119,7 +121,7 @@ class Revoker:
     def _one(self, request_id: str) -> None:
         try:
             outcome = self.revoke.execute(request_id)
-            log.info('revoker.revoke', request_id=request_id, outcome=outcome)
+            log.info('revoker.revoke', request_id=request_id, outcome=outcome, pid=self.pid)
         except redis.RedisError as exc:
             log.warning('revoker.redis_unavailable', request_id=request_id, error=str(exc)[:200])
         except Exception:

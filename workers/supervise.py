@@ -120,50 +120,78 @@ def work_forever(queues: list[str], *, url: str, logging_level: str) -> int:
 NOTIFY_NICENESS = 10
 
 
-def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
-    """The notify process, at a lower CPU priority: the follower of the audit stream (every event shown in Slack),
-    and RQ's loop over the notify queue (reminders, "ends soon" warnings)."""
-    from bot.adapters.rq_queue import NOTIFY_QUEUE
-    from bot.logging import configure_logging
-    from bot.settings import load_settings
-    from workers.notify_follower import NotifyFollower
-    from workers.runtime import build_worker_deps, install
-
-    with contextlib.suppress(OSError):
-        os.nice(NOTIFY_NICENESS)
+def _as_child(niceness: int = 0) -> None:  # pragma: no cover - in the child
+    """What every process ``jit worker`` starts does first: its priority, and ending with its parent."""
+    if niceness:
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
     with contextlib.suppress(OSError, AttributeError):  # Linux: ends with its parent, even a SIGKILLed one
         ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:
         raise SystemExit(0)  # the parent died before the line above
+
+
+def _child_deps(environ: dict[str, str], policy: dict[str, str]) -> Any:  # pragma: no cover - in the child
+    from bot.logging import configure_logging
+    from bot.settings import load_settings
+    from workers.runtime import build_worker_deps, install
+
     settings = load_settings(environ)
     configure_logging(json=None if settings.log_format is None else settings.log_format == 'json',
                       level=settings.log_level)  # fmt: skip
     deps = build_worker_deps(settings, initial_policy=policy)  # the parent's policy in force, not the dir's now
     install(deps)
+    return deps
+
+
+def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
+    """The notify process, at a lower CPU priority: the follower of the audit stream (every event shown in Slack),
+    and RQ's loop over the notify queue (reminders)."""
+    from bot.adapters.rq_queue import NOTIFY_QUEUE
+    from workers.notify_follower import NotifyFollower
+
+    _as_child(NOTIFY_NICENESS)
+    deps = _child_deps(environ, policy)
     follower = NotifyFollower(store=deps.base.store, notifier=deps.notifier)
     follower.start()
     try:
-        code = work_forever([NOTIFY_QUEUE], url=settings.redis_url, logging_level=settings.log_level)
+        code = work_forever(
+            [NOTIFY_QUEUE], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level
+        )
     finally:
         follower.stop()
     raise SystemExit(code)
 
 
-class NotifyProcess:
-    """Slack messages in a process of their own, started again if it dies, stopped with the worker.
+def _revoker_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
+    """A revoke process: one more revoker on the due index (claims keep each grant to one revoker)."""
+    from workers.runtime import build_revoker
 
-    A Slack message costs CPU (building blocks, HTTP): in one process with the revoker they took turns under the
-    GIL, so a burst of revokes waited on the messages about earlier ones. In a second process, at a lower
-    priority, they run on another core when there is one, and after the revokes when there is not.
-    """
+    _as_child()
+    deps = _child_deps(environ, policy)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, _stop_on(stop))
+    signal.signal(signal.SIGINT, _stop_on(stop))
+    revoker = build_revoker(deps)
+    revoker.start()
+    stop.wait()
+    revoker.stop()
+    raise SystemExit(0)
+
+
+class ChildProcess:
+    """A process ``jit worker`` runs beside its own, started again if it dies, stopped with the worker."""
+
+    main: Callable[[dict[str, str], dict[str, str]], None]
+    name = 'jit-child'
 
     def __init__(self, environ: dict[str, str], policy: Callable[[], dict[str, str]]) -> None:
-        """``policy``: the files of the policy in force in this process, for each start of the notify process."""
+        """``policy``: the files of the policy in force in this process, for each start of the child."""
         self.environ, self.policy = environ, policy
         self._ctx = multiprocessing.get_context('spawn')  # a fresh interpreter: no threads or sockets inherited
         self._proc: Any = None
         self._stop = threading.Event()
-        self._watch = threading.Thread(target=self._supervise, name='jit-notify-watch', daemon=True)
+        self._watch = threading.Thread(target=self._supervise, name=f'{self.name}-watch', daemon=True)
 
     def start(self) -> None:
         self._spawn()
@@ -171,15 +199,16 @@ class NotifyProcess:
 
     def _spawn(self) -> None:
         # Not a daemon process: RQ forks its scheduler from it, which a daemon process may not do.
-        self._proc = self._ctx.Process(target=_notify_main, args=(self.environ, self.policy()), name='jit-notify')
+        self._proc = self._ctx.Process(target=type(self).main, args=(self.environ, self.policy()), name=self.name)
         self._proc.start()
 
     def _supervise(self) -> None:
         while not self._stop.wait(1.0):
             if STOPPING.is_set():
-                return  # the worker is stopping: the notify process was told too (same process group, or stop())
+                return  # the worker is stopping: the child was told too (same process group, or stop())
             if self._proc is not None and not self._proc.is_alive():
-                log.warning('worker.notify_process_ended', exitcode=self._proc.exitcode, action='starting it again')
+                log.warning('worker.child_ended', process=self.name, exitcode=self._proc.exitcode,
+                            action='starting it again')  # fmt: skip
                 self._spawn()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -191,3 +220,27 @@ class NotifyProcess:
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
+
+
+class NotifyProcess(ChildProcess):
+    """Slack messages in a process of their own.
+
+    A Slack message costs CPU (building blocks, HTTP): in one process with the revoker they took turns under the
+    GIL, so a burst of revokes waited on the messages about earlier ones. In a second process, at a lower
+    priority, they run on another core when there is one, and after the revokes when there is not.
+    """
+
+    main = staticmethod(_notify_main)
+    name = 'jit-notify'
+
+
+class RevokeProcess(ChildProcess):
+    """One more revoker, in a process of its own (``JIT_REVOKE_PROCESSES``).
+
+    A revoke costs about 2 ms of Python CPU, and the threads of one process share one core (the GIL): one
+    process ends about 350 grants a second. A burst of grants falling due at once is shared among the revokers of
+    every process by their atomic claims, as among workers.
+    """
+
+    main = staticmethod(_revoker_main)
+    name = 'jit-revoke'

@@ -1,0 +1,59 @@
+"""A worker with two revoke processes (``JIT_REVOKE_PROCESSES=2``): they share a burst, each grant revoked once;
+a worker killed with both in it is restarted, and nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.chaos.conftest import approve_all, file_many, make_store, settle, wait_active
+from tests.support.processes import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+
+def _revoked_by(jit) -> dict[str, int]:
+    """request ID -> pid of the revoke process that logged revoking it."""
+    out: dict[str, int] = {}
+    for path in jit.logs.glob('worker-*.log'):
+        for line in path.read_text(errors='replace').splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get('event') == 'revoker.revoke' and entry.get('outcome') == 'revoked':
+                out[entry['request_id']] = entry['pid']
+    return out
+
+
+def test_two_revoke_processes_share_a_burst_and_survive_a_killed_worker(start_jit, redis_url, slack, webhook):
+    jit = start_jit(redis_url, JIT_REVOKE_PROCESSES='2', JIT_MAX_OPEN_REQUESTS='0', JIT_REQUESTS_PER_HOUR='0')
+    store = make_store(redis_url)
+    # Round one: a burst. Slow revoke calls (0.5 s each) keep a revoker's slots busy long enough for the other
+    # process to claim its share.
+    ids = file_many(slack, 12, 12, 'chaos two revokers')
+    approve_all(slack, ids)
+    active = wait_active(store, ids)
+    webhook.delay(0.5)
+    report = settle('two-revoke-processes', webhook, store, ids, timeout=60,
+                    expires={i: r.expires_at for i, r in active.items()})  # fmt: skip
+    report.check()
+    by = _revoked_by(jit)
+    assert set(ids) <= set(by), 'each grant logged as revoked by one of the processes'
+    assert len({by[i] for i in ids}) == 2, f'one process did it all: {by}'
+    assert not report.twice
+    # Round two: the worker and its revoke process are killed while grants are due, then started again.
+    webhook.delay(0)
+    ids = file_many(slack, 6, 10, 'chaos two revokers killed')
+    approve_all(slack, ids)
+    active = wait_active(store, ids)
+    webhook.delay(2)
+    wait_until(lambda: time.time() > min(r.expires_at for r in active.values()) + 0.5, timeout=30, what='due')
+    jit.kill_worker()
+    webhook.delay(0)
+    jit.start_worker()
+    report = settle('two-revoke-processes-killed', webhook, store, ids, timeout=60,
+                    expires={i: r.expires_at for i, r in active.items()})  # fmt: skip
+    report.check()
