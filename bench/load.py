@@ -118,6 +118,24 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def with_children(pids: list[int]) -> list[int]:
+    """``pids`` and every process they started (a worker's revoke and notify processes), from /proc."""
+    parent: dict[int, int] = {}
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, todo = set(pids), list(pids)
+    while todo:
+        pid = todo.pop()
+        for child, ppid in parent.items():
+            if ppid == pid and child not in found:
+                found.add(child)
+                todo.append(child)
+    return sorted(found)
+
+
 def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
     """Poll ``check`` until truthy; return its last value (falsy when the time ran out)."""
     deadline = time.monotonic() + timeout
@@ -893,7 +911,9 @@ requests:
                 clamped['short'] += 1
             return max(10, seconds)
 
-        workers = [p.worker.pid for p in self.started if p.worker is not None and p.worker.poll() is None]
+        workers = with_children(
+            [p.worker.pid for p in self.started if p.worker is not None and p.worker.poll() is None]
+        )
         worker_cpu = sum(cpu_seconds(pid) for pid in workers)
         filed = self.file_paced(api, n, duration_for, backlog, f'bench {row}', lag)
         ids = list(filed)
