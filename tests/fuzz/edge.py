@@ -495,13 +495,15 @@ def snapshot(client: redis.Redis) -> dict[bytes, bytes]:
 
 
 def settled_snapshot(client: redis.Redis, timeout: float = 20.0) -> dict[bytes, bytes]:
-    """A snapshot once the start-up work (policy.loaded, its audit-channel job) is done: two alike, 1 s apart."""
+    """A snapshot once the start-up work (policy.loaded, its audit-channel line) is done: two alike, 1 s apart,
+    and the notify follower's cursor at the stream's head."""
     deadline = time.monotonic() + timeout
     last = snapshot(client)
     while time.monotonic() < deadline:
         time.sleep(1.0)
         current = snapshot(client)
-        if current == last and not client.llen('rq:queue:notify') and not client.llen('rq:queue:access'):
+        shown = client.get('jit:notify:cursor') == client.hget('jit:audit:head', 'seq')  # Slack caught up
+        if current == last and shown and not client.llen('rq:queue:notify') and not client.llen('rq:queue:access'):
             return current
         last = current
     raise AssertionError('the Redis state did not settle after start-up')
