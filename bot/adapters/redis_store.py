@@ -444,7 +444,7 @@ class RedisStore:
                 step.leads = False
                 self._commit_waiting()  # this step is the first waiting: it is in this batch
             else:
-                step.wake.wait()
+                step.wake.wait(1.0)  # (woken when committed, or asked to commit; the timeout is only a safety net)
                 step.wake.clear()
         if step.error is not None:
             raise step.error

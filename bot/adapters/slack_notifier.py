@@ -108,6 +108,11 @@ class SlackNotifier:
             step(*args)
         except SlackApiError as exc:  # this message, not the rest: Slack said no to it, and will again
             log.warning('notify.failed', part=key.split(':')[0], error=exc.response.get('error'))
+        except OSError:
+            raise  # Slack unreachable (connection refused, timed out): the same events again, later
+        except Exception:
+            # A fault of jit's own with this one event: logged and passed, or it would hold up every message after.
+            log.exception('notify.part_crashed', part=key)
         done.add(key)
 
     def _post_lines(self, lines: list[str]) -> None:

@@ -314,3 +314,15 @@ def test_no_warning_for_a_grant_that_is_ending(jit):
     clock.t = warn_at + 1
     slack.calls.clear()
     assert follower.warn_due() == 1 and slack.posts_to('D-U0ALEX') == []
+
+
+def test_an_event_jit_cannot_show_is_passed_not_retried_forever(jit):
+    """A fault of jit's own with one event (here: a record it cannot read) must not hold up every message after it."""
+    store, _, slack, follower, use = jit
+    store.record(AuditEvent(event='grant.revoke_failed', actor='jit', outcome='failed', detail={'x': 1}))
+    real = follower.notifier._alert
+    follower.notifier._alert = lambda record, policy: (_ for _ in ()).throw(KeyError('unreadable'))
+    request_id = _file(use, reason='INC-9 after the bad one')
+    assert _drain(follower) == 2
+    follower.notifier._alert = real
+    assert [t for t in slack.posts_to('C0AUDIT') if request_id in t], 'the next event is shown'
