@@ -112,7 +112,7 @@ def work(settings: object) -> int:
     from bot.logging import configure_logging
     from workers.audit_pump import build_audit_pump
     from workers.runtime import build_revoker, build_sweeper, build_worker_deps, install
-    from workers.supervise import NotifyProcess, RevokeProcess, work_forever
+    from workers.supervise import AccessProcess, NotifyProcess, work_forever
 
     configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
     deps = build_worker_deps(settings)  # type: ignore[arg-type]
@@ -126,10 +126,11 @@ def work(settings: object) -> int:
     notify.start()
     revoker = build_revoker(deps)
     revoker.start()  # whatever fell due while no worker ran
-    # More revokers in processes of their own: a burst of grants ending at once uses every core.
-    revokers = [RevokeProcess(dict(os.environ), policy=lambda: deps.base.policy.texts)
-                for _ in range(deps.base.settings.revoke_processes - 1)]  # fmt: skip
-    for process in revokers:
+    # More processes that grant and revoke: a burst of grants ending at once uses every core, and a slow
+    # provider call holds up one grant loop, not all.
+    others = [AccessProcess(dict(os.environ), policy=lambda: deps.base.policy.texts)
+              for _ in range(deps.base.settings.worker_processes - 1)]  # fmt: skip
+    for process in others:
         process.start()
     sweeper = build_sweeper(deps)
     sweeper.start()
@@ -144,7 +145,7 @@ def work(settings: object) -> int:
         work_forever([ACCESS_QUEUE], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level)
     finally:
         notify.stop()
-        for process in revokers:
+        for process in others:
             process.stop()
         sweeper.stop()
         revoker.stop()

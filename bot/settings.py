@@ -46,9 +46,9 @@ class Settings:
     #: How often the worker asks providers what they hold and revokes what jit does not know as active.
     reconcile_interval: float = 300.0
     idle_interval: float = 60.0
-    #: Processes of one ``jit worker`` that revoke (its own and more): one revokes about 350 grants a second
-    #: (Python's threads share one core). Default: 2 on a machine with 2 cores or more, else 1.
-    revoke_processes: int = 2
+    #: Processes of one ``jit worker`` that grant and revoke (its own and more): one revokes about 350 grants a
+    #: second (Python's threads share one core). Default: 2 on a machine with 2 cores or more, else 1.
+    worker_processes: int = 2
     #: Requests one person (or pipeline) may file per hour; 0: no limit. Keeps approvers' DMs usable
     #: against a script in a loop, and a person from asking the same thing over and over.
     requests_per_hour: int = 20
@@ -137,9 +137,9 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     reminder = _number(environ, 'JIT_REMINDER_AFTER', 900.0, problems, low=0)
     reconcile = _number(environ, 'JIT_RECONCILE_INTERVAL', 300.0, problems, low=1)
     idle = _number(environ, 'JIT_IDLE_INTERVAL', 60.0, problems, low=1)
-    revokers = _number(environ, 'JIT_REVOKE_PROCESSES', min(2, os.cpu_count() or 1), problems, low=1)
-    if revokers != int(revokers) or revokers > 64:
-        problems.append(f'JIT_REVOKE_PROCESSES={environ["JIT_REVOKE_PROCESSES"]!r} must be a whole number from 1 to 64')
+    processes = _number(environ, 'JIT_WORKER_PROCESSES', min(2, os.cpu_count() or 1), problems, low=1)
+    if processes != int(processes) or processes > 64:
+        problems.append(f'JIT_WORKER_PROCESSES={environ["JIT_WORKER_PROCESSES"]!r} must be a whole number from 1 to 64')
     per_hour = _number(environ, 'JIT_REQUESTS_PER_HOUR', 20, problems, low=0)
     max_open = _number(environ, 'JIT_MAX_OPEN_REQUESTS', 5, problems, low=0)
     for key, value in (('JIT_REQUESTS_PER_HOUR', per_hour), ('JIT_MAX_OPEN_REQUESTS', max_open)):
@@ -162,7 +162,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         redis_url=redis_url, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
         audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=int(port),
         data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
-        reconcile_interval=reconcile, idle_interval=idle, revoke_processes=int(revokers),
+        reconcile_interval=reconcile, idle_interval=idle, worker_processes=int(processes),
         requests_per_hour=int(per_hour),
         max_open_requests=int(max_open),
         log_level=level, log_format=fmt,

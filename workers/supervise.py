@@ -163,20 +163,23 @@ def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pr
     raise SystemExit(code)
 
 
-def _revoker_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
-    """A revoke process: one more revoker on the due index (claims keep each grant to one revoker)."""
+def _access_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
+    """One more access process: a revoker on the due index (claims keep each grant to one revoker) and RQ's loop
+    over the grant queue (a slow provider call holds up one loop, not every grant)."""
+    from bot.adapters.rq_queue import ACCESS_QUEUE
     from workers.runtime import build_revoker
 
     _as_child()
     deps = _child_deps(environ, policy)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, _stop_on(stop))
-    signal.signal(signal.SIGINT, _stop_on(stop))
     revoker = build_revoker(deps)
     revoker.start()
-    stop.wait()
-    revoker.stop()
-    raise SystemExit(0)
+    try:
+        code = work_forever(
+            [ACCESS_QUEUE], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level
+        )
+    finally:
+        revoker.stop()
+    raise SystemExit(code)
 
 
 class ChildProcess:
@@ -234,13 +237,14 @@ class NotifyProcess(ChildProcess):
     name = 'jit-notify'
 
 
-class RevokeProcess(ChildProcess):
-    """One more revoker, in a process of its own (``JIT_REVOKE_PROCESSES``).
+class AccessProcess(ChildProcess):
+    """One more process that grants and revokes (``JIT_WORKER_PROCESSES``): a revoker and an RQ loop over grants.
 
     A revoke costs about 2 ms of Python CPU, and the threads of one process share one core (the GIL): one
     process ends about 350 grants a second. A burst of grants falling due at once is shared among the revokers of
-    every process by their atomic claims, as among workers.
+    every process by their atomic claims, as among workers; grant jobs go to whichever loop is free, so one slow
+    provider call no longer holds up every grant behind it.
     """
 
-    main = staticmethod(_revoker_main)
-    name = 'jit-revoke'
+    main = staticmethod(_access_main)
+    name = 'jit-access'

@@ -126,9 +126,9 @@ def launch_jit(root: Path, *, slack: Any, signing_secret: str, redis_url: str, p
     procs = JitProcesses({
         'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': signing_secret, 'SLACK_API_URL': slack.api_url,
         'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies), 'PORT': str(free_port()), 'JIT_HOST': '127.0.0.1',
-        # One revoke process unless a test asks for more: each costs a Python start, on a machine running three
-        # test processes at once (tests/chaos/test_revoke_processes.py runs two).
-        'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json', 'JIT_REVOKE_PROCESSES': '1', **env,
+        # One access process unless a test asks for more: each costs a Python start, on a machine running three
+        # test processes at once (tests/chaos/test_worker_processes.py runs two).
+        'JIT_SWEEP_INTERVAL': '1', 'JIT_LOG_FORMAT': 'json', 'JIT_WORKER_PROCESSES': '1', **env,
     }, logs)  # fmt: skip
     try:
         procs.start_web()

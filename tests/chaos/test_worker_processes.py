@@ -1,5 +1,6 @@
-"""A worker with two revoke processes (``JIT_REVOKE_PROCESSES=2``): they share a burst, each grant revoked once;
-a worker killed with both in it is restarted, and nothing is lost."""
+"""A worker with two access processes (``JIT_WORKER_PROCESSES=2``): a slow grant holds up one grant loop, not
+both; they share a burst of revokes, each grant revoked once; a worker killed with both in it is restarted, and
+nothing is lost."""
 
 from __future__ import annotations
 
@@ -28,9 +29,18 @@ def _revoked_by(jit) -> dict[str, int]:
     return out
 
 
-def test_two_revoke_processes_share_a_burst_and_survive_a_killed_worker(start_jit, redis_url, slack, webhook):
-    jit = start_jit(redis_url, JIT_REVOKE_PROCESSES='2', JIT_MAX_OPEN_REQUESTS='0', JIT_REQUESTS_PER_HOUR='0')
+def test_two_access_processes_share_grants_and_revokes_and_survive_a_killed_worker(start_jit, redis_url, slack,
+                                                                                   webhook):  # fmt: skip
+    jit = start_jit(redis_url, JIT_WORKER_PROCESSES='2', JIT_MAX_OPEN_REQUESTS='0', JIT_REQUESTS_PER_HOUR='0')
     store = make_store(redis_url)
+    # Round zero: four grants at a target that takes 2 s a call; one loop would need 8 s, two need about 4.
+    slow = file_many(slack, 4, 60, 'chaos slow grants')
+    webhook.delay(2)
+    clicked = time.time()
+    approve_all(slack, slow)
+    wait_active(store, slow)
+    assert time.time() - clicked < 7.5, 'the slow grant calls ran one after another'
+    webhook.delay(0)
     # Round one: a burst. Slow revoke calls (0.5 s each) keep a revoker's slots busy long enough for the other
     # process to claim its share.
     ids = file_many(slack, 12, 12, 'chaos two revokers')
