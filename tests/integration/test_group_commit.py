@@ -126,7 +126,7 @@ def test_a_request_that_exists_is_not_created_again(client):
 
 def test_redis_away_fails_every_step_of_the_batch_and_the_next_ones_go_on(client):
     store = RedisStore(client, clock=Clock())
-    real = store._apply_script
+    real = store._commits._script
     calls = []
 
     def down_once(**kw):
@@ -135,7 +135,7 @@ def test_redis_away_fails_every_step_of_the_batch_and_the_next_ones_go_on(client
             raise redis.ConnectionError('Redis restarting')
         return real(**kw)
 
-    store._apply_script = down_once
+    store._commits._script = down_once
     with pytest.raises(redis.ConnectionError):
         store.create(_request(1), _created(_request(1)))
     store.create(_request(2), _created(_request(2)))
