@@ -33,7 +33,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.replay_guard import ReplayGuard
-from bot.app import REPLAYED_TEXT, UNAVAILABLE_TEXT, Refusal, check_socket_payload
+from bot.slack_payloads import REPLAYED_TEXT, UNAVAILABLE_TEXT, Refusal, check_socket_payload
 
 log = structlog.get_logger(__name__)
 
