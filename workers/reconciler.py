@@ -18,7 +18,7 @@ import structlog
 from bot.adapters.redis_store import RedisStore
 from bot.adapters.rq_queue import RQJobQueue
 from bot.core.errors import ProviderError
-from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
+from bot.core.model import AccessRequest, AuditEvent, AuditName, Principal, RequestStatus
 from bot.core.policy import Policy
 from bot.core.ports import Clock, shares_grants
 from bot.usecases.target import Target
@@ -113,8 +113,8 @@ class Reconciler:
             log.error('reconcile.revoke_failed', request_id=request_id, resource=resource, error=str(exc))
             return 0
         why = 'not known to jit' if known is None else f'jit holds it as {known.status}'
-        event = AuditEvent(event='grant.revoked', actor='reconciler', request=stub.summary(), rule=stub.rule or None,
-                           policy_version=policy.version, outcome='revoked',
+        event = AuditEvent(event=AuditName.GRANT_REVOKED, actor='reconciler', request=stub.summary(),
+                           rule=stub.rule or None, policy_version=policy.version, outcome='revoked',
                            detail={'why': f'orphan at the provider: {why}'})  # fmt: skip
         self.store.record(event)
         log.warning('reconcile.orphan_revoked', request_id=request_id, resource=resource, why=why)

@@ -36,12 +36,12 @@ from bot.blocks.messages import (
 )
 from bot.blocks.mrkdwn import SLACK_USER_ID, user
 from bot.core.durations import format_duration
-from bot.core.model import AccessRequest, RequestStatus
+from bot.core.model import AccessRequest, AuditName, RequestStatus
 from bot.core.policy import Policy
 
 log = structlog.get_logger(__name__)
 #: Events that mention the admins in the audit channel and reach each of them by DM.
-LOUD_EVENTS = frozenset({'grant.revoke_failed', 'breakglass.used'})
+LOUD_EVENTS = frozenset({AuditName.GRANT_REVOKE_FAILED, AuditName.BREAKGLASS_USED})
 #: Keys of a request's message hash besides the approvers' copies (keyed by user or channel ID).
 REQUESTER_COPY, WARNING_COPY = 'requester', 'warning'
 #: From this many audit-channel lines waiting at once, they share posts of at most this many lines and characters.
@@ -139,7 +139,7 @@ class SlackNotifier:
     def _alert(self, record: dict[str, Any], policy: Policy) -> None:
         """A loud event: its own audit-channel post mentioning the admins, and a DM to each of them."""
         alerted = set(policy.admins)
-        if record['event'] == 'breakglass.used' and (rule := policy.rule_named(record.get('rule') or '')):
+        if record['event'] == AuditName.BREAKGLASS_USED and (rule := policy.rule_named(record.get('rule') or '')):
             alerted |= {i for step in rule.steps for i in policy.resolve(step.approvers)}  # every approver too
         requester = ((record.get('request') or {}).get('requester') or {}).get('slack_id')
         admins = [a for a in self._slack_ids(frozenset(alerted)) if a != requester]
@@ -155,12 +155,12 @@ class SlackNotifier:
         if request is None:
             return
         rule = policy.rule_named(request.rule)
-        if 'request.created' in events:
+        if AuditName.REQUEST_CREATED in events:
             self._post_status(request, policy)
-        asked = 'request.created' in events or 'request.approved' in events
+        asked = AuditName.REQUEST_CREATED in events or AuditName.REQUEST_APPROVED in events
         if asked and request.status is RequestStatus.PENDING:
             self._ask_approvers(request, policy)
-        if any(event != 'request.created' for event in events):
+        if any(event != AuditName.REQUEST_CREATED for event in events):
             self._update_copies(request, policy)
         texts = [text for event in events if (text := requester_update(event, request, rule))]
         if texts and request.requester.slack_id:

@@ -17,13 +17,10 @@ from typing import Any
 
 from bot.audit.records import request_of
 from bot.core.durations import DurationError, DurationTooLong, parse_duration
+from bot.core.model import AuditName
 
 #: The audit events jit writes (``--event`` warns about other names; patterns like ``grant.*`` work).
-KNOWN_EVENTS = (
-    'request.created', 'request.approved', 'request.denied', 'request.expired', 'request.cancelled',
-    'grant.started', 'grant.active', 'grant.failed', 'grant.extended', 'grant.revoked', 'grant.revoke_failed',
-    'policy.loaded', 'ssh_key.registered', 'breakglass.used',
-)  # fmt: skip
+KNOWN_EVENTS = tuple(AuditName)
 #: Names people reach for that are not events of their own, and what to ask for instead.
 NOT_EVENTS = {
     'policy.rejected': 'a refused policy is recorded as policy.loaded with outcome "rejected"',

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from bot.audit.records import dumps, iso, request_of, requester_label
 from bot.core.durations import format_duration
+from bot.core.model import AuditName
 
 EVENT_COLUMNS = (
     'seq', 'time', 'event', 'actor', 'request_id', 'requester_slack_id', 'requester_email', 'requester_pipeline',
@@ -69,7 +70,7 @@ def _note(record: dict[str, Any]) -> str:
     parts = []
     if record.get('error'):
         parts.append(f'error: {record["error"]}')
-    if record.get('event') == 'request.created' and req.get('reason'):
+    if record.get('event') == AuditName.REQUEST_CREATED and req.get('reason'):
         parts.append(f'reason: {req["reason"]}')
     for key in ('why', 'progress', 'by', 'extends', 'extension', 'kept_for'):
         if detail.get(key) not in (None, '', []):

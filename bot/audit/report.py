@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.audit.records import iso, request_of, requester_label
 from bot.core.durations import format_duration
+from bot.core.model import AuditName
 
 REPORT_COLUMNS = (
     'request_id', 'grantee', 'grantee_slack_id', 'role', 'granted_at', 'ended_at', 'ended', 'ended_by',
@@ -126,29 +127,29 @@ def _apply(
     grant: Grant, record: dict[str, Any], names: dict[str, str], extended_by: list[tuple[Grant, int, str]]
 ) -> None:
     event, detail = record.get('event'), record.get('detail') or {}
-    if event == 'request.created' and detail.get('extends'):
+    if event == AuditName.REQUEST_CREATED and detail.get('extends'):
         grant.extends = str(detail['extends'])
-    elif event == 'request.approved':
+    elif event == AuditName.REQUEST_APPROVED:
         who = _approver(record, names)
         if who not in grant.approved_by:
             grant.approved_by.append(who)
-    elif event == 'grant.active':
+    elif event == AuditName.GRANT_ACTIVE:
         grant.granted_at = record['time']
         grant.expires_at = detail.get('expires_at', grant.expires_at)
-    elif event == 'grant.extended':
+    elif event == AuditName.GRANT_EXTENDED:
         grant.expires_at = detail.get('to', grant.expires_at)
         actor = str(record.get('actor') or '?')
         grant.extensions.append(f'{format_duration(int(detail.get("by") or 0))} more at {iso(record["time"])} '
                                 f'by {names.get(actor, actor)}')  # fmt: skip
         if detail.get('extension'):
             extended_by.append((grant, len(grant.extensions) - 1, str(detail['extension'])))
-    elif event == 'grant.revoked':
+    elif event == AuditName.GRANT_REVOKED:
         grant.ended_at = record['time']
         grant.ended = str(detail.get('why') or 'revoked')
         if record.get('actor') == 'reconciler':
             grant.ended = 'revoked by the reconciler (jit did not know it as active)'
         grant.ended_by = str(record.get('actor') or '')
-    elif event == 'grant.revoke_failed':
+    elif event == AuditName.GRANT_REVOKE_FAILED:
         grant.revoke_failures += 1
 
 

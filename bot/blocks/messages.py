@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.blocks.mrkdwn import code, context, literal, mention, message, section, text, user
 from bot.core.durations import format_duration
-from bot.core.model import AccessRequest, RequestStatus
+from bot.core.model import AccessRequest, AuditName, RequestStatus
 from bot.core.policy import Rule
 from bot.ids import ActionId, BlockId, CallbackId
 
@@ -177,32 +177,32 @@ def build_deny_modal(request: AccessRequest, *, reason_required: bool) -> dict[s
 def requester_update(event: str, request: AccessRequest, rule: Rule | None) -> str | None:
     """The DM the requester gets for an audit event, or None when there is nothing to tell."""
     rid = code(request.id)
-    if event == 'request.created':
+    if event == AuditName.REQUEST_CREATED:
         return None  # the status message (build_status_message) says it, and keeps saying where it stands
-    if event == 'request.approved':
+    if event == AuditName.REQUEST_APPROVED:
         if request.status is S.PENDING:
             return f':hourglass_flowing_sand: {rid}: {waiting_line(request, rule)}.'
         return f':white_check_mark: {rid} approved by {mention(request.decided_by, nobody="policy")}; granting now.'
-    if event == 'request.denied':
+    if event == AuditName.REQUEST_DENIED:
         why = f' Reason: {text(request.deny_reason, REASON_CHARS)}' if request.deny_reason else ''
         return f':no_entry: {rid} was denied by {mention(request.decided_by, nobody="?")}.{why}'
-    if event == 'request.cancelled':
+    if event == AuditName.REQUEST_CANCELLED:
         return f':wastebasket: {rid} was cancelled.'
-    if event == 'request.expired':
+    if event == AuditName.REQUEST_EXPIRED:
         return f':hourglass: {rid} expired: nobody decided in time.'
-    if event == 'grant.extended':
+    if event == AuditName.GRANT_EXTENDED:
         return f':hourglass: {rid} extended: it now ends at {clock(request.expires_at)}.'
-    if event == 'grant.active' and request.extends:
+    if event == AuditName.GRANT_ACTIVE and request.extends:
         return None  # the grant it extends says so (grant.extended)
-    if event == 'grant.revoked' and request.extends:
+    if event == AuditName.GRANT_REVOKED and request.extends:
         return None
-    if event == 'grant.active':
+    if event == AuditName.GRANT_ACTIVE:
         return f':key: Granted {what(request)} ({rid}). Auto-revokes at {clock(request.expires_at)}.'
-    if event == 'grant.failed':
+    if event == AuditName.GRANT_FAILED:
         return f':x: {rid} could not be granted: {text(request.error, ERROR_CHARS)}'
-    if event == 'grant.revoked':
+    if event == AuditName.GRANT_REVOKED:
         return f':lock: Access ended: {grant(request)} ({rid}).'
-    if event == 'grant.revoke_failed':
+    if event == AuditName.GRANT_REVOKE_FAILED:
         return f':rotating_light: Revoking {rid} keeps failing; jit keeps trying, and the admins know.'
     return None
 

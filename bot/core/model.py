@@ -15,6 +15,25 @@ from enum import StrEnum
 from typing import Any
 
 
+class AuditName(StrEnum):
+    """What an audit event says happened (its ``event``): the names the trail uses, and only those."""
+
+    REQUEST_CREATED = 'request.created'
+    REQUEST_APPROVED = 'request.approved'
+    REQUEST_DENIED = 'request.denied'
+    REQUEST_EXPIRED = 'request.expired'
+    REQUEST_CANCELLED = 'request.cancelled'
+    GRANT_STARTED = 'grant.started'
+    GRANT_ACTIVE = 'grant.active'
+    GRANT_FAILED = 'grant.failed'
+    GRANT_EXTENDED = 'grant.extended'
+    GRANT_REVOKED = 'grant.revoked'
+    GRANT_REVOKE_FAILED = 'grant.revoke_failed'
+    POLICY_LOADED = 'policy.loaded'
+    SSH_KEY_REGISTERED = 'ssh_key.registered'
+    BREAKGLASS_USED = 'breakglass.used'
+
+
 class RequestStatus(StrEnum):
     """Where a request is in its life (see ``docs`` and ``bot.core.transitions``)."""
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.core.durations import format_duration
 from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied
-from bot.core.model import AccessRequest, Approval, AuditEvent, Principal, RequestStatus
+from bot.core.model import AccessRequest, Approval, AuditEvent, AuditName, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
 
 S = RequestStatus
@@ -56,7 +56,9 @@ def _event(request: AccessRequest, name: str, actor: Principal | str, **kw: obje
 
 def created(request: AccessRequest, *, detail: dict[str, object] | None = None) -> tuple[AccessRequest, AuditEvent]:
     """The filing itself: a new pending request and its ``request.created`` event."""
-    return request, _event(request, 'request.created', request.requester, outcome='pending', detail=detail or {})
+    return request, _event(
+        request, AuditName.REQUEST_CREATED, request.requester, outcome='pending', detail=detail or {}
+    )
 
 
 def approval_progress(request: AccessRequest, *, policy: Policy, rule: Rule) -> tuple[int, int]:
@@ -118,7 +120,7 @@ def approve(
                   decided_by=approver if done else None,
                   approved_digest=request.digest() if done else None)  # fmt: skip
     progress = f'{counted} of {rule.approvals_needed}'
-    return new, _event(new, 'request.approved', approver, outcome='approved' if done else 'pending',
+    return new, _event(new, AuditName.REQUEST_APPROVED, approver, outcome='approved' if done else 'pending',
                        detail={'progress': progress, 'step': step})  # fmt: skip
 
 
@@ -126,7 +128,7 @@ def auto_approve(request: AccessRequest, *, reason: str) -> tuple[AccessRequest,
     """A rule with ``auto_approve`` (or break-glass) approves at filing time."""
     _check(request, 'approve')
     new = replace(request, status=S.APPROVED, approved_digest=request.digest())
-    return new, _event(new, 'request.approved', 'policy', outcome='approved', detail={'why': reason})
+    return new, _event(new, AuditName.REQUEST_APPROVED, 'policy', outcome='approved', detail={'why': reason})
 
 
 def deny(
@@ -142,14 +144,14 @@ def deny(
     if rule.require_deny_reason and not reason.strip():
         raise InvalidTransition('This rule requires a reason to deny.')
     new = replace(request, status=S.DENIED, decided_by=approver, deny_reason=reason or None)
-    return new, _event(new, 'request.denied', approver, outcome='denied', detail={'why': reason})
+    return new, _event(new, AuditName.REQUEST_DENIED, approver, outcome='denied', detail={'why': reason})
 
 
 def expire(request: AccessRequest, *, now: float) -> tuple[AccessRequest, AuditEvent]:
     """Nobody decided within ``pending_timeout``."""
     _check(request, 'expire')
     new = replace(request, status=S.EXPIRED, ended_at=now)
-    return new, _event(new, 'request.expired', 'jit', outcome='expired')
+    return new, _event(new, AuditName.REQUEST_EXPIRED, 'jit', outcome='expired')
 
 
 def cancel(request: AccessRequest, who: Principal, *, now: float) -> tuple[AccessRequest, AuditEvent]:
@@ -158,7 +160,7 @@ def cancel(request: AccessRequest, who: Principal, *, now: float) -> tuple[Acces
     if not who.same_as(request.requester):
         raise NotAnApprover('Only the requester can cancel a request.')
     new = replace(request, status=S.CANCELLED, ended_at=now)
-    return new, _event(new, 'request.cancelled', who, outcome='cancelled')
+    return new, _event(new, AuditName.REQUEST_CANCELLED, who, outcome='cancelled')
 
 
 def start_grant(
@@ -173,7 +175,7 @@ def start_grant(
     new = replace(request, status=S.GRANTING, attempts=request.attempts + 1,
                   grant_deadline=request.grant_deadline or deadline,
                   granted_with=request.granted_with or granted_with)  # fmt: skip
-    return new, _event(new, 'grant.started', 'jit', outcome='granting', detail={'attempt': new.attempts})
+    return new, _event(new, AuditName.GRANT_STARTED, 'jit', outcome='granting', detail={'attempt': new.attempts})
 
 
 def activate(request: AccessRequest, *, now: float, until: float | None = None) -> tuple[AccessRequest, AuditEvent]:
@@ -183,7 +185,7 @@ def activate(request: AccessRequest, *, now: float, until: float | None = None) 
     """
     _check(request, 'activate')
     new = replace(request, status=S.ACTIVE, granted_at=now, expires_at=until or now + request.duration)
-    return new, _event(new, 'grant.active', 'jit', outcome='active', detail={'expires_at': new.expires_at})
+    return new, _event(new, AuditName.GRANT_ACTIVE, 'jit', outcome='active', detail={'expires_at': new.expires_at})
 
 
 def extended_total(request: AccessRequest, by: int) -> int:
@@ -227,21 +229,21 @@ def extend(
     detail: dict[str, object] = {'from': request.expires_at, 'to': new.expires_at, 'by': by}
     if via:
         detail['extension'] = via
-    return new, _event(new, 'grant.extended', actor, outcome='active', detail=detail)
+    return new, _event(new, AuditName.GRANT_EXTENDED, actor, outcome='active', detail=detail)
 
 
 def fail(request: AccessRequest, *, error: str, now: float) -> tuple[AccessRequest, AuditEvent]:
     """The grant could not be made (or was refused by the re-check); nothing is granted."""
     _check(request, 'fail')
     new = replace(request, status=S.FAILED, error=error, ended_at=now)
-    return new, _event(new, 'grant.failed', 'jit', outcome='failed', error=error)
+    return new, _event(new, AuditName.GRANT_FAILED, 'jit', outcome='failed', error=error)
 
 
 def revoke_failed(request: AccessRequest, *, error: str, failures: int) -> tuple[AccessRequest, AuditEvent]:
     """The revoke failed ``failures`` times in a row: the grant is marked, the admins are alerted, retries go on."""
     _check(request, 'revoke_failed')
     new = replace(request, status=S.REVOKE_FAILED, error=error)
-    return new, _event(new, 'grant.revoke_failed', 'jit', outcome='revoke_failed', error=error,
+    return new, _event(new, AuditName.GRANT_REVOKE_FAILED, 'jit', outcome='revoke_failed', error=error,
                        detail={'failures': failures})  # fmt: skip
 
 
@@ -260,4 +262,4 @@ def revoke(
     detail: dict[str, object] = {'why': why, 'lateness': late}
     if kept_for:
         detail['kept_for'] = kept_for
-    return new, _event(new, 'grant.revoked', actor, outcome='revoked', detail=detail)
+    return new, _event(new, AuditName.GRANT_REVOKED, actor, outcome='revoked', detail=detail)

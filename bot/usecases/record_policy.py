@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from bot.core.model import AuditEvent
+from bot.core.model import AuditEvent, AuditName
 from bot.core.policy import Policy
 from bot.core.ports import RequestStore
 
@@ -29,16 +29,16 @@ class RecordPolicyChange:
         detail = {'files': list(policy.files), 'rules': len(policy.rules), 'resources': len(policy.resources)}
         if policy.commit:
             detail['commit'] = policy.commit
-        self._record(AuditEvent(event='policy.loaded', actor='jit', policy_version=policy.version, outcome='loaded',
-                                detail=detail))  # fmt: skip
+        self._record(AuditEvent(event=AuditName.POLICY_LOADED, actor='jit', policy_version=policy.version,
+                                outcome='loaded', detail=detail))  # fmt: skip
 
     def rejected(self, problems: list[str], kept: Policy) -> None:
         digest = hashlib.sha256('\n'.join(problems).encode()).hexdigest()[:16]
         if not self.store.lease(f'policy:rejected:{digest}', RECORDED_FOR):
             return
         error = '; '.join(problems[:20]) + (f' (and {len(problems) - 20} more)' if len(problems) > 20 else '')
-        self._record(AuditEvent(event='policy.loaded', actor='jit', policy_version=kept.version, outcome='rejected',
-                                error=error, detail={'kept_version': kept.version}))  # fmt: skip
+        self._record(AuditEvent(event=AuditName.POLICY_LOADED, actor='jit', policy_version=kept.version,
+                                outcome='rejected', error=error, detail={'kept_version': kept.version}))  # fmt: skip
 
     def _record(self, event: AuditEvent) -> None:
         self.store.record(event)

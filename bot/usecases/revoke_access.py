@@ -17,7 +17,7 @@ import structlog
 
 from bot.core import transitions
 from bot.core.errors import InvalidTransition, ProviderError
-from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, RequestStatus
+from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, AuditName, RequestStatus
 from bot.core.policy import Policy
 from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
 from bot.usecases.grant_access import GRANT_LEASE, access_lease, backoff
@@ -148,7 +148,8 @@ class RevokeAccess:
         if failures >= ALERT_AFTER_FAILURES and request.status is S.ACTIVE:
             self._transition(request.id, lambda r: transitions.revoke_failed(r, error=error, failures=failures))
         elif failures == ALERT_AFTER_FAILURES:  # a clean-up of a half-made grant: no grant to mark, still loud
-            event = AuditEvent(event='grant.revoke_failed', actor='jit', request=request.summary(), rule=request.rule,
-                               policy_version=request.policy_version, outcome='retrying', error=error)  # fmt: skip
+            event = AuditEvent(event=AuditName.GRANT_REVOKE_FAILED, actor='jit', request=request.summary(),
+                               rule=request.rule, policy_version=request.policy_version, outcome='retrying',
+                               error=error)  # fmt: skip
             self.store.record(event)
         return 'failed, will retry'

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from bot.core.errors import RequestError, TooManyRequests
-from bot.core.model import AuditEvent, Principal
+from bot.core.model import AuditEvent, AuditName, Principal
 from bot.core.ports import Clock, RequestStore
 
 #: OpenSSH key lines are short; anything longer is not one (and is not stored).
@@ -94,7 +94,7 @@ class SshKeys:
         detail = {'fingerprint': fingerprint(line), 'type': line.split()[0]}
         if previous:
             detail['replaced'] = fingerprint(previous)
-        event = AuditEvent(event='ssh_key.registered', actor=who.slack_id, outcome='registered', detail=detail)
+        event = AuditEvent(event=AuditName.SSH_KEY_REGISTERED, actor=who.slack_id, outcome='registered', detail=detail)
         self.store.record(event)
         return detail['fingerprint']
 

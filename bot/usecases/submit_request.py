@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.core import transitions
 from bot.core.errors import PolicyDenied
-from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
+from bot.core.model import AccessRequest, AuditEvent, AuditName, Principal, RequestStatus
 from bot.core.policy import Decision, DecisionKind, Policy, evaluate
 from bot.core.ports import Clock, JobQueue, RequestStore
 from bot.usecases.limits import RequestLimits
@@ -88,7 +88,7 @@ class SubmitRequest:
         request, _ = self.store.transition(request.id, lambda r: transitions.auto_approve(r, reason=decision.reason))
         if decision.kind is DecisionKind.BREAK_GLASS:
             # Self-approved in an emergency: said loudly, to the audit channel, the admins and the approvers.
-            alarm = AuditEvent(event='breakglass.used', actor=requester.slack_id or requester.label,
+            alarm = AuditEvent(event=AuditName.BREAKGLASS_USED, actor=requester.slack_id or requester.label,
                                request=request.summary(), rule=request.rule, policy_version=request.policy_version,
                                outcome='approved', detail={'reason': reason})  # fmt: skip
             self.store.record(alarm)
