@@ -178,9 +178,7 @@ class RedisStore:
         return set(self.r.smembers(self._holds_key(request)))
 
     def _holds_key(self, request: AccessRequest) -> str:
-        p = request.requester
-        who = (p.email or '').lower() or p.slack_id or (f'pipeline:{p.pipeline}' if p.pipeline else '?')
-        return self._key('holds', request.resource, request.role, who)
+        return self._key('holds', request.resource, request.role, request.requester.access_key)
 
     def due_at(self, request_id: str) -> float | None:
         score = self.r.zscore(self._key('grants:due'), request_id)

@@ -89,6 +89,12 @@ class Principal:
         return bool(self.ids() & other.ids())
 
     @property
+    def access_key(self) -> str:
+        """Who holds an access, for everything keyed by person: the email (one person with several Slack IDs holds
+        one access), else the Slack user ID, else ``pipeline:NAME`` (never taken for a person's ID)."""
+        return (self.email or '').lower() or self.slack_id or (f'pipeline:{self.pipeline}' if self.pipeline else '?')
+
+    @property
     def owner_key(self) -> str:
         """The key of this principal's own list of requests: the Slack user ID, or ``pipeline:NAME``."""
         return self.slack_id or (f'pipeline:{self.pipeline}' if self.pipeline else '')

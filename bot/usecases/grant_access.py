@@ -48,9 +48,7 @@ def access_lease(request: AccessRequest) -> str:
     Needed where overlapping grants share one object (a group membership): a revoke that saw no
     other holder must not remove the membership just after an overlapping grant added it.
     """
-    p = request.requester
-    who = (p.email or '').lower() or p.slack_id or p.pipeline or '?'
-    return f'access:{request.resource}:{request.role}:{who}'
+    return f'access:{request.resource}:{request.role}:{request.requester.access_key}'
 
 
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 60.0) -> float:
