@@ -20,7 +20,7 @@ from bot.adapters.rq_queue import RQJobQueue
 from bot.core.errors import ProviderError
 from bot.core.model import AccessRequest, AuditEvent, AuditName, Principal, RequestStatus
 from bot.core.policy import Policy
-from bot.core.ports import Clock, shares_grants
+from bot.core.ports import Clock, ListsLive, shares_grants
 from bot.usecases.target import Target
 
 log = structlog.get_logger(__name__)
@@ -51,8 +51,9 @@ class Reconciler:
         for resource_name, target in self._targets(policy):
             try:
                 provider = self.provider(target.provider)
-                lister = getattr(provider, 'list_live', None)
-                live = lister(resource_name, settings=dict(target.settings)) if lister else None
+                if not isinstance(provider, ListsLive):
+                    continue  # it cannot tell what it holds: nothing to compare
+                live = provider.list_live(resource_name, settings=dict(target.settings))
             except ProviderError as exc:
                 log.warning('reconcile.list_failed', resource=resource_name, error=str(exc))
                 continue

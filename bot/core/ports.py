@@ -7,7 +7,7 @@ memory. A use case takes these through its constructor and never imports an adap
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.core.model import AccessRequest, AuditEvent, Principal
 
@@ -156,9 +156,35 @@ class Provider(Protocol):
 
     def revoke(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> None: ...
 
-    # Optional, where the target holds an expiry of its own:
-    # def extend(self, request, *, settings, params) -> dict[str, Any]: move it to ``request.expires_at``;
-    #     returns details for the requester (a new certificate), like ``grant``.
+
+# What a provider may do besides grant and revoke, each a Protocol of its own, checked with isinstance.
+
+
+@runtime_checkable
+class Extends(Protocol):
+    """A target that holds an expiry of its own (``VALID UNTIL``, a certificate's validity, an IAM condition)."""
+
+    def extend(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Move it to ``request.expires_at``; returns details for the requester (a new certificate), like grant."""
+        ...
+
+
+@runtime_checkable
+class ListsLive(Protocol):
+    """A target that can tell what jit granted there (for the reconciler)."""
+
+    def list_live(self, resource: str, *, settings: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """``(request_id, role)`` of every grant jit made at ``resource``; None when these settings cannot tell."""
+        ...
+
+
+@runtime_checkable
+class SeesUse(Protocol):
+    """A target that can tell when a grant was last used (for ``revoke_on_idle``)."""
+
+    def last_used(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> float | None:
+        """When the grant was last seen in use (a Unix time), or None when it was not."""
+        ...
 
 
 def shares_grants(provider: object, settings: dict[str, Any]) -> bool:

@@ -23,7 +23,7 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, PolicyDenied, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import DecisionKind, Policy, evaluate
-from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
+from bot.core.ports import Clock, Extends, JobQueue, Provider, RequestStore, shares_grants
 from bot.usecases.lease import held_lease
 from bot.usecases.target import Target, recorded_target
 
@@ -189,11 +189,11 @@ class GrantAccess:
             if request.extends:
                 return 'nothing to move'  # an extension holds nothing at the provider: its grant does
             target = Target.of(request, self.policy())
-            extend = getattr(self.provider(target.provider), 'extend', None) if target else None
-            if target is None or extend is None:
+            provider = self.provider(target.provider) if target else None
+            if target is None or not isinstance(provider, Extends):
                 return 'nothing to move'
             try:
-                details = extend(request, settings=target.settings, params=target.params)
+                details = provider.extend(request, settings=target.settings, params=target.params)
             except ProviderError as exc:
                 if exc.retryable and attempt < PUSH_ATTEMPTS:
                     self.queue.enqueue_push_expiry(request_id, delay=backoff(attempt + 1), attempt=attempt + 1)

@@ -17,7 +17,7 @@ from bot.core.durations import format_duration
 from bot.core.errors import ProviderError
 from bot.core.model import AccessRequest
 from bot.core.policy import Policy
-from bot.core.ports import Clock, JobQueue, Provider, RequestStore
+from bot.core.ports import Clock, JobQueue, Provider, RequestStore, SeesUse
 from bot.usecases.target import Target
 
 log = structlog.get_logger(__name__)
@@ -60,7 +60,7 @@ class RevokeIdle:
         if target is None:
             return None
         provider = self.provider(target.provider)
-        if not hasattr(provider, 'last_used'):
+        if not isinstance(provider, SeesUse):
             return None
         if rule.revoke_on_idle is True:
             return int(getattr(provider, 'idle_window', DEFAULT_IDLE_WINDOW))
@@ -71,9 +71,10 @@ class RevokeIdle:
         try:
             target = Target.of(request, policy)  # where the grant was made, as its revoke will use
             assert target is not None  # _window found it
-            seen = self.provider(target.provider).last_used(  # type: ignore[attr-defined]
-                request, settings=dict(target.settings), params=dict(target.params)
-            )
+            provider = self.provider(target.provider)
+            if not isinstance(provider, SeesUse):
+                return 0.0  # the policy moved it to a provider that cannot tell: unknown is not idle
+            seen = provider.last_used(request, settings=dict(target.settings), params=dict(target.params))
         except ProviderError as exc:
             log.warning('grant.idle_check_failed', request_id=request.id, error=str(exc))
             return 0.0  # unknown is not idle
