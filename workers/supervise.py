@@ -116,6 +116,10 @@ def work_forever(queues: list[str], *, url: str, logging_level: str) -> int:
             return 0
 
 
+#: A child that stopped as asked (exit 0, or SIGTERM) is started again only if its worker is still running after
+#: this long: a SIGTERM to the process group reaches the child first at times, and the worker just after.
+ASKED_TO_STOP_GRACE = 3.0
+
 #: How much lower the Slack messages' process runs than the access one: in a burst, revokes get the CPU first.
 NOTIFY_NICENESS = 10
 
@@ -194,6 +198,8 @@ class ChildProcess:
         self._ctx = multiprocessing.get_context('spawn')  # a fresh interpreter: no threads or sockets inherited
         self._proc: Any = None
         self._stop = threading.Event()
+        # Held while a child is started and while the children are stopped: none is started after stop() looked.
+        self._lock = threading.Lock()
         self._watch = threading.Thread(target=self._supervise, name=f'{self.name}-watch', daemon=True)
 
     def start(self) -> None:
@@ -209,14 +215,21 @@ class ChildProcess:
         while not self._stop.wait(1.0):
             if STOPPING.is_set():
                 return  # the worker is stopping: the child was told too (same process group, or stop())
-            if self._proc is not None and not self._proc.is_alive():
+            if self._proc is None or self._proc.is_alive():
+                continue
+            if self._proc.exitcode in (0, -signal.SIGTERM) and self._stop.wait(ASKED_TO_STOP_GRACE):
+                return  # it was asked to stop (a SIGTERM to the process group): so is this process, in a moment
+            with self._lock:
+                if self._stop.is_set() or STOPPING.is_set():
+                    return
                 log.warning('worker.child_ended', process=self.name, exitcode=self._proc.exitcode,
                             action='starting it again')  # fmt: skip
                 self._spawn()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        proc = self._proc
+        with self._lock:
+            self._stop.set()
+            proc = self._proc
         if proc is not None and proc.is_alive():
             proc.terminate()  # SIGTERM: RQ's warm shutdown, the message being sent is finished
             proc.join(timeout)
