@@ -155,8 +155,19 @@ class SocketModeHub:
         }  # fmt: skip
         try:
             await ws.send_json(envelope)
-            remaining = max(0.0, timeout - (time.monotonic() - started))
-            acked = await asyncio.wait_for(future, remaining)
+            # A connection the app closes before it acks (it was reconnecting) gets no answer: the envelope goes
+            # again, as a retry, on a connection still open, as Slack does with an envelope it got no ack for.
+            while not future.done():
+                remaining = timeout - (time.monotonic() - started)
+                if remaining <= 0:
+                    return None
+                await asyncio.wait({future}, timeout=min(0.1, remaining))
+                if not future.done() and ws.closed and self._sockets:
+                    ws = self._sockets[0]
+                    retry_attempt += 1
+                    envelope["retry_attempt"], envelope["retry_reason"] = retry_attempt, "timeout"
+                    await ws.send_json(envelope)
+            acked = future.result()
         except (TimeoutError, ConnectionError, RuntimeError):
             return None
         finally:

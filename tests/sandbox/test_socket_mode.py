@@ -84,3 +84,23 @@ async def test_no_ack_is_no_reply(slack):
         assert envelope['type'] == 'events_api' and envelope['envelope_id']
     await asyncio.sleep(0)  # the closed socket leaves the hub
     assert await slack.socket_mode.deliver('events_api', {}, timeout=0.2) is None
+
+
+async def test_an_envelope_on_a_connection_the_app_closes_unacked_goes_again_on_one_still_open(slack):
+    """An app that reconnects closes its old connection; an envelope on it that was not acked is sent again, as a
+    retry with the same envelope_id, on a connection still open (else a slash command would be lost)."""
+    client = AsyncWebClient(base_url=slack.api_url)
+    first = (await client.apps_connections_open(app_token=slack.app_token))['url']
+    second = (await client.apps_connections_open(app_token=slack.app_token))['url']
+    async with aiohttp.ClientSession() as session, session.ws_connect(first) as old, session.ws_connect(second) as new:
+        await old.receive_json(timeout=5)
+        await new.receive_json(timeout=5)
+        slack.socket_mode._next = -1  # the next envelope goes to the first connection (round robin)
+        delivery = asyncio.create_task(slack.socket_mode.deliver('slash_commands', {'command': '/jit'}, timeout=5))
+        sent = await old.receive_json(timeout=5)
+        await old.close()  # reconnecting: gone without an ack
+        again = await new.receive_json(timeout=5)
+        assert again['envelope_id'] == sent['envelope_id'] and again['retry_attempt'] == 1
+        await new.send_json({'envelope_id': again['envelope_id'], 'payload': {'text': 'Filed'}})
+        ack = await delivery
+    assert ack is not None and ack.payload == {'text': 'Filed'}
