@@ -14,14 +14,21 @@ Keys (all under a prefix, ``jit:`` by default):
 ``details:<id>``               a grant's access details sealed to the pipeline's key (ciphertext only jit
                                cannot read), until the pipeline takes them once or the grant ends
 ``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
+``req:<id>:reminders``         hash step -> reminders sent to that step's approvers (one sweeper sends each)
+``req:<id>:seen``              when the grant was last seen in use (``revoke_on_idle``)
+``revoke_failures:<id>``       failed revoke tries of a grant, ended by its revoke (alerts from the eighth)
 ``notify:cursor``              the last audit seq shown in Slack (:mod:`workers.notify_follower`)
 ``grants:watch``               sorted set: when to check on an approved grant that is not active yet
 ``warnings:due``               sorted set: when to DM a grantee that the grant ends soon (moved by extensions)
 ``sshkey:<slack id>``          a user's OpenSSH public key (``/jit ssh-key``), for the ssh provider
-``holds:<res>:<role>:<who>``   set of the requests holding that access now (granting or active)
+``holds:<res>:<role>:<who>``   set of the requests holding that access now (granting or active); ``<who>``
+                               is ``Principal.access_key``
 ``lease:<name>``               short locks so two sweepers do not revoke the same grant at once
 ``slots:<name>``               sorted set of recent uses (a sliding-window rate limit)
 =============================  ==========================================================
+
+Kept by others under the same prefix: ``claim:revoke:<id>`` (:mod:`workers.revoker`), ``replay:*``
+(:mod:`bot.adapters.replay_guard`), ``audit:sink:<key>`` and ``audit:trimmed`` (:mod:`workers.audit_pump`).
 
 A transition reads the request and the audit head, applies the pure step from
 ``bot.core.transitions``, and writes the request, the indexes and the hash-chained audit event
