@@ -12,9 +12,7 @@ fails the request closed, which leaves a clean-up revoke behind.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any
 
 import structlog
@@ -23,8 +21,8 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, PolicyDenied, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import DecisionKind, Policy, evaluate
-from bot.core.ports import Clock, Extends, JobQueue, Provider, RequestStore, shares_grants
-from bot.usecases.lease import held_lease
+from bot.core.ports import Clock, Extends, JobQueue, Provider, RequestStore
+from bot.usecases.lease import access_turn, backoff, held_lease
 from bot.usecases.target import Target, recorded_target
 
 log = structlog.get_logger(__name__)
@@ -40,21 +38,6 @@ GRANT_LEASE = 10.0
 PUSH_ATTEMPTS = 5
 #: How long a grant or revoke waits for another call on the same person's same access to finish.
 ACCESS_WAIT = 15.0
-
-
-def access_lease(request: AccessRequest) -> str:
-    """One person's one access at one resource: grants and revokes of it take turns at the provider.
-
-    Needed where overlapping grants share one object (a group membership): a revoke that saw no
-    other holder must not remove the membership just after an overlapping grant added it.
-    """
-    return f'access:{request.resource}:{request.role}:{request.requester.access_key}'
-
-
-def backoff(attempt: int, *, base: float = 2.0, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter in its upper half: 1-2 s, 2-4 s, ... up to ``cap``."""
-    delay = min(cap, base ** max(1, attempt))
-    return delay / 2 + random.random() * delay / 2
 
 
 class GrantAccess:
@@ -134,7 +117,7 @@ class GrantAccess:
         bound = log.bind(request_id=request_id, provider=target.provider, attempt=request.attempts)
         provider = self.provider(target.provider)
         try:
-            with self.access_turn(provider, target.settings, request) as mine:
+            with access_turn(self.store, provider, target.settings, request, ttl=GRANT_LEASE, wait=ACCESS_WAIT) as mine:
                 if not mine:
                     raise TransientProviderError('another grant or revoke of the same access is still running')
                 details = provider.grant(request, settings=target.settings, params=target.params)
@@ -205,12 +188,6 @@ class GrantAccess:
         if details:
             self.on_details(request, details)
         return 'moved'
-
-    def access_turn(self, provider: Provider, settings: dict[str, Any], request: AccessRequest) -> Any:
-        """For a provider whose overlapping grants share one object: the lease of :func:`access_lease`."""
-        if not shares_grants(provider, settings):
-            return nullcontext(True)
-        return held_lease(self.store, access_lease(request), GRANT_LEASE, wait=ACCESS_WAIT)
 
     def _extend(self, extension: AccessRequest) -> str:
         """An approved extension moves the original grant's end; nothing new is granted at the provider.

@@ -9,15 +9,18 @@ it within ``ttl``. One heartbeat thread per process renews them all.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
-from bot.core.ports import RequestStore
+from bot.core.model import AccessRequest
+from bot.core.ports import RequestStore, shares_grants
 
 log = structlog.get_logger(__name__)
 
@@ -122,3 +125,23 @@ def held_lease(
     finally:
         _heartbeat.remove(held)
         store.release_lease(name)
+
+
+def backoff(attempt: int, *, base: float = 2.0, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter in its upper half: 1-2 s, 2-4 s, ... up to ``cap``."""
+    delay = min(cap, base ** max(1, attempt))
+    return delay / 2 + random.random() * delay / 2
+
+
+def access_turn(
+    store: RequestStore, provider: object, settings: dict[str, Any], request: AccessRequest, *, ttl: float, wait: float
+) -> AbstractContextManager[bool]:
+    """One person's one access at one resource: grants and revokes of it take turns at the provider.
+
+    Needed where overlapping grants share one object (a group membership): a revoke that saw no other holder must
+    not remove the membership just after an overlapping grant added it. Other providers take no turn.
+    """
+    if not shares_grants(provider, settings):
+        return nullcontext(True)
+    name = f'access:{request.resource}:{request.role}:{request.requester.access_key}'
+    return held_lease(store, name, ttl, wait=wait)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from typing import Any
 
 import structlog
 
@@ -20,8 +18,8 @@ from bot.core.errors import InvalidTransition, ProviderError
 from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, AuditName, RequestStatus
 from bot.core.policy import Policy
 from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
-from bot.usecases.grant_access import GRANT_LEASE, access_lease, backoff
-from bot.usecases.lease import held_lease
+from bot.usecases.grant_access import GRANT_LEASE
+from bot.usecases.lease import access_turn, backoff, held_lease
 from bot.usecases.target import Target
 
 log = structlog.get_logger(__name__)
@@ -92,7 +90,7 @@ class RevokeAccess:
         provider = self.provider(target.provider)
         kept_for: list[str] = []
         try:
-            with self._access_turn(provider, target.settings, request) as mine:
+            with access_turn(self.store, provider, target.settings, request, ttl=REVOKE_LEASE, wait=2.0) as mine:
                 if not mine:
                     return 'busy'  # a grant or revoke of the same shared access is running: next sweep
                 if shares_grants(provider, target.settings):
@@ -126,11 +124,6 @@ class RevokeAccess:
             self.store.mark_end(extension, at=self.clock.now(), actor=str(actor), why=f'{request_id} ended')
         log.info('grant.revoked', request_id=request_id, lateness=round(self.clock.now() - (due or now), 3))
         return 'revoked'
-
-    def _access_turn(self, provider: Provider, settings: dict[str, Any], request: AccessRequest) -> Any:
-        if not shares_grants(provider, settings):
-            return nullcontext(True)
-        return held_lease(self.store, access_lease(request), REVOKE_LEASE, wait=2.0)
 
     def _transition(self, request_id: str, step: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> None:
         try:
