@@ -52,7 +52,6 @@ class NotifyFollower:
     ) -> None:  # fmt: skip
         self.store, self.notifier = store, notifier
         self.block, self.settle, self.batch = block, settle, batch
-        self._key = f'{store.p}notify:cursor'
         self._done: set[str] = set()
         self._retrying: int | None = None  # the last seq of a batch that failed part-way
         self._failures = 0
@@ -68,11 +67,7 @@ class NotifyFollower:
 
     def cursor(self) -> int:
         """The last seq shown; set (to just before the last :data:`START_WINDOW` seconds) when there is none."""
-        value = self.store.r.get(self._key)
-        if value is None:
-            self.store.r.set(self._key, self.store.recent_cursor(START_WINDOW), nx=True)
-            value = self.store.r.get(self._key)
-        return int(value or 0)
+        return self.store.notify_cursor(START_WINDOW)
 
     def follow_once(self) -> int:
         """Show the next batch (waiting up to ``block`` seconds for one); returns how many events it held.
@@ -96,8 +91,7 @@ class NotifyFollower:
             records = self.store.audit_events(cursor + 1, self.batch)
         self._retrying = records[-1]['seq']
         self.notifier.handle_batch(records, self._done)
-        # Only forward: a second follower that took over during a long batch may have moved it further.
-        self.store.r.eval(_FORWARD, 1, self._key, records[-1]['seq'])
+        self.store.advance_notify_cursor(records[-1]['seq'])
         self._done.clear()
         self._retrying = None
         return len(records)
@@ -138,10 +132,3 @@ class NotifyFollower:
                 log.warning('notify.batch_failed', error=f'{type(exc).__name__}: {exc}'[:300], retry_in=delay,
                             failures=self._failures)  # fmt: skip
                 self._stop.wait(delay)
-
-
-_FORWARD = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
-return 0
-"""

@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import redis
 import structlog
@@ -148,6 +148,16 @@ def _child_deps(environ: dict[str, str], policy: dict[str, str]) -> Any:  # prag
     return deps
 
 
+def _work_beside(deps: Any, queue: str, beside: Any) -> NoReturn:  # pragma: no cover - in the child
+    """Run ``beside`` (a thread with start and stop) while RQ's loop works ``queue``; exit with the loop's code."""
+    beside.start()
+    try:
+        code = work_forever([queue], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level)
+    finally:
+        beside.stop()
+    raise SystemExit(code)
+
+
 def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
     """The notify process, at a lower CPU priority: the follower of the audit stream (every event shown in Slack),
     and RQ's loop over the notify queue (reminders)."""
@@ -156,15 +166,7 @@ def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pr
 
     _as_child(NOTIFY_NICENESS)
     deps = _child_deps(environ, policy)
-    follower = NotifyFollower(store=deps.base.store, notifier=deps.notifier)
-    follower.start()
-    try:
-        code = work_forever(
-            [NOTIFY_QUEUE], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level
-        )
-    finally:
-        follower.stop()
-    raise SystemExit(code)
+    _work_beside(deps, NOTIFY_QUEUE, NotifyFollower(store=deps.base.store, notifier=deps.notifier))
 
 
 def _access_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
@@ -175,15 +177,7 @@ def _access_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pr
 
     _as_child()
     deps = _child_deps(environ, policy)
-    revoker = build_revoker(deps)
-    revoker.start()
-    try:
-        code = work_forever(
-            [ACCESS_QUEUE], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level
-        )
-    finally:
-        revoker.stop()
-    raise SystemExit(code)
+    _work_beside(deps, ACCESS_QUEUE, build_revoker(deps))
 
 
 class ChildProcess:

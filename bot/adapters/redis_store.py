@@ -71,6 +71,9 @@ WATCH_AFTER = 30.0
 
 # Compare-and-act on a lease's token, so a worker whose lease lapsed cannot renew or free another's.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_FORWARD = (
+    "if tonumber(ARGV[1]) > tonumber(redis.call('get', KEYS[1]) or '0') then redis.call('set', KEYS[1], ARGV[1]) end"
+)
 _FREE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 # Members of a sorted set due by ARGV[1] (at most ARGV[2]), removed as they are read.
 _TAKE_DUE = """
@@ -252,6 +255,20 @@ class RedisStore:
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until the stream holds an event after seq ``after``, at most ``timeout`` seconds; True if it does."""
         return bool(self.r.xread({self._key('audit'): f'{after}-1'}, count=1, block=max(1, int(timeout * 1000))))
+
+    def notify_cursor(self, window: float) -> int:
+        """The last audit seq shown in Slack (``notify:cursor``); when there is none yet, set to just before the
+        events of the last ``window`` seconds (:meth:`recent_cursor`)."""
+        key = self._key('notify', 'cursor')
+        value = self.r.get(key)
+        if value is None:
+            self.r.set(key, self.recent_cursor(window), nx=True)  # two followers starting at once: one wins
+            value = self.r.get(key)
+        return int(value or 0)
+
+    def advance_notify_cursor(self, seq: int) -> None:
+        """Move the cursor to ``seq``, only forward: a follower that took over during a long batch may be further."""
+        self.r.eval(_FORWARD, 1, self._key('notify', 'cursor'), seq)
 
     def recent_cursor(self, window: float, scan: int = 1000) -> int:
         """The seq before the events of the last ``window`` seconds (of the latest ``scan``): where to start

@@ -24,6 +24,7 @@ from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
 from tests.integration.test_grant_recheck import Recorder
+from tests.support.fakes import MovableClock
 from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
@@ -31,19 +32,11 @@ S = RequestStatus
 URL = own_redis_url(12)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = time.time()
-
-    def now(self) -> float:
-        return self.t
-
-
 @pytest.fixture(name='jit')
 def _jit():
     client = redis.Redis.from_url(URL, decode_responses=True)
     client.flushdb()
-    clock, rec = Clock(), Recorder()
+    clock, rec = MovableClock(), Recorder()
     store = RedisStore(client, clock=clock)
     policy = lambda: build_policy({'p.yaml': POLICY_YAML})  # noqa: E731
     kw = {'store': store, 'queue': rec, 'policy': policy, 'clock': clock}
@@ -87,7 +80,7 @@ def test_an_approved_request_never_granted_fails_closed_after_the_window(jit):
     assert grant.execute(request_id).startswith('skipped'), 'a late job grants nothing'
 
 
-def _killed_mid_grant(store: RedisStore, clock: Clock, request_id: str) -> None:
+def _killed_mid_grant(store: RedisStore, clock: MovableClock, request_id: str) -> None:
     """What a worker SIGKILLed inside the provider call leaves: `granting`, watched, its lease lapsing."""
     store.transition(request_id, lambda r: transitions.start_grant(
         r, now=clock.now(), deadline=clock.now() + GRANT_RETRY_WINDOW + GRANT_LEASE + r.duration))  # fmt: skip
@@ -145,7 +138,7 @@ def test_the_revoke_backstop_waits_for_a_live_grant_attempt(jit):
 
 def test_a_lease_lives_while_renewed_and_lapses_when_its_holder_dies():
     client = redis.Redis.from_url(URL, decode_responses=True)
-    a, b = (RedisStore(client, clock=Clock(), prefix='jit-lease-test:') for _ in range(2))
+    a, b = (RedisStore(client, clock=MovableClock(), prefix='jit-lease-test:') for _ in range(2))
     try:
         inside = threading.Event()
         done = threading.Event()

@@ -17,16 +17,12 @@ from bot.adapters.redis_store import RedisStore
 from bot.core import transitions
 from bot.core.errors import InvalidTransition
 from bot.core.model import GENESIS_HASH, AccessRequest, AuditEvent, Principal, RequestStatus, chain_hash
+from bot.deps import SystemClock
 from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
 URL = own_redis_url(14)
 S = RequestStatus
-
-
-class Clock:
-    def now(self) -> float:
-        return time.time()
 
 
 @pytest.fixture(name='client')
@@ -59,7 +55,7 @@ def _verify(store: RedisStore) -> list[dict]:
 
 
 def test_a_burst_of_steps_from_many_threads_is_each_applied_once_on_an_unbroken_chain(client):
-    store = RedisStore(client, clock=Clock())
+    store = RedisStore(client, clock=SystemClock())
     requests = [_request(n) for n in range(300)]
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda r: store.create(r, _created(r)), requests))
@@ -78,7 +74,7 @@ def test_a_burst_of_steps_from_many_threads_is_each_applied_once_on_an_unbroken_
 
 def test_steps_on_the_same_request_in_one_batch_see_each_other_and_a_refusal_is_its_own(client):
     """Ten threads cancel the same request at once: one cancels, nine are told it is already cancelled."""
-    store = RedisStore(client, clock=Clock())
+    store = RedisStore(client, clock=SystemClock())
     request = _request(1)
     store.create(request, _created(request))
     barrier = threading.Barrier(10)
@@ -99,8 +95,8 @@ def test_steps_on_the_same_request_in_one_batch_see_each_other_and_a_refusal_is_
 
 def test_another_process_writing_meanwhile_makes_a_batch_start_again_not_break_the_chain(client):
     """Two stores (two processes' worth of connections) write the same chain at once."""
-    one = RedisStore(client, clock=Clock())
-    two = RedisStore(redis.Redis.from_url(URL, decode_responses=True), clock=Clock())
+    one = RedisStore(client, clock=SystemClock())
+    two = RedisStore(redis.Redis.from_url(URL, decode_responses=True), clock=SystemClock())
     requests = [_request(n) for n in range(200)]
 
     def file(args):
@@ -116,7 +112,7 @@ def test_another_process_writing_meanwhile_makes_a_batch_start_again_not_break_t
 
 
 def test_a_request_that_exists_is_not_created_again(client):
-    store = RedisStore(client, clock=Clock())
+    store = RedisStore(client, clock=SystemClock())
     request = _request(7)
     store.create(request, _created(request))
     with pytest.raises(ValueError, match='exists'):
@@ -125,7 +121,7 @@ def test_a_request_that_exists_is_not_created_again(client):
 
 
 def test_redis_away_fails_every_step_of_the_batch_and_the_next_ones_go_on(client):
-    store = RedisStore(client, clock=Clock())
+    store = RedisStore(client, clock=SystemClock())
     real = store._commits._script
     calls = []
 

@@ -25,19 +25,12 @@ from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
 from tests.integration.test_grant_recheck import Recorder
+from tests.support.fakes import MovableClock
 from tests.support.redis_server import own_redis_url
 from workers.notify_follower import START_WINDOW, NotifyFollower
 
 pytestmark = pytest.mark.redis
 URL = own_redis_url(13)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = time.time()
-
-    def now(self) -> float:
-        return self.t
 
 
 class Slack:
@@ -84,7 +77,7 @@ class Slack:
 def _jit():
     client = redis.Redis.from_url(URL, decode_responses=True)
     client.flushdb()
-    clock, rec, slack = Clock(), Recorder(), Slack()
+    clock, rec, slack = MovableClock(), Recorder(), Slack()
     store = RedisStore(client, clock=clock)
     policy = lambda: build_policy({'p.yaml': POLICY_YAML})  # noqa: E731
     kw = {'store': store, 'queue': rec, 'policy': policy, 'clock': clock}

@@ -19,7 +19,7 @@ from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.revoke_idle import DEFAULT_IDLE_WINDOW, RevokeIdle
 from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
-from tests.integration.test_grant_recovery import Clock
+from tests.support.fakes import MovableClock
 from tests.support.redis_server import own_redis_url
 
 pytestmark = pytest.mark.redis
@@ -30,7 +30,7 @@ URL = own_redis_url(12)
 class Sessions:
     """A provider whose grants are in use while ``busy`` holds them (it can only see the present)."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: MovableClock) -> None:
         self.clock, self.busy, self.revoked = clock, set(), []
 
     def grant(self, request, *, settings, params):
@@ -57,7 +57,7 @@ class Queue:
 def _jit(idle: str):
     client = redis.Redis.from_url(URL, decode_responses=True)
     client.flushdb()
-    clock, queue = Clock(), Queue()
+    clock, queue = MovableClock(), Queue()
     provider = Sessions(clock)
     store = RedisStore(client, clock=clock)
     yaml = POLICY_YAML.replace('    timeout: 2 hours\n', f'    timeout: 2 hours\n    revoke_on_idle: {idle}\n', 1)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+
+class MovableClock:
+    """Now, until the test moves it (``clock.t += 60``)."""
+
+    def __init__(self) -> None:
+        self.t = time.time()
+
+    def now(self) -> float:
+        return self.t
 
 
 class IgnoringQueue:
