@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 import redis
 import structlog
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 
 from bot.adapters.redis_health import wait_for_redis
 
@@ -40,6 +41,16 @@ MAX_WAIT = 5.0
 
 #: Set once this process was asked to stop (SIGTERM, SIGINT): nothing is started again after it.
 STOPPING = threading.Event()
+
+
+class _AskedToStop(SystemExit):
+    """A stop asked for while RQ's loop was idle, raised where RQ raises ``StopRequested``.
+
+    A signal handler's exception surfaces in whatever the main thread runs. ``StopRequested`` is an ``Exception``,
+    so when SIGTERM lands in one of RQ's log calls, ``logging.Handler.emit`` catches it as a failed write, and the
+    loop goes on to wait for jobs, its handlers spent: the worker never stops. A ``SystemExit`` passes every
+    ``except Exception``, and RQ's loop lets it through its teardown.
+    """
 
 
 class _Worker(SimpleWorker):
@@ -74,6 +85,12 @@ class _Worker(SimpleWorker):
             # Asked to stop while Redis is away: RQ looks up its state in Redis first. Stop anyway.
             raise SystemExit(0) from None
 
+    def _shutdown(self) -> None:
+        try:
+            super()._shutdown()  # type: ignore[no-untyped-call]
+        except StopRequested:
+            raise _AskedToStop(0) from None
+
 
 def _stop_on(stop: threading.Event) -> Callable[..., None]:
     def handler(*_: Any) -> None:
@@ -101,6 +118,8 @@ def work_forever(queues: list[str], *, url: str, logging_level: str) -> int:
         try:
             worker.work(with_scheduler=True, logging_level=logging_level)
             error = None
+        except _AskedToStop:
+            return 0
         except (redis.RedisError, OSError) as exc:  # raised by RQ's teardown, which talks to Redis again
             error = exc
         if stop.is_set():
