@@ -1,7 +1,8 @@
 """The ports: what the use cases need from the world, as Protocols.
 
-``bot.adapters`` implements them over Redis, RQ and Slack; ``tests/fakes.py`` implements them in
-memory. A use case takes these through its constructor and never imports an adapter.
+``bot.adapters`` implements them over Redis, RQ and Slack; ``tests/support/memory_store.py`` implements the
+store in memory, and ``tests/contract/`` holds both to one contract. A use case takes these through its
+constructor and never imports an adapter.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ class Clock(Protocol):
         ...
 
 
-class RequestStore(Protocol):
-    """Requests and their audit trail. Every write is one atomic step with its audit event."""
+class Requests(Protocol):
+    """Requests, each write one atomic step with its audit event."""
 
     def create(self, request: AccessRequest, event: AuditEvent) -> int:
-        """Store a new request with its ``request.created`` event; returns the event's ``seq``."""
+        """Store a new request with its ``request.created`` event; returns the event's ``seq``.
+
+        Raises:
+            ValueError: a request with this ID exists; nothing is written.
+        """
         ...
 
     def transition(self, request_id: str, step: Transition) -> tuple[AccessRequest, int]:
@@ -39,27 +44,45 @@ class RequestStore(Protocol):
     def get(self, request_id: str) -> AccessRequest | None: ...
 
     def for_user(self, slack_id: str, limit: int = 50) -> list[AccessRequest]:
-        """A user's requests, newest first."""
+        """A user's requests (``Principal.owner_key``), newest first."""
         ...
 
     def pending(self, limit: int = 200) -> list[AccessRequest]:
-        """Requests waiting for a decision."""
+        """Requests waiting for a decision, oldest first."""
         ...
+
+    def mark_end(self, request_id: str, *, at: float, actor: str, why: str) -> bool:
+        """Bring a grant's end forward (release, admin revoke); False when nothing is left to end.
+
+        The first end asked for stays on the request (``ending``); the revoke falls due at the earliest.
+        """
+        ...
+
+    def holders(self, request: AccessRequest) -> set[str]:
+        """IDs of the requests granting or holding the same access to the same person (for shared grants)."""
+        ...
+
+
+class AuditLog(Protocol):
+    """The hash-chained audit trail, read by ``seq``."""
+
+    def record(self, event: AuditEvent) -> int:
+        """Append an audit event that changes no request (an alert); returns its ``seq``."""
+        ...
+
+    def audit_event(self, seq: int) -> dict[str, Any] | None:
+        """The event as stored: ``seq``, ``time``, the event's fields, ``prev_hash`` and ``hash``."""
+        ...
+
+
+class GrantIndex(Protocol):
+    """When each request needs looking at again: revokes due, stalled grants, expired approvals, use seen.
+
+    The store keeps these indexes in the same atomic step as the request; the sweeper and the revoker read them.
+    """
 
     def due_for_revoke(self, now: float, limit: int = 100) -> list[str]:
-        """IDs of grants whose revoke is due (expired, or a grant whose worker never finished)."""
-        ...
-
-    def postpone_revoke(self, request_id: str, until: float) -> None:
-        """Push a failing revoke's next attempt to ``until`` (backoff); it stays due until revoked."""
-        ...
-
-    def clear_due(self, request_id: str) -> None:
-        """Nothing is left to revoke for this request."""
-        ...
-
-    def pending_expired(self, now: float, limit: int = 100) -> list[str]:
-        """IDs of pending requests past their ``pending_timeout``."""
+        """IDs of grants whose revoke is due (expired, or a grant whose worker never finished), earliest first."""
         ...
 
     def due_at(self, request_id: str) -> float | None:
@@ -70,15 +93,43 @@ class RequestStore(Protocol):
         """The request and when its revoke is due, read together (what every revoke starts from)."""
         ...
 
-    def mark_end(self, request_id: str, *, at: float, actor: str, why: str) -> bool:
-        """Bring a grant's end forward (release, admin revoke); False when nothing is left to end."""
+    def postpone_revoke(self, request_id: str, until: float) -> None:
+        """Push a failing revoke's next attempt to ``until`` (backoff); it stays due until revoked."""
         ...
 
-    def audit_event(self, seq: int) -> dict[str, Any] | None: ...
-
-    def record(self, event: AuditEvent) -> int:
-        """Append an audit event that changes no request (an alert); returns its ``seq``."""
+    def clear_due(self, request_id: str) -> None:
+        """Nothing is left to revoke for this request."""
         ...
+
+    def note_revoke_failure(self, request_id: str) -> int:
+        """Count one more failed revoke of this grant; returns the count (cleared when the grant is revoked)."""
+        ...
+
+    def pending_expired(self, now: float, limit: int = 100) -> list[str]:
+        """IDs of pending requests past their ``pending_timeout``."""
+        ...
+
+    def stalled_grants(self, now: float, limit: int = 100) -> list[str]:
+        """IDs of approved requests whose grant should have started, or finished, by ``now``."""
+        ...
+
+    def watch(self, request_id: str, at: float) -> None:
+        """Check on this approved (or granting) request again at ``at``; nothing for any other request."""
+        ...
+
+    def unwatch(self, request_id: str) -> None: ...
+
+    def live_grants(self, limit: int = 10_000) -> list[AccessRequest]:
+        """Every active grant not yet due (for the idle check)."""
+        ...
+
+    def note_seen(self, request_id: str, at: float) -> float:
+        """Remember that the grant was in use at ``at``; returns the latest time it was seen in use."""
+        ...
+
+
+class Leases(Protocol):
+    """Short locks that lapse by themselves, held per process (a lapsed lease cannot be renewed or freed)."""
 
     def lease(self, name: str, seconds: float) -> bool:
         """Take a short lock that lapses by itself; False when someone else holds it."""
@@ -90,42 +141,30 @@ class RequestStore(Protocol):
 
     def release_lease(self, name: str) -> None: ...
 
-    def stalled_grants(self, now: float, limit: int = 100) -> list[str]:
-        """IDs of approved requests whose grant should have started, or finished, by ``now``."""
-        ...
 
-    def watch(self, request_id: str, at: float) -> None:
-        """Check on this approved (or granting) request again at ``at``."""
-        ...
-
-    def unwatch(self, request_id: str) -> None: ...
-
-    def live_grants(self, limit: int = 10_000) -> list[AccessRequest]:
-        """Every active grant (for the idle check)."""
-        ...
-
-    def note_seen(self, request_id: str, at: float) -> float:
-        """Remember that the grant was in use at ``at``; returns the latest time it was seen in use."""
-        ...
-
-    def ssh_key(self, slack_id: str) -> str | None:
-        """The OpenSSH public key a user registered (``/jit ssh-key``), if any."""
-        ...
-
-    def set_ssh_key(self, slack_id: str, key: str) -> None: ...
-
-    def holders(self, request: AccessRequest) -> set[str]:
-        """IDs of the requests granting or holding the same access to the same person (for shared grants)."""
-        ...
+class Limits(Protocol):
+    """Sliding-window counters (requests per hour, ssh keys per day)."""
 
     def take_slot(self, name: str, *, now: float, window: float, limit: int) -> float | None:
         """Count one use of ``name`` in a sliding window, atomically; None when it was under ``limit``,
         else the seconds until a use drops out of the window (nothing is counted then)."""
         ...
 
-    def note_revoke_failure(self, request_id: str) -> int:
-        """Count one more failed revoke of this grant; returns the count."""
-        ...
+
+class UserKeys(Protocol):
+    """The OpenSSH public keys users registered (``/jit ssh-key``), for the ssh provider."""
+
+    def ssh_key(self, slack_id: str) -> str | None: ...
+
+    def set_ssh_key(self, slack_id: str, key: str) -> None: ...
+
+
+class RequestStore(Requests, AuditLog, GrantIndex, Leases, Limits, UserKeys, Protocol):
+    """All of the store: what the wiring builds (``RedisStore``; in tests also ``MemoryStore``).
+
+    A use case names the parts it uses (a Protocol of its own made of the ones above), so a reader sees what
+    it touches and a test can hand it a smaller stand-in.
+    """
 
 
 class JobQueue(Protocol):

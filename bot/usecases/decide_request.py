@@ -13,7 +13,7 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition
 from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
-from bot.core.ports import Clock, JobQueue, RequestStore
+from bot.core.ports import Clock, JobQueue, Requests
 
 
 def _rule(policy: Policy, request: AccessRequest) -> Rule:
@@ -27,7 +27,7 @@ def _rule(policy: Policy, request: AccessRequest) -> Rule:
 class ApproveRequest:
     """One approval; when it completes the rule's quorum, the grant job is queued."""
 
-    def __init__(self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock) -> None:
+    def __init__(self, *, store: Requests, queue: JobQueue, policy: Callable[[], Policy], clock: Clock) -> None:
         self.store, self.queue, self.policy, self.clock = store, queue, policy, clock
 
     def execute(self, request_id: str, approver: Principal) -> AccessRequest:
@@ -51,7 +51,7 @@ class ApproveRequest:
 class DenyRequest:
     """An approver says no, with a reason (optional unless the rule requires one)."""
 
-    def __init__(self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy]) -> None:
+    def __init__(self, *, store: Requests, queue: JobQueue, policy: Callable[[], Policy]) -> None:
         self.store, self.queue, self.policy = store, queue, policy
 
     def execute(self, request_id: str, approver: Principal, reason: str = '') -> AccessRequest:

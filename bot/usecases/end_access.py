@@ -10,12 +10,18 @@ out even if the queued job is lost.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from bot.core import transitions
 from bot.core.errors import InvalidTransition, NotAnApprover, RequestNotFound
 from bot.core.model import LIVE_STATUSES, AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy
-from bot.core.ports import Clock, JobQueue, RequestStore
+from bot.core.ports import Clock, GrantIndex, JobQueue, Requests
+
+
+class EndStore(Requests, GrantIndex, Protocol):
+    """What ending grants touches: the requests, and the revoke and expiry indexes."""
+
 
 S = RequestStatus
 
@@ -23,7 +29,7 @@ S = RequestStatus
 class EndAccess:
     """Release, admin revoke, cancel, and the expiry of undecided requests."""
 
-    def __init__(self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock) -> None:
+    def __init__(self, *, store: EndStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock) -> None:
         self.store, self.queue, self.policy, self.clock = store, queue, policy, clock
 
     def _get(self, request_id: str) -> AccessRequest:

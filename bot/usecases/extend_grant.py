@@ -17,8 +17,8 @@ from bot.core.durations import format_duration
 from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied, RequestNotFound
 from bot.core.model import AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy, Rule, evaluate
-from bot.core.ports import Clock, JobQueue, RequestStore, Transition
-from bot.usecases.limits import RequestLimits
+from bot.core.ports import Clock, JobQueue, Transition
+from bot.usecases.limits import LimitStore, RequestLimits
 
 S = RequestStatus
 
@@ -27,7 +27,7 @@ class ExtendGrant:
     """``/jit extend ID DURATION`` and the Extend button."""
 
     def __init__(
-        self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        self, *, store: LimitStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
         new_id: Callable[[], str], per_hour: int = 0, max_open: int = 0,
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.new_id = store, queue, policy, clock, new_id

@@ -13,7 +13,7 @@ fails the request closed, which leaves a clean-up revoke behind.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -21,9 +21,14 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, PolicyDenied, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import DecisionKind, Policy, evaluate
-from bot.core.ports import Clock, Extends, JobQueue, Provider, RequestStore
+from bot.core.ports import Clock, Extends, GrantIndex, JobQueue, Leases, Provider, Requests
 from bot.usecases.lease import access_turn, backoff, held_lease
 from bot.usecases.target import Target, recorded_target
+
+
+class GrantStore(Requests, GrantIndex, Leases, Protocol):
+    """What granting touches: the request, its watch entry, and the provider turn (a lease)."""
+
 
 log = structlog.get_logger(__name__)
 S = RequestStatus
@@ -44,7 +49,7 @@ class GrantAccess:
     """Grant one approved request at its provider."""
 
     def __init__(
-        self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        self, *, store: GrantStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
         provider: Callable[[str], Provider], on_details: Callable[[AccessRequest, dict[str, Any]], None],
     ) -> None:  # fmt: skip
         self.store = store

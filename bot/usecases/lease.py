@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from bot.core.model import AccessRequest
-from bot.core.ports import RequestStore, shares_grants
+from bot.core.ports import Leases, shares_grants
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +32,7 @@ CALL_LIMIT = 150.0
 class _Held:
     """One lease this process holds, and when to renew it next."""
 
-    store: RequestStore
+    store: Leases
     name: str
     ttl: float
     beat: Callable[[], None] | None
@@ -98,7 +98,7 @@ _heartbeat = _Heartbeat()
 
 @contextmanager
 def held_lease(
-    store: RequestStore,
+    store: Leases,
     name: str,
     ttl: float,
     *,
@@ -134,7 +134,7 @@ def backoff(attempt: int, *, base: float = 2.0, cap: float = 60.0) -> float:
 
 
 def access_turn(
-    store: RequestStore, provider: object, settings: dict[str, Any], request: AccessRequest, *, ttl: float, wait: float
+    store: Leases, provider: object, settings: dict[str, Any], request: AccessRequest, *, ttl: float, wait: float
 ) -> AbstractContextManager[bool]:
     """One person's one access at one resource: grants and revokes of it take turns at the provider.
 

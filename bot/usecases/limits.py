@@ -11,11 +11,17 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from bot.core.durations import format_duration
 from bot.core.errors import TooManyRequests
 from bot.core.model import Principal, RequestStatus
-from bot.core.ports import RequestStore
+from bot.core.ports import Leases, Limits, Requests
+
+
+class LimitStore(Requests, Leases, Limits, Protocol):
+    """What the filing limits read: a person's requests, a filing lease per person, the hourly window."""
+
 
 #: The per-person lease lapses after this long if its holder dies; filing takes milliseconds.
 FILING_LEASE = 5.0
@@ -26,7 +32,7 @@ FILING_WAIT = 5.0
 class RequestLimits:
     """``max_open`` waiting requests and ``per_hour`` filings per person (0: no limit)."""
 
-    def __init__(self, *, store: RequestStore, per_hour: int = 0, max_open: int = 0) -> None:
+    def __init__(self, *, store: LimitStore, per_hour: int = 0, max_open: int = 0) -> None:
         self.store, self.per_hour, self.max_open = store, per_hour, max_open
 
     @contextmanager

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from bot.core.model import AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy
-from bot.core.ports import RequestStore
+from bot.core.ports import Requests
 
 
-def mine(store: RequestStore, who: Principal) -> list[AccessRequest]:
+def mine(store: Requests, who: Principal) -> list[AccessRequest]:
     return store.for_user(who.slack_id) if who.slack_id else []
 
 
-def waiting_for(store: RequestStore, policy: Policy, who: Principal) -> list[AccessRequest]:
+def waiting_for(store: Requests, policy: Policy, who: Principal) -> list[AccessRequest]:
     """Pending requests whose current step ``who`` may approve (never their own)."""
     return [
         r

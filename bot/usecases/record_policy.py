@@ -8,10 +8,16 @@ first one record it and the others stay quiet.
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
 from bot.core.model import AuditEvent, AuditName
 from bot.core.policy import Policy
-from bot.core.ports import RequestStore
+from bot.core.ports import AuditLog, Leases
+
+
+class PolicyRecordStore(AuditLog, Leases, Protocol):
+    """What recording a policy load touches: one audit event, under a lease so that one process writes it."""
+
 
 #: How long the "already recorded" mark of a version lives; a day covers any rolling restart.
 RECORDED_FOR = 86400.0
@@ -20,7 +26,7 @@ RECORDED_FOR = 86400.0
 class RecordPolicyChange:
     """The :class:`~bot.adapters.policy_source.PolicyObserver` that writes audit events."""
 
-    def __init__(self, *, store: RequestStore) -> None:
+    def __init__(self, *, store: PolicyRecordStore) -> None:
         self.store = store
 
     def loaded(self, policy: Policy) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -17,10 +18,16 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, ProviderError
 from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, AuditName, RequestStatus
 from bot.core.policy import Policy
-from bot.core.ports import Clock, JobQueue, Provider, RequestStore, shares_grants
+from bot.core.ports import AuditLog, Clock, GrantIndex, JobQueue, Leases, Provider, Requests, shares_grants
 from bot.usecases.grant_access import GRANT_LEASE
 from bot.usecases.lease import access_turn, backoff, held_lease
 from bot.usecases.target import Target
+
+
+class RevokeStore(Requests, AuditLog, GrantIndex, Leases, Protocol):
+    """What revoking touches: the request and the others holding the same access, the revoke index, alerts,
+    and the provider turn (a lease)."""
+
 
 log = structlog.get_logger(__name__)
 S = RequestStatus
@@ -41,7 +48,7 @@ class RevokeAccess:
     """End one grant at its provider, then record it."""
 
     def __init__(
-        self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        self, *, store: RevokeStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
         provider: Callable[[str], Provider], sleep: Callable[[float], None] = time.sleep,
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.provider = store, queue, policy, clock, provider

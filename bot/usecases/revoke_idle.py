@@ -10,6 +10,7 @@ the revoke runs through the provider first and the audit event says ``idle``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -17,8 +18,13 @@ from bot.core.durations import format_duration
 from bot.core.errors import ProviderError
 from bot.core.model import AccessRequest
 from bot.core.policy import Policy
-from bot.core.ports import Clock, JobQueue, Provider, RequestStore, SeesUse
+from bot.core.ports import Clock, GrantIndex, JobQueue, Provider, Requests, SeesUse
 from bot.usecases.target import Target
+
+
+class IdleStore(Requests, GrantIndex, Protocol):
+    """What the idle check touches: the live grants, when each was last seen in use, their end."""
+
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +36,7 @@ class RevokeIdle:
     """End grants that went unused for their rule's ``revoke_on_idle`` window."""
 
     def __init__(
-        self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        self, *, store: IdleStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
         provider: Callable[[str], Provider],
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.provider = store, queue, policy, clock, provider

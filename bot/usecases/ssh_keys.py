@@ -12,6 +12,7 @@ import base64
 import hashlib
 import math
 import time
+from typing import Protocol
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -19,7 +20,12 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from bot.core.errors import RequestError, TooManyRequests
 from bot.core.model import AuditEvent, AuditName, Principal
-from bot.core.ports import Clock, RequestStore
+from bot.core.ports import AuditLog, Clock, Limits, UserKeys
+
+
+class KeyStore(AuditLog, Limits, UserKeys, Protocol):
+    """What registering a key touches: the key, a daily limit, its audit event."""
+
 
 #: OpenSSH key lines are short; anything longer is not one (and is not stored).
 MAX_KEY_LENGTH = 8192
@@ -64,7 +70,7 @@ def parse_public_key(text: str) -> str:
 class SshKeys:
     """Register and show the public key of a Slack user."""
 
-    def __init__(self, *, store: RequestStore, clock: Clock | None = None) -> None:
+    def __init__(self, *, store: KeyStore, clock: Clock | None = None) -> None:
         self.store = store
         self.now = clock.now if clock is not None else time.time
 

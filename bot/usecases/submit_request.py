@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from bot.core import transitions
 from bot.core.errors import PolicyDenied
 from bot.core.model import AccessRequest, AuditEvent, AuditName, Principal, RequestStatus
 from bot.core.policy import Decision, DecisionKind, Policy, evaluate
-from bot.core.ports import Clock, JobQueue, RequestStore
+from bot.core.ports import AuditLog, Clock, JobQueue, Leases, Limits, Requests
 from bot.usecases.limits import RequestLimits
+
+
+class SubmitStore(Requests, AuditLog, Leases, Limits, Protocol):
+    """What filing touches: the new request, alarms (break-glass), and the filing limits."""
+
 
 # Unambiguous in any font: people read these IDs out and type them into /jit release.
 _ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'
@@ -31,7 +36,7 @@ class SubmitRequest:
     """Decide and file one request."""
 
     def __init__(
-        self, *, store: RequestStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+        self, *, store: SubmitStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
         new_id: Callable[[], str] = new_request_id, per_hour: int = 0, max_open: int = 0,
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.new_id = store, queue, policy, clock, new_id

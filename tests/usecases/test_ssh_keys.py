@@ -5,16 +5,14 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-import redis
 
-from bot.adapters.redis_store import RedisStore
 from bot.core.errors import TooManyRequests
 from bot.deps import SystemClock
 from bot.usecases.ssh_keys import SSH_KEY_CHANGES_PER_HOUR, BadSshKey, SshKeys, fingerprint, parse_public_key
 from tests.core.policy_fixtures import ALEX
 from tests.support.redis_server import own_redis_url
+from tests.support.stores import new_store
 
-pytestmark = pytest.mark.redis
 URL = own_redis_url(12)
 
 
@@ -28,12 +26,9 @@ def _keygen(tmp_path, kind: str, bits: str = '') -> tuple[str, str]:
 
 
 @pytest.fixture(name='keys')
-def _keys():
-    client = redis.Redis.from_url(URL, decode_responses=True)
-    client.flushdb()
-    store = RedisStore(client, clock=SystemClock())
-    yield SshKeys(store=store), store
-    client.flushdb()
+def _keys(store_kind):
+    store = new_store(store_kind, SystemClock(), url=URL)
+    return SshKeys(store=store), store
 
 
 def test_a_public_key_is_registered_replaced_and_audited(keys, tmp_path):

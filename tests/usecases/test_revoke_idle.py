@@ -1,6 +1,6 @@
 """``revoke_on_idle``: an unused grant ends early, through the same path as a release; one in use does not.
 
-Real Redis, a clock the test moves, a provider that says when the grant was last in use (as PostgreSQL's
+Either store, a clock the test moves, a provider that says when the grant was last in use (as PostgreSQL's
 provider does from ``pg_stat_activity``). The postgres provider's own test shows ``last_used`` on a real
 server; here the rule, the window and the bookkeeping are pinned down.
 """
@@ -8,9 +8,7 @@ server; here the rule, the window and the bookkeeping are pinned down.
 from __future__ import annotations
 
 import pytest
-import redis
 
-from bot.adapters.redis_store import RedisStore
 from bot.core.model import RequestStatus
 from bot.core.policy_loader import build_policy
 from bot.usecases.decide_request import ApproveRequest
@@ -21,8 +19,8 @@ from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
 from tests.support.fakes import MovableClock
 from tests.support.redis_server import own_redis_url
+from tests.support.stores import new_store
 
-pytestmark = pytest.mark.redis
 S = RequestStatus
 URL = own_redis_url(12)
 
@@ -54,12 +52,10 @@ class Queue:
         return lambda *args, **kwargs: None
 
 
-def _jit(idle: str):
-    client = redis.Redis.from_url(URL, decode_responses=True)
-    client.flushdb()
+def _jit(idle: str, store_kind: str):
     clock, queue = MovableClock(), Queue()
     provider = Sessions(clock)
-    store = RedisStore(client, clock=clock)
+    store = new_store(store_kind, clock, url=URL)
     yaml = POLICY_YAML.replace('    timeout: 2 hours\n', f'    timeout: 2 hours\n    revoke_on_idle: {idle}\n', 1)
     assert yaml != POLICY_YAML
     policy = lambda: build_policy({'p.yaml': yaml})  # noqa: E731
@@ -74,9 +70,8 @@ def _jit(idle: str):
 
 
 @pytest.fixture(name='jit')
-def _fixture():
-    yield _jit('15m')
-    redis.Redis.from_url(URL).flushdb()
+def _fixture(store_kind):
+    return _jit('15m', store_kind)
 
 
 def test_a_grant_in_use_is_kept_and_an_unused_one_ends_after_the_window(jit):
@@ -107,12 +102,9 @@ def test_never_used_counts_from_the_grant(jit):
     assert store.due_at(request_id) <= clock.now()
 
 
-def test_true_uses_the_provider_default_window():
-    _, clock, _, _, idle_check, _, request_id = _jit('true')
-    try:
-        clock.t += DEFAULT_IDLE_WINDOW - 5
-        assert idle_check.check_once() == []
-        clock.t += 10
-        assert idle_check.check_once() == [request_id]
-    finally:
-        redis.Redis.from_url(URL).flushdb()
+def test_true_uses_the_provider_default_window(store_kind):
+    _, clock, _, _, idle_check, _, request_id = _jit('true', store_kind)
+    clock.t += DEFAULT_IDLE_WINDOW - 5
+    assert idle_check.check_once() == []
+    clock.t += 10
+    assert idle_check.check_once() == [request_id]

@@ -1,15 +1,13 @@
 """Approvals count only from people who are approvers under the policy in force.
 
 A pull request that removes someone from a rule's approvers takes their approvals of open requests with it:
-when the next approver decides, and in the worker's re-check before the grant. Real Redis, real use cases.
+when the next approver decides, and in the worker's re-check before the grant. Real use cases, on either store.
 """
 
 from __future__ import annotations
 
 import pytest
-import redis
 
-from bot.adapters.redis_store import RedisStore
 from bot.core.model import Principal, RequestStatus
 from bot.core.policy_loader import build_policy
 from bot.deps import SystemClock
@@ -19,8 +17,8 @@ from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, SAM
 from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
+from tests.support.stores import new_store
 
-pytestmark = pytest.mark.redis
 S = RequestStatus
 URL = own_redis_url(17)
 KIM = Principal(slack_id='U0KIM', email='kim@example.com')
@@ -56,11 +54,9 @@ class Target:
 
 
 class Jit:
-    def __init__(self) -> None:
-        client = redis.Redis.from_url(URL, decode_responses=True)
-        client.flushdb()
+    def __init__(self, kind: str) -> None:
         clock = SystemClock()
-        self.store = RedisStore(client, clock=clock)
+        self.store = new_store(kind, clock, url=URL)
         self.target = Target()
         self.policy = self.make_policy('sam@example.com, kim@example.com, lee@example.com', 2)
         kw = {'store': self.store, 'queue': IgnoringQueue(), 'policy': lambda: self.policy, 'clock': clock}
@@ -77,9 +73,8 @@ class Jit:
 
 
 @pytest.fixture(name='jit')
-def _jit():
-    yield Jit()
-    redis.Redis.from_url(URL).flushdb()
+def _jit(store_kind):
+    return Jit(store_kind)
 
 
 def test_an_approval_from_someone_removed_does_not_count_towards_the_quorum(jit):

@@ -1,4 +1,4 @@
-"""What an extension may and may not do, against the real Redis store and the real use cases.
+"""What an extension may and may not do, with the real use cases on either store.
 
 - A pending end (release, admin revoke, idle) wins over every later extension: the extension is refused, and
   the due index keeps the earliest end; the revoke record names whoever ended it.
@@ -13,9 +13,7 @@ import threading
 import time
 
 import pytest
-import redis
 
-from bot.adapters.redis_store import RedisStore
 from bot.core.errors import InvalidTransition, PolicyDenied, TooManyRequests
 from bot.core.model import RequestStatus
 from bot.core.policy_loader import build_policy
@@ -29,8 +27,8 @@ from bot.usecases.submit_request import SubmitRequest, new_request_id
 from tests.core.policy_fixtures import ALEX, SAM, SEC
 from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
+from tests.support.stores import new_store, overwrite
 
-pytestmark = pytest.mark.redis
 S = RequestStatus
 URL = own_redis_url(16)
 POLICY = """
@@ -75,11 +73,9 @@ class Target:
 
 
 class Jit:
-    def __init__(self, *, max_open: int = 0, per_hour: int = 0) -> None:
-        client = redis.Redis.from_url(URL, decode_responses=True)
-        client.flushdb()
+    def __init__(self, store_kind: str, *, max_open: int = 0, per_hour: int = 0) -> None:
         clock = SystemClock()
-        self.store = RedisStore(client, clock=clock)
+        self.store = new_store(store_kind, clock, url=URL)
         self.target = Target()
         policy = build_policy({'p.yaml': POLICY})
         kw = {'store': self.store, 'queue': IgnoringQueue(), 'policy': lambda: policy, 'clock': clock}
@@ -102,9 +98,8 @@ class Jit:
 
 
 @pytest.fixture(name='jit')
-def _jit():
-    yield Jit()
-    redis.Redis.from_url(URL).flushdb()
+def _jit(store_kind):
+    return Jit(store_kind)
 
 
 @pytest.mark.parametrize('end', ['admin revoke', 'release'])
@@ -192,9 +187,9 @@ def test_approved_extensions_are_checked_again_when_applied(jit):
     assert 'longer than rule' in jit.store.get(second.id).error
 
 
-def test_extension_requests_count_in_the_open_request_limit():
+def test_extension_requests_count_in_the_open_request_limit(store_kind):
     """25 `/jit extend ID 1m` with an open-request limit of 5: five extension requests, then a refusal."""
-    jit = Jit(max_open=5)
+    jit = Jit(store_kind, max_open=5)
     request_id = jit.active(role='write', duration=600)
     filed, refused = 0, 0
     for _ in range(25):
@@ -206,9 +201,9 @@ def test_extension_requests_count_in_the_open_request_limit():
     assert (filed, refused) == (5, 20)
 
 
-def test_extension_requests_count_in_the_hourly_limit():
+def test_extension_requests_count_in_the_hourly_limit(store_kind):
     """Extensions are requests: they take from the same hourly allowance as new requests."""
-    jit = Jit(per_hour=3)
+    jit = Jit(store_kind, per_hour=3)
     request_id = jit.active(role='write', duration=600)  # one of the three
     jit.extend.execute(request_id, ALEX, 60, 'a minute')
     jit.extend.execute(request_id, ALEX, 60, 'a minute')
@@ -216,9 +211,9 @@ def test_extension_requests_count_in_the_hourly_limit():
         jit.extend.execute(request_id, ALEX, 60, 'a minute')
 
 
-def test_concurrent_requests_never_pass_the_open_request_limit():
+def test_concurrent_requests_never_pass_the_open_request_limit(store_kind):
     """Ten filings at once by one person with a limit of 3: three are filed."""
-    jit = Jit(max_open=3)
+    jit = Jit(store_kind, max_open=3)
     outcomes: list[str] = []
     barrier = threading.Barrier(10)
 
@@ -296,11 +291,11 @@ def test_a_request_past_its_pending_timeout_is_not_approved_while_no_sweeper_exp
     from dataclasses import replace
 
     request = jit.submit.execute(requester=ALEX, resource='app', role='write', duration=600, reason='x')
-    jit.store.r.set(f'jit:req:{request.id}', replace(jit.store.get(request.id), pending_until=1.0).to_json())
+    overwrite(jit.store, replace(jit.store.get(request.id), pending_until=1.0))
     with pytest.raises(InvalidTransition, match='expired undecided'):
         jit.approve.execute(request.id, SAM)
     late = jit.submit.execute(requester=ALEX, resource='app', role='write', duration=600, reason='y')
     jit.approve.execute(late.id, SAM)
-    jit.store.r.set(f'jit:req:{late.id}', replace(jit.store.get(late.id), pending_until=1.0).to_json())
+    overwrite(jit.store, replace(jit.store.get(late.id), pending_until=1.0))
     assert jit.grant.execute(late.id) == 'failed'
     assert 'expired undecided' in jit.store.get(late.id).error and jit.target.calls == []

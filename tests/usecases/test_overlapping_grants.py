@@ -3,7 +3,7 @@
 Two requests by alex for prod-db read, both active. Where each request is its own object at the target
 (a webhook receiver keyed by request ID, a PostgreSQL role per request, an SSH certificate) nothing
 special is needed. Where they land on one shared object - a group membership - revoking the first
-must not remove it: jit revokes at the provider only when the last holder ends. Real Redis; a provider
+must not remove it: jit revokes at the provider only when the last holder ends. Either store; a provider
 that keeps a membership set, as an IAM group does.
 """
 
@@ -13,9 +13,7 @@ import threading
 import time
 
 import pytest
-import redis
 
-from bot.adapters.redis_store import RedisStore
 from bot.core.model import RequestStatus
 from bot.core.policy_loader import build_policy
 from bot.deps import SystemClock
@@ -27,8 +25,8 @@ from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX, POLICY_YAML, SAM
 from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
+from tests.support.stores import new_store
 
-pytestmark = pytest.mark.redis
 S = RequestStatus
 URL = own_redis_url(12)
 
@@ -54,11 +52,9 @@ class Group:
         self.calls.append(('revoke', request.id))
 
 
-def _wire(group: Group):
-    client = redis.Redis.from_url(URL, decode_responses=True)
-    client.flushdb()
+def _wire(group: Group, store_kind: str):
     clock = SystemClock()
-    store = RedisStore(client, clock=clock)
+    store = new_store(store_kind, clock, url=URL)
     policy = lambda: build_policy({'p.yaml': POLICY_YAML})  # noqa: E731
     kw = {'store': store, 'queue': IgnoringQueue(), 'policy': policy, 'clock': clock}
     submit, approve = SubmitRequest(**kw), ApproveRequest(**kw)
@@ -75,10 +71,9 @@ def _wire(group: Group):
 
 
 @pytest.fixture(name='shared')
-def _shared():
+def _shared(store_kind):
     group = Group(shared=True)
-    yield group, *_wire(group)
-    redis.Redis.from_url(URL).flushdb()
+    return group, *_wire(group, store_kind)
 
 
 def _release(store, end, revoke, request_id):
@@ -106,16 +101,16 @@ def test_a_re_request_while_active_outlives_the_first_grant(shared):
     grant.execute(first)
     second = approved('INC-2')  # asked again before the first ended
     grant.execute(second)
-    store.r.zadd('jit:grants:due', {first: 0})  # the first expires
+    store.postpone_revoke(first, 0)  # the first expires: its revoke is due now
     assert revoke.execute(first) == 'revoked'
     assert ALEX.email in group.members
     assert store.holders(store.get(second)) == {second}
 
 
-def test_per_request_objects_are_revoked_one_by_one():
+def test_per_request_objects_are_revoked_one_by_one(store_kind):
     """A provider without shared grants (the webhook's default) revokes each request's own object."""
     group = Group(shared=False)
-    store, grant, revoke, end, approved = _wire(group)
+    store, grant, revoke, end, approved = _wire(group, store_kind)
     first, second = approved(), approved()
     grant.execute(first)
     grant.execute(second)
@@ -123,12 +118,12 @@ def test_per_request_objects_are_revoked_one_by_one():
     assert ('revoke', first) in group.calls
 
 
-def test_a_revoke_racing_an_overlapping_grant_never_cuts_it():
+def test_a_revoke_racing_an_overlapping_grant_never_cuts_it(store_kind):
     """The first grant's revoke and the second's grant at the same moment, 20 times: whichever runs first,
     the membership stands at the end while the second grant is active."""
     for _ in range(20):
         group = Group(shared=True, slow=0.02)
-        store, grant, revoke, end, approved = _wire(group)
+        store, grant, revoke, end, approved = _wire(group, store_kind)
         first = approved()
         grant.execute(first)
         second = approved('INC-2')
@@ -144,4 +139,3 @@ def test_a_revoke_racing_an_overlapping_grant_never_cuts_it():
         assert store.get(first).status is S.REVOKED
         assert store.get(second).status is S.ACTIVE
         assert ALEX.email in group.members, group.calls
-    redis.Redis.from_url(URL).flushdb()
