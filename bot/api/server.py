@@ -17,14 +17,14 @@ Answers are JSON. Problems are ``{"error": "..."}`` with the status that says wh
 body (``errors`` names each field), 401 no or a wrong token, 403 the policy refuses (``allowed`` lists
 what it would allow), 404, 409 not now (``Retry-After`` when waiting helps), 413, 415, 429 over a limit
 (``Retry-After``), 503 Redis does not answer. Nothing a client sends is answered with a 5xx; every
-refusal is one ``api.rejected`` log line that never holds the token or the body.
+refusal is one ``api.rejected`` log line that never holds the token or the body. The mapping of errors to
+answers is :mod:`bot.api.errors`; a bug is a 500 with an error ID that its log line holds too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -37,9 +37,10 @@ import yaml
 from aiohttp import web
 
 from bot.adapters.sealed_box import SealedBoxError, public_key
+from bot.api.errors import ApiError, answer_for, unexpected
 from bot.api.tokens import pipeline_for
 from bot.core.durations import DurationError, parse_duration
-from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied, RequestNotFound, TooManyRequests
+from bot.core.errors import InvalidTransition, NotAnApprover, RequestError, RequestNotFound, new_error_id
 from bot.core.model import FINAL_STATUSES, LIVE_STATUSES, AccessRequest, Principal, RequestStatus
 from bot.deps import Deps
 
@@ -55,14 +56,6 @@ _FIELDS = frozenset({'resource', 'role', 'duration', 'reason', 'ticket', 'contex
 PRINCIPAL = 'jit.principal'
 TOKENS: web.AppKey[Mapping[str, str]] = web.AppKey('tokens', dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    """An answer other than success: status, message, and optional fields or headers."""
-
-    def __init__(self, status: int, error: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(error)
-        self.status, self.error, self.headers, self.extra = status, error, headers or {}, extra
 
 
 def _time(seconds: float | None) -> str | None:
@@ -96,6 +89,8 @@ async def api_guard(request: web.Request, handler: Handler) -> web.StreamRespons
         return await handler(request)
     except ApiError as exc:
         answer = exc
+    except RequestError as exc:  # a use case's refusal
+        answer = answer_for(exc)
     except web.HTTPException as exc:  # aiohttp's own: no such route (404), wrong method (405)
         if exc.status < 400:
             raise
@@ -103,6 +98,10 @@ async def api_guard(request: web.Request, handler: Handler) -> web.StreamRespons
     except redis.RedisError as exc:
         log.error('api.unavailable', error=type(exc).__name__)
         answer = ApiError(503, 'jit cannot reach its store right now; try again', headers={'Retry-After': '5'})
+    except Exception as exc:  # a bug: logged with an ID that the answer gives too
+        error_id = new_error_id()
+        log.error('api.unexpected_error', error_id=error_id, error_type=type(exc).__name__, exc_info=exc)
+        answer = unexpected(error_id)
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else None
     log.info('api.rejected', status=answer.status, why=answer.error, method=request.method, route=route)
     return web.json_response({'error': answer.error, **answer.extra}, status=answer.status, headers=answer.headers)
@@ -231,15 +230,7 @@ class Api:
     async def file(self, request: web.Request) -> web.StreamResponse:
         who: Principal = request[PRINCIPAL]
         args = parse_new_request(await _json_body(request))
-        try:
-            filed = await asyncio.to_thread(self.deps.submit.execute, requester=who, trigger='pipeline', **args)
-        except PolicyDenied as exc:
-            allowed = list(getattr(exc.decision, 'allowed', ()) or ())
-            raise ApiError(403, exc.user_message, allowed=allowed) from None
-        except TooManyRequests as exc:
-            wait = str(math.ceil(exc.retry_after)) if exc.retry_after else '60'
-            raise ApiError(429, exc.user_message.replace('/jit cancel ID', 'release one'),
-                           headers={'Retry-After': wait}) from None  # fmt: skip
+        filed = await asyncio.to_thread(self.deps.submit.execute, requester=who, trigger='pipeline', **args)
         log.info('api.filed', request_id=filed.id, pipeline=who.pipeline, status=str(filed.status))
         return web.json_response(request_view(filed), status=201,
                                  headers={'Location': f'/api/v1/requests/{filed.id}'})  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.durations import DurationError, looks_like_duration, parse_duration
+from bot.core.errors import UsageError
 from bot.core.policy import Policy
 
 SUBCOMMANDS = ('request', 'list', 'release', 'extend', 'revoke', 'cancel', 'resources', 'ssh-key', 'help')
@@ -35,10 +36,6 @@ class RequestArgs:
     role: str | None
     duration: int | None
     reason: str
-
-
-class UsageError(ValueError):
-    """The command cannot be read; the message says how to write it."""
 
 
 def split_command(text: str) -> tuple[str, str]:

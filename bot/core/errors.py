@@ -6,6 +6,7 @@ The hierarchy::
       x PolicyConfigError           a bad policy file: ``.problems`` lists ``file:line: what``
       x ConfigError                 bad settings: names every missing or invalid key
       x RequestError                the user asked for something the policy or the state refuses
+        + UsageError                a command that cannot be read; the message says how to write it
         + PolicyDenied              no rule allows it; carries the decision with its reason
         + NotAnApprover             the clicker may not decide (not an approver, or the requester)
         + IdentityRefused           deleted, bot, guest user, or another team
@@ -16,13 +17,26 @@ The hierarchy::
         + TransientProviderError    ``retryable``: timeouts, 5xx, throttling - tried again with backoff
         + PermanentProviderError    no retry: the grant fails and the requester is told
 
-The edges map these in one place each (``bot.listeners.errors``, the HTTP API, the CLI); nothing
-below them catches ``Exception`` to hide a bug.
+The edges map these in one place each (``bot.listeners.errors`` for Slack, ``bot.api.errors`` for the
+HTTP API, the CLI); nothing below them catches ``Exception`` to hide a bug. Anything that is not a
+``JitError`` is a bug: the edge logs it with :func:`new_error_id` and shows the user :func:`apology`.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
+
+
+def new_error_id() -> str:
+    """A short ID for one unexpected error: in its log line and in the apology, so a report finds the line."""
+    return secrets.token_hex(4)
+
+
+def apology(error_id: str) -> str:
+    """What a user is told when jit failed for a reason of its own (a bug, not a refusal)."""
+    return (f'Sorry, jit failed to do that (error ID `{error_id}`). Nothing you did caused it; '
+            'if it happens again, give this ID to the people who run jit.')  # fmt: skip
 
 
 class JitError(Exception):
@@ -54,6 +68,11 @@ class PolicyConfigError(JitError):
 
 class RequestError(JitError):
     """The user asked for something that is refused; nothing was changed."""
+
+
+class UsageError(RequestError, ValueError):
+    """A command that cannot be read (a missing word, a duration in the wrong place); the message says how to
+    write it. A ``ValueError`` too, as parsing errors are."""
 
 
 class PolicyDenied(RequestError):

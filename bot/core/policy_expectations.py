@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core._yaml_marks import load_marked
-from bot.core.commands import UsageError, parse_request_args
+from bot.core.commands import parse_request_args
 from bot.core.durations import DurationError
+from bot.core.errors import UsageError
 from bot.core.model import Principal
 from bot.core.policy import DecisionKind, Policy, evaluate
 

@@ -1,25 +1,120 @@
-"""Errors at the Slack edge, mapped in one place.
+"""Errors at the Slack edge, mapped in one place: what each surface shows for each error.
 
-Expected refusals (:class:`~bot.core.errors.JitError`) are answered where the user is looking:
-in the command's ack, or ephemerally beside the button they pressed. Anything else is a bug: it
-is logged with its traceback and the user gets a short apology, never the traceback.
+Expected refusals (:class:`~bot.core.errors.JitError`, usage errors included) are answered where the user is
+looking, one mapping per surface:
+
+=====================  ====================================================  ==========================
+surface                how a refusal is shown                                used by
+=====================  ====================================================  ==========================
+slash command          the ack's text (ephemeral)                            :func:`refusals_in_ack`
+button                 an ephemeral message beside the button (else a DM)    :func:`refusals_told`
+modal submission       an error under the field it is about                  :func:`refusals_on_field`
+App Home               the tab shows the refusal instead of the requests     :func:`refusal_home`
+=====================  ====================================================  ==========================
+
+A listener wraps the part that may be refused in one of these (``async with refusals_told(...)``), so no
+listener decides for itself how an error looks. The text of a refusal is :func:`answer_for` on every
+ephemeral surface: a denial by the policy says what may be requested instead, anything else is a warning.
+
+Anything else is a bug: Bolt hands it to :func:`handle_unexpected_error`, which logs it with its traceback
+and an error ID, and tells the user a short apology with the same ID (never the traceback), so that the
+person who reports it and the operator who reads the log find the same line.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks.answers import denial_answer, refusal
+from bot.blocks.mrkdwn import message, section
+from bot.core.errors import JitError, PolicyDenied, apology, new_error_id
+
 log = structlog.get_logger(__name__)
+
+#: Slack shows at most this much under a modal field.
+FIELD_ERROR_LIMIT = 1900
+
+
+def answer_for(exc: JitError) -> str:
+    """The ephemeral answer to a refusal (a command's ack, a message beside a button)."""
+    if isinstance(exc, PolicyDenied):
+        return denial_answer(exc.user_message, exc.decision)
+    return refusal(exc.user_message)
+
+
+def refusal_home(exc: JitError) -> dict[str, Any]:
+    """The App Home tab of someone jit refuses (deleted, guest, Slack too slow to say who they are)."""
+    return {'type': 'home', 'blocks': [section(message(exc.user_message))]}
+
+
+@dataclass
+class Refused:
+    """What a ``refusals_*`` block ended with: ``error`` is the refusal that was shown, None if it went through."""
+
+    error: JitError | None = None
+
+
+@asynccontextmanager
+async def refusals_in_ack(ack: AsyncAck) -> AsyncIterator[Refused]:
+    """A slash command's refusal is its ack's text."""
+    outcome = Refused()
+    try:
+        yield outcome
+    except JitError as exc:
+        outcome.error = exc
+        await ack(answer_for(exc))
+
+
+@asynccontextmanager
+async def refusals_told(client: AsyncWebClient, body: dict[str, Any], ack: AsyncAck | None = None
+                        ) -> AsyncIterator[Refused]:  # fmt: skip
+    """A button's refusal, told ephemerally to whoever pressed it (the click is acked first, if it was not yet)."""
+    outcome = Refused()
+    try:
+        yield outcome
+    except JitError as exc:
+        outcome.error = exc
+        if ack is not None and ack.response is None:
+            await ack()
+        await tell(client, body, answer_for(exc))
+
+
+@asynccontextmanager
+async def refusals_on_field(ack: AsyncAck, view: dict[str, Any], field: Callable[[str], str],
+                            fallback: str) -> AsyncIterator[Refused]:  # fmt: skip
+    """A modal submission's refusal, under the field ``field(message)`` names; under ``fallback`` when the modal
+    has no such field (a ticket field exists only when a rule asks for one). The modal stays open."""
+    outcome = Refused()
+    try:
+        yield outcome
+    except JitError as exc:
+        outcome.error = exc
+        text = exc.user_message[:FIELD_ERROR_LIMIT]
+        blocks = {b.get('block_id') for b in view.get('blocks') or [] if isinstance(b, dict)}
+        wanted = field(text)
+        await ack(response_action='errors', errors={wanted if wanted in blocks else fallback: text})
+
+
+def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Who acted and in which conversation: interaction payloads nest them, slash commands do not."""
+    user = (body.get('user') or {}).get('id') or body.get('user_id')
+    channel = ((body.get('channel') or {}).get('id') or (body.get('container') or {}).get('channel_id')
+               or body.get('channel_id'))  # fmt: skip
+    return (user if isinstance(user, str) else None), (channel if isinstance(channel, str) else None)
 
 
 async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    """An ephemeral message to whoever clicked, in the conversation where they clicked."""
-    user = (body.get('user') or {}).get('id')
-    channel = (body.get('channel') or {}).get('id') or (body.get('container') or {}).get('channel_id')
+    """An ephemeral message to whoever acted, in the conversation where they did (else in a DM)."""
+    user, channel = _where(body)
     if not user:
         return
     if channel:
@@ -36,6 +131,22 @@ async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
         log.warning('slack.tell_failed', error=exc.response.get('error'))
 
 
-async def handle_unexpected_error(error: Exception, body: dict[str, Any], logger: Any) -> None:
-    """Bolt's global error handler: log the bug; Bolt answers Slack with an empty error response."""
-    log.error('listener.unexpected_error', error_type=type(error).__name__, exc_info=error)
+async def handle_unexpected_error(error: Exception, body: dict[str, Any], response: BoltResponse | None,
+                                  client: AsyncWebClient) -> BoltResponse | None:  # fmt: skip
+    """Bolt's global error handler: a bug. Logged with an error ID; the user gets an apology with that ID.
+
+    ``response`` is what Bolt will answer Slack with when the listener had not acked yet (None when it had); the
+    answer returned here replaces it. A slash command's answer is shown to the user, so it carries the apology;
+    any other payload is answered 200 (Slack would show its own failure notice, or keep a modal waiting) and
+    the apology is told beside it.
+    """
+    error_id = new_error_id()
+    log.error('listener.unexpected_error', error_id=error_id, error_type=type(error).__name__, exc_info=error)
+    text = f':warning: {apology(error_id)}'
+    if response is not None and body.get('command'):
+        return BoltResponse(status=200, body={'response_type': 'ephemeral', 'text': text})
+    try:
+        await tell(client, body, text)
+    except Exception:
+        log.warning('slack.apology_failed', error_id=error_id)
+    return BoltResponse(status=200, body='') if response is not None else None

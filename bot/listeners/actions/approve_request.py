@@ -9,21 +9,17 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.answers import refusal
-from bot.core.errors import JitError
-from bot.listeners.errors import tell
+from bot.listeners.errors import refusals_told
 from bot.listeners.events.app_home import from_home, publish_home
 
 
 async def handle_approve_request(
     ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
-    try:
+    async with refusals_told(client, body, ack) as refused:  # a refusal acks, then is told
         approver = await context['who']()
         await asyncio.to_thread(context['deps'].approve.execute, str(action.get('value', '')), approver)
-    except JitError as exc:
-        await ack()
-        await tell(client, body, refusal(exc.user_message))
+    if refused.error:
         return
     await ack()
     if from_home(body):

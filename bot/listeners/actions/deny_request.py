@@ -11,10 +11,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.answers import refusal
 from bot.blocks.messages import build_deny_modal
-from bot.core.errors import JitError
-from bot.listeners.errors import tell
+from bot.listeners.errors import refusals_told, tell
 
 log = structlog.get_logger(__name__)
 
@@ -24,11 +22,10 @@ async def handle_deny_request(
 ) -> None:
     await ack()
     deps, request_id = context['deps'], str(action.get('value', ''))
-    try:
+    async with refusals_told(client, body) as refused:
         approver = await context['who']()
         await asyncio.to_thread(deps.deny.check, request_id, approver)
-    except JitError as exc:
-        await tell(client, body, refusal(exc.user_message))
+    if refused.error:
         return
     request = deps.store.get(request_id)
     rule = deps.policy().rule_named(request.rule)

@@ -10,10 +10,10 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.answers import ended_answer, extend_answer, refusal
+from bot.blocks.answers import ended_answer, extend_answer
 from bot.core.durations import seconds_value
-from bot.core.errors import JitError
-from bot.listeners.errors import tell
+from bot.core.errors import UsageError
+from bot.listeners.errors import refusals_told, tell
 from bot.listeners.events.app_home import from_home, publish_home
 
 
@@ -22,15 +22,13 @@ async def handle_extend_grant(
 ) -> None:
     await ack()
     request_id, _, extra = str(action.get('value', '')).partition('|')
-    try:
+    async with refusals_told(client, body):
         who = await context['who']()
         seconds = seconds_value(extra)
         if seconds is None:
-            raise JitError('This button is malformed; use `/jit extend ID DURATION`.')
+            raise UsageError('This button is malformed; use `/jit extend ID DURATION`.')
         result = await asyncio.to_thread(context['deps'].extend.execute, request_id, who, seconds)
         await tell(client, body, extend_answer(result))
-    except JitError as exc:
-        await tell(client, body, refusal(exc.user_message))
     if from_home(body):
         await publish_home(context, client, body['user']['id'])
 
@@ -39,12 +37,10 @@ async def _end(step: str, body: dict[str, Any], action: dict[str, Any], context:
                client: AsyncWebClient) -> None:  # fmt: skip
     """Release a grant or cancel a request (``deps.end.release|cancel``) for whoever pressed the button."""
     request_id = str(action.get('value', ''))
-    try:
+    async with refusals_told(client, body):
         who = await context['who']()
         await asyncio.to_thread(getattr(context['deps'].end, step), request_id, who)
         await tell(client, body, ended_answer(step, request_id))
-    except JitError as exc:
-        await tell(client, body, refusal(exc.user_message))
     if from_home(body):
         await publish_home(context, client, body['user']['id'])
 

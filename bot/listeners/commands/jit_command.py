@@ -11,26 +11,18 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.answers import (
-    denial_answer,
     ended_answer,
     extend_answer,
     filed_answer,
     list_answer,
-    refusal,
     resources_answer,
     ssh_key_answer,
 )
 from bot.blocks.mrkdwn import typed
-from bot.core.commands import (
-    HELP_TEXT,
-    UsageError,
-    parse_extend_args,
-    parse_request_args,
-    parse_request_id,
-    split_command,
-)
-from bot.core.errors import JitError, PolicyDenied
+from bot.core.commands import HELP_TEXT, parse_extend_args, parse_request_args, parse_request_id, split_command
+from bot.core.errors import UsageError
 from bot.listeners.commands.request_modal import open_request_modal
+from bot.listeners.errors import refusals_in_ack
 from bot.usecases.queries import mine, waiting_for
 
 #: What a resource, a role or a request ID looks like. A typed word that cannot be one names nothing: it is
@@ -57,7 +49,7 @@ async def handle_jit_command(
     if sub == 'help':
         await ack(HELP_TEXT)
         return
-    try:
+    async with refusals_in_ack(ack):
         who = await context['who']()
         policy = deps.policy()
         if sub == 'request':
@@ -85,10 +77,6 @@ async def handle_jit_command(
             requests = await asyncio.to_thread(mine, deps.store, who)
             waiting = await asyncio.to_thread(waiting_for, deps.store, policy, who)
             await ack(list_answer(requests, waiting, deps.clock.now()))
-    except PolicyDenied as exc:
-        await ack(denial_answer(exc.user_message, exc.decision))
-    except (JitError, UsageError) as exc:
-        await ack(refusal(exc.user_message if isinstance(exc, JitError) else str(exc)))
 
 
 def _ssh_key(deps: Any, who: Any, text: str) -> str:

@@ -10,11 +10,9 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.answers import refusal
 from bot.blocks.request_modal import build_request_modal
-from bot.core.errors import JitError
 from bot.core.policy import requestable
-from bot.listeners.errors import tell
+from bot.listeners.errors import refusals_in_ack, tell
 
 log = structlog.get_logger(__name__)
 
@@ -23,10 +21,9 @@ async def open_request_modal(
     ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     """``/jit`` or ``/jit request`` alone: the modal, with only what this user may request."""
-    try:
+    async with refusals_in_ack(ack) as refused:
         who = await context['who']()
-    except JitError as exc:
-        await ack(refusal(exc.user_message))
+    if refused.error:
         return
     rows = requestable(context['deps'].policy(), who)
     if not rows:

@@ -11,8 +11,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.home import build_home
-from bot.blocks.mrkdwn import message, section
 from bot.core.errors import JitError
+from bot.listeners.errors import refusal_home
 from bot.usecases.queries import mine, waiting_for
 
 log = structlog.get_logger(__name__)
@@ -34,7 +34,7 @@ async def publish_home(context: AsyncBoltContext, client: AsyncWebClient, user_i
     try:
         who = await context['who']()
     except JitError as exc:
-        view = {'type': 'home', 'blocks': [section(message(exc.user_message))]}
+        view = refusal_home(exc)
     else:
         policy = deps.policy()
         requests = await asyncio.to_thread(mine, deps.store, who)

@@ -8,18 +8,18 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.core.errors import JitError
 from bot.ids import BlockId
+from bot.listeners.errors import refusals_on_field
 
 
 async def handle_deny_submission(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
     values = (view.get('state') or {}).get('values') or {}
     reason = ((values.get(BlockId.DENY_REASON) or {}).get('reason') or {}).get('value') or ''
-    try:
+    reason_field = BlockId.DENY_REASON.value
+    async with refusals_on_field(ack, view, lambda _message: reason_field, fallback=reason_field) as refused:
         approver = await context['who']()
         await asyncio.to_thread(context['deps'].deny.execute, str(view.get('private_metadata', '')), approver,
                                 reason.strip())  # fmt: skip
-    except JitError as exc:
-        await ack(response_action='errors', errors={BlockId.DENY_REASON.value: exc.user_message})
+    if refused.error:
         return
     await ack()

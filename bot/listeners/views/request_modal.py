@@ -9,8 +9,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.blocks.request_modal import field_for, read_request_form
-from bot.core.errors import JitError
 from bot.ids import BlockId
+from bot.listeners.errors import refusals_on_field
 
 
 async def handle_request_submission(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -19,16 +19,11 @@ async def handle_request_submission(ack: AsyncAck, view: dict[str, Any], context
         await ack(response_action='errors', errors=form)
         return
     deps = context['deps']
-    try:
+    async with refusals_on_field(ack, view, field_for, fallback=BlockId.REQ_ACCESS.value) as refused:
         who = await context['who']()
         await asyncio.to_thread(
             deps.submit.execute, requester=who, resource=form.resource, role=form.role, duration=form.duration,
             reason=form.reason, ticket=form.ticket)  # fmt: skip
-    except JitError as exc:
-        message = exc.user_message[:1900]
-        # A ticket field exists only when a rule asks for one; otherwise the error goes where it can be seen.
-        blocks = {b.get('block_id') for b in view.get('blocks') or [] if isinstance(b, dict)}
-        field = field_for(message)
-        await ack(response_action='errors', errors={field if field in blocks else BlockId.REQ_ACCESS.value: message})
+    if refused.error:
         return
     await ack()  # closes the modal; the "Filed" DM comes from the request.created event
