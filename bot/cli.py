@@ -13,8 +13,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.core.errors import ConfigError, PolicyConfigError
+
+if TYPE_CHECKING:  # imported when a command needs it: `jit policy ...` never loads Redis, RQ or Slack
+    from bot.settings import Settings
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 #: ``jit policy NAME``: the module under ``bot.policy_tools`` and the help line.
@@ -88,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
-def serve(settings: object) -> int:
+def serve(settings: Settings) -> int:
     from aiohttp import web
 
     from bot.app import create_web_app
@@ -96,8 +100,8 @@ def serve(settings: object) -> int:
     from bot.logging import configure_logging
     from workers.providers.registry import provider_names
 
-    configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
-    deps = build_deps(settings, providers=provider_names(), record_policy=True)  # type: ignore[arg-type]
+    configure_logging(json=_json(settings), level=settings.log_level)
+    deps = build_deps(settings, providers=provider_names(), record_policy=True)
     # A policy load never runs on the event loop: SIGHUP only asks, the watcher thread starts the load.
     signal.signal(signal.SIGHUP, lambda *_: deps.policy.request_reload())
     deps.policy.watch()
@@ -106,7 +110,7 @@ def serve(settings: object) -> int:
     return EXIT_OK
 
 
-def work(settings: object) -> int:
+def work(settings: Settings) -> int:
     from bot.adapters.redis_health import wait_for_redis
     from bot.adapters.rq_queue import ACCESS_QUEUE
     from bot.logging import configure_logging
@@ -114,8 +118,8 @@ def work(settings: object) -> int:
     from workers.runtime import build_revoker, build_sweeper, build_worker_deps, install
     from workers.supervise import AccessProcess, NotifyProcess, work_forever
 
-    configure_logging(json=_json(settings), level=settings.log_level)  # type: ignore[attr-defined]
-    deps = build_worker_deps(settings)  # type: ignore[arg-type]
+    configure_logging(json=_json(settings), level=settings.log_level)
+    deps = build_worker_deps(settings)
     install(deps)
     wait_for_redis(deps.base.redis, deps.base.settings.redis_url)  # unreachable at start: one line, then wait
     # A policy load never holds the job loop: SIGHUP only asks, the watcher thread starts the load.
@@ -154,9 +158,9 @@ def work(settings: object) -> int:
     return EXIT_OK
 
 
-def _json(settings: object) -> bool | None:
-    fmt = getattr(settings, 'log_format', None)
-    return None if fmt is None else fmt == 'json'
+def _json(settings: Settings) -> bool | None:
+    """JSON logs when asked for, console when asked for, else whatever suits the output (a terminal or not)."""
+    return None if settings.log_format is None else settings.log_format == 'json'
 
 
 if __name__ == '__main__':

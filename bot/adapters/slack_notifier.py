@@ -196,7 +196,7 @@ class SlackNotifier:
             return  # extended meanwhile: a new warning is scheduled
         rule = self.policy().rule_named(request.rule)
         # Offer as long again as the grant so far, within the rule's default duration and its cap.
-        extra = min(rule.timeout - request.duration, rule.default_duration, request.duration) if rule else 0
+        extra = min(rule.max_duration - request.duration, rule.default_duration, request.duration) if rule else 0
         text, blocks = build_expiry_warning(request, extra)
         channel, ts = self.dm(request.requester.slack_id, text, blocks)
         self.store.add_message(request.id, WARNING_COPY, f'{channel}|{ts}')  # its buttons go when the grant ends

@@ -5,7 +5,7 @@ error                      status  body / headers
 =========================  ======  =========================================================
 ``PolicyDenied``           403     ``allowed``: what the policy would allow this pipeline
 ``IdentityRefused``        403
-``NotAnApprover``          403
+``NotPermitted``           403     (``NotAnApprover`` among them)
 ``RequestNotFound``        404
 ``InvalidTransition``      409     (already decided, already ending)
 ``TooManyRequests``        429     ``Retry-After``
@@ -28,7 +28,7 @@ from bot.core.errors import (
     IdentityRefused,
     InvalidTransition,
     JitError,
-    NotAnApprover,
+    NotPermitted,
     PolicyDenied,
     RequestError,
     RequestNotFound,
@@ -48,7 +48,7 @@ class ApiError(Exception):
 
 #: Refusals by their status, most specific first (``isinstance`` order).
 _STATUS: tuple[tuple[type[RequestError], int], ...] = (
-    (PolicyDenied, 403), (IdentityRefused, 403), (NotAnApprover, 403), (RequestNotFound, 404),
+    (PolicyDenied, 403), (IdentityRefused, 403), (NotPermitted, 403), (RequestNotFound, 404),
     (InvalidTransition, 409), (TooManyRequests, 429), (SlackUnavailable, 503),
 )  # fmt: skip
 

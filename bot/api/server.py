@@ -40,7 +40,7 @@ from bot.adapters.sealed_box import SealedBoxError, public_key
 from bot.api.errors import ApiError, answer_for, unexpected
 from bot.api.tokens import pipeline_for
 from bot.core.durations import DurationError, parse_duration
-from bot.core.errors import InvalidTransition, NotAnApprover, RequestError, RequestNotFound, new_error_id
+from bot.core.errors import InvalidTransition, NotPermitted, RequestError, RequestNotFound, new_error_id
 from bot.core.model import FINAL_STATUSES, LIVE_STATUSES, AccessRequest, Principal, RequestStatus
 from bot.deps import Deps
 
@@ -274,7 +274,7 @@ class Api:
                 raise ApiError(409, f'{found.id} is being granted right now; release it in a moment',
                                headers={'Retry-After': '2'}) from None  # fmt: skip
             return web.json_response({**request_view(found), 'ending': found.status not in FINAL_STATUSES})
-        except (NotAnApprover, RequestNotFound):
+        except (NotPermitted, RequestNotFound):
             raise ApiError(404, f'no request {found.id!r} of this pipeline') from None
         return web.json_response({**request_view(found), 'ending': False})
 

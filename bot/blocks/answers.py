@@ -47,7 +47,7 @@ def resources_answer(policy: Policy, who: Principal) -> str:
     for res, role, rule in rows:
         approvers = ' then '.join(', '.join(text(a, 100) for a in s.approvers) for s in rule.steps)
         desc = f' - {text(res.description, 300)}' if res.description else ''
-        lines.append(f'• {code(res.name)} {code(role.name)}{desc}: up to {format_duration(rule.timeout)}, '
+        lines.append(f'• {code(res.name)} {code(role.name)}{desc}: up to {format_duration(rule.max_duration)}, '
                      f'approved by {approvers or "approved automatically"}')  # fmt: skip
     return '\n'.join(lines)
 

@@ -30,7 +30,7 @@ def _button(text: str, action: ActionId, value: str, style: str | None = None) -
 def extension_step(request: AccessRequest, policy: Policy) -> int:
     """How much one Extend press adds: as the "ends soon" DM offers (0: the rule leaves no room)."""
     rule = policy.rule_named(request.rule)
-    return max(0, min(rule.timeout - request.duration, rule.default_duration, request.duration)) if rule else 0
+    return max(0, min(rule.max_duration - request.duration, rule.default_duration, request.duration)) if rule else 0
 
 
 def build_home(mine: list[AccessRequest], waiting: list[AccessRequest], policy: Policy, now: float) -> dict[str, Any]:

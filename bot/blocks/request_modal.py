@@ -39,7 +39,7 @@ def _option(text: str, value: str) -> dict[str, Any]:
 def build_request_modal(rows: list[tuple[Resource, Role, Rule]]) -> dict[str, Any]:
     """The modal for the pairs ``requestable`` found; callers show a message instead when there are none."""
     access = [_option(f'{res.name} · {role.name}', f'{res.name}:{role.name}') for res, role, _ in rows[:MAX_OPTIONS]]
-    longest = max(rule.timeout for _, _, rule in rows)
+    longest = max(rule.max_duration for _, _, rule in rows)
     durations = sorted({d for d in DURATIONS if d <= longest} | {longest})
     default = min((rule.default_duration for _, _, rule in rows if rule.default_duration), default=None)
     duration_select: dict[str, Any] = {

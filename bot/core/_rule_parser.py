@@ -128,7 +128,7 @@ class RuleParser:
             return None
         return Rule(
             name=name, resources=resources, roles=roles, requesters=requesters, trigger=trigger, steps=steps,
-            timeout=timeout, default_duration=default, min_duration=self.duration('min_duration') or 10,
+            max_duration=timeout, default_duration=default, min_duration=self.duration('min_duration') or 10,
             require_reason=bool(raw.get('require_reason', False)), ticket_pattern=pattern,
             pending_timeout=self.duration('pending_timeout'), notify=tuple(notify),
             auto_approve=bool(raw.get('auto_approve', False)), break_glass=bool(raw.get('break_glass', False)),

@@ -8,7 +8,9 @@ The hierarchy::
       x RequestError                the user asked for something the policy or the state refuses
         + UsageError                a command that cannot be read; the message says how to write it
         + PolicyDenied              no rule allows it; carries the decision with its reason
-        + NotAnApprover             the clicker may not decide (not an approver, or the requester)
+        + NotPermitted              not this person's to do: release or extend another's grant, cancel
+                                    another's request, revoke without being an admin
+          + NotAnApprover           the clicker may not decide (not an approver, or the requester)
         + IdentityRefused           deleted, bot, guest user, or another team
         + SlackUnavailable          Slack did not say who the user is in time; nothing was done
         + InvalidTransition         e.g. approve after deny; ``already decided`` is this
@@ -94,7 +96,13 @@ class TooManyRequests(RequestError):
         super().__init__(message)
 
 
-class NotAnApprover(RequestError):
+class NotPermitted(RequestError):
+    """This step on this request is not this person's to take (it is the grantee's, the requester's, an admin's)."""
+
+    user_message = 'You may not do that to this request.'
+
+
+class NotAnApprover(NotPermitted):
     """The person who clicked may not decide this request."""
 
     user_message = 'You are not an approver of this request.'

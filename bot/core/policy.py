@@ -80,7 +80,8 @@ class Rule:
     requesters: tuple[str, ...] | None = None
     trigger: str | Mapping[str, Any] = 'slack'
     steps: tuple[Step, ...] = ()
-    timeout: int = 3600
+    #: The longest a grant of this rule may last, extensions included (the policy's ``timeout`` key).
+    max_duration: int = 3600
     default_duration: int = 3600
     min_duration: int = MIN_DURATION
     require_reason: bool = False
@@ -245,7 +246,7 @@ def _allowed_lines(policy: Policy, who: Principal, trigger: str, context: Mappin
     if context is None and key in policy._allowed:
         return policy._allowed[key]
     lines = tuple(
-        f'{res.name} {role.name} (up to {format_duration(rule.timeout)})'
+        f'{res.name} {role.name} (up to {format_duration(rule.max_duration)})'
         for res, role, rule in requestable(policy, who, trigger, context)
     )
     if context is None:
@@ -360,9 +361,9 @@ def evaluate(
     if rule is None:
         return deny(f'no rule lets you request `{resource}` `{role}`')
     wanted = rule.default_duration if duration is None else duration
-    if wanted > rule.timeout:
+    if wanted > rule.max_duration:
         return deny(f'{format_duration(wanted)} is longer than rule `{rule.name}` allows '
-                    f'(at most {format_duration(rule.timeout)})', rule)  # fmt: skip
+                    f'(at most {format_duration(rule.max_duration)})', rule)  # fmt: skip
     if wanted < rule.min_duration:
         return deny(f'{format_duration(wanted)} is shorter than the minimum of {format_duration(rule.min_duration)}',
                     rule)  # fmt: skip

@@ -71,7 +71,7 @@ class _Terms:
     rule: str
     approvers: frozenset[str]
     approvals: int
-    timeout: int
+    max_duration: int
     auto_approve: bool
     break_glass: bool
     self_approval: bool
@@ -81,7 +81,7 @@ class _Terms:
 
     def comparable(self) -> tuple[Any, ...]:
         """The terms without the rule's name: two rules granting the same thing are the same access."""
-        return (self.approvers, self.approvals, self.timeout, self.auto_approve, self.break_glass,
+        return (self.approvers, self.approvals, self.max_duration, self.auto_approve, self.break_glass,
                 self.self_approval, self.require_reason, self.ticket_pattern, self.self_extend)  # fmt: skip
 
 
@@ -208,9 +208,10 @@ def _compare(out: _Collector, identity: str, old: _Terms | None, new: _Terms | N
         text = (f'may both request and approve {at}, and one approval decides (rule {rule})' if new.self_approval
                 else f'may no longer both request and approve {at} (rule {rule})')  # fmt: skip
         out.add_who('self_approval', new.self_approval, text, identity)
-    if new.timeout != old.timeout:
-        longest = f'{format_duration(new.timeout)} instead of {format_duration(old.timeout)}'
-        out.add_terms('duration', new.timeout > old.timeout, f'{at} may be granted for up to {longest}', rule, identity)
+    if new.max_duration != old.max_duration:
+        longest = f'{format_duration(new.max_duration)} instead of {format_duration(old.max_duration)}'
+        longer = new.max_duration > old.max_duration
+        out.add_terms('duration', longer, f'{at} may be granted for up to {longest}', rule, identity)
     for widens, text in _conditions(old, new):
         out.add_terms('conditions', widens, f'{at} {text}', rule, identity)
 
@@ -328,7 +329,7 @@ def _terms(policy: Policy, rule: Rule | None, identity: str) -> _Terms | None:
         rule=rule.name,
         approvers=approvers,
         approvals=rule.approvals_needed,
-        timeout=rule.timeout,
+        max_duration=rule.max_duration,
         auto_approve=rule.auto_approve,
         break_glass=rule.break_glass,
         self_approval=single and identity in policy.step_approvers(rule, 0),

@@ -54,7 +54,8 @@ def explain(
     lines.append(f'Decision: {decision.kind} - {decision.reason}')
     if decision.rule is not None and not decision.denied:
         rule = decision.rule
-        lines.append(f'Duration: {format_duration(decision.duration or 0)} (at most {format_duration(rule.timeout)})')
+        most = format_duration(rule.max_duration)
+        lines.append(f'Duration: {format_duration(decision.duration or 0)} (at most {most})')
         for i, step in enumerate(rule.steps):
             people = sorted(policy.step_approvers(rule, i) - who.ids())
             lines.append(f'Step {i + 1}: {step.approvals} of {", ".join(step.approvers)} '

@@ -167,8 +167,9 @@ def _unapprovable(policy: Policy) -> Iterator[Finding]:
 
 def _duration_cap(policy: Policy, max_duration: int) -> Iterator[Finding]:
     for rule in policy.rules:
-        if rule.timeout > max_duration:
-            yield Finding('duration-cap', f'rule `{rule.name}` allows grants of up to {format_duration(rule.timeout)}, '
+        if rule.max_duration > max_duration:
+            longest = format_duration(rule.max_duration)
+            yield Finding('duration-cap', f'rule `{rule.name}` allows grants of up to {longest}, '
                           f'over the cap of {format_duration(max_duration)}', rule.source)  # fmt: skip
 
 

@@ -37,7 +37,7 @@ class Requests(Protocol):
 
         Raises:
             RequestNotFound: no such request.
-            InvalidTransition / NotAnApprover: whatever ``step`` raises; nothing is written.
+            InvalidTransition / NotPermitted: whatever ``step`` raises; nothing is written.
         """
         ...
 

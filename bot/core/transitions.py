@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.core.durations import format_duration
-from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied
+from bot.core.errors import InvalidTransition, NotAnApprover, NotPermitted, PolicyDenied
 from bot.core.model import AccessRequest, Approval, AuditEvent, AuditName, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
 
@@ -158,7 +158,7 @@ def cancel(request: AccessRequest, who: Principal, *, now: float) -> tuple[Acces
     """The requester withdraws a pending request."""
     _check(request, 'cancel')
     if not who.same_as(request.requester):
-        raise NotAnApprover('Only the requester can cancel a request.')
+        raise NotPermitted('Only the requester can cancel a request.')
     new = replace(request, status=S.CANCELLED, ended_at=now)
     return new, _event(new, AuditName.REQUEST_CANCELLED, who, outcome='cancelled')
 

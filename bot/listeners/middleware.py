@@ -1,14 +1,33 @@
-"""Global Bolt middleware: the request's log context, and the identity helper in ``context``."""
+"""Global Bolt middleware: the request's log context, and the identity helper in ``context``.
+
+Listeners read what the middleware put in Bolt's ``context`` (a dict of ``Any``) through :func:`deps_of` and
+:func:`who_is`, so that everything they call on it is type-checked.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.core.model import Principal
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
+
+
+def deps_of(context: AsyncBoltContext) -> Deps:
+    """The wired application (``bot.app`` puts it in every request's context)."""
+    deps: Deps = context['deps']
+    return deps
+
+
+async def who_is(context: AsyncBoltContext) -> Principal:
+    """Who is acting, as Slack's directory says (raises IdentityRefused, SlackUnavailable)."""
+    principal: Principal = await context['who']()
+    return principal
 
 
 async def bind_request_context(
@@ -20,7 +39,7 @@ async def bind_request_context(
         slack_team=context.team_id, slack_user=context.user_id,
         trigger='command' if 'command' in body else body.get('type', 'event'),
     )  # fmt: skip
-    deps = context['deps']
+    deps = deps_of(context)
     home_team = context.authorize_result.team_id if context.authorize_result else None
 
     async def who() -> Principal:

@@ -63,10 +63,11 @@ class DenyRequest:
         request, _ = self.store.transition(request_id, step)
         return request
 
-    def check(self, request_id: str, approver: Principal) -> None:
-        """Would ``approver`` be allowed to deny? Asked before opening the reason modal."""
+    def check(self, request_id: str, approver: Principal) -> AccessRequest:
+        """Would ``approver`` be allowed to deny? Asked before opening the reason modal; returns the request."""
         request = self.store.get(request_id)
         if request is None or request.status is not RequestStatus.PENDING:
             raise InvalidTransition(f'Request {request_id} was already decided.')
         policy = self.policy()
         transitions.deny(request, approver, policy=policy, rule=_rule(policy, request), reason='-')
+        return request

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bot.core import transitions
-from bot.core.errors import InvalidTransition, NotAnApprover, RequestNotFound
+from bot.core.errors import InvalidTransition, NotPermitted, RequestNotFound
 from bot.core.model import LIVE_STATUSES, AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy
 from bot.core.ports import Clock, GrantIndex, JobQueue, Requests
@@ -42,18 +42,18 @@ class EndAccess:
         """The grantee is done: access ends now.
 
         Raises:
-            NotAnApprover: ``who`` is not the grantee (admins use :meth:`revoke`).
+            NotPermitted: ``who`` is not the grantee (admins use :meth:`revoke`).
             InvalidTransition: the grant is not active.
         """
         request = self._get(request_id)
         if not who.same_as(request.requester):
-            raise NotAnApprover('Only the grantee can release a grant (admins: `/jit revoke ID`).')
+            raise NotPermitted('Only the grantee can release a grant (admins: `/jit revoke ID`).')
         return self._end(request, who, 'released')
 
     def revoke(self, request_id: str, who: Principal) -> AccessRequest:
         """An admin (policy ``admins``) ends anyone's grant now."""
         if not self.policy().is_admin(who):
-            raise NotAnApprover('Only admins can revoke grants (see `admins` in the policy).')
+            raise NotPermitted('Only admins can revoke grants (see `admins` in the policy).')
         return self._end(self._get(request_id), who, 'revoked by an admin')
 
     def _end(self, request: AccessRequest, who: Principal, why: str) -> AccessRequest:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from bot.core import transitions
 from bot.core.durations import format_duration
-from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied, RequestNotFound
+from bot.core.errors import InvalidTransition, NotPermitted, PolicyDenied, RequestNotFound
 from bot.core.model import AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy, Rule, evaluate
 from bot.core.ports import Clock, JobQueue, Transition
@@ -44,7 +44,7 @@ class ExtendGrant:
             The extended grant (status ``active``), or the new extension request (status ``pending``).
 
         Raises:
-            NotAnApprover: ``who`` is not the grantee. InvalidTransition: no active grant, or it is already
+            NotPermitted: ``who`` is not the grantee. InvalidTransition: no active grant, or it is already
             ending. PolicyDenied: the total would exceed the rule's ``timeout``. TooManyRequests: an extension
             request over the per-person limits.
         """
@@ -52,7 +52,7 @@ class ExtendGrant:
             request, rule, total = self._check(request_id, who, extra)
             if not (rule.auto_approve or (rule.self_extend and total <= rule.self_extend)):
                 return self._file(request, rule, extra, reason)
-            limit = rule.timeout if rule.auto_approve else min(rule.timeout, rule.self_extend or 0)
+            limit = rule.max_duration if rule.auto_approve else min(rule.max_duration, rule.self_extend or 0)
             try:
                 new, _ = self.store.transition(request_id, self._step(who, extra, limit))
             except PolicyDenied:
@@ -72,7 +72,7 @@ class ExtendGrant:
         if request is None:
             raise RequestNotFound(f'No request has the ID `{request_id}`.')
         if not who.same_as(request.requester):
-            raise NotAnApprover('Only the grantee can extend a grant.')
+            raise NotPermitted('Only the grantee can extend a grant.')
         total = transitions.extended_total(request, extra)  # checked again inside the atomic step
         policy = self.policy()
         rule = policy.rule_named(request.rule)
@@ -85,9 +85,9 @@ class ExtendGrant:
         if decision.denied or decision.rule is None or decision.rule.name != rule.name:
             raise PolicyDenied(f'Not extended: the policy no longer gives you this access under rule `{rule.name}`'
                                f' ({decision.reason}).')  # fmt: skip
-        if total > rule.timeout:
+        if total > rule.max_duration:
             raise PolicyDenied(f'Not extended: {format_duration(total)} in all is longer than rule `{rule.name}` '
-                               f'allows (at most {format_duration(rule.timeout)}).')  # fmt: skip
+                               f'allows (at most {format_duration(rule.max_duration)}).')  # fmt: skip
         return request, rule, total
 
     def _file(self, request: AccessRequest, rule: Rule, extra: int, reason: str) -> AccessRequest:

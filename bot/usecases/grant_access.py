@@ -213,7 +213,7 @@ class GrantAccess:
                     actor=extension.decided_by or 'jit',
                     now=self.clock.now(),
                     via=extension.id,
-                    max_total=rule.timeout,
+                    max_total=rule.max_duration,
                 ),
             )
         except PolicyDenied as exc:

@@ -146,7 +146,7 @@ def test_seed_snippet_loads_and_means_what_it_says():
         """)
     policy = build_policy({'seed.yaml': text})
     rule = policy.rules[0]
-    assert rule.timeout == 7200 and rule.revoke_on_idle is True
+    assert rule.max_duration == 7200 and rule.revoke_on_idle is True
     assert rule.trigger == {'pipeline': 'pr_merge', 'branch': 'production'}
     assert policy.step_approvers(rule, 0) == {'sam@example.com', 'sec@example.com'}
 

@@ -11,14 +11,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners.errors import refusals_told
 from bot.listeners.events.app_home import from_home, publish_home
+from bot.listeners.middleware import deps_of, who_is
 
 
 async def handle_approve_request(
     ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     async with refusals_told(client, body, ack) as refused:  # a refusal acks, then is told
-        approver = await context['who']()
-        await asyncio.to_thread(context['deps'].approve.execute, str(action.get('value', '')), approver)
+        approver = await who_is(context)
+        await asyncio.to_thread(deps_of(context).approve.execute, str(action.get('value', '')), approver)
     if refused.error:
         return
     await ack()

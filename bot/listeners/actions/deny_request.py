@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.messages import build_deny_modal
 from bot.listeners.errors import refusals_told, tell
+from bot.listeners.middleware import deps_of, who_is
 
 log = structlog.get_logger(__name__)
 
@@ -21,13 +22,12 @@ async def handle_deny_request(
     ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     await ack()
-    deps, request_id = context['deps'], str(action.get('value', ''))
+    deps, request_id = deps_of(context), str(action.get('value', ''))
     async with refusals_told(client, body) as refused:
-        approver = await context['who']()
-        await asyncio.to_thread(deps.deny.check, request_id, approver)
+        approver = await who_is(context)
+        request = await asyncio.to_thread(deps.deny.check, request_id, approver)
     if refused.error:
         return
-    request = deps.store.get(request_id)
     rule = deps.policy().rule_named(request.rule)
     modal = build_deny_modal(request, reason_required=bool(rule and rule.require_deny_reason))
     try:

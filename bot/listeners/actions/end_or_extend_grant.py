@@ -15,6 +15,7 @@ from bot.core.durations import seconds_value
 from bot.core.errors import UsageError
 from bot.listeners.errors import refusals_told, tell
 from bot.listeners.events.app_home import from_home, publish_home
+from bot.listeners.middleware import deps_of, who_is
 
 
 async def handle_extend_grant(
@@ -23,11 +24,11 @@ async def handle_extend_grant(
     await ack()
     request_id, _, extra = str(action.get('value', '')).partition('|')
     async with refusals_told(client, body):
-        who = await context['who']()
+        who = await who_is(context)
         seconds = seconds_value(extra)
         if seconds is None:
             raise UsageError('This button is malformed; use `/jit extend ID DURATION`.')
-        result = await asyncio.to_thread(context['deps'].extend.execute, request_id, who, seconds)
+        result = await asyncio.to_thread(deps_of(context).extend.execute, request_id, who, seconds)
         await tell(client, body, extend_answer(result))
     if from_home(body):
         await publish_home(context, client, body['user']['id'])
@@ -38,8 +39,8 @@ async def _end(step: str, body: dict[str, Any], action: dict[str, Any], context:
     """Release a grant or cancel a request (``deps.end.release|cancel``) for whoever pressed the button."""
     request_id = str(action.get('value', ''))
     async with refusals_told(client, body):
-        who = await context['who']()
-        await asyncio.to_thread(getattr(context['deps'].end, step), request_id, who)
+        who = await who_is(context)
+        await asyncio.to_thread(getattr(deps_of(context).end, step), request_id, who)
         await tell(client, body, ended_answer(step, request_id))
     if from_home(body):
         await publish_home(context, client, body['user']['id'])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -21,9 +21,14 @@ from bot.blocks.answers import (
 from bot.blocks.mrkdwn import typed
 from bot.core.commands import HELP_TEXT, parse_extend_args, parse_request_args, parse_request_id, split_command
 from bot.core.errors import UsageError
+from bot.core.model import Principal
 from bot.listeners.commands.request_modal import open_request_modal
 from bot.listeners.errors import refusals_in_ack
+from bot.listeners.middleware import deps_of, who_is
 from bot.usecases.queries import mine, waiting_for
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
 
 #: What a resource, a role or a request ID looks like. A typed word that cannot be one names nothing: it is
 #: refused before it is looked up, and not echoed (answers show names in code spans, which a backtick ends).
@@ -40,7 +45,7 @@ def _readable(*words: str | None) -> None:
 async def handle_jit_command(
     ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
-    deps = context['deps']
+    deps = deps_of(context)
     text = command.get('text', '')
     if not isinstance(text, str) or not text.strip() or text.strip().lower() == 'request':
         await open_request_modal(ack, command, context, client)
@@ -50,7 +55,7 @@ async def handle_jit_command(
         await ack(HELP_TEXT)
         return
     async with refusals_in_ack(ack):
-        who = await context['who']()
+        who = await who_is(context)
         policy = deps.policy()
         if sub == 'request':
             args = parse_request_args(rest, policy)
@@ -79,7 +84,7 @@ async def handle_jit_command(
             await ack(list_answer(requests, waiting, deps.clock.now()))
 
 
-def _ssh_key(deps: Any, who: Any, text: str) -> str:
+def _ssh_key(deps: Deps, who: Principal, text: str) -> str:
     """``/jit ssh-key KEY`` registers (or replaces) the key; alone, it shows the one registered."""
     if text.strip():
         return ssh_key_answer(deps.ssh_keys.register(who, text), registered=True)

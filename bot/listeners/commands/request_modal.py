@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.request_modal import build_request_modal
 from bot.core.policy import requestable
 from bot.listeners.errors import refusals_in_ack, tell
+from bot.listeners.middleware import deps_of, who_is
 
 log = structlog.get_logger(__name__)
 
@@ -22,10 +23,10 @@ async def open_request_modal(
 ) -> None:
     """``/jit`` or ``/jit request`` alone: the modal, with only what this user may request."""
     async with refusals_in_ack(ack) as refused:
-        who = await context['who']()
+        who = await who_is(context)
     if refused.error:
         return
-    rows = requestable(context['deps'].policy(), who)
+    rows = requestable(deps_of(context).policy(), who)
     if not rows:
         await ack('There is nothing you may request under the current policy. `/jit help` for the commands.')
         return

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.home import build_home
 from bot.core.errors import JitError
 from bot.listeners.errors import refusal_home
+from bot.listeners.middleware import deps_of, who_is
 from bot.usecases.queries import mine, waiting_for
 
 log = structlog.get_logger(__name__)
@@ -30,9 +31,9 @@ def from_home(body: dict[str, Any]) -> bool:
 
 
 async def publish_home(context: AsyncBoltContext, client: AsyncWebClient, user_id: str) -> None:
-    deps = context['deps']
+    deps = deps_of(context)
     try:
-        who = await context['who']()
+        who = await who_is(context)
     except JitError as exc:
         view = refusal_home(exc)
     else:

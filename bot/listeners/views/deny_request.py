@@ -10,6 +10,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.ids import BlockId
 from bot.listeners.errors import refusals_on_field
+from bot.listeners.middleware import deps_of, who_is
 
 
 async def handle_deny_submission(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -17,8 +18,8 @@ async def handle_deny_submission(ack: AsyncAck, view: dict[str, Any], context: A
     reason = ((values.get(BlockId.DENY_REASON) or {}).get('reason') or {}).get('value') or ''
     reason_field = BlockId.DENY_REASON.value
     async with refusals_on_field(ack, view, lambda _message: reason_field, fallback=reason_field) as refused:
-        approver = await context['who']()
-        await asyncio.to_thread(context['deps'].deny.execute, str(view.get('private_metadata', '')), approver,
+        approver = await who_is(context)
+        await asyncio.to_thread(deps_of(context).deny.execute, str(view.get('private_metadata', '')), approver,
                                 reason.strip())  # fmt: skip
     if refused.error:
         return

@@ -11,6 +11,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.blocks.request_modal import field_for, read_request_form
 from bot.ids import BlockId
 from bot.listeners.errors import refusals_on_field
+from bot.listeners.middleware import deps_of, who_is
 
 
 async def handle_request_submission(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -18,9 +19,9 @@ async def handle_request_submission(ack: AsyncAck, view: dict[str, Any], context
     if isinstance(form, dict):
         await ack(response_action='errors', errors=form)
         return
-    deps = context['deps']
+    deps = deps_of(context)
     async with refusals_on_field(ack, view, field_for, fallback=BlockId.REQ_ACCESS.value) as refused:
-        who = await context['who']()
+        who = await who_is(context)
         await asyncio.to_thread(
             deps.submit.execute, requester=who, resource=form.resource, role=form.role, duration=form.duration,
             reason=form.reason, ticket=form.ticket)  # fmt: skip
