@@ -33,7 +33,7 @@ def grant_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
     with _job_context(request_id=request_id, job='grant'):
         outcome = (deps or current()).grant.execute(request_id)
         log.info('job.grant', outcome=outcome)
-        return outcome
+        return str(outcome)  # RQ keeps the result: a plain string, readable without jit's classes
 
 
 def revoke_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
@@ -41,7 +41,7 @@ def revoke_access(request_id: str, *, deps: WorkerDeps | None = None) -> str:
     with _job_context(request_id=request_id, job='revoke'):
         outcome = (deps or current()).revoke.execute(request_id)
         log.info('job.revoke', outcome=outcome)
-        return outcome
+        return str(outcome)
 
 
 def push_expiry(request_id: str, attempt: int = 0, *, deps: WorkerDeps | None = None) -> str:
@@ -49,7 +49,7 @@ def push_expiry(request_id: str, attempt: int = 0, *, deps: WorkerDeps | None = 
     with _job_context(request_id=request_id, job='push_expiry'):
         outcome = (deps or current()).grant.push_expiry(request_id, attempt=attempt)
         log.info('job.push_expiry', outcome=outcome)
-        return outcome
+        return str(outcome)
 
 
 def warn_expiry(request_id: str, *, deps: WorkerDeps | None = None) -> None:

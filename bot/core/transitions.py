@@ -17,6 +17,7 @@ confirmed the revoke, so a crash half-way leaves it where the sweeper will find 
 from __future__ import annotations
 
 from dataclasses import replace
+from enum import StrEnum
 from typing import Any
 
 from bot.core.durations import format_duration
@@ -26,22 +27,38 @@ from bot.core.policy import Policy, Rule
 
 S = RequestStatus
 
+
+class Step(StrEnum):
+    """The steps of the state machine, one function each below."""
+
+    APPROVE = 'approve'
+    DENY = 'deny'
+    EXPIRE = 'expire'
+    CANCEL = 'cancel'
+    START_GRANT = 'start_grant'
+    ACTIVATE = 'activate'
+    FAIL = 'fail'
+    REVOKE = 'revoke'
+    REVOKE_FAILED = 'revoke_failed'
+    EXTEND = 'extend'
+
+
 #: Which states each step may start from.
-ALLOWED: dict[str, frozenset[RequestStatus]] = {
-    'approve': frozenset({S.PENDING}),
-    'deny': frozenset({S.PENDING}),
-    'expire': frozenset({S.PENDING}),
-    'cancel': frozenset({S.PENDING}),
-    'start_grant': frozenset({S.APPROVED, S.GRANTING}),
-    'activate': frozenset({S.GRANTING}),
-    'fail': frozenset({S.APPROVED, S.GRANTING}),
-    'revoke': frozenset({S.ACTIVE, S.REVOKE_FAILED}),
-    'revoke_failed': frozenset({S.ACTIVE}),
-    'extend': frozenset({S.ACTIVE}),
+ALLOWED: dict[Step, frozenset[RequestStatus]] = {
+    Step.APPROVE: frozenset({S.PENDING}),
+    Step.DENY: frozenset({S.PENDING}),
+    Step.EXPIRE: frozenset({S.PENDING}),
+    Step.CANCEL: frozenset({S.PENDING}),
+    Step.START_GRANT: frozenset({S.APPROVED, S.GRANTING}),
+    Step.ACTIVATE: frozenset({S.GRANTING}),
+    Step.FAIL: frozenset({S.APPROVED, S.GRANTING}),
+    Step.REVOKE: frozenset({S.ACTIVE, S.REVOKE_FAILED}),
+    Step.REVOKE_FAILED: frozenset({S.ACTIVE}),
+    Step.EXTEND: frozenset({S.ACTIVE}),
 }
 
 
-def _check(request: AccessRequest, step: str) -> None:
+def _check(request: AccessRequest, step: Step) -> None:
     if request.status not in ALLOWED[step]:
         if request.status in (S.PENDING,):
             raise InvalidTransition(f'Request {request.id} is still pending.')
@@ -100,7 +117,7 @@ def approve(
             or already approved this request (approvals are by distinct people).
         InvalidTransition: the request is no longer pending.
     """
-    _check(request, 'approve')
+    _check(request, Step.APPROVE)
     if request.pending_until is not None and now > request.pending_until:
         # Expiring undecided requests is the sweeper's; a click that comes first (no worker running) is late.
         raise InvalidTransition(f'Request {request.id} expired undecided; ask the requester to file it again.')
@@ -126,7 +143,7 @@ def approve(
 
 def auto_approve(request: AccessRequest, *, reason: str) -> tuple[AccessRequest, AuditEvent]:
     """A rule with ``auto_approve`` (or break-glass) approves at filing time."""
-    _check(request, 'approve')
+    _check(request, Step.APPROVE)
     new = replace(request, status=S.APPROVED, approved_digest=request.digest())
     return new, _event(new, AuditName.REQUEST_APPROVED, 'policy', outcome='approved', detail={'why': reason})
 
@@ -135,7 +152,7 @@ def deny(
     request: AccessRequest, approver: Principal, *, policy: Policy, rule: Rule, reason: str
 ) -> tuple[AccessRequest, AuditEvent]:
     """An approver of the current step says no; the request ends ``denied``."""
-    _check(request, 'deny')
+    _check(request, Step.DENY)
     if approver.same_as(request.requester):
         raise NotAnApprover('You cannot decide your own request. (To withdraw it, cancel it.)')
     step, _ = approval_progress(request, policy=policy, rule=rule)
@@ -149,14 +166,14 @@ def deny(
 
 def expire(request: AccessRequest, *, now: float) -> tuple[AccessRequest, AuditEvent]:
     """Nobody decided within ``pending_timeout``."""
-    _check(request, 'expire')
+    _check(request, Step.EXPIRE)
     new = replace(request, status=S.EXPIRED, ended_at=now)
     return new, _event(new, AuditName.REQUEST_EXPIRED, 'jit', outcome='expired')
 
 
 def cancel(request: AccessRequest, who: Principal, *, now: float) -> tuple[AccessRequest, AuditEvent]:
     """The requester withdraws a pending request."""
-    _check(request, 'cancel')
+    _check(request, Step.CANCEL)
     if not who.same_as(request.requester):
         raise NotPermitted('Only the requester can cancel a request.')
     new = replace(request, status=S.CANCELLED, ended_at=now)
@@ -171,7 +188,7 @@ def start_grant(
     ``granted_with`` (provider, settings, role parameters) is recorded by the first attempt and kept by every
     retry: the revoke must reach whatever an earlier attempt may have created, with what created it.
     """
-    _check(request, 'start_grant')
+    _check(request, Step.START_GRANT)
     new = replace(request, status=S.GRANTING, attempts=request.attempts + 1,
                   grant_deadline=request.grant_deadline or deadline,
                   granted_with=request.granted_with or granted_with)  # fmt: skip
@@ -183,7 +200,7 @@ def activate(request: AccessRequest, *, now: float, until: float | None = None) 
 
     An approved extension is active ``until`` the extended grant's new end instead.
     """
-    _check(request, 'activate')
+    _check(request, Step.ACTIVATE)
     new = replace(request, status=S.ACTIVE, granted_at=now, expires_at=until or now + request.duration)
     return new, _event(new, AuditName.GRANT_ACTIVE, 'jit', outcome='active', detail={'expires_at': new.expires_at})
 
@@ -198,7 +215,7 @@ def extended_total(request: AccessRequest, by: int) -> int:
     if request.extends:
         raise InvalidTransition(f'`{request.id}` is an extension of `{request.extends}`: '
                                 f'extend `{request.extends}` instead.')  # fmt: skip
-    if request.status not in ALLOWED['extend'] or request.expires_at is None:
+    if request.status not in ALLOWED[Step.EXTEND] or request.expires_at is None:
         raise InvalidTransition(f'Request `{request.id}` has no active grant to extend (it is {request.status}).')
     if request.ending:
         why = request.ending.get('why', 'ended')
@@ -234,14 +251,14 @@ def extend(
 
 def fail(request: AccessRequest, *, error: str, now: float) -> tuple[AccessRequest, AuditEvent]:
     """The grant could not be made (or was refused by the re-check); nothing is granted."""
-    _check(request, 'fail')
+    _check(request, Step.FAIL)
     new = replace(request, status=S.FAILED, error=error, ended_at=now)
     return new, _event(new, AuditName.GRANT_FAILED, 'jit', outcome='failed', error=error)
 
 
 def revoke_failed(request: AccessRequest, *, error: str, failures: int) -> tuple[AccessRequest, AuditEvent]:
     """The revoke failed ``failures`` times in a row: the grant is marked, the admins are alerted, retries go on."""
-    _check(request, 'revoke_failed')
+    _check(request, Step.REVOKE_FAILED)
     new = replace(request, status=S.REVOKE_FAILED, error=error)
     return new, _event(new, AuditName.GRANT_REVOKE_FAILED, 'jit', outcome='revoke_failed', error=error,
                        detail={'failures': failures})  # fmt: skip
@@ -256,7 +273,7 @@ def revoke(
     ``kept_for``: the access is one shared object at the provider (a group membership) that these
     overlapping grants still hold, so this grant ended without removing it.
     """
-    _check(request, 'revoke')
+    _check(request, Step.REVOKE)
     new = replace(request, status=S.REVOKED, ended_at=now)
     late = round(now - request.expires_at, 3) if request.expires_at else None
     detail: dict[str, object] = {'why': why, 'lateness': late}

@@ -23,6 +23,7 @@ from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import DecisionKind, Policy, evaluate
 from bot.core.ports import Clock, Extends, GrantIndex, JobQueue, Leases, Provider, Requests
 from bot.usecases.lease import access_turn, backoff, held_lease
+from bot.usecases.outcomes import ExpiryOutcome, GrantOutcome
 from bot.usecases.target import Target, recorded_target
 
 
@@ -56,12 +57,12 @@ class GrantAccess:
         self.queue, self.policy, self.clock, self.provider = queue, policy, clock, provider
         self.on_details = on_details
 
-    def execute(self, request_id: str) -> str:
+    def execute(self, request_id: str) -> GrantOutcome:
         """Grant ``request_id`` if it is (still) approved. Returns what happened, for the job log."""
         with held_lease(self.store, f'grant:{request_id}', GRANT_LEASE, beat=lambda: self._watch(request_id)) as mine:
-            return self._grant(request_id) if mine else 'busy'
+            return self._grant(request_id) if mine else GrantOutcome.BUSY
 
-    def recover(self, request_id: str) -> str:
+    def recover(self, request_id: str) -> GrantOutcome:
         """The sweeper's check on an approved request that is not active in time: grant it again, or fail closed.
 
         Its grant job was lost, or the worker running it was killed (its lease lapsed, so no
@@ -71,11 +72,11 @@ class GrantAccess:
         """
         with held_lease(self.store, f'grant:{request_id}', GRANT_LEASE) as mine:
             if not mine:
-                return 'busy'  # an attempt is running and renewing its lease
+                return GrantOutcome.BUSY  # an attempt is running and renewing its lease
             request = self.store.get(request_id)
             if request is None or request.status not in (S.APPROVED, S.GRANTING):
                 self.store.unwatch(request_id)
-                return 'nothing to do'
+                return GrantOutcome.NOTHING_TO_DO
             now = self.clock.now()
             if now >= self._retry_until(request):
                 log.error('grant.stalled', request_id=request_id, status=request.status, attempts=request.attempts)
@@ -85,7 +86,7 @@ class GrantAccess:
         # check's lease still held would answer `busy` and leave the request to the next check, 30 s on.
         self.queue.enqueue_grant(request_id, attempt=request.attempts + 1)
         log.warning('grant.requeued', request_id=request_id, status=request.status, attempts=request.attempts)
-        return 'requeued'
+        return GrantOutcome.REQUEUED
 
     def _watch(self, request_id: str, *, after: float = 0) -> None:
         """While an attempt runs (or waits to retry), the sweeper leaves the request alone."""
@@ -99,10 +100,11 @@ class GrantAccess:
         approved = max([request.created_at] + [a.at for a in request.approvals])
         return approved + GRANT_RETRY_WINDOW
 
-    def _grant(self, request_id: str) -> str:
+    def _grant(self, request_id: str) -> GrantOutcome:
         request = self.store.get(request_id)
         if request is None or request.status not in (S.APPROVED, S.GRANTING):
-            return f'skipped ({request.status if request else "missing"})'
+            log.info('grant.skipped', request_id=request_id, status=str(request.status) if request else 'missing')
+            return GrantOutcome.SKIPPED
         policy = self.policy()
         refusal = self._recheck(policy, request)
         if refusal:
@@ -132,7 +134,7 @@ class GrantAccess:
                 bound.warning('grant.retry', error=str(exc), delay=round(delay, 1))
                 self._watch(request_id, after=delay)
                 self.queue.enqueue_grant(request_id, delay=delay, attempt=request.attempts)
-                return 'retrying'
+                return GrantOutcome.RETRYING
             bound.error('grant.failed', error=str(exc))
             return self._fail(request_id, f'{target.provider}: {exc.user_message}')
         if details:
@@ -144,9 +146,9 @@ class GrantAccess:
         request, _ = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
         assert request.expires_at is not None
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
-        return 'granted'
+        return GrantOutcome.GRANTED
 
-    def _undelivered(self, request_id: str, exc: Exception, bound: Any) -> str:
+    def _undelivered(self, request_id: str, exc: Exception, bound: Any) -> GrantOutcome:
         """The provider granted, but the details cannot reach the requester: fail closed and revoke now.
 
         Left ``granting``, the access would stay at the target until the retry window ran out, and a
@@ -161,7 +163,7 @@ class GrantAccess:
         self.queue.enqueue_revoke_now(request_id)
         return outcome
 
-    def push_expiry(self, request_id: str, *, attempt: int = 0) -> str:
+    def push_expiry(self, request_id: str, *, attempt: int = 0) -> ExpiryOutcome:
         """Move the provider's own expiry (``VALID UNTIL``, certificate validity, IAM condition) to the new end.
 
         Under the grant's revoke lease, so that a revoke and this cannot cross: an extension pushed
@@ -170,31 +172,31 @@ class GrantAccess:
         """
         with held_lease(self.store, f'revoke:{request_id}', GRANT_LEASE, wait=5.0) as mine:
             if not mine:
-                return 'ending'  # a revoke is running
+                return ExpiryOutcome.ENDING  # a revoke is running
             request = self.store.get(request_id)
             if request is None or request.status is not S.ACTIVE:
-                return 'not active'
+                return ExpiryOutcome.NOT_ACTIVE
             if request.extends:
-                return 'nothing to move'  # an extension holds nothing at the provider: its grant does
+                return ExpiryOutcome.NOTHING_TO_MOVE  # an extension holds nothing at the provider: its grant does
             target = Target.of(request, self.policy())
             provider = self.provider(target.provider) if target else None
             if target is None or not isinstance(provider, Extends):
-                return 'nothing to move'
+                return ExpiryOutcome.NOTHING_TO_MOVE
             try:
                 details = provider.extend(request, settings=target.settings, params=target.params)
             except ProviderError as exc:
                 if exc.retryable and attempt < PUSH_ATTEMPTS:
                     self.queue.enqueue_push_expiry(request_id, delay=backoff(attempt + 1), attempt=attempt + 1)
-                    return 'retrying'
+                    return ExpiryOutcome.RETRYING
                 log.error('grant.expiry_not_moved', request_id=request_id, error=str(exc))
                 self.on_details(request, {'note': f'{target.provider} kept the old end ({exc.user_message}): '
                                                   'access there may end before jit shows it ending'})  # fmt: skip
-                return 'failed'
+                return ExpiryOutcome.FAILED
         if details:
             self.on_details(request, details)
-        return 'moved'
+        return ExpiryOutcome.MOVED
 
-    def _extend(self, extension: AccessRequest) -> str:
+    def _extend(self, extension: AccessRequest) -> GrantOutcome:
         """An approved extension moves the original grant's end; nothing new is granted at the provider.
 
         The rule's ``timeout`` is checked again here, inside the atomic step, on the grant as it is now: two
@@ -228,7 +230,7 @@ class GrantAccess:
         # The extension itself is active as long as the grant it extends: the audit trail shows both.
         extension, _ = self.store.transition(extension.id, lambda r: transitions.activate(
             r, now=self.clock.now(), until=original.expires_at))  # fmt: skip
-        return 'extended'
+        return GrantOutcome.EXTENDED
 
     def _recheck(self, policy: Policy, request: AccessRequest) -> str | None:
         """The approval binds to the request and the rule; the current policy must still allow both."""
@@ -251,9 +253,9 @@ class GrantAccess:
                         'or more approvals are needed)')  # fmt: skip
         return None
 
-    def _fail(self, request_id: str, error: str) -> str:
+    def _fail(self, request_id: str, error: str) -> GrantOutcome:
         try:
             self.store.transition(request_id, lambda r: transitions.fail(r, error=error, now=self.clock.now()))
         except InvalidTransition:
-            return 'skipped'
-        return 'failed'
+            return GrantOutcome.SKIPPED
+        return GrantOutcome.FAILED

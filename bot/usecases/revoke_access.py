@@ -21,6 +21,7 @@ from bot.core.policy import Policy
 from bot.core.ports import AuditLog, Clock, GrantIndex, JobQueue, Leases, Provider, Requests, shares_grants
 from bot.usecases.grant_access import GRANT_LEASE
 from bot.usecases.lease import access_turn, backoff, held_lease
+from bot.usecases.outcomes import RevokeOutcome
 from bot.usecases.target import Target
 
 
@@ -54,26 +55,28 @@ class RevokeAccess:
         self.store, self.queue, self.policy, self.clock, self.provider = store, queue, policy, clock, provider
         self.sleep = sleep
 
-    def execute(self, request_id: str, *, early_ok: bool = False) -> str:
+    def execute(self, request_id: str, *, early_ok: bool = False) -> RevokeOutcome:
         """Revoke ``request_id`` if its time has come. Returns what happened, for the log."""
         with held_lease(self.store, f'revoke:{request_id}', REVOKE_LEASE) as mine:
             if not mine:
-                return 'busy'
+                return RevokeOutcome.BUSY
             request, indexed = self.store.get_with_due(request_id)
             if request is not None and request.status is S.GRANTING:
                 # Past its deadline and still granting: undo it, but never while an attempt is live.
                 with held_lease(self.store, f'grant:{request_id}', GRANT_LEASE) as idle:
                     if not idle:
-                        return 'busy'
+                        return RevokeOutcome.BUSY
                     request, indexed = self.store.get_with_due(request_id)  # as the last attempt left it
                     return self._revoke(request_id, request, indexed, early_ok)
             return self._revoke(request_id, request, indexed, early_ok)
 
-    def _revoke(self, request_id: str, request: AccessRequest | None, indexed: float | None, early_ok: bool) -> str:
+    def _revoke(
+        self, request_id: str, request: AccessRequest | None, indexed: float | None, early_ok: bool
+    ) -> RevokeOutcome:
         now = self.clock.now()
         if request is None or request.status not in (*LIVE_STATUSES, S.GRANTING, S.FAILED):
             self.store.clear_due(request_id)
-            return 'nothing to revoke'
+            return RevokeOutcome.NOTHING_TO_REVOKE
         due = request.expires_at if request.status in LIVE_STATUSES else request.grant_deadline
         if request.status is S.FAILED:
             due = now
@@ -81,12 +84,12 @@ class RevokeAccess:
             due = indexed  # brought forward: released by the grantee or revoked by an admin
         if due is not None and due > now and not early_ok:
             if due - now > EARLY_TOLERANCE:
-                return 'not due'  # a job from before an extension: the new one will come
+                return RevokeOutcome.NOT_DUE  # a job from before an extension: the new one will come
             self.sleep(due - now)
         if request.extends and request.status is S.ACTIVE:
             # An extension holds nothing at the provider: revoking the grant it extends ends the access.
             self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), why='extension ended'))
-            return 'revoked'
+            return RevokeOutcome.REVOKED
         # What the grant was made with, not what the policy says now (see bot.usecases.target).
         try:
             target = Target.of(request, self.policy())
@@ -99,7 +102,7 @@ class RevokeAccess:
         try:
             with access_turn(self.store, provider, target.settings, request, ttl=REVOKE_LEASE, wait=2.0) as mine:
                 if not mine:
-                    return 'busy'  # a grant or revoke of the same shared access is running: next sweep
+                    return RevokeOutcome.BUSY  # a grant or revoke of the same shared access is running: next sweep
                 if shares_grants(provider, target.settings):
                     kept_for = sorted(self.store.holders(request) - {request.id})
                 if not kept_for:
@@ -121,7 +124,7 @@ class RevokeAccess:
                         r, error='the grant did not finish in time; revoked to be safe', now=self.clock.now()
                     ),
                 )
-            return 'cleaned up'
+            return RevokeOutcome.CLEANED_UP
         end = request.ending or {}  # as read above: the first end asked for stays, and no end is unasked
         actor, why = str(end.get('actor', 'jit')), str(end.get('why', 'expired'))
         self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), actor=actor, why=why,
@@ -130,7 +133,7 @@ class RevokeAccess:
             # Applied extensions hold nothing of their own: they end with the grant, not at its former end.
             self.store.mark_end(extension, at=self.clock.now(), actor=str(actor), why=f'{request_id} ended')
         log.info('grant.revoked', request_id=request_id, lateness=round(self.clock.now() - (due or now), 3))
-        return 'revoked'
+        return RevokeOutcome.REVOKED
 
     def _transition(self, request_id: str, step: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> None:
         try:
@@ -138,7 +141,7 @@ class RevokeAccess:
         except InvalidTransition:
             return
 
-    def _failed(self, request: AccessRequest, error: str) -> str:
+    def _failed(self, request: AccessRequest, error: str) -> RevokeOutcome:
         failures = self.store.note_revoke_failure(request.id)
         delay = backoff(failures, cap=REVOKE_BACKOFF_CAP)
         self.store.postpone_revoke(request.id, self.clock.now() + delay)
@@ -152,4 +155,4 @@ class RevokeAccess:
                                rule=request.rule, policy_version=request.policy_version, outcome='retrying',
                                error=error)  # fmt: skip
             self.store.record(event)
-        return 'failed, will retry'
+        return RevokeOutcome.FAILED_WILL_RETRY
