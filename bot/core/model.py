@@ -245,6 +245,13 @@ class AuditEvent:
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def about(cls, request: AccessRequest, name: str, actor: Principal | str, **fields: Any) -> AuditEvent:
+        """An event about ``request``: its summary, rule and policy version, and who acted (a person by Slack ID)."""
+        who = actor if isinstance(actor, str) else (actor.slack_id or actor.email or actor.label)
+        return cls(event=name, actor=who, request=request.summary(), rule=request.rule,
+                   policy_version=request.policy_version, **fields)  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if not data['detail']:

@@ -65,10 +65,8 @@ def _check(request: AccessRequest, step: Step) -> None:
         raise InvalidTransition(f'Request {request.id} was already {request.status}.')
 
 
-def _event(request: AccessRequest, name: str, actor: Principal | str, **kw: object) -> AuditEvent:
-    who = actor if isinstance(actor, str) else (actor.slack_id or actor.email or actor.label)
-    return AuditEvent(event=name, actor=who, request=request.summary(), rule=request.rule,
-                      policy_version=request.policy_version, **kw)  # type: ignore[arg-type]  # fmt: skip
+def _event(request: AccessRequest, name: str, actor: Principal | str, **kw: Any) -> AuditEvent:
+    return AuditEvent.about(request, name, actor, **kw)
 
 
 def created(request: AccessRequest, *, detail: dict[str, object] | None = None) -> tuple[AccessRequest, AuditEvent]:

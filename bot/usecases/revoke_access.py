@@ -151,8 +151,6 @@ class RevokeAccess:
         if failures >= ALERT_AFTER_FAILURES and request.status is S.ACTIVE:
             self._transition(request.id, lambda r: transitions.revoke_failed(r, error=error, failures=failures))
         elif failures == ALERT_AFTER_FAILURES:  # a clean-up of a half-made grant: no grant to mark, still loud
-            event = AuditEvent(event=AuditName.GRANT_REVOKE_FAILED, actor='jit', request=request.summary(),
-                               rule=request.rule, policy_version=request.policy_version, outcome='retrying',
-                               error=error)  # fmt: skip
-            self.store.record(event)
+            self.store.record(AuditEvent.about(request, AuditName.GRANT_REVOKE_FAILED, 'jit', outcome='retrying',
+                                               error=error))  # fmt: skip
         return RevokeOutcome.FAILED_WILL_RETRY

@@ -93,10 +93,8 @@ class SubmitRequest:
         request, _ = self.store.transition(request.id, lambda r: transitions.auto_approve(r, reason=decision.reason))
         if decision.kind is DecisionKind.BREAK_GLASS:
             # Self-approved in an emergency: said loudly, to the audit channel, the admins and the approvers.
-            alarm = AuditEvent(event=AuditName.BREAKGLASS_USED, actor=requester.slack_id or requester.label,
-                               request=request.summary(), rule=request.rule, policy_version=request.policy_version,
-                               outcome='approved', detail={'reason': reason})  # fmt: skip
-            self.store.record(alarm)
+            self.store.record(AuditEvent.about(request, AuditName.BREAKGLASS_USED, requester, outcome='approved',
+                                               detail={'reason': reason}))  # fmt: skip
         if request.status is RequestStatus.APPROVED:
             self.queue.enqueue_grant(request.id)
         return request
