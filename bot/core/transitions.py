@@ -3,15 +3,17 @@
 ::
 
     pending --approve (enough approvals)--> approved --> granting --> active --> revoked
-       |-- deny --> denied                                  |            ^  |
-       |-- pending_timeout --> expired                      '--> failed  '--' extend
-       '-- requester cancels --> cancelled
+       |-- deny --> denied                         |           |         ^  |  |         ^
+       |-- pending_timeout --> expired             '-----------+-> failed '--'  |         |
+       '-- requester cancels --> cancelled                         extend     '--> revoke_failed
+                                                                               (admins alerted; tried again)
 
 Each function checks that the step is allowed from the current state and raises
 :class:`~bot.core.errors.InvalidTransition` otherwise; the store applies the result atomically
 together with its audit event, so two clicks at once produce one transition. A revoke is not
 a state of its own: the grant stays ``active`` (and in the expiry index) until the provider has
-confirmed the revoke, so a crash half-way leaves it where the sweeper will find it again.
+confirmed the revoke, so a crash half-way leaves it where the sweeper will find it again; after repeated
+failures it is marked ``revoke_failed`` (the admins are alerted) and the revoke keeps being tried.
 """
 
 from __future__ import annotations
