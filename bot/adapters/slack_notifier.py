@@ -8,6 +8,9 @@ What the events of one delivery have in common is sent once: each message copy i
 state (and not at all when it would look the same), and the requester's lines about one request go in one DM.
 The audit channel gets a post per event, or, for a backlog, several events' lines to a post (still one line
 each). A DM channel, once opened, is reused.
+
+One class of a little over 300 lines: every message jit posts goes through it, and the batching rules, the
+copies it keeps up to date and what it remembers having sent are read together.
 """
 
 from __future__ import annotations

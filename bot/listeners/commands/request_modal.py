@@ -34,6 +34,5 @@ async def open_request_modal(
     try:
         await client.views_open(trigger_id=command.get('trigger_id', ''), view=build_request_modal(rows))
     except SlackApiError as exc:  # expired_trigger_id: Slack took too long; the user must be told
-        where = {'user': {'id': command.get('user_id')}, 'channel': {'id': command.get('channel_id')}}
-        await tell(client, where, ':warning: The form could not open in time; type `/jit` again.')
+        await tell(client, command, ':warning: The form could not open in time; type `/jit` again.')
         log.info('slack.views_open_failed', error=exc.response.get('error'))
