@@ -193,3 +193,13 @@ def test_a_bug_behind_the_api_is_a_500_with_the_logs_error_id_and_no_traceback(j
     problem = json.loads(answer.value.read())
     assert 'bug in' not in json.dumps(problem) and problem['error'].startswith('Sorry')
     assert _logged_ids(logs, 'api.unexpected_error') == [problem['error_id']]
+
+
+def test_a_form_that_cannot_open_in_time_is_told_to_whoever_typed_the_command(jit):
+    """Slack took too long (the trigger expired): the user who typed `/jit` is told where they typed it."""
+    slack, _, _ = jit
+    slack.trigger_ttl = 0
+    reply = slack.driver.slash('U0ALEX', 'request')
+    assert reply.status == 200 and not reply.text
+    told = slack.workspace.wait_for_message(lambda m: m.ephemeral_for == 'U0ALEX' and 'in time' in m.text, 10)
+    assert told.channel == slack.workspace.dm_channel_id('U0ALEX') and 'type `/jit` again' in told.text
