@@ -12,7 +12,7 @@ Settings come from the environment: ``JIT_URL`` (where ``jit serve`` answers; ``
 never printed. Progress goes to stderr; stdout carries only the result, so ``--format env >> $GITHUB_ENV``
 and ``--format json | jq`` work.
 
-Each request gets a fresh X25519 key pair (:class:`bot.adapters.sealed_box.Recipient`); only the public
+Each request gets a fresh X25519 key pair (:class:`bot.sealed_box.Recipient`); only the public
 half is sent, the worker seals the details to it with standard HPKE (RFC 9180, so a pipeline without jit
 opens them with any HPKE library), and the server hands the box over once, on the first read that sees
 ``active``, so they are opened from that same answer. A pipeline that gives up (``--timeout``, SIGINT,
@@ -49,10 +49,10 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from bot.adapters.sealed_box import Recipient, SealedBoxError
 from bot.api.tokens import NAME, hash_token, new_token
 from bot.core.durations import DurationError, format_duration, looks_like_duration, parse_duration
 from bot.core.model import FINAL_STATUSES, RequestStatus
+from bot.sealed_box import Recipient, SealedBoxError
 
 S = RequestStatus
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3

@@ -36,12 +36,12 @@ import structlog
 import yaml
 from aiohttp import web
 
-from bot.adapters.sealed_box import SealedBoxError, public_key
 from bot.api.tokens import pipeline_for
 from bot.core.durations import DurationError, parse_duration
 from bot.core.errors import InvalidTransition, NotAnApprover, PolicyDenied, RequestNotFound, TooManyRequests
 from bot.core.model import FINAL_STATUSES, LIVE_STATUSES, AccessRequest, Principal, RequestStatus
 from bot.deps import Deps
+from bot.sealed_box import SealedBoxError, public_key
 
 log = structlog.get_logger(__name__)
 S = RequestStatus
