@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from bot.adapters.sealed_box import ALG, Recipient, SealedBoxError, public_key, seal
 from bot.api.server import ApiError, parse_new_request
 from bot.api.tokens import hash_token, new_token, parse_tokens, pipeline_for
+from bot.sealed_box import ALG, Recipient, SealedBoxError, public_key, seal
 from bot.settings import load_settings
 
 BASE = {'SLACK_BOT_TOKEN': 'xoxb-1', 'SLACK_SIGNING_SECRET': 's'}

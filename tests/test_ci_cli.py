@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from bot import ci
-from bot.adapters.sealed_box import Recipient, seal
 from bot.api.tokens import new_token
+from bot.sealed_box import Recipient, seal
 
 TOKEN = new_token()
 URL = 'http://127.0.0.1:3000'

@@ -17,11 +17,11 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.adapters.sealed_box import seal
 from bot.adapters.slack_notifier import SlackNotifier
 from bot.blocks.messages import details_text
 from bot.core.model import AccessRequest
 from bot.deps import Deps, build_deps
+from bot.sealed_box import seal
 from bot.settings import Settings, load_settings
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess

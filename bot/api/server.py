@@ -36,13 +36,13 @@ import structlog
 import yaml
 from aiohttp import web
 
-from bot.adapters.sealed_box import SealedBoxError, public_key
 from bot.api.errors import ApiError, answer_for, unexpected
 from bot.api.tokens import pipeline_for
 from bot.core.durations import DurationError, parse_duration
 from bot.core.errors import InvalidTransition, NotPermitted, RequestError, RequestNotFound, new_error_id
 from bot.core.model import FINAL_STATUSES, LIVE_STATUSES, AccessRequest, Principal, RequestStatus
 from bot.deps import Deps
+from bot.sealed_box import SealedBoxError, public_key
 
 log = structlog.get_logger(__name__)
 S = RequestStatus

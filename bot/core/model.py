@@ -169,7 +169,7 @@ class AccessRequest:
     #: The policy's reason for its decision, as `jit policy explain` prints it.
     decision: str = ''
     #: A pipeline's X25519 public key (base64url): the access details are sealed to it, so that only the
-    #: pipeline that asked can read them (see ``bot.adapters.sealed_box``). Public, so storing it is safe.
+    #: pipeline that asked can read them (see ``bot.sealed_box``). Public, so storing it is safe.
     recipient_key: str | None = None
     #: What a pipeline said it is doing (``event``, ``branch``...): rules with a pipeline-event trigger
     #: matched it when filing, and the worker's re-check matches it again.

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.sealed_box import Recipient
 from bot.api.tokens import hash_token, new_token
 from bot.core.model import RequestStatus
+from bot.sealed_box import Recipient
 from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
 from tests.e2e.test_request_flow import approval_copy
 from tests.support.processes import launch_jit, wait_until

@@ -23,6 +23,11 @@ private key never leaves the pipeline's process.
 A public key is checked where it comes in (the API refuses it with 400): a low-order X25519 point (all
 zeros, and the handful of others) makes every shared secret the same known value, so HPKE refuses to seal
 to it; found only in the worker, after the provider granted, it would leave access nobody can use.
+
+It is pure computation (no I/O), imported by both ends: the client (:mod:`bot.ci` opens a box) and the
+server (:mod:`bot.api.server` checks a key, :mod:`workers.runtime` seals). So it sits at the top of
+``bot``, beside ``ids.py``, and not in ``bot/adapters`` (the code that touches Redis, RQ and Slack),
+which the client must not import.
 """
 
 from __future__ import annotations
