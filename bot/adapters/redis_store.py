@@ -57,6 +57,7 @@ from typing import Any
 
 import redis
 
+from bot.adapters._redis_scripts import FORWARD, FREE, RENEW, TAKE_DUE, TAKE_SLOT
 from bot.adapters.group_commit import GroupCommit, Writes
 from bot.core.errors import RequestNotFound
 from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, RequestStatus, chain_hash
@@ -68,31 +69,6 @@ S = RequestStatus
 HOLDING = frozenset({S.GRANTING, S.ACTIVE, S.REVOKE_FAILED})
 #: How long an approved request may wait for its grant job before the sweeper queues it again.
 WATCH_AFTER = 30.0
-
-# Compare-and-act on a lease's token, so a worker whose lease lapsed cannot renew or free another's.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-_FORWARD = (
-    "if tonumber(ARGV[1]) > tonumber(redis.call('get', KEYS[1]) or '0') then redis.call('set', KEYS[1], ARGV[1]) end"
-)
-_FREE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# Members of a sorted set due by ARGV[1] (at most ARGV[2]), removed as they are read.
-_TAKE_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
-return due
-"""
-# A sliding window: drop uses older than the window, refuse (with the wait) when full, else count this one.
-_TAKE_SLOT = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
-if redis.call('zcard', KEYS[1]) >= limit then
-  local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
-  return tostring(tonumber(oldest[2]) + window - now)
-end
-redis.call('zadd', KEYS[1], now, ARGV[4])
-redis.call('pexpire', KEYS[1], math.ceil(window * 1000))
-return nil
-"""
 
 
 class RedisStore:
@@ -246,7 +222,7 @@ class RedisStore:
 
     def take_due_warnings(self, now: float, limit: int = 100) -> list[str]:
         """The grants whose "ends soon" DM is due, taken off the index in the same step (each is sent once)."""
-        return list(self.r.eval(_TAKE_DUE, 1, self._key('warnings:due'), repr(now), str(limit)))
+        return list(self.r.eval(TAKE_DUE, 1, self._key('warnings:due'), repr(now), str(limit)))
 
     def put_back_warning(self, request_id: str, at: float) -> None:
         """A warning that could not be sent: due again at ``at`` (unless the grant ended or moved meanwhile)."""
@@ -268,7 +244,7 @@ class RedisStore:
 
     def advance_notify_cursor(self, seq: int) -> None:
         """Move the cursor to ``seq``, only forward: a follower that took over during a long batch may be further."""
-        self.r.eval(_FORWARD, 1, self._key('notify', 'cursor'), seq)
+        self.r.eval(FORWARD, 1, self._key('notify', 'cursor'), seq)
 
     def recent_cursor(self, window: float, scan: int = 1000) -> int:
         """The seq before the events of the last ``window`` seconds (of the latest ``scan``): where to start
@@ -304,12 +280,12 @@ class RedisStore:
     def renew_lease(self, name: str, seconds: float) -> bool:
         """Keep a lease this process holds for ``seconds`` more; False when it lapsed (and may be another's)."""
         token = self._tokens.get(name)
-        return bool(token and self.r.eval(_RENEW, 1, self._key('lease', name), token, int(seconds * 1000)))
+        return bool(token and self.r.eval(RENEW, 1, self._key('lease', name), token, int(seconds * 1000)))
 
     def release_lease(self, name: str) -> None:
         token = self._tokens.pop(name, None)
         if token:
-            self.r.eval(_FREE, 1, self._key('lease', name), token)
+            self.r.eval(FREE, 1, self._key('lease', name), token)
 
     def put_sealed_details(self, request_id: str, sealed: str, ttl: float) -> None:
         """Keep a sealed box for its pipeline to take once (:meth:`take_sealed_details`), at most ``ttl`` seconds."""
@@ -322,7 +298,7 @@ class RedisStore:
     def take_slot(self, name: str, *, now: float, window: float, limit: int) -> float | None:
         # One script, so two requests at the same instant cannot both take the last slot.
         key = self._key('slots', name)
-        wait = self.r.eval(_TAKE_SLOT, 1, key, repr(now), repr(window), str(limit), secrets.token_hex(8))
+        wait = self.r.eval(TAKE_SLOT, 1, key, repr(now), repr(window), str(limit), secrets.token_hex(8))
         return None if wait is None else float(wait)
 
     def note_revoke_failure(self, request_id: str) -> int:
