@@ -14,7 +14,9 @@ and owned by the admin role would run the grantee's code with the admin's rights
 function, a view, a trigger on someone else's table), and reassigning it to a role holding nothing still
 leaves triggers and invoker functions to run as whoever touches them. Every admin connection resolves names
 in ``pg_catalog`` only, so an operator or function a grantee plants in ``public`` never catches the admin's
-own queries. The SQL of revoke's steps is in :mod:`workers.providers._postgres_revoke`.
+own queries. The SQL of revoke's steps is in :mod:`workers.providers._postgres_revoke`; the admin connection (its
+timeouts, search path and errors) and the questions about roles every operation asks are in
+:mod:`workers.providers._postgres_admin`.
 
 :meth:`PostgresProvider.check_target` says what the granted roles let a grantee create or leave behind
 (``jit policy validate --check-targets``); a grant whose login may create objects logs a warning and tells
@@ -33,8 +35,8 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -42,26 +44,36 @@ from urllib.parse import quote
 import psycopg
 import structlog
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
-from bot.core.errors import PermanentProviderError, ProviderError, TransientProviderError
+from bot.core.errors import PermanentProviderError
 from bot.core.model import AccessRequest
+from workers.providers._postgres_admin import (
+    COMMENT_TAG,
+    TIMEOUT,
+    connect,
+    dsn_password,
+    grant_roles,
+    mapped,
+    parse_comment,
+    require_roles,
+    role_row,
+)
 from workers.providers._postgres_reach import reach_of, target_findings
 from workers.providers._postgres_revoke import (
     could_become,
     created_at,
     databases_of,
     drop_owned,
+    end_prepared,
     leave_roles,
     prepared_since,
     role_names,
+    terminate,
 )
 from workers.providers.base import resolve_settings, target_expiry
 
 log = structlog.get_logger(__name__)
 
-#: Seconds to wait for the admin connection, and for any one statement (a lock held elsewhere ends in a retry).
-TIMEOUT = 10.0
 #: Milliseconds ``pg_terminate_backend`` waits for each session to be gone before revoke goes on.
 TERMINATE_WAIT_MS = 5000
 #: Rounds of ``DROP OWNED`` before ``DROP ROLE``: one, and more only if something was created meanwhile (a
@@ -71,13 +83,7 @@ DISOWN_ROUNDS = 3
 DROPPED_NOTE = 'what this login creates (tables, functions, ...) is dropped when the access ends'
 #: Every role jit creates starts with this (the `role_prefix` setting changes it).
 DEFAULT_PREFIX = 'jit_'
-#: The comment on every role jit creates starts with this; the rest is JSON (request, resource, role, requester,
-#: the granted roles and when the server made the role).
-COMMENT_TAG = 'jit '
 _REQUEST_ID = re.compile(r'r_([a-z0-9]+)')
-#: Server errors worth another try: the database is busy, not refusing.
-#: ``DuplicateObject``: a grant running alongside created the role first; the next try updates it.
-_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, OSError, psycopg.errors.DuplicateObject)
 
 
 def new_password() -> str:
@@ -87,38 +93,6 @@ def new_password() -> str:
 
 def _timestamp(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat()
-
-
-def _message(exc: BaseException) -> str:
-    diag = getattr(exc, 'diag', None)
-    primary = getattr(diag, 'message_primary', None)
-    text = (primary or str(exc).strip() or type(exc).__name__).splitlines()[0].strip()
-    detail = getattr(diag, 'message_detail', None)
-    if isinstance(exc, psycopg.errors.DependentObjectsStillExist) and detail:
-        text += f' ({"; ".join(detail.splitlines())})'  # which objects, in which database
-    return text
-
-
-@contextmanager
-def _mapped(action: str, hidden: tuple[str, ...] = ()) -> Iterator[None]:
-    """psycopg's errors as jit's: busy or unreachable is transient, a refusal is permanent."""
-
-    def clean(text: str) -> str:
-        for secret in hidden:
-            if secret:
-                text = text.replace(secret, '***')
-        return text
-
-    try:
-        yield
-    except ProviderError:
-        raise
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise PermanentProviderError(f"jit's PostgreSQL admin role may not {action}: {clean(_message(exc))}") from exc
-    except _TRANSIENT as exc:
-        raise TransientProviderError(f'PostgreSQL could not {action} now: {clean(_message(exc))}') from exc
-    except psycopg.Error as exc:
-        raise PermanentProviderError(f'PostgreSQL refused to {action}: {clean(_message(exc))}') from exc
 
 
 class PostgresProvider:
@@ -140,19 +114,19 @@ class PostgresProvider:
 
     def grant(self, request: AccessRequest, *, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         conf = resolve_settings(settings, secret=self.secret_settings)
-        roles = _grant_roles(params)
+        roles = grant_roles(params)
         role = self.role_name(request.id, conf)
         valid_until = _timestamp(target_expiry(request))
         password = self.password_factory()
-        hidden = (password, _dsn_password(conf))
+        hidden = (password, dsn_password(conf))
         about: dict[str, Any] = {'request_id': request.id, 'resource': request.resource, 'role': request.role,
                                  'requester': request.requester.email, 'grant': roles}  # fmt: skip
-        with self._connect(conf) as conn, _mapped(f'create the role `{role}`', hidden), conn.transaction():
-            _require_roles(conn, roles)
+        with self._connect(conf) as conn, mapped(f'create the role `{role}`', hidden), conn.transaction():
+            require_roles(conn, roles)
             # Only a SCRAM verifier crosses the wire: the statement text may be logged by the server.
             verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b'scram-sha-256').decode()
             ident, granted = sql.Identifier(role), sql.SQL(', ').join(map(sql.Identifier, roles))
-            row = _role_row(conn, role)
+            row = role_row(conn, role)
             if row is None:
                 conn.execute(sql.SQL('CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {} IN ROLE {}').format(
                     ident, sql.Literal(verifier), sql.Literal(valid_until), granted))  # fmt: skip
@@ -162,7 +136,7 @@ class PostgresProvider:
                 about['created'] = made[0].isoformat() if made else None
                 event = 'postgres.role_created'
             else:  # a retried grant: a new password (the old one was never shown), the same end, the same roles
-                if (created := created_at(_parse_comment(row[1]))) is not None:
+                if (created := created_at(parse_comment(row[1]))) is not None:
                     about['created'] = created.isoformat()  # when the role was first made, not now
                 conn.execute(sql.SQL('ALTER ROLE {} LOGIN PASSWORD {} VALID UNTIL {}').format(
                     ident, sql.Literal(verifier), sql.Literal(valid_until)))  # fmt: skip
@@ -201,16 +175,16 @@ class PostgresProvider:
         conf = resolve_settings(settings, secret=self.secret_settings)
         role = self.role_name(request.id, conf)
         ident = sql.Identifier(role)
-        with self._connect(conf) as conn, _mapped(f'drop the role `{role}`', (_dsn_password(conf),)):
+        with self._connect(conf) as conn, mapped(f'drop the role `{role}`', (dsn_password(conf),)):
             try:
-                row = _role_row(conn, role)
+                row = role_row(conn, role)
                 if row is None:
                     log.info('postgres.role_already_gone', request_id=request.id, role=role)
                     return
-                oid, about = row[0], _parse_comment(row[1]) or {}
+                oid, about = row[0], parse_comment(row[1]) or {}
                 # New logins first, then the sessions that are in: nothing can get in between.
                 conn.execute(sql.SQL('ALTER ROLE {} NOLOGIN PASSWORD NULL').format(ident))
-                ended = self._terminate(conn, oid)
+                ended = terminate(conn, oid, self.terminate_wait_ms)
                 # Whom the login could have been when it prepared a transaction, read before its roles go; the
                 # roles the comment (and the policy) name as well, for a retry that finds them gone already.
                 could_be = could_become(conn, oid, [*role_names(about.get('grant')), *role_names(params.get('grant'))])
@@ -220,7 +194,14 @@ class PostgresProvider:
                 # DROP OWNED needs the role's privileges (PostgreSQL 16 no longer implies them), and rolling back
                 # what it prepared as itself needs SET ROLE to it.
                 conn.execute(sql.SQL('GRANT {} TO CURRENT_USER').format(ident))
-                self._end_prepared(conf, conn, request, role, could_be, prepared_since(about, request))
+                end_prepared(
+                    lambda dbname: self._connect(conf, dbname=dbname),
+                    conn,
+                    request,
+                    role,
+                    could_be,
+                    prepared_since(about, request),
+                )
                 others: list[str] = []
                 for round_ in range(DISOWN_ROUNDS):
                     where = databases_of(conn, oid)
@@ -239,7 +220,7 @@ class PostgresProvider:
                             log.warning('postgres.dropped_dependents', request_id=request.id, role=role,
                                         database=dbname, dropped=dependents)  # fmt: skip
                 conn.execute(sql.SQL('DROP ROLE IF EXISTS {}').format(ident))
-                ended += self._terminate(conn, oid)  # a session that was still authenticating
+                ended += terminate(conn, oid, self.terminate_wait_ms)  # a session that was still authenticating
             except psycopg.errors.UndefinedObject:
                 log.info('postgres.role_already_gone', request_id=request.id, role=role)  # a revoke running alongside
                 return
@@ -251,7 +232,7 @@ class PostgresProvider:
         conf = resolve_settings(settings, secret=self.secret_settings)
         role = self.role_name(request.id, conf)
         valid_until = _timestamp(target_expiry(request))
-        with self._connect(conf) as conn, _mapped(f'extend the role `{role}`', (_dsn_password(conf),)):
+        with self._connect(conf) as conn, mapped(f'extend the role `{role}`', (dsn_password(conf),)):
             try:
                 conn.execute(sql.SQL('ALTER ROLE {} VALID UNTIL {}').format(
                     sql.Identifier(role), sql.Literal(valid_until)))  # fmt: skip
@@ -264,14 +245,14 @@ class PostgresProvider:
         """``(request_id, role)`` of every jit role whose comment names ``resource``."""
         conf = resolve_settings(settings, secret=self.secret_settings)
         prefix = str(conf.get('role_prefix') or DEFAULT_PREFIX)
-        with self._connect(conf) as conn, _mapped('list its roles', (_dsn_password(conf),)):
+        with self._connect(conf) as conn, mapped('list its roles', (dsn_password(conf),)):
             rows = conn.execute(
                 "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE starts_with(rolname, %s)",
                 [prefix],
             ).fetchall()
         live = []
         for name, comment in rows:
-            about = _parse_comment(comment)
+            about = parse_comment(comment)
             if about is None or about.get('resource') != resource:
                 continue  # not jit's, or another resource's on the same server
             match = _REQUEST_ID.fullmatch(name[len(prefix) :])
@@ -284,7 +265,7 @@ class PostgresProvider:
         """Now, if the role has a session open; PostgreSQL keeps no last-login time, so otherwise None."""
         conf = resolve_settings(settings, secret=self.secret_settings)
         role = self.role_name(request.id, conf)
-        with self._connect(conf) as conn, _mapped('read pg_stat_activity', (_dsn_password(conf),)):
+        with self._connect(conf) as conn, mapped('read pg_stat_activity', (dsn_password(conf),)):
             row = conn.execute('SELECT 1 FROM pg_stat_activity WHERE usename = %s LIMIT 1', [role]).fetchone()
         return time.time() if row else None
 
@@ -303,10 +284,10 @@ class PostgresProvider:
         may commit it.
         """
         conf = resolve_settings(settings, secret=self.secret_settings)
-        roles = _grant_roles(params)
-        hidden = (_dsn_password(conf),)
-        with self._connect(conf) as conn, _mapped('check the granted roles', hidden):
-            _require_roles(conn, roles)
+        roles = grant_roles(params)
+        hidden = (dsn_password(conf),)
+        with self._connect(conf) as conn, mapped('check the granted roles', hidden):
+            require_roles(conn, roles)
             reach = reach_of(conn, roles)
             setting = conn.execute("SELECT current_setting('max_prepared_transactions')::int").fetchone()
             prepared = int(setting[0]) if setting else 0
@@ -315,7 +296,7 @@ class PostgresProvider:
                 " AND has_database_privilege(datname, 'CONNECT') ORDER BY 1", [conn.info.dbname])]  # fmt: skip
             schemas = {conn.info.dbname: reach.schemas}
         for dbname in others:
-            with self._connect(conf, dbname=dbname) as other, _mapped(f'check the database `{dbname}`', hidden):
+            with self._connect(conf, dbname=dbname) as other, mapped(f'check the database `{dbname}`', hidden):
                 schemas[dbname] = reach_of(other, roles).schemas
         return target_findings(roles, reach, schemas, prepared)
 
@@ -326,135 +307,8 @@ class PostgresProvider:
         """``jit_r_4ut2m89f`` for ``r-4ut2m89f``: the request ID is in the name, for the reconciler."""
         return (str(conf.get('role_prefix') or DEFAULT_PREFIX) + request_id.replace('-', '_')).lower()
 
-    @contextmanager
-    def _connect(self, conf: dict[str, Any], *, dbname: str | None = None) -> Iterator[psycopg.Connection[Any]]:
-        dsn = conf.get('dsn')
-        if not dsn or not isinstance(dsn, str):
-            raise PermanentProviderError('the postgres resource needs a `dsn` setting (usually `env:PG_ADMIN_DSN`)')
-        hidden = (_dsn_password(conf),)
-        extra: dict[str, Any] = {'dbname': dbname} if dbname else {}
-        with _mapped('be reached', hidden):
-            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=max(2, round(self.timeout)),
-                                   application_name='jit', **extra)  # fmt: skip
-        try:
-            with _mapped('be set up', hidden):
-                ms = sql.Literal(int(self.timeout * 1000))
-                conn.execute(sql.SQL('SET statement_timeout = {}').format(ms))
-                conn.execute(sql.SQL('SET lock_timeout = {}').format(ms))
-                # Names resolve in pg_catalog only: an `=` for (oid, smallint) that a grantee created in a schema
-                # of the default path (`public`, which everyone may write on PostgreSQL <= 14) would match the
-                # admin's parameters better than the built-in one and run the grantee's code as the admin.
-                conn.execute('SET search_path = pg_catalog, pg_temp')
-            yield conn
-        finally:
-            conn.close()
-
-    def _terminate(self, conn: psycopg.Connection[Any], oid: int) -> int:
-        # By usesysid, not usename: a session of a role dropped meanwhile has no name any more.
-        rows = conn.execute(
-            'SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity'
-            ' WHERE usesysid = %s AND pid <> pg_backend_pid()',
-            [self.terminate_wait_ms, oid],
-        ).fetchall()
-        return len(rows)
-
-    def _end_prepared(
-        self, conf: dict[str, Any], conn: psycopg.Connection[Any], request: AccessRequest, role: str,
-        could_be: list[str], since: datetime,
-    ) -> None:  # fmt: skip
-        """Roll back every prepared transaction that could be the grantee's; fail, naming them, if one stays.
-
-        A prepared transaction outlives the sessions: it keeps its locks, holds back vacuum, and whoever may act
-        as its owner can COMMIT PREPARED it later. Its ``owner`` is the role in effect at PREPARE, so the
-        grantee's may be owned by any role it could ``SET ROLE`` to. Those prepared since the role was made, and
-        every one owned by the role itself, could be the grantee's: another member's, prepared as the same role
-        in that window, looks the same and goes too (logged). Rolling back is allowed to the owner: the admin
-        becomes it (ADMIN OPTION on the granted roles makes the admin their member, and so a member of what they
-        are in), on a connection of its own, in the transaction's database, and runs nothing else there.
-        """
-        rows = conn.execute(
-            'SELECT gid, owner, database, prepared FROM pg_prepared_xacts'
-            ' WHERE owner = %s OR (owner = ANY(%s::name[]) AND prepared >= %s) ORDER BY database, prepared',
-            [role, could_be, since],
-        ).fetchall()
-        ended: list[dict[str, str]] = []
-        left: dict[str, list[str]] = {}  # why -> gids
-        for dbname in dict.fromkeys(str(r[2]) for r in rows):
-            here = [(str(gid), str(owner), prepared) for gid, owner, db, prepared in rows if db == dbname]
-            try:
-                with self._connect(conf, dbname=dbname) as other:
-                    for gid, owner, prepared in here:
-                        try:
-                            other.execute(sql.SQL('SET ROLE {}').format(sql.Identifier(owner)))
-                        except psycopg.Error as exc:
-                            left.setdefault(f'in `{dbname}`: {_message(exc)}', []).append(gid)
-                            continue
-                        try:
-                            other.execute(sql.SQL('ROLLBACK PREPARED {}').format(sql.Literal(gid)))
-                        except psycopg.errors.UndefinedObject:
-                            continue  # finished meanwhile, by another member of its owner
-                        except psycopg.Error as exc:
-                            left.setdefault(f'in `{dbname}`: {_message(exc)}', []).append(gid)
-                            continue
-                        ended.append({'gid': gid, 'owner': owner, 'database': dbname, 'prepared': _iso(prepared)})
-            except ProviderError as exc:  # the admin may not connect there (or not now)
-                left.setdefault(exc.user_message, []).extend(gid for gid, _, _ in here)
-        if ended:  # a warning: one of them may have been another member's
-            log.warning('postgres.prepared_rolled_back', request_id=request.id, role=role, transactions=ended)
-        if left:
-            gids = [gid for names in left.values() for gid in names]
-            raise PermanentProviderError(
-                f'{len(gids)} prepared transaction(s) the role `{role}` could have made (as itself or a role it '
-                f'could become) could not be rolled back: {"; ".join(f"{_gids(g)} ({why})" for why, g in left.items())}'
-                '. It can no longer log in and holds no granted role, but a superuser must ROLLBACK PREPARED them '
-                'before jit can finish the revoke')  # fmt: skip
-
-
-def _iso(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-def _gids(gids: list[str]) -> str:
-    """Transaction names are the grantee's text: quoted, escaped and cut short."""
-    return ', '.join(json.dumps(g[:64] + ('...' if len(g) > 64 else '')) for g in gids)
-
-
-def _grant_roles(params: dict[str, Any]) -> list[str]:
-    value = params.get('grant')
-    roles = [value] if isinstance(value, str) else value
-    if not roles or not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
-        raise PermanentProviderError('a postgres role needs `grant:` (a PostgreSQL role name or a list of them)')
-    return list(dict.fromkeys(roles))
-
-
-def _require_roles(conn: psycopg.Connection[Any], roles: list[str]) -> None:
-    """A permanent error naming every one of ``roles`` that does not exist in PostgreSQL."""
-    existing = {r for (r,) in conn.execute('SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)', [roles])}
-    if missing := [r for r in roles if r not in existing]:
-        names = ', '.join(f'`{r}`' for r in missing)
-        raise PermanentProviderError(f'the role {names} does not exist in PostgreSQL' if len(missing) == 1 else
-                                     f'the roles {names} do not exist in PostgreSQL')  # fmt: skip
-
-
-def _role_row(conn: psycopg.Connection[Any], role: str) -> tuple[Any, ...] | None:
-    """``(oid, comment)`` of the jit role ``role``, or None when it does not exist."""
-    return conn.execute("SELECT oid, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
-                        [role]).fetchone()  # fmt: skip
-
-
-def _dsn_password(conf: dict[str, Any]) -> str:
-    """The admin password inside the DSN, to keep it out of error messages."""
-    try:
-        return str(conninfo_to_dict(str(conf.get('dsn') or '')).get('password') or '')
-    except psycopg.Error:
-        raise PermanentProviderError('the `dsn` setting is not a valid PostgreSQL connection string') from None
-
-
-def _parse_comment(comment: str | None) -> dict[str, Any] | None:
-    if not comment or not comment.startswith(COMMENT_TAG):
-        return None
-    try:
-        about = json.loads(comment[len(COMMENT_TAG) :])
-    except ValueError:
-        return None
-    return about if isinstance(about, dict) else None
+    def _connect(
+        self, conf: dict[str, Any], *, dbname: str | None = None
+    ) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """The admin connection, with this provider's timeout (:func:`workers.providers._postgres_admin.connect`)."""
+        return connect(conf, timeout=self.timeout, dbname=dbname)
