@@ -16,7 +16,8 @@ leaves triggers and invoker functions to run as whoever touches them. Every admi
 in ``pg_catalog`` only, so an operator or function a grantee plants in ``public`` never catches the admin's
 own queries. The SQL of revoke's steps is in :mod:`workers.providers._postgres_revoke`; the admin connection (its
 timeouts, search path and errors) and the questions about roles every operation asks are in
-:mod:`workers.providers._postgres_admin`.
+:mod:`workers.providers._postgres_admin`. What stays here (a little over 300 lines) is the provider's
+operations, each reading top to bottom in the order it runs against the server.
 
 :meth:`PostgresProvider.check_target` says what the granted roles let a grantee create or leave behind
 (``jit policy validate --check-targets``); a grant whose login may create objects logs a warning and tells
