@@ -49,6 +49,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import version
 from bot.adapters.replay_guard import ReplayGuard
 from bot.api.server import create_api_app
 from bot.deps import Deps
@@ -199,7 +200,7 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
 
             problems += await socket_problems(socket)
         policy = deps.policy()
-        body = {'ok': not problems, 'policy_version': policy.version, 'problems': problems}
+        body = {'ok': not problems, 'version': version(), 'policy_version': policy.version, 'problems': problems}
         return web.json_response(body, status=200 if not problems else 503)
 
     async def watch_policy(_app: web.Application) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from bot import version
 from bot.core.errors import ConfigError, PolicyConfigError
 
 if TYPE_CHECKING:  # imported when a command needs it: `jit policy ...` never loads Redis, RQ or Slack
@@ -40,6 +41,7 @@ AUDIT_TOOLS = {
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='jit', description='Just-in-time access, asked for and approved in Slack.')
+    parser.add_argument('--version', action='version', version=f'jit {version()}')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     sub.add_parser('serve', help='HTTP server: Slack events, health checks (PORT, default 3000)')
     sub.add_parser('worker', help='RQ worker with its scheduler and the sweeper: grants, revokes, notifications')
@@ -93,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
+    import structlog
     from aiohttp import web
 
     from bot.app import create_web_app
@@ -101,6 +104,7 @@ def serve(settings: Settings) -> int:
     from workers.providers.registry import provider_names
 
     configure_logging(json=_json(settings), level=settings.log_level)
+    structlog.get_logger('bot.cli').info('jit.starting', process='serve', version=version())
     deps = build_deps(settings, providers=provider_names(), record_policy=True)
     # A policy load never runs on the event loop: SIGHUP only asks, the watcher thread starts the load.
     signal.signal(signal.SIGHUP, lambda *_: deps.policy.request_reload())
@@ -111,6 +115,8 @@ def serve(settings: Settings) -> int:
 
 
 def work(settings: Settings) -> int:
+    import structlog
+
     from bot.adapters.redis_health import wait_for_redis
     from bot.adapters.rq_queue import ACCESS_QUEUE
     from bot.logging import configure_logging
@@ -119,6 +125,7 @@ def work(settings: Settings) -> int:
     from workers.supervise import AccessProcess, NotifyProcess, work_forever
 
     configure_logging(json=_json(settings), level=settings.log_level)
+    structlog.get_logger('bot.cli').info('jit.starting', process='worker', version=version())
     deps = build_worker_deps(settings)
     install(deps)
     wait_for_redis(deps.base.redis, deps.base.settings.redis_url)  # unreachable at start: one line, then wait

@@ -6,11 +6,9 @@ Redis, and a use case that fails the way a bug would (handed in as a dependency,
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +18,6 @@ from typing import Any
 
 import pytest
 import structlog
-from aiohttp import web
 
 from bot.api import errors as api_errors
 from bot.app import create_web_app
@@ -41,7 +38,8 @@ from bot.listeners import errors as slack_errors
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.workspace import seed_workspace
 from bot.settings import load_settings
-from tests.support.redis_server import free_port, own_redis_url
+from tests.support.redis_server import own_redis_url
+from tests.support.served import Served
 
 SECRET = 'mapping-signing-secret'
 TOKEN = 'mapping-pipeline-token-0123456789'
@@ -109,31 +107,6 @@ class Failing:
             raise RuntimeError(f'bug in {name}')
 
         return fail
-
-
-class Served:
-    """``jit serve``'s web app in a thread of this process, on a free port."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(app)
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.runner.setup())
-        self.loop.run_until_complete(web.TCPSite(self.runner, '127.0.0.1', self.port).start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture(name='jit')
