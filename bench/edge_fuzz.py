@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.webhook_target import WebhookTarget
 from bot.sandbox.workspace import seed_workspace
-from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
 from tests.fuzz.edge import (
     FUZZ_REDIS_URL,
     UNSIGNED,
@@ -33,7 +32,9 @@ from tests.fuzz.edge import (
     settled_snapshot,
     snapshot,
 )
+from tests.support.policies import E2E_POLICY as POLICY
 from tests.support.processes import JitProcesses, free_port
+from tests.support.slack import SIGNING_SECRET, WEBHOOK_SECRET
 
 
 def start(tmp: Path, slack: LocalSlack, webhook: WebhookTarget) -> JitProcesses:

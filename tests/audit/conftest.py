@@ -1,21 +1,19 @@
-"""Fixtures of the audit tests (real Redis databases 8 and 9, moto's S3 server).
+"""Fixtures of the audit tests (real Redis databases 8 and 9).
 
 r8          a client of Redis database 8 (``JIT_AUDIT_TEST_REDIS_URL``), flushed before and after the test
 jit         :class:`tests.audit.seed.Jit` on ``r8`` (prefix ``jit:``), its clock in October 2026
 seeded      ``jit`` after :func:`~tests.audit.seed.seed_november`: ``(jit, ids)``
 cli_env     REDIS_URL and JIT_REDIS_PREFIX of ``r8`` in the environment, for ``jit audit`` runs
-moto        a moto server of this module (its state wiped when the module ends)
-s3          a boto3 S3 client of ``moto`` (dummy credentials, no real AWS reachable) and a bucket
-            with Object Lock enabled: ``(client, bucket)``
 digest_key  an Ed25519 key pair: ``(private key, path of its private PEM, path of its public PEM)``
+
+The S3 archive's fixtures (moto's server, a bucket with Object Lock) are in ``test_s3_archive.py``, the one
+module that uses them, so the other audit tests need no moto.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -64,26 +62,6 @@ def _cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv('REDIS_URL', REDIS_URL)
     monkeypatch.setenv('JIT_REDIS_PREFIX', 'jit:')
     monkeypatch.delenv('JIT_AUDIT_DIGEST_KEY', raising=False)
-
-
-@pytest.fixture(name='moto', scope='module')
-def _moto() -> Iterator[Any]:
-    from tests.providers.aws_server import moto_server
-
-    with moto_server() as server:
-        yield server
-
-
-@pytest.fixture(name='s3')
-def _s3(moto: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    from tests.providers.aws_server import blank_aws_env
-
-    blank_aws_env(monkeypatch)
-    monkeypatch.setenv('JIT_AUDIT_S3_ENDPOINT_URL', moto.endpoint)
-    client = moto.client('s3')
-    bucket = f'audit-{uuid.uuid4().hex[:12]}'
-    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    return client, bucket
 
 
 @pytest.fixture(name='digest_key')

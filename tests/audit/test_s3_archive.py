@@ -1,9 +1,16 @@
-"""The S3 archive against moto's server mode: Object Lock, signed digests, resume, and ``verify --s3``."""
+"""The S3 archive against moto's server mode: Object Lock, signed digests, resume, and ``verify --s3``.
+
+Fixtures: ``moto`` (``tests/support/aws_server.py``: one server for this module, its state wiped at the end),
+``s3``: a boto3 S3 client of ``moto`` (dummy credentials, no real AWS reachable) and a bucket with Object Lock
+enabled, ``(client, bucket)``.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -13,10 +20,25 @@ from bot.audit.records import dumps
 from bot.core.model import chain_hash
 from tests.audit.conftest import cli
 from tests.core.policy_fixtures import ALEX, SAM
+from tests.support.aws_server import (
+    MotoServer,
+    blank_aws_env,
+    moto_fixture,  # noqa: F401 (the `moto` fixture, used by name)
+)
 from workers.audit_pump import AuditPump
 from workers.audit_sinks import S3Sink
 
 pytestmark = [pytest.mark.redis, pytest.mark.aws]
+
+
+@pytest.fixture(name='s3')
+def _s3(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    blank_aws_env(monkeypatch)
+    monkeypatch.setenv('JIT_AUDIT_S3_ENDPOINT_URL', moto.endpoint)
+    client = moto.client('s3')
+    bucket = f'audit-{uuid.uuid4().hex[:12]}'
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    return client, bucket
 
 
 def _sink(client, bucket, jit, key, **kw) -> S3Sink:

@@ -24,41 +24,25 @@ import redis
 from bot.adapters.redis_store import RedisStore
 from bot.core.model import RequestStatus
 from bot.deps import SystemClock
-from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.webhook_target import WebhookTarget
-from bot.sandbox.workspace import seed_workspace
+from tests.support.policies import DEMO_POLICY
 from tests.support.processes import JitProcesses, launch_jit, wait_until
-from tests.support.redis_server import RedisServer, own_redis_url
+from tests.support.redis_server import RedisServer, flushed, own_redis_url
+from tests.support.reports import (
+    call_failed,
+    pytest_runtest_makereport,  # noqa: F401 (the hook: failed tests show their logs)
+)
+from tests.support.slack import demo_webhook_env, local_slack, webhook_target
 
+#: The chaos suite's own secrets (the end-to-end suite's are in tests/support/slack.py).
 SIGNING_SECRET = 'chaos-signing-secret'
 WEBHOOK_SECRET = 'chaos-webhook-secret'
 CHAOS_REDIS_URL = own_redis_url(11)
 ALEX, DANA, SAM, SEC = 'U0ALEX', 'U0DANA', 'U0SAM', 'U0SEC'
 S = RequestStatus
 ENDED = (S.REVOKED, S.FAILED)
-POLICY = """\
-groups:
-  devops: [alex@example.com, dana@example.com, sam@example.com]
-  leads: [sam@example.com]
-  security: [sec@example.com]
-admins: [group:security]
-resources:
-  demo-app:
-    description: the demo app
-    provider: webhook
-    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET, reconcile: true}
-    roles: [read, deploy]
-requests:
-  - name: demo-read
-    resources: [demo-app]
-    roles: [read]
-    requesters: [group:devops]
-    approvers: [group:leads, group:security]
-    approvals: 1
-    timeout: 2h
-    default_duration: 30m
-    require_reason: true
-"""
+#: demo-read alone: the end-to-end suite's self-extension and demo-deploy rule play no part in chaos.
+POLICY = DEMO_POLICY
 
 
 # -- fixtures ----------------------------------------------------------------------------------------
@@ -66,10 +50,8 @@ requests:
 
 @pytest.fixture(name='redis_url')
 def _redis_url():
-    client = redis.Redis.from_url(CHAOS_REDIS_URL)
-    client.flushdb()
-    yield CHAOS_REDIS_URL
-    client.flushdb()
+    with flushed(CHAOS_REDIS_URL) as url:
+        yield url
 
 
 def make_store(url: str) -> RedisStore:
@@ -78,18 +60,14 @@ def make_store(url: str) -> RedisStore:
 
 @pytest.fixture(name='slack', scope='session')
 def _slack():
-    slack = LocalSlack(workspace=seed_workspace(), signing_secret=SIGNING_SECRET)
-    slack.start_in_thread()
-    yield slack
-    slack.stop_thread()
+    with local_slack(SIGNING_SECRET) as slack:
+        yield slack
 
 
 @pytest.fixture(name='webhook', scope='session')
 def _webhook_session():
-    target = WebhookTarget(WEBHOOK_SECRET)
-    target.start_in_thread()
-    yield target
-    target.stop_thread()
+    with webhook_target(WEBHOOK_SECRET) as target:
+        yield target
 
 
 @pytest.fixture(autouse=True)
@@ -105,16 +83,15 @@ def _start_jit(tmp_path, slack, webhook, request):
 
     def start(redis_url: str, **extra_env: str) -> JitProcesses:
         procs = launch_jit(tmp_path / f'jit-{len(started)}', slack=slack, signing_secret=SIGNING_SECRET,
-                           redis_url=redis_url, policy=POLICY, JIT_AUDIT_CHANNEL='C0AUDIT',
-                           DEMO_WEBHOOK_URL=webhook.url, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET, **extra_env)  # fmt: skip
+                           redis_url=redis_url, policy=POLICY, JIT_AUDIT_CHANNEL='C0AUDIT', **demo_webhook_env(webhook),
+                           **extra_env)  # fmt: skip
         started.append(procs)
         return procs
 
     yield start
     for procs in started:
         procs.stop()
-    rep = getattr(request.node, 'rep_call', None)
-    if rep is not None and rep.failed and os.environ.get('JIT_CHAOS_LOGS'):
+    if call_failed(request) and os.environ.get('JIT_CHAOS_LOGS'):
         for procs in started:
             print(procs.dump_logs())
 
@@ -129,13 +106,6 @@ def _private_redis(tmp_path):
     server.start()
     yield server
     server.stop()
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    setattr(item, f'rep_{report.when}', report)
-    return report
 
 
 # -- helpers -----------------------------------------------------------------------------------------

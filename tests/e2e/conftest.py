@@ -7,8 +7,11 @@ Fixtures:
                    Socket Mode)
     slack          the local Slack (``bot.sandbox``) on a free port, seeded workspace
     webhook        a real HTTP webhook receiver checking ``X-JIT-Signature``
-    jit            ``jit serve`` + ``jit worker`` subprocesses wired to all three
+    jit            ``jit serve`` + ``jit worker`` subprocesses wired to all three, with ``E2E_POLICY``
+                   (``tests/support/policies.py``); its logs are printed when the test failed
     store          a ``RedisStore`` on the same database, to look at what jit stored
+
+The signing and webhook secrets are ``tests/support/slack.py``'s (the fuzz suite uses the same).
 """
 
 from __future__ import annotations
@@ -18,54 +21,20 @@ import redis
 
 from bot.adapters.redis_store import RedisStore
 from bot.deps import SystemClock
-from bot.sandbox.local_slack import LocalSlack
-from bot.sandbox.webhook_target import WebhookTarget
-from bot.sandbox.workspace import seed_workspace
+from tests.support.policies import E2E_POLICY
 from tests.support.processes import launch_jit
-from tests.support.redis_server import own_redis_url
-
-SIGNING_SECRET = 'e2e-signing-secret'
-WEBHOOK_SECRET = 'e2e-webhook-secret'
-POLICY = """\
-groups:
-  devops: [alex@example.com, dana@example.com, sam@example.com]
-  leads: [sam@example.com]
-  security: [sec@example.com]
-admins: [group:security]
-resources:
-  demo-app:
-    description: the demo app
-    provider: webhook
-    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET, reconcile: true}
-    roles: [read, deploy]
-requests:
-  - name: demo-read
-    resources: [demo-app]
-    roles: [read]
-    requesters: [group:devops]
-    approvers: [group:leads, group:security]
-    approvals: 1
-    timeout: 2h
-    default_duration: 30m
-    require_reason: true
-    self_extend: 1m
-  - name: demo-deploy
-    resources: [demo-app]
-    roles: [deploy]
-    requesters: [group:devops]
-    approvers: [group:leads]
-    timeout: 1h
-    pending_timeout: 6s
-"""
+from tests.support.redis_server import flushed, own_redis_url
+from tests.support.reports import (
+    pytest_runtest_makereport,  # noqa: F401 (the hook: failed tests show their logs)
+    stop_and_show_logs,
+)
+from tests.support.slack import SIGNING_SECRET, WEBHOOK_SECRET, demo_webhook_env, local_slack, webhook_target
 
 
 @pytest.fixture(name='redis_url')
 def _redis_url():
-    url = own_redis_url(13)
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
+    with flushed(own_redis_url(13)) as url:
+        yield url
 
 
 @pytest.fixture(name='store')
@@ -84,33 +53,19 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(name='slack')
 def _slack(transport):
-    slack = LocalSlack(workspace=seed_workspace(), signing_secret=SIGNING_SECRET, transport=transport)
-    slack.start_in_thread()
-    yield slack
-    slack.stop_thread()
+    with local_slack(SIGNING_SECRET, transport=transport) as slack:
+        yield slack
 
 
 @pytest.fixture(name='webhook')
 def _webhook():
-    target = WebhookTarget(WEBHOOK_SECRET)
-    target.start_in_thread()
-    yield target
-    target.stop_thread()
+    with webhook_target(WEBHOOK_SECRET) as target:
+        yield target
 
 
 @pytest.fixture(name='jit')
 def _jit(tmp_path, redis_url, slack, webhook, request):
-    procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=redis_url, policy=POLICY,
-                       JIT_AUDIT_CHANNEL='C0AUDIT', JIT_REMINDER_AFTER='3', DEMO_WEBHOOK_URL=webhook.url,
-                       DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET)  # fmt: skip
+    procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=redis_url, policy=E2E_POLICY,
+                       JIT_AUDIT_CHANNEL='C0AUDIT', JIT_REMINDER_AFTER='3', **demo_webhook_env(webhook))  # fmt: skip
     yield procs
-    procs.stop()
-    if request.node.rep_call.failed if hasattr(request.node, 'rep_call') else False:
-        print(procs.dump_logs())
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    setattr(item, f'rep_{report.when}', report)
-    return report
+    stop_and_show_logs(procs, request)

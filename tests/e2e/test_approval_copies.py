@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bot.core.model import RequestStatus
-from tests.e2e.conftest import SIGNING_SECRET, WEBHOOK_SECRET
 from tests.support.processes import launch_jit, wait_until
+from tests.support.slack import SIGNING_SECRET, demo_webhook_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 ALEX, DANA, SAM, SEC = 'U0ALEX', 'U0DANA', 'U0SAM', 'U0SEC'
@@ -48,7 +48,7 @@ requests:
 @pytest.fixture(name='jit')
 def _jit(tmp_path, redis_url, slack, webhook):
     procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=redis_url, policy=POLICY,
-                       DEMO_WEBHOOK_URL=webhook.url, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET, JIT_REMINDER_AFTER='0',
+                       **demo_webhook_env(webhook), JIT_REMINDER_AFTER='0',
                        JIT_REQUESTS_PER_HOUR='3', JIT_MAX_OPEN_REQUESTS='2')  # fmt: skip
     yield procs
     procs.stop()

@@ -18,9 +18,11 @@ import pytest
 
 from bot.api.tokens import hash_token, new_token
 from bot.core.model import RequestStatus
-from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
 from tests.e2e.test_request_flow import approval_copy
+from tests.support.policies import E2E_POLICY, PIPELINE_RULES
 from tests.support.processes import free_port, launch_jit, wait_until
+from tests.support.reports import stop_and_show_logs
+from tests.support.slack import SIGNING_SECRET, demo_webhook_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 S = RequestStatus
@@ -28,23 +30,6 @@ SAM = 'U0SAM'
 NIGHTLY_TOKEN = new_token()
 SECRET_DETAIL = 'pw-' + 'Zq9v' * 6  # what the target hands out; must reach the pipeline's stdout and nowhere else
 MERGE = ('--context', 'event=pr_merge', '--context', 'branch=production')
-PIPELINE_RULES = """\
-  - name: deploy-from-ci
-    resources: [demo-app]
-    roles: [deploy]
-    requesters: [pipeline:deploy-main]
-    trigger: pipeline
-    auto_approve: true
-    timeout: 20m
-  - name: nightly-read-on-merge
-    resources: [demo-app]
-    roles: [read]
-    requesters: [pipeline:nightly]
-    trigger: {pipeline: pr_merge, branch: production}
-    approvers: [group:leads]
-    timeout: 1h
-    pending_timeout: 1h
-"""
 
 
 def jit_ci(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -71,13 +56,10 @@ def _deploy_token():
 @pytest.fixture(name='jit')
 def _jit(tmp_path, redis_url, slack, webhook, deploy_token, request):
     procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=redis_url,
-                       policy=POLICY + PIPELINE_RULES, JIT_AUDIT_CHANNEL='C0AUDIT', DEMO_WEBHOOK_URL=webhook.url,
-                       DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                       policy=E2E_POLICY + PIPELINE_RULES, JIT_AUDIT_CHANNEL='C0AUDIT', **demo_webhook_env(webhook),
                        JIT_API_TOKENS=f'{deploy_token[1]},nightly:{hash_token(NIGHTLY_TOKEN)}')  # fmt: skip
     yield procs
-    procs.stop()
-    if getattr(request.node, 'rep_call', None) is not None and request.node.rep_call.failed:
-        print(procs.dump_logs())
+    stop_and_show_logs(procs, request)
 
 
 def as_pipeline(jit, token: str) -> dict[str, str]:

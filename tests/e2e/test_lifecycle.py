@@ -14,9 +14,9 @@ import redis
 
 from bot.core.model import RequestStatus
 from bot.sandbox.webhook_target import WebhookTarget
-from tests.e2e.conftest import WEBHOOK_SECRET
 from tests.e2e.test_request_flow import ALEX, EVE, SAM, SEC, approval_copy, file_request
 from tests.support.processes import wait_until
+from tests.support.slack import WEBHOOK_SECRET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 S = RequestStatus

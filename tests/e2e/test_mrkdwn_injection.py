@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 from bot.api.tokens import hash_token, new_token
 from bot.blocks.mrkdwn import typed
 from bot.core.model import RequestStatus
-from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
+from tests.support.policies import E2E_POLICY
 from tests.support.processes import launch_jit, wait_until
+from tests.support.reports import stop_and_show_logs
+from tests.support.slack import SIGNING_SECRET, demo_webhook_env
 from tests.support.slack_mrkdwn import block_problems, block_skeleton, problems, skeleton
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -53,13 +55,11 @@ EXTRA_RULES = """\
 @pytest.fixture(name='jit')
 def _jit(tmp_path, redis_url, slack, webhook, request):
     procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=redis_url,
-                       policy=POLICY + EXTRA_RULES, JIT_AUDIT_CHANNEL='C0AUDIT', DEMO_WEBHOOK_URL=webhook.url,
-                       DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET, JIT_REQUESTS_PER_HOUR='1000', JIT_MAX_OPEN_REQUESTS='1000',
+                       policy=E2E_POLICY + EXTRA_RULES, JIT_AUDIT_CHANNEL='C0AUDIT', **demo_webhook_env(webhook),
+                       JIT_REQUESTS_PER_HOUR='1000', JIT_MAX_OPEN_REQUESTS='1000',
                        JIT_API_TOKENS=f'nightly:{hash_token(TOKEN)}')  # fmt: skip
     yield procs
-    procs.stop()
-    if getattr(request.node, 'rep_call', None) is not None and request.node.rep_call.failed:
-        print(procs.dump_logs())
+    stop_and_show_logs(procs, request)
 
 
 def assert_inert(message: Any, allowed: set[str] = OURS) -> None:

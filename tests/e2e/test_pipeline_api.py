@@ -17,9 +17,11 @@ import pytest
 from bot.api.tokens import hash_token, new_token
 from bot.core.model import RequestStatus
 from bot.sealed_box import Recipient
-from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
 from tests.e2e.test_request_flow import approval_copy
+from tests.support.policies import E2E_POLICY, PIPELINE_RULES
 from tests.support.processes import launch_jit, wait_until
+from tests.support.reports import stop_and_show_logs
+from tests.support.slack import SIGNING_SECRET, demo_webhook_env
 from tests.test_openapi import DOC, conforms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -27,24 +29,6 @@ S = RequestStatus
 SAM, ALEX = 'U0SAM', 'U0ALEX'
 DEPLOY_TOKEN, NIGHTLY_TOKEN, OTHER_TOKEN = new_token(), new_token(), new_token()
 SECRET_DETAIL = 'pw-' + 'x7Q2' * 6  # what the target hands out; must reach the pipeline and nowhere else
-
-PIPELINE_RULES = """\
-  - name: deploy-from-ci
-    resources: [demo-app]
-    roles: [deploy]
-    requesters: [pipeline:deploy-main]
-    trigger: pipeline
-    auto_approve: true
-    timeout: 20m
-  - name: nightly-read-on-merge
-    resources: [demo-app]
-    roles: [read]
-    requesters: [pipeline:nightly]
-    trigger: {pipeline: pr_merge, branch: production}
-    approvers: [group:leads]
-    timeout: 1h
-    pending_timeout: 1h
-"""
 
 
 def _operation(method: str, path: str) -> str | None:
@@ -89,14 +73,12 @@ class Api:
 @pytest.fixture(name='jit')
 def _jit(tmp_path, redis_url, slack, webhook, request):
     procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=redis_url,
-                       policy=POLICY + PIPELINE_RULES, JIT_AUDIT_CHANNEL='C0AUDIT', DEMO_WEBHOOK_URL=webhook.url,
-                       DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET, JIT_MAX_OPEN_REQUESTS='2',
+                       policy=E2E_POLICY + PIPELINE_RULES, JIT_AUDIT_CHANNEL='C0AUDIT', **demo_webhook_env(webhook),
+                       JIT_MAX_OPEN_REQUESTS='2',
                        JIT_API_TOKENS=f'deploy-main:{hash_token(DEPLOY_TOKEN)}, nightly:{hash_token(NIGHTLY_TOKEN)}'
                        f' other:{hash_token(OTHER_TOKEN)}')  # fmt: skip
     yield procs
-    procs.stop()
-    if getattr(request.node, 'rep_call', None) is not None and request.node.rep_call.failed:
-        print(procs.dump_logs())
+    stop_and_show_logs(procs, request)
 
 
 def test_auto_approved_pipeline_gets_sealed_details_once_and_releases(jit, webhook, store, redis_url):

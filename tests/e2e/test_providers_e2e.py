@@ -23,16 +23,16 @@ from bot.core.model import RequestStatus
 from bot.deps import SystemClock
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.workspace import seed_workspace
-from tests.providers.aws_server import DUMMY, REGION, moto_server
-from tests.providers.conftest_postgres import (  # noqa: F401 (fixtures, used by name)
+from tests.support.aws_server import DUMMY, REGION, moto_server
+from tests.support.postgres_server import (  # noqa: F401 (fixtures, used by name)
     DB,
     PgEnv,
     _pg_env,
     _pg_server,
 )
-from tests.providers.sshd_server import SSHD, SshdServer
 from tests.support.processes import launch_jit, wait_until
 from tests.support.redis_server import own_redis_url
+from tests.support.sshd_server import SSHD, SshdServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres, pytest.mark.aws,
               pytest.mark.sshd]  # fmt: skip

@@ -18,8 +18,8 @@ import pytest
 
 from bot.core.model import GENESIS_HASH, RequestStatus, chain_hash
 from bot.sandbox import _payloads
-from tests.e2e.conftest import SIGNING_SECRET
 from tests.support.processes import wait_until
+from tests.support.slack import SIGNING_SECRET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 ALEX, SAM, SEC, EVE = 'U0ALEX', 'U0SAM', 'U0SEC', 'U0EVE'

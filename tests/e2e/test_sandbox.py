@@ -1,26 +1,21 @@
 """`jit sandbox` end to end: one command, then the whole request flow driven through the sandbox page's API.
 
-The sandbox runs as a real subprocess (`python -m bot sandbox`) on a Redis database of its own (db 14 of the
-local Redis), so this checks the wiring `run_sandbox` does: local Slack, webhook receiver, `jit serve` and
-`jit worker`, and the page routes a browser uses.
+The sandbox runs as a real subprocess (`python -m bot sandbox`, started by ``tests/support/jit_sandbox.py``) on a
+Redis database of its own (db 14 of the test process's own Redis), so this checks the wiring `run_sandbox` does:
+local Slack, webhook receiver, `jit serve` and `jit worker`, and the page routes a browser uses.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import queue
-import subprocess
-import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
-from tests.support.processes import free_port, stop_process_group, wait_until
+from tests.support.jit_sandbox import jit_sandbox
+from tests.support.processes import wait_until
 from tests.support.redis_server import own_redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -43,39 +38,8 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 @pytest.fixture(name='sandbox')
 def _sandbox(tmp_path) -> Iterator[str]:
     """`python -m bot sandbox` on a free port; yields the page URL it printed."""
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    env = {**os.environ, 'REDIS_URL': REDIS_URL, 'JIT_SWEEP_INTERVAL': '1'}
-    env.pop('JIT_POLICY_DIR', None)
-    proc = subprocess.Popen([sys.executable, '-m', 'bot', 'sandbox', '--port', str(free_port()),
-                             '--data-dir', str(tmp_path / 'jit')], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-    output: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode(errors='replace')
-            output.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=40)
-            except queue.Empty:
-                pytest.fail('sandbox printed no URL within 40 s:\n' + ''.join(output))
-            if 'open http' in line:
-                break
-        yield line.split('open ', 1)[1].split()[0]
-    finally:
-        stop_process_group(proc, timeout=20)
-        print(''.join(output))
-        for log in sorted((tmp_path / 'jit' / 'logs').glob('*.log')):
-            print(f'--- {log.name}\n{log.read_text(errors="replace")[-4000:]}')
-        client.flushdb()
+    with jit_sandbox(tmp_path / 'jit', REDIS_URL) as url:
+        yield url
 
 
 def _state(base: str, user: str) -> dict[str, Any]:

@@ -12,8 +12,9 @@ import pytest
 
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.workspace import seed_workspace
-from tests.e2e.conftest import POLICY, SIGNING_SECRET
+from tests.support.policies import E2E_POLICY
 from tests.support.processes import JitProcesses, free_port, wait_until
+from tests.support.slack import SIGNING_SECRET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.socket_only]
 ALEX, SAM = 'U0ALEX', 'U0SAM'
@@ -80,7 +81,7 @@ def test_a_bad_app_token_is_said_plainly_and_readyz_fails(tmp_path, redis_url):
     policies, logs = tmp_path / 'policies', tmp_path / 'logs'
     policies.mkdir()
     logs.mkdir()
-    (policies / 'policy.yaml').write_text(POLICY)
+    (policies / 'policy.yaml').write_text(E2E_POLICY)
     procs = JitProcesses({
         'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_APP_TOKEN': 'xapp-1-revoked', 'SLACK_API_URL': slack.api_url,
         'REDIS_URL': redis_url, 'JIT_POLICY_DIR': str(policies), 'PORT': str(free_port()),

@@ -17,9 +17,6 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.sandbox.local_slack import LocalSlack
-from bot.sandbox.workspace import seed_workspace
-from tests.e2e.conftest import POLICY, SIGNING_SECRET, WEBHOOK_SECRET
 from tests.fuzz.edge import (
     TRIGGER,
     block_actions,
@@ -31,8 +28,10 @@ from tests.fuzz.edge import (
     slash_fields,
     view_submission,
 )
+from tests.support.policies import E2E_POLICY
 from tests.support.processes import launch_jit
 from tests.support.redis_server import own_redis_url
+from tests.support.slack import SIGNING_SECRET, WEBHOOK_SECRET, local_slack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.slow]
 EXAMPLES = int(os.environ.get('JIT_SOCKET_FUZZ_EXAMPLES', '600'))
@@ -51,17 +50,15 @@ envelopes = st.one_of(
 
 @pytest.fixture(name='socket_slack')
 def _socket_slack():
-    slack = LocalSlack(workspace=seed_workspace(), signing_secret=SIGNING_SECRET, transport='socket')
-    slack.start_in_thread()
-    yield slack
-    slack.stop_thread()
+    with local_slack(SIGNING_SECRET, transport='socket') as slack:
+        yield slack
 
 
 def test_generated_envelopes_are_all_acked_in_time_without_an_error(tmp_path, socket_slack):
     # Database 7 is the HTTP fuzz's; the two tests run one after the other (same xdist group).
     url = own_redis_url(7)
     redis.Redis.from_url(url).flushdb()
-    procs = launch_jit(tmp_path, slack=socket_slack, signing_secret=SIGNING_SECRET, redis_url=url, policy=POLICY,
+    procs = launch_jit(tmp_path, slack=socket_slack, signing_secret=SIGNING_SECRET, redis_url=url, policy=E2E_POLICY,
                        DEMO_WEBHOOK_URL='http://127.0.0.1:9/', DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET,
                        JIT_REQUESTS_PER_HOUR='0', JIT_MAX_OPEN_REQUESTS='0')  # fmt: skip
     latencies: list[float] = []

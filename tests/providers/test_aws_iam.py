@@ -20,11 +20,16 @@ from botocore.stub import Stubber
 
 from bot.core.errors import PermanentProviderError, TransientProviderError
 from bot.core.model import AccessRequest, Principal
-from tests.providers.aws_server import REGION, blank_aws_env, moto_server
+from tests.support.aws_server import (  # noqa: F401 (fixtures, used by name)
+    REGION,
+    blank_aws_env,
+    blank_aws_fixture,
+    moto_fixture,
+)
 from workers.providers.aws_iam import AwsIamProvider, aws_time, policy_name, time_locked
 from workers.providers.base import ACTIVATION_SLACK
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.usefixtures('blank_aws')]
 
 RESOURCE = 'aws-prod'
 #: What the tests grant: listing buckets, which the requester's own key cannot do otherwise.
@@ -35,17 +40,6 @@ READ_S3 = {
     'Statement': [{'Effect': 'Allow', 'Action': ['s3:ListAllMyBuckets', 's3:ListBuckets'], 'Resource': '*'}],
 }
 ADMIN = {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}]}
-
-
-@pytest.fixture(scope='module', name='moto')
-def _moto():
-    with moto_server() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    blank_aws_env(monkeypatch)
 
 
 @pytest.fixture(name='world')

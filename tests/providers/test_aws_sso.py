@@ -12,28 +12,21 @@ import pytest
 
 from bot.core.errors import PermanentProviderError, TransientProviderError
 from bot.core.model import AccessRequest, Principal
-from tests.providers.aws_server import REGION, blank_aws_env, moto_server
+from tests.support.aws_server import (  # noqa: F401 (fixtures, used by name)
+    REGION,
+    blank_aws_fixture,
+    moto_fixture,
+)
 from tests.support.botocore_stubs import ModelStubber
 from workers.providers.aws_sso import AwsSsoProvider
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.usefixtures('blank_aws')]
 
 ACCOUNT = '111122223333'
 INSTANCE = 'arn:aws:sso:::instance/ssoins-0123456789abcdef'
 PS_ARN = f'{INSTANCE}/ps-0123456789abcdef'
 STORE = 'd-0123456789'
 USER_ID = '90676c9b3e-1d2c3a4b-5c6d-7e8f-9a0b-1c2d3e4f5a6b'
-
-
-@pytest.fixture(scope='module', name='moto')
-def _moto():
-    with moto_server() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    blank_aws_env(monkeypatch)
 
 
 @pytest.fixture(name='world')

@@ -1,4 +1,5 @@
-"""The postgres provider against a real PostgreSQL with password authentication (see ``conftest_postgres``).
+"""The postgres provider against a real PostgreSQL with password authentication (the server and its fixtures:
+``tests/support/postgres_server.py``).
 
 Every outcome is checked by logging in as the requester would: with the returned password, during the
 grant and after it.
@@ -27,7 +28,7 @@ from bot.core.errors import PermanentProviderError, ProviderError, TransientProv
 from bot.core.model import AccessRequest, RequestStatus
 from bot.policy_tools.validate import add_arguments, run
 from tests.core.policy_fixtures import ALEX
-from tests.providers.conftest_postgres import (  # noqa: F401 (fixtures, used by name)
+from tests.support.postgres_server import (  # noqa: F401 (fixtures, used by name)
     ADMIN,
     DB,
     DB2,

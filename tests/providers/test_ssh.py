@@ -1,7 +1,7 @@
 """The ``ssh`` provider against a real OpenSSH sshd: certificates log in while valid, not after.
 
 Fixtures: ``ca`` (a fresh ed25519 CA), ``sshd`` (one sshd for the module that trusts it and lets
-principal ``deploy`` in, see ``sshd_server.py``), ``settings`` (the resource's settings, the CA in an
+principal ``deploy`` in, see ``tests/support/sshd_server.py``), ``settings`` (the resource's settings, the CA in an
 environment variable), ``user_key`` (the requester's key pair on disk).
 """
 
@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from bot.core.errors import PermanentProviderError
 from bot.core.model import AccessRequest, Principal
-from tests.providers.sshd_server import SSH_KEYGEN, SSHD, SshdServer
+from tests.support.sshd_server import SSH_KEYGEN, SSHD, SshdServer
 from workers.providers import krl
 from workers.providers.ssh import SshProvider, serial_for
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from bot.sandbox.local_slack import LocalSlack
+from tests.support.slack import local_slack
 
 from ._bolt_probe import SIGNING_SECRET, BoltProbe, build_probe
 
@@ -21,10 +22,8 @@ from ._bolt_probe import SIGNING_SECRET, BoltProbe, build_probe
 @pytest.fixture(name="threaded_slack")
 def _threaded_slack() -> Iterator[LocalSlack]:
     """A seeded local Slack on its own thread."""
-    slack = LocalSlack(signing_secret=SIGNING_SECRET)
-    slack.start_in_thread()
-    yield slack
-    slack.stop_thread()
+    with local_slack(SIGNING_SECRET) as slack:
+        yield slack
 
 
 @pytest.fixture(name="slack")

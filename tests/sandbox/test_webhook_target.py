@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from bot.sandbox.webhook_target import WebhookTarget
+from tests.support.slack import webhook_target
 
 SECRET = "webhook-secret"
 
@@ -48,10 +49,8 @@ def _post(url: str, body: bytes, signature: str | None) -> int:
 @pytest.fixture(name="target")
 def _target() -> Iterator[WebhookTarget]:
     """A webhook target served on its own thread."""
-    target = WebhookTarget(SECRET)
-    target.start_in_thread()
-    yield target
-    target.stop_thread()
+    with webhook_target(SECRET) as target:
+        yield target
 
 
 def _send(target: WebhookTarget, action: str, request_id: str = "req-1") -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,11 +19,9 @@ from typing import Any
 
 import redis
 
+from tests.support.redis_server import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return int(sock.getsockname()[1])
+__all__ = ['JitProcesses', 'free_port', 'launch_jit', 'stop_process_group', 'wait_until']
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -22,11 +22,12 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 
-__all__ = ['RedisServer', 'free_port', 'own_redis_url']
+__all__ = ['RedisServer', 'flushed', 'free_port', 'own_redis_url']
 
 
 def free_port() -> int:
@@ -142,3 +143,14 @@ def _process_server() -> RedisServer:
 def own_redis_url(db: int = 0) -> str:
     """A database of this test process's own Redis server, started on first use."""
     return _process_server().url_for(db)
+
+
+@contextlib.contextmanager
+def flushed(url: str) -> Iterator[str]:
+    """``url``, its database emptied before the block and after it (a suite's own database, per test)."""
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()

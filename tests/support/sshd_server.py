@@ -1,4 +1,4 @@
-"""A real OpenSSH sshd on a free loopback port, for the ``ssh`` provider's tests.
+"""A real OpenSSH sshd on a free loopback port, for the ``ssh`` provider's tests and the providers' end-to-end test.
 
 ``SshdServer(folder, ca_public=..., principals={'deploy'})`` writes its own host key, a ``sshd_config``,
 ``TrustedUserCAKeys`` (the test CA), ``RevokedKeys`` (an empty KRL at ``.krl``) and an

@@ -1,4 +1,5 @@
-"""A PostgreSQL that checks passwords, for the postgres provider's tests (import the fixtures explicitly).
+"""A PostgreSQL that checks passwords, for the postgres provider's tests and the providers' end-to-end test
+(``tests/providers/test_postgres.py``, ``tests/e2e/test_providers_e2e.py``: import the fixtures explicitly).
 
 Fixtures:
     pg_server (session): a superuser on a server with ``scram-sha-256`` authentication. Its own cluster

@@ -1,4 +1,6 @@
-"""moto's server mode for the AWS provider tests: real HTTP on 127.0.0.1, real botocore signing and parsing.
+"""moto's server mode for the AWS tests: real HTTP on 127.0.0.1, real botocore signing and parsing.
+
+Used by the aws_iam and aws_sso providers' tests, the audit log's S3 archive and the providers' end-to-end test.
 
 - :func:`moto_server` starts one ``ThreadedMotoServer`` on a free port (one a test module) and, when it
   stops, resets moto's in-process state, so the next module starts from nothing.
@@ -6,6 +8,9 @@
   every call must then be signed with an access key of an IAM user or assumed role that is allowed to make it.
 - :func:`blank_aws_env` points boto3's credential chain at dummy keys and away from the developer's real
   AWS profile and any instance metadata, so no test can reach a real account.
+
+Fixtures (a test module imports them by name): ``moto``, a :func:`moto_server` for the module;
+``blank_aws``, :func:`blank_aws_env` for one test (``pytest.mark.usefixtures('blank_aws')`` for all of a module).
 """
 
 from __future__ import annotations
@@ -83,3 +88,16 @@ def moto_server() -> Iterator[MotoServer]:
             moto.reset()
         finally:
             server.stop()
+
+
+@pytest.fixture(name='moto', scope='module')
+def moto_fixture() -> Iterator[MotoServer]:
+    """One moto server for the test module (its state wiped when the module ends)."""
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture(name='blank_aws')
+def blank_aws_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy AWS credentials for the test, nothing else boto3 could pick up."""
+    blank_aws_env(monkeypatch)
