@@ -56,7 +56,7 @@ class AuditPump:
         self.store, self.sinks, self.clock, self.interval = store, list(sinks), clock, interval
         self.first_backoff = first_backoff
         self.retention = retention
-        self.r: Any = store.r
+        self.redis: Any = store.redis
         self.durable = [s for s in self.sinks if s.durable]
         self._trimmed_at = float('-inf')  # monotonic time of the last look: the first one is right at start
         self._failures: dict[str, int] = {}
@@ -69,11 +69,11 @@ class AuditPump:
                                'is: the Redis stream will not be trimmed')  # fmt: skip
 
     def _state_key(self, sink: AuditSink) -> str:
-        return f'{self.store.p}audit:sink:{sink.key}'
+        return f'{self.store.prefix}audit:sink:{sink.key}'
 
     def cursor(self, sink: AuditSink) -> int:
         """The last seq ``sink`` confirmed."""
-        return int(self.r.hget(self._state_key(sink), 'seq') or 0)
+        return int(self.redis.hget(self._state_key(sink), 'seq') or 0)
 
     def start(self) -> None:
         log.info('audit.pump_started', sinks=[s.key for s in self.sinks], retention=self.retention)
@@ -108,13 +108,13 @@ class AuditPump:
             if not mine:
                 return  # another worker feeds it now
             key = self._state_key(sink)
-            state: dict[str, str] = dict(self.r.hgetall(key))
+            state: dict[str, str] = dict(self.redis.hgetall(key))
             cursor = int(state.get('seq', 0))
             while events := self.store.audit_events(cursor + 1, sink.page):
                 confirmed, state = sink.deliver(events, state)
                 if confirmed > cursor:
                     cursor = confirmed
-                    self.r.hset(key, mapping={**state, 'seq': str(confirmed)})
+                    self.redis.hset(key, mapping={**state, 'seq': str(confirmed)})
                 if confirmed < events[-1]['seq']:
                     return  # the sink waits for more (an S3 batch that is not full nor old yet)
 
@@ -139,9 +139,9 @@ class AuditPump:
                 start = events[-1]['seq'] + 1
             if last is None:
                 return 0
-            pipe = self.r.pipeline(transaction=True)
-            pipe.hset(f'{self.store.p}audit:trimmed', mapping={'seq': last['seq'], 'hash': last['hash']})
-            pipe.xtrim(f'{self.store.p}audit', minid=f'{last["seq"] + 1}-0', approximate=False)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(f'{self.store.prefix}audit:trimmed', mapping={'seq': last['seq'], 'hash': last['hash']})
+            pipe.xtrim(f'{self.store.prefix}audit', minid=f'{last["seq"] + 1}-0', approximate=False)
             pipe.execute()
             log.info('audit.trimmed', up_to=last['seq'], events=count, confirmed=confirmed)
             return count

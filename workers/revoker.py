@@ -66,10 +66,10 @@ class Revoker:
         self, *, connection: Any, revoke: RevokeAccess, clock: Clock, prefix: str = 'jit:',
         concurrency: int = CONCURRENCY,
     ) -> None:  # fmt: skip
-        self.r, self.revoke, self.clock, self.prefix = connection, revoke, clock, prefix
+        self.redis, self.revoke, self.clock, self.prefix = connection, revoke, clock, prefix
         self.token = uuid.uuid4().hex
         self.pid = os.getpid()  # in the log: which of a worker's revoke processes ended a grant
-        self._claim = self.r.register_script(_CLAIM)
+        self._claim = self.redis.register_script(_CLAIM)
         self.concurrency = concurrency
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix='jit-revoke')
         self._inflight: set[str] = set()
@@ -128,7 +128,7 @@ class Revoker:
             log.exception('revoker.revoke_failed', request_id=request_id)
         finally:
             with contextlib.suppress(redis.RedisError):  # else it lapses by itself
-                self.r.delete(f'{self.prefix}claim:revoke:{request_id}')
+                self.redis.delete(f'{self.prefix}claim:revoke:{request_id}')
             with self._lock:
                 self._inflight.discard(request_id)
                 self.handled += 1
@@ -137,7 +137,7 @@ class Revoker:
                 self._wake.set()  # in a burst, the next slice is claimed as soon as a quarter of the pool is free
 
     def _next_due(self) -> float | None:
-        first = self.r.zrange(self._due_key, 0, 0, withscores=True)
+        first = self.redis.zrange(self._due_key, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
     def _run(self) -> None:

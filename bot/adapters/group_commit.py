@@ -106,11 +106,11 @@ class GroupCommit:
 
     def __init__(self, connection: Any, *, head: str) -> None:
         """``head``: the hash holding the chain's last ``seq`` and ``hash``."""
-        self.r, self.head = connection, head
+        self.redis, self.head = connection, head
         self._steps: list[_Step] = []
         self._steps_lock = threading.Lock()
         self._committing = False
-        self._script = self.r.register_script(_APPLY)
+        self._script = self.redis.register_script(_APPLY)
 
     def apply(self, key: str | None, write: Callable[[Writes, str | None], Any]) -> Any:
         """One atomic step on a request (``key``: what ``write`` is handed; None for none) and the audit chain.
@@ -157,7 +157,7 @@ class GroupCommit:
         try:
             for _ in range(MAX_CONFLICTS):
                 keys = list(dict.fromkeys(step.key for step in batch if step.key))
-                pipe = self.r.pipeline(transaction=False)
+                pipe = self.redis.pipeline(transaction=False)
                 pipe.hget(head_key, 'seq')
                 pipe.hget(head_key, 'hash')
                 for key in keys:

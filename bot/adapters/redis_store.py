@@ -30,6 +30,9 @@ Keys (all under a prefix, ``jit:`` by default):
 Kept by others under the same prefix: ``claim:revoke:<id>`` (:mod:`workers.revoker`), ``replay:*``
 (:mod:`bot.adapters.replay_guard`), ``audit:sink:<key>`` and ``audit:trimmed`` (:mod:`workers.audit_pump`).
 
+The module is the one place that knows every key above, so it runs a little over 300 lines: the key table,
+the reads and the index rules a step writes (:meth:`RedisStore._index`) are read together.
+
 A transition reads the request and the audit head, applies the pure step from
 ``bot.core.transitions``, and writes the request, the indexes and the hash-chained audit event
 in one Lua step that first checks that neither moved; if one did it starts again, and then the
@@ -77,40 +80,40 @@ class RedisStore:
     def __init__(self, connection: redis.Redis, *, clock: Clock, prefix: str = 'jit:') -> None:
         # redis-py types every answer as a union over bytes/str and sync/async; with
         # decode_responses=True they are str, so the client is used untyped here.
-        self.r: Any = connection
+        self.redis: Any = connection
         self.clock = clock
-        self.p = prefix
+        self.prefix = prefix
         self._tokens: dict[str, str] = {}  # the leases this process holds, name -> token
-        self._commits = GroupCommit(self.r, head=self._key('audit', 'head'))
+        self._commits = GroupCommit(self.redis, head=self._key('audit', 'head'))
 
     def _key(self, *parts: str) -> str:
-        return self.p + ':'.join(parts)
+        return self.prefix + ':'.join(parts)
 
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, request_id: str) -> AccessRequest | None:
-        raw = self.r.get(self._key('req', request_id))
+        raw = self.redis.get(self._key('req', request_id))
         return AccessRequest.from_json(raw) if raw else None
 
     def get_many(self, ids: list[str]) -> list[AccessRequest]:
         if not ids:
             return []
-        raws = self.r.mget([self._key('req', i) for i in ids])
+        raws = self.redis.mget([self._key('req', i) for i in ids])
         return [AccessRequest.from_json(raw) for raw in raws if raw]
 
     def for_user(self, slack_id: str, limit: int = 50) -> list[AccessRequest]:
-        ids = self.r.zrevrange(self._key('user', slack_id), 0, limit - 1)
+        ids = self.redis.zrevrange(self._key('user', slack_id), 0, limit - 1)
         return self.get_many(list(ids))
 
     def pending(self, limit: int = 200) -> list[AccessRequest]:
-        return self.get_many(list(self.r.zrange(self._key('pending'), 0, limit - 1)))
+        return self.get_many(list(self.redis.zrange(self._key('pending'), 0, limit - 1)))
 
     def due_for_revoke(self, now: float, limit: int = 100) -> list[str]:
-        return list(self.r.zrangebyscore(self._key('grants:due'), '-inf', now, start=0, num=limit))
+        return list(self.redis.zrangebyscore(self._key('grants:due'), '-inf', now, start=0, num=limit))
 
     def pending_expired(self, now: float, limit: int = 100) -> list[str]:
         """IDs of pending requests past their rule's ``pending_timeout``."""
-        return list(self.r.zrangebyscore(self._key('pending:expiry'), '-inf', now, start=0, num=limit))
+        return list(self.redis.zrangebyscore(self._key('pending:expiry'), '-inf', now, start=0, num=limit))
 
     def claim_reminder(self, request_id: str, step: int, since: float, now: float, first_after: float) -> int | None:
         """Claim the next reminder of a pending request's current step, if one is due.
@@ -120,11 +123,11 @@ class RedisStore:
         reminder once. Returns the reminder's number, or None when none is due.
         """
         key = self._key('req', request_id, 'reminders')
-        sent = int(self.r.hget(key, str(step)) or 0)
+        sent = int(self.redis.hget(key, str(step)) or 0)
         due = since + first_after * (2 ** (sent + 1) - 1)
         if now < due:
             return None
-        pipe = self.r.pipeline()
+        pipe = self.redis.pipeline()
         pipe.hincrby(key, str(step), 1)
         pipe.expire(key, 7 * 86400)
         claimed = int(pipe.execute()[0])
@@ -132,46 +135,46 @@ class RedisStore:
 
     def stalled_grants(self, now: float, limit: int = 100) -> list[str]:
         """IDs of approved requests whose grant should have started or finished by ``now``."""
-        return list(self.r.zrangebyscore(self._key('grants:watch'), '-inf', now, start=0, num=limit))
+        return list(self.redis.zrangebyscore(self._key('grants:watch'), '-inf', now, start=0, num=limit))
 
     def watch(self, request_id: str, at: float) -> None:
         """Look at this approved request again at ``at`` (only while it is approved or granting)."""
-        self.r.zadd(self._key('grants:watch'), {request_id: at}, xx=True)
+        self.redis.zadd(self._key('grants:watch'), {request_id: at}, xx=True)
 
     def unwatch(self, request_id: str) -> None:
-        self.r.zrem(self._key('grants:watch'), request_id)
+        self.redis.zrem(self._key('grants:watch'), request_id)
 
     def live_grants(self, limit: int = 10_000) -> list[AccessRequest]:
-        ids = self.r.zrangebyscore(self._key('grants:due'), self.clock.now(), '+inf', start=0, num=limit)
+        ids = self.redis.zrangebyscore(self._key('grants:due'), self.clock.now(), '+inf', start=0, num=limit)
         return [r for r in self.get_many(list(ids)) if r.status is S.ACTIVE]
 
     def note_seen(self, request_id: str, at: float) -> float:
         key = self._key('req', request_id, 'seen')
-        pipe = self.r.pipeline()
+        pipe = self.redis.pipeline()
         pipe.zadd(key, {'last': at}, gt=True)  # GT: an older observation never moves it back
         pipe.zscore(key, 'last')
         pipe.expire(key, 7 * 86400)
         return float(pipe.execute()[1] or at)
 
     def ssh_key(self, slack_id: str) -> str | None:
-        return self.r.get(self._key('sshkey', slack_id))  # type: ignore[no-any-return]
+        return self.redis.get(self._key('sshkey', slack_id))  # type: ignore[no-any-return]
 
     def set_ssh_key(self, slack_id: str, key: str) -> None:
-        self.r.set(self._key('sshkey', slack_id), key)
+        self.redis.set(self._key('sshkey', slack_id), key)
 
     def holders(self, request: AccessRequest) -> set[str]:
         """The requests (this one included, if it holds) granting or holding the same access to the same person."""
-        return set(self.r.smembers(self._holds_key(request)))
+        return set(self.redis.smembers(self._holds_key(request)))
 
     def _holds_key(self, request: AccessRequest) -> str:
         return self._key('holds', request.resource, request.role, request.requester.access_key)
 
     def due_at(self, request_id: str) -> float | None:
-        score = self.r.zscore(self._key('grants:due'), request_id)
+        score = self.redis.zscore(self._key('grants:due'), request_id)
         return float(score) if score is not None else None
 
     def get_with_due(self, request_id: str) -> tuple[AccessRequest | None, float | None]:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.get(self._key('req', request_id))
         pipe.zscore(self._key('grants:due'), request_id)
         raw, score = pipe.execute()
@@ -179,7 +182,7 @@ class RedisStore:
 
     def postpone_revoke(self, request_id: str, until: float) -> None:
         # XX: only while it is still due; a revoke that finished meanwhile stays finished.
-        self.r.zadd(self._key('grants:due'), {request_id: until}, xx=True)
+        self.redis.zadd(self._key('grants:due'), {request_id: until}, xx=True)
 
     def mark_end(self, request_id: str, *, at: float, actor: str, why: str) -> bool:
         """Bring a grant's end forward to ``at`` (release, admin revoke, idle), remembering who and why.
@@ -207,49 +210,49 @@ class RedisStore:
             pipe.zadd(due, {request_id: at}, xx=True, lt=True)
             return True
 
-        return bool(self.r.transaction(write, key, due, value_from_callable=True))
+        return bool(self.redis.transaction(write, key, due, value_from_callable=True))
 
     def clear_due(self, request_id: str) -> None:
-        self.r.zrem(self._key('grants:due'), request_id)
+        self.redis.zrem(self._key('grants:due'), request_id)
 
     def audit_event(self, seq: int) -> dict[str, Any] | None:
-        entries = self.r.xrange(self._key('audit'), f'{seq}-1', f'{seq}-1')
+        entries = self.redis.xrange(self._key('audit'), f'{seq}-1', f'{seq}-1')
         return json.loads(entries[0][1]['event']) if entries else None
 
     def audit_events(self, start: int = 1, count: int = 1000) -> list[dict[str, Any]]:
-        entries = self.r.xrange(self._key('audit'), f'{start}-1', '+', count=count)
+        entries = self.redis.xrange(self._key('audit'), f'{start}-1', '+', count=count)
         return [json.loads(fields['event']) for _id, fields in entries]
 
     def take_due_warnings(self, now: float, limit: int = 100) -> list[str]:
         """The grants whose "ends soon" DM is due, taken off the index in the same step (each is sent once)."""
-        return list(self.r.eval(TAKE_DUE, 1, self._key('warnings:due'), repr(now), str(limit)))
+        return list(self.redis.eval(TAKE_DUE, 1, self._key('warnings:due'), repr(now), str(limit)))
 
     def put_back_warning(self, request_id: str, at: float) -> None:
         """A warning that could not be sent: due again at ``at`` (unless the grant ended or moved meanwhile)."""
-        self.r.zadd(self._key('warnings:due'), {request_id: at}, nx=True)
+        self.redis.zadd(self._key('warnings:due'), {request_id: at}, nx=True)
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until the stream holds an event after seq ``after``, at most ``timeout`` seconds; True if it does."""
-        return bool(self.r.xread({self._key('audit'): f'{after}-1'}, count=1, block=max(1, int(timeout * 1000))))
+        return bool(self.redis.xread({self._key('audit'): f'{after}-1'}, count=1, block=max(1, int(timeout * 1000))))
 
     def notify_cursor(self, window: float) -> int:
         """The last audit seq shown in Slack (``notify:cursor``); when there is none yet, set to just before the
         events of the last ``window`` seconds (:meth:`recent_cursor`)."""
         key = self._key('notify', 'cursor')
-        value = self.r.get(key)
+        value = self.redis.get(key)
         if value is None:
-            self.r.set(key, self.recent_cursor(window), nx=True)  # two followers starting at once: one wins
-            value = self.r.get(key)
+            self.redis.set(key, self.recent_cursor(window), nx=True)  # two followers starting at once: one wins
+            value = self.redis.get(key)
         return int(value or 0)
 
     def advance_notify_cursor(self, seq: int) -> None:
         """Move the cursor to ``seq``, only forward: a follower that took over during a long batch may be further."""
-        self.r.eval(FORWARD, 1, self._key('notify', 'cursor'), seq)
+        self.redis.eval(FORWARD, 1, self._key('notify', 'cursor'), seq)
 
     def recent_cursor(self, window: float, scan: int = 1000) -> int:
         """The seq before the events of the last ``window`` seconds (of the latest ``scan``): where to start
         following the stream when nothing followed it before."""
-        entries = self.r.xrevrange(self._key('audit'), '+', '-', count=scan)
+        entries = self.redis.xrevrange(self._key('audit'), '+', '-', count=scan)
         since = self.clock.now() - window
         cursor = 0
         for _id, fields in entries:
@@ -262,17 +265,17 @@ class RedisStore:
     # -- approval message references (for chat.update) ---------------------------------------
 
     def add_message(self, request_id: str, channel: str, ts: str) -> None:
-        self.r.hset(self._key('req', request_id, 'messages'), channel, ts)
+        self.redis.hset(self._key('req', request_id, 'messages'), channel, ts)
 
     def messages(self, request_id: str) -> dict[str, str]:
-        return dict(self.r.hgetall(self._key('req', request_id, 'messages')))
+        return dict(self.redis.hgetall(self._key('req', request_id, 'messages')))
 
     # -- leases --------------------------------------------------------------------------------
 
     def lease(self, name: str, seconds: float) -> bool:
         """Take a short lock; False when someone else holds it. It lapses by itself."""
         token = uuid.uuid4().hex
-        if not self.r.set(self._key('lease', name), token, nx=True, px=int(seconds * 1000)):
+        if not self.redis.set(self._key('lease', name), token, nx=True, px=int(seconds * 1000)):
             return False
         self._tokens[name] = token
         return True
@@ -280,31 +283,31 @@ class RedisStore:
     def renew_lease(self, name: str, seconds: float) -> bool:
         """Keep a lease this process holds for ``seconds`` more; False when it lapsed (and may be another's)."""
         token = self._tokens.get(name)
-        return bool(token and self.r.eval(RENEW, 1, self._key('lease', name), token, int(seconds * 1000)))
+        return bool(token and self.redis.eval(RENEW, 1, self._key('lease', name), token, int(seconds * 1000)))
 
     def release_lease(self, name: str) -> None:
         token = self._tokens.pop(name, None)
         if token:
-            self.r.eval(FREE, 1, self._key('lease', name), token)
+            self.redis.eval(FREE, 1, self._key('lease', name), token)
 
     def put_sealed_details(self, request_id: str, sealed: str, ttl: float) -> None:
         """Keep a sealed box for its pipeline to take once (:meth:`take_sealed_details`), at most ``ttl`` seconds."""
-        self.r.set(self._key('details', request_id), sealed, ex=max(1, int(ttl)))
+        self.redis.set(self._key('details', request_id), sealed, ex=max(1, int(ttl)))
 
     def take_sealed_details(self, request_id: str) -> str | None:
         """The sealed details, removed in the same step: a second reader gets nothing."""
-        return self.r.getdel(self._key('details', request_id))  # type: ignore[no-any-return]
+        return self.redis.getdel(self._key('details', request_id))  # type: ignore[no-any-return]
 
     def take_slot(self, name: str, *, now: float, window: float, limit: int) -> float | None:
         # One script, so two requests at the same instant cannot both take the last slot.
         key = self._key('slots', name)
-        wait = self.r.eval(TAKE_SLOT, 1, key, repr(now), repr(window), str(limit), secrets.token_hex(8))
+        wait = self.redis.eval(TAKE_SLOT, 1, key, repr(now), repr(window), str(limit), secrets.token_hex(8))
         return None if wait is None else float(wait)
 
     def note_revoke_failure(self, request_id: str) -> int:
         """Count one more failed revoke of this grant; the count lives a day past the last failure."""
         key = self._key('revoke_failures', request_id)
-        pipe = self.r.pipeline()
+        pipe = self.redis.pipeline()
         pipe.incr(key)
         pipe.expire(key, 86400)
         return int(pipe.execute()[0])

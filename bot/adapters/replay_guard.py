@@ -33,10 +33,10 @@ class ReplayGuard:
     """Say whether a delivery is the first of its kind (``redis.RedisError`` when Redis does not answer)."""
 
     def __init__(self, connection: redis.Redis, *, prefix: str = 'jit:') -> None:
-        self.r, self.p = connection, prefix
+        self.redis, self.prefix = connection, prefix
 
     def _take(self, key: str, seconds: float) -> bool:
-        return bool(self.r.set(key, '1', nx=True, ex=max(1, math.ceil(seconds) + MARGIN)))
+        return bool(self.redis.set(key, '1', nx=True, ex=max(1, math.ceil(seconds) + MARGIN)))
 
     def first_signed(self, timestamp: str, signature: str, *, valid_for: float) -> bool:
         """True the first time a signed request is seen; False for a copy of one seen before.
@@ -48,9 +48,9 @@ class ReplayGuard:
                 remembered that long (and a little more).
         """
         digest = hashlib.sha256(f'{timestamp}:{signature}'.encode()).hexdigest()
-        return self._take(f'{self.p}replay:{digest}', valid_for)
+        return self._take(f'{self.prefix}replay:{digest}', valid_for)
 
     def first_envelope(self, envelope_id: str) -> bool:
         """True the first time a Socket Mode envelope is seen; False when Slack sends it again."""
         digest = hashlib.sha256(envelope_id.encode()).hexdigest()
-        return self._take(f'{self.p}replay:envelope:{digest}', ENVELOPE_MEMORY)
+        return self._take(f'{self.prefix}replay:envelope:{digest}', ENVELOPE_MEMORY)

@@ -53,12 +53,12 @@ class RedisSource:
     """The stream ``<prefix>audit``: entry ID ``<seq>-1``, field ``event``."""
 
     def __init__(self, client: Any, *, prefix: str = 'jit:', page: int = 1000) -> None:
-        self.r, self.prefix, self.page = client, prefix, page
+        self.redis, self.prefix, self.page = client, prefix, page
         self.label = f'Redis stream {prefix}audit'
 
     def _read(self, lower: str, upper: str) -> Iterator[tuple[str, Entry]]:
         while True:
-            page = self.r.xrange(self.prefix + 'audit', lower, upper, count=self.page)
+            page = self.redis.xrange(self.prefix + 'audit', lower, upper, count=self.page)
             for entry_id, fields in page:
                 yield entry_id, parse_entry(fields.get('event', ''), f'stream entry {entry_id}')
             if len(page) < self.page:
@@ -72,12 +72,12 @@ class RedisSource:
 
     def head(self) -> Anchor | None:
         """``audit:head``: the last event written, what the next one chains to."""
-        head = self.r.hgetall(self.prefix + 'audit:head')
+        head = self.redis.hgetall(self.prefix + 'audit:head')
         return Anchor(int(head['seq']), head['hash']) if head.get('seq') else None
 
     def trimmed(self) -> Anchor | None:
         """``audit:trimmed``: the last event jit's retention removed from the stream (after a durable sink had it)."""
-        mark = self.r.hgetall(self.prefix + 'audit:trimmed')
+        mark = self.redis.hgetall(self.prefix + 'audit:trimmed')
         return Anchor(int(mark['seq']), mark['hash']) if mark.get('seq') else None
 
     def check(self) -> Check:

@@ -158,7 +158,7 @@ def test_the_s3_sink_resumes_without_archiving_a_range_twice(seeded, s3, digest_
     pump = AuditPump(store=jit.store, sinks=[_sink(client, bucket, jit, key)], clock=jit.clock)
     pump.pump_once()
     sink_key = pump.sinks[0].key
-    jit.store.r.delete(f'jit:audit:sink:{sink_key}')
+    jit.store.redis.delete(f'jit:audit:sink:{sink_key}')
     rid = jit.at('2026-12-03T08:00:00+00:00').file(ALEX, 'prod-db', 'read', 900, 'INC-14 after the restart')
     jit.approve.execute(rid, SAM)
     with capture_logs() as logs:

@@ -44,7 +44,7 @@ def test_the_file_sink_resumes_after_a_restart_without_duplicates(seeded, cli_en
     key = pump.sinks[0].key
     assert pump.pump_once() == {key: 54}
     assert _seqs(path) == list(range(1, 55))
-    jit.store.r.hset(f'jit:audit:sink:{key}', 'seq', 20)  # the cursor as a crash left it: behind the file
+    jit.store.redis.hset(f'jit:audit:sink:{key}', 'seq', 20)  # the cursor as a crash left it: behind the file
     with path.open('ab') as torn:
         torn.write(b'{"seq":55,"time":17')  # and a write cut short by the same crash
     jit.at('2026-12-02T09:00:00+00:00').file(ALEX, 'prod-db', 'read', 900, 'INC-13 after the restart')
@@ -155,13 +155,13 @@ def test_retention_never_trims_what_is_not_in_every_durable_sink(seeded, tmp_pat
     retention = 7 * 86400.0
     limits = set()  # what held the trim back, over the trials
     for trial in range(25):
-        store = _copy_history(jit.store.r, records, f'trial{trial}:', jit.clock)
+        store = _copy_history(jit.store.redis, records, f'trial{trial}:', jit.clock)
         files = [FileSink(tmp_path / f'{trial}-a.jsonl'), FileSink(tmp_path / f'{trial}-b.jsonl')]
         cursors = [rng.randint(0, len(records)) for _ in files]
         for sink, cursor in zip(files, cursors, strict=True):
             if cursor:
                 sink.deliver(records[:cursor], {})
-            store.r.hset(f'trial{trial}:audit:sink:{sink.key}', 'seq', cursor)
+            store.redis.hset(f'trial{trial}:audit:sink:{sink.key}', 'seq', cursor)
         jit.clock.t = rng.uniform(ts('2026-10-01T00:00:00+00:00'), ts('2027-01-01T00:00:00+00:00'))
         pump = AuditPump(store=store, sinks=files, clock=jit.clock, retention=retention)
         trimmed = pump.trim_once()
@@ -175,7 +175,7 @@ def test_retention_never_trims_what_is_not_in_every_durable_sink(seeded, tmp_pat
         for sink in files:  # everything trimmed is in both durable sinks
             if expected:
                 assert set(range(1, expected + 1)) <= set(_seqs(sink.path))
-        check = RedisSource(store.r, prefix=f'trial{trial}:').check()
+        check = RedisSource(store.redis, prefix=f'trial{trial}:').check()
         assert check.ok and check.verdict.count == len(records) - expected
         assert check.verdict.first_seq == (expected + 1 if expected < len(records) else None)
     assert limits == {'nothing', 'a sink', 'the age'}

@@ -153,7 +153,7 @@ def _rebuild(r: redis.Redis, lines: list[dict[str, Any] | str]) -> None:
 def test_redis_tamperings_at_both_ends_are_caught_through_the_head(seeded, cli_env, capsys):
     """On Redis the head anchors the end: the last event deleted, rewritten or a forged one appended is caught too."""
     jit, _ = seeded
-    r = jit.store.r
+    r = jit.store.redis
     records = jit.store.audit_events(1, 10_000)
     n = len(records)
     assert cli('verify') == 0
@@ -184,7 +184,7 @@ def test_redis_tamperings_at_both_ends_are_caught_through_the_head(seeded, cli_e
 def test_a_trimmed_stream_verifies_from_the_first_event_present(seeded, cli_env, capsys):
     """After retention trimmed seqs 1-20 (recorded in ``audit:trimmed``), verify checks from seq 21 and says so."""
     jit, _ = seeded
-    r = jit.store.r
+    r = jit.store.redis
     records = jit.store.audit_events(1, 10_000)
     r.hset('jit:audit:trimmed', mapping={'seq': 20, 'hash': records[19]['hash']})
     r.xtrim('jit:audit', minid='21-0', approximate=False)
@@ -208,7 +208,7 @@ def test_a_trimmed_stream_verifies_from_the_first_event_present(seeded, cli_env,
 def test_an_untrimmed_stream_missing_its_start_is_not_taken_for_a_trimmed_one(seeded, cli_env, capsys):
     """Without jit's trim mark, a stream that starts at seq 6 lost seqs 1-5 to someone else."""
     jit, _ = seeded
-    jit.store.r.xtrim('jit:audit', minid='6-0', approximate=False)
+    jit.store.redis.xtrim('jit:audit', minid='6-0', approximate=False)
     assert cli('verify') == 1
     captured = capsys.readouterr()
     assert captured.out.startswith('seq 1 removed: seqs 1-5 missing')

@@ -24,9 +24,9 @@ def test_revokes_need_nothing_rq_keeps(start_jit, redis_url, slack, webhook):
     approve_all(slack, ids)
     active = wait_active(store, ids)
     expires = {i: r.expires_at for i, r in active.items()}
-    rq_keys = [k for k in store.r.scan_iter('rq:*') if not k.startswith('rq:worker')]
+    rq_keys = [k for k in store.redis.scan_iter('rq:*') if not k.startswith('rq:worker')]
     assert rq_keys, 'the premise: RQ keeps something'
-    store.r.delete(*rq_keys)
+    store.redis.delete(*rq_keys)
     report = settle('rq-state-deleted', webhook, store, ids, timeout=max(expires.values()) + 20 - time.time(),
                     expires=expires)  # fmt: skip
     report.check()

@@ -32,7 +32,7 @@ class StandingAccess(AssertionError):
 
 def _lease_holder(store, kind: str) -> str:
     """The request whose ``kind`` (grant/revoke) lease is held right now, i.e. whose call is in flight."""
-    keys = store.r.keys(f'jit:lease:{kind}:*')
+    keys = store.redis.keys(f'jit:lease:{kind}:*')
     return keys[0].split(':', 3)[3] if keys else ''
 
 
@@ -59,7 +59,7 @@ def test_worker_killed_mid_grant_completes_once_or_fails_closed(start_jit, redis
         f'   victim {victim}: state={victim_state}, held at the provider={victim in webhook.active}, '
         f'ok grant calls={len([c for c in webhook.grants_for(victim) if c.ok])}, '
         f'due in {(store.due_at(victim) or 0) - time.time():.0f} s, '
-        f'grant lease ttl={store.r.pttl(f"jit:lease:grant:{victim}") / 1000:.0f} s, '
+        f'grant lease ttl={store.redis.pttl(f"jit:lease:grant:{victim}") / 1000:.0f} s, '
         f'rq started={StartedJobRegistry("jit-access", connection=jit_redis).get_job_ids()}, '
         f'rq failed={FailedJobRegistry("jit-access", connection=jit_redis).get_job_ids()}'
     )

@@ -321,7 +321,7 @@ def test_a_store_cannot_renew_or_free_a_lease_it_does_not_hold(store, clock):
 def _twin(store: RequestStore, clock: MovableClock) -> RequestStore:
     """A second store on the same data, with leases of its own (another process)."""
     if isinstance(store, RedisStore):
-        return RedisStore(store.r, clock=clock, prefix=store.p)
+        return RedisStore(store.redis, clock=clock, prefix=store.prefix)
     twin = MemoryStore(clock=clock)
     twin.__dict__.update({k: v for k, v in store.__dict__.items() if k != '_tokens'})
     return twin

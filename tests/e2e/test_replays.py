@@ -119,5 +119,5 @@ def test_a_duration_of_5000_digits_is_refused_plainly(jit, slack, store):
     assert HUGE not in reply.text and len(reply.text) < 300
     reply = slack.driver.slash(ALEX, f'extend r-abcd2345 {HUGE}m more')
     assert reply.status == 200 and 'too long' in (reply.text or ''), reply.body[:300]
-    assert store.for_user(ALEX) == [] and store.r.keys('jit:req:*') == []
+    assert store.for_user(ALEX) == [] and store.redis.keys('jit:req:*') == []
     assert 'Traceback' not in web_log(jit)

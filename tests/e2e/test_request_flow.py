@@ -213,7 +213,7 @@ def test_forged_and_stale_requests_change_nothing(jit, slack, webhook, store, re
     reply = slack.driver.post_raw(body, headers)
     assert reply.status == (401 if case in ('forged', 'stale') else 400), reply.body
     time.sleep(0.5)
-    assert store.r.keys('jit:req:*') == []
+    assert store.redis.keys('jit:req:*') == []
     assert store.audit_events() == before
     assert [e['event'] for e in before] == ['policy.loaded']  # only what jit serve recorded at start
 
@@ -233,7 +233,7 @@ def test_policy_refusals_are_ephemeral_and_store_nothing(jit, slack, store):
         reply = slack.driver.slash(user, text)
         assert reply.status == 200 and words in (reply.text or ''), (text, reply.body)
     assert 'You may request: `demo-app read (up to 2h)`' in slack.driver.slash(ALEX, 'request nope').text
-    assert store.r.keys('jit:req:*') == []
+    assert store.redis.keys('jit:req:*') == []
     assert 'Usage' in slack.driver.slash(ALEX, 'frobnicate').text
 
 
@@ -281,7 +281,7 @@ def test_signed_garbage_is_a_4xx_never_a_5xx(jit, slack, store, body):
     }
     reply = slack.driver.post_raw(body, headers)
     assert 400 <= reply.status < 500, (reply.status, reply.body)
-    assert store.r.keys('jit:req:*') == []
+    assert store.redis.keys('jit:req:*') == []
 
 
 @pytest.mark.both_transports

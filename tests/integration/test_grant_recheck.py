@@ -68,9 +68,9 @@ def test_request_changed_after_approval_fails_closed(wired):
     """Someone with Redis access turns the approved `read` into `write`: nothing is granted."""
     store, rec, grant, request_id, _ = wired
     key = f'jit:req:{request_id}'
-    data = json.loads(store.r.get(key))
+    data = json.loads(store.redis.get(key))
     data['role'] = 'write'
-    store.r.set(key, json.dumps(data))
+    store.redis.set(key, json.dumps(data))
     assert grant.execute(request_id) == 'failed'
     assert rec.grants == []
     assert store.get(request_id).error == 'the request changed after it was approved'

@@ -49,7 +49,7 @@ def _verify(store: RedisStore) -> list[dict]:
     for n, event in enumerate(events, start=1):
         assert event['seq'] == n and event['prev_hash'] == prev and event['hash'] == chain_hash(event, prev)
         prev = event['hash']
-    head = store.r.hgetall(store.p + 'audit:head')
+    head = store.redis.hgetall(store.prefix + 'audit:head')
     assert int(head['seq']) == len(events) and head['hash'] == prev
     return events
 
@@ -69,7 +69,7 @@ def test_a_burst_of_steps_from_many_threads_is_each_applied_once_on_an_unbroken_
         per_request.setdefault(event['request']['id'], []).append(event['event'])
     assert len(per_request) == 300
     assert all(v == ['request.created', 'request.cancelled'] for v in per_request.values())
-    assert client.zcard(store.p + 'pending') == 0
+    assert client.zcard(store.prefix + 'pending') == 0
 
 
 def test_steps_on_the_same_request_in_one_batch_see_each_other_and_a_refusal_is_its_own(client):

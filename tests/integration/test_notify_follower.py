@@ -233,7 +233,7 @@ def test_one_follower_at_a_time_and_another_takes_over(jit):
                            policy=follower.notifier.policy, audit_channel='C0AUDIT'), block=0.1, settle=0)  # fmt: skip
     follower.start()
     deadline = time.time() + 10
-    while not store.r.exists(f'{store.p}lease:notify-follower') and time.time() < deadline:
+    while not store.redis.exists(f'{store.prefix}lease:notify-follower') and time.time() < deadline:
         time.sleep(0.01)
     other.start()
     try:
@@ -244,7 +244,7 @@ def test_one_follower_at_a_time_and_another_takes_over(jit):
         assert follower.cursor() == store.audit_events()[-1]['seq']
         assert other_slack.calls == [], 'the second follower waits'
         follower.stop()
-        store.r.delete(f'{store.p}lease:notify-follower')  # what a killed follower's lease does within LEASE
+        store.redis.delete(f'{store.prefix}lease:notify-follower')  # what a killed follower's lease does within LEASE
         last = _file(use, reason='INC-6 after the first stopped')
         deadline = time.time() + 10
         while not other_slack.posts_to('C0AUDIT') and time.time() < deadline:
@@ -265,14 +265,14 @@ def test_the_ends_soon_warning_follows_the_grants_end_and_is_sent_once(jit):
     request_id = _file(use)
     use['approve'].execute(request_id, SAM)
     use['grant'].execute(request_id)
-    warnings = f'{store.p}warnings:due'
+    warnings = f'{store.prefix}warnings:due'
     granted = store.get(request_id)
-    assert store.r.zscore(warnings, request_id) == pytest.approx(granted.warning_at())
+    assert store.redis.zscore(warnings, request_id) == pytest.approx(granted.warning_at())
     assert follower.warn_due() == 0, 'not due yet'
     store.transition(request_id, lambda r: transitions.extend(r, by=600, actor=ALEX, now=clock.now(), max_total=7200))
     extended = store.get(request_id)
     assert extended.warning_at() > granted.warning_at()
-    assert store.r.zscore(warnings, request_id) == pytest.approx(extended.warning_at()), 'moved with the end'
+    assert store.redis.zscore(warnings, request_id) == pytest.approx(extended.warning_at()), 'moved with the end'
     clock.t = granted.warning_at() + 1
     assert follower.warn_due() == 0, 'the old time no longer counts'
     clock.t = extended.warning_at() + 1
@@ -281,7 +281,7 @@ def test_the_ends_soon_warning_follows_the_grants_end_and_is_sent_once(jit):
     assert [t for t in slack.posts_to('D-U0ALEX') if request_id in t], slack.calls
     assert follower.warn_due() == 0, 'sent once'
     store.mark_end(request_id, at=clock.now(), actor='U0ALEX', why='released')
-    assert store.r.zscore(warnings, request_id) is None, 'a write that keeps the end does not warn again'
+    assert store.redis.zscore(warnings, request_id) is None, 'a write that keeps the end does not warn again'
 
 
 def test_a_warning_slack_could_not_take_is_due_again(jit):

@@ -309,7 +309,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             assert len(calls) <= 1, calls
             if before.status is S.ACTIVE and after.status is S.REVOKE_FAILED:
-                assert calls and self.store.r.get(f'{self.prefix}revoke_failures:{rid}') is not None
+                assert calls and self.store.redis.get(f'{self.prefix}revoke_failures:{rid}') is not None
                 expected = [('grant.revoke_failed', 'revoke_failed')]
             else:
                 assert after.status is before.status, f'{rid}: {before.status} -> {after.status} without a revoke'

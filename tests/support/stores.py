@@ -24,4 +24,4 @@ def overwrite(store: MemoryStore | RedisStore, request: AccessRequest) -> None:
     if isinstance(store, MemoryStore):
         store.overwrite(request)
     else:
-        store.r.set(f'{store.p}req:{request.id}', request.to_json())
+        store.redis.set(f'{store.prefix}req:{request.id}', request.to_json())
