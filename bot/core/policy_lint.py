@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from bot.core._rule_parser import python_nodes, python_parse
+from bot.core._ticket_pattern import python_nodes, python_parse
 from bot.core.durations import format_duration
 from bot.core.policy import Policy, Rule, Source
 from bot.core.policy_loader import BUILTIN_SECRET_SETTINGS
