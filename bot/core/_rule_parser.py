@@ -1,8 +1,8 @@
 """One ``requests`` entry of a policy file to a :class:`~bot.core.policy.Rule`, with ``file:line`` problems.
 
-Split from ``policy_loader`` because a rule has the most keys; the loader owns the files, the
-groups and the cross-references, and hands each rule here with the expanded groups. Whether a
-``ticket_pattern`` can be matched is said by :mod:`bot.core._ticket_pattern`.
+Split from the builder (:mod:`bot.core._policy_builder`) because a rule has the most keys; the builder
+owns the files' definitions, the groups and the cross-references, and hands each rule here with the
+expanded groups. Whether a ``ticket_pattern`` can be matched is said by :mod:`bot.core._ticket_pattern`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from bot.core.durations import DurationError, parse_duration
 from bot.core.policy import Rule, Source, Step
 
 if TYPE_CHECKING:
+    from bot.core._policy_builder import Builder
     from bot.core._yaml_marks import MarkedDocument
-    from bot.core.policy_loader import _Builder
 
 RULE_KEYS = (
     'name', 'description', 'resources', 'roles', 'requesters', 'trigger', 'approvers', 'approvals', 'steps',
@@ -48,7 +48,7 @@ class RuleParser:
     """Parses and checks one rule; problems go to the builder, the rule comes back (or None)."""
 
     def __init__(
-        self, builder: _Builder, raw: dict[str, Any], doc: MarkedDocument, path: tuple[Any, ...],
+        self, builder: Builder, raw: dict[str, Any], doc: MarkedDocument, path: tuple[Any, ...],
         groups: Mapping[str, frozenset[str]],
     ) -> None:  # fmt: skip
         self.b, self.raw, self.doc, self.path, self.groups = builder, raw, doc, path, groups
