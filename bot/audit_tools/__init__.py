@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.audit.archive import DigestKeyError, load_public_key
 from bot.audit.filters import TimeError, parse_when
-from bot.audit.sources import FileSource, RedisSource, S3Source
+from bot.audit.s3_source import S3Source
+from bot.audit.sources import FileSource, RedisSource
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 Source = RedisSource | FileSource | S3Source

@@ -1,32 +1,23 @@
 """One ``requests`` entry of a policy file to a :class:`~bot.core.policy.Rule`, with ``file:line`` problems.
 
-Split from ``policy_loader`` because a rule has the most keys; the loader owns the files, the
-groups and the cross-references, and hands each rule here with the expanded groups.
+Split from the builder (:mod:`bot.core._policy_builder`) because a rule has the most keys; the builder
+owns the files' definitions, the groups and the cross-references, and hands each rule here with the
+expanded groups. Whether a ``ticket_pattern`` can be matched is said by :mod:`bot.core._ticket_pattern`.
 """
 
 from __future__ import annotations
 
-import importlib
-import re
-import warnings
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from bot.core._ticket_pattern import ticket_pattern_problem
 from bot.core.durations import DurationError, parse_duration
-from bot.core.policy import (
-    MAX_TICKET_LENGTH,
-    MAX_TICKET_PATTERN_LENGTH,
-    Rule,
-    Source,
-    Step,
-    TicketPatternError,
-    compile_ticket_pattern,
-)
+from bot.core.policy import Rule, Source, Step
 
 if TYPE_CHECKING:
+    from bot.core._policy_builder import Builder
     from bot.core._yaml_marks import MarkedDocument
-    from bot.core.policy_loader import _Builder
 
 RULE_KEYS = (
     'name', 'description', 'resources', 'roles', 'requesters', 'trigger', 'approvers', 'approvals', 'steps',
@@ -39,20 +30,6 @@ TRIGGERS = ('slack', 'pipeline', 'any')
 DEFAULT_TIMEOUT = 3600
 #: More approvals than this is a typo (or a number of thousands of digits), not a quorum anyone can reach.
 MAX_APPROVALS = 100
-#: Python's own parser of regular expressions (``sre_parse`` before 3.11): it names, for a ticket pattern RE2
-#: refuses, the construct that needs backtracking, and lint walks its tree. Private, and stable for years.
-_PY_PARSER: Any = importlib.import_module('re._parser')
-#: What needs backtracking, by the name of Python's parse node: RE2 has none of these.
-_BACKTRACKING = {
-    'ASSERT': 'a look-ahead (`(?=…)`)',
-    'ASSERT_NOT': 'a negative look-ahead (`(?!…)`)',
-    'GROUPREF': 'a backreference (`\\1`, `(?P=name)`)',
-    'GROUPREF_EXISTS': 'a conditional group (`(?(1)…|…)`)',
-    'ATOMIC_GROUP': 'an atomic group (`(?>…)`)',
-    'POSSESSIVE_REPEAT': 'a possessive repeat (`*+`, `++`, `?+`, `{m,n}+`)',
-}
-#: ``{,n}``: Python reads it as ``{0,n}``, RE2 as the text ``{,n}``.
-_OPEN_COUNT = re.compile(r'\{,([0-9]+)\}')
 #: How many of the defined names a problem lists ("unknown group `x` (defined groups: a, b, … and 40 more)").
 LISTED = 10
 
@@ -71,7 +48,7 @@ class RuleParser:
     """Parses and checks one rule; problems go to the builder, the rule comes back (or None)."""
 
     def __init__(
-        self, builder: _Builder, raw: dict[str, Any], doc: MarkedDocument, path: tuple[Any, ...],
+        self, builder: Builder, raw: dict[str, Any], doc: MarkedDocument, path: tuple[Any, ...],
         groups: Mapping[str, frozenset[str]],
     ) -> None:  # fmt: skip
         self.b, self.raw, self.doc, self.path, self.groups = builder, raw, doc, path, groups
@@ -223,105 +200,3 @@ class RuleParser:
             return {str(k): v for k, v in value.items()}
         self.err('trigger', f'`trigger` must be one of {", ".join(TRIGGERS)} or {{pipeline: EVENT, ...conditions}}')
         return 'slack'
-
-
-def ticket_pattern_problem(pattern: Any, rule: str) -> str | None:
-    """Why ``pattern`` cannot be rule ``rule``'s ``ticket_pattern``, or None when it can.
-
-    It is compiled here, when the policy loads, by the engine that matches it (RE2, linear in the text:
-    :func:`~bot.core.policy.compile_ticket_pattern`), so a pattern that loads is one that can be matched.
-    What RE2 refuses because it needs backtracking is named as Python would read it, with what to write.
-    """
-    what = f'`ticket_pattern` of rule `{rule}`'
-    if not isinstance(pattern, str):
-        return f'{what} must be text: a regular expression, in quotes'
-    if not pattern:
-        return f'{what} is empty: leave it out, or write the pattern a ticket must match'
-    if len(pattern) > MAX_TICKET_PATTERN_LENGTH:
-        return (f'{what} has {len(pattern)} characters; a ticket pattern has at most {MAX_TICKET_PATTERN_LENGTH} '
-                f'characters (a ticket at most {MAX_TICKET_LENGTH})')  # fmt: skip
-    try:
-        compile_ticket_pattern(pattern)
-    except TicketPatternError as exc:
-        return f'{what} {_unmatchable(pattern, str(exc))}'
-    count = _open_count(pattern)
-    if count is not None:
-        return (f'{what} writes `{{,{count}}}`, which RE2 reads as that text, not as a count: '
-                f'write `{{0,{count}}}`')  # fmt: skip
-    return None
-
-
-def _unmatchable(pattern: str, reason: str) -> str:
-    """Why RE2 refused ``pattern``, in words: the construct that needs backtracking when there is one."""
-    for op, arg in python_nodes(python_parse(pattern)):
-        if op in _BACKTRACKING:
-            construct = _BACKTRACKING[op]
-            if op.startswith('ASSERT') and arg[0] != 1:  # the direction: 1 ahead, -1 behind
-                construct = construct.replace('ahead', 'behind').replace('(?', '(?<')
-            return (f'uses {construct}, which only a backtracking engine has: jit matches ticket patterns with RE2, '
-                    'in time linear in the text, so write the pattern without it')  # fmt: skip
-        if op == 'AT' and getattr(arg, 'name', None) == 'AT_END_STRING':
-            return 'writes `\\Z`: in RE2 the end of the text is written `\\z`'
-    hint = ''
-    if 'repetition' in reason:
-        hint = ' (a count is at most 1000, and counts inside counts at most 1000 multiplied together)'
-    elif 'too large' in reason:
-        hint = ' (it needs more memory than a ticket pattern may have: write it shorter)'
-    return f'is not a valid regular expression: {reason[:200]}{hint}'
-
-
-def _open_count(pattern: str) -> str | None:
-    """The ``n`` of a ``{,n}`` outside a character class: Python would read a count where RE2 reads text."""
-    i, in_class = 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == '\\':
-            i += 2
-            continue
-        if in_class:
-            in_class = char != ']'
-        elif char == '[':
-            in_class = True
-            i += 1
-            i += pattern.startswith('^', i)
-            i += pattern.startswith(']', i)  # a `]` first in a class is itself
-            continue
-        elif char == '{':
-            found = _OPEN_COUNT.match(pattern, i)
-            if found:
-                return found.group(1)
-        i += 1
-    return None
-
-
-def python_parse(pattern: str) -> Any:
-    """Python's parse of ``pattern``, or None when Python does not read it (RE2 syntax, like ``\\pL``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # FutureWarning: "possible nested set", of a pattern RE2 reads anyway
-        try:
-            return _PY_PARSER.parse(pattern)
-        except Exception:  # re.error, or a RecursionError of a pattern nested hundreds deep: not Python's
-            return None
-
-
-def python_nodes(parsed: Any) -> Iterator[tuple[str, Any]]:
-    """Every node of a parse by :func:`python_parse` (none for None), as (its name, its argument)."""
-    stack = [parsed] if parsed is not None else []
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _PY_PARSER.SubPattern):
-            stack.extend(reversed(item.data))
-        elif isinstance(item, tuple) and len(item) == 2 and hasattr(item[0], 'name'):
-            yield item[0].name, item[1]
-            stack.extend(_children(item[1]))
-        elif isinstance(item, (list, tuple)):
-            stack.extend(reversed([x for x in item if isinstance(x, (list, tuple, _PY_PARSER.SubPattern))]))
-
-
-def _children(arg: Any) -> list[Any]:
-    """The sub-patterns inside one node's argument (a repeat's body, a group's pattern, a branch's choices)."""
-    if isinstance(arg, _PY_PARSER.SubPattern):
-        return [arg]
-    if isinstance(arg, (list, tuple)):
-        return [x for x in reversed(arg) if isinstance(x, (list, tuple, _PY_PARSER.SubPattern))]
-    return []

@@ -1,166 +1,52 @@
-"""The policy model and the decision: who may ask for what, and who must approve.
+"""The policy and the decision: who may ask for what, and who must approve.
 
 A ``Policy`` is what ``bot.core.policy_loader`` builds from the YAML files: frozen, with every
 group already expanded to the identifiers it contains (emails lower-cased, Slack user IDs,
 ``pipeline:NAME``). :func:`evaluate` is a pure function from (policy, who, what) to a
 :class:`Decision` that carries the rule and a reason in words; the Slack answer, the audit
 event and ``jit policy explain`` all print that same reason.
+
+The data model (``Policy``, ``Rule``, ``Resource``, ...) is written in :mod:`bot.core._policy_model` and
+a rule's ``ticket_pattern`` is compiled in :mod:`bot.core._ticket_pattern`; both are imported from here,
+which reads as the decision, top to bottom.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
-
-from bot.core.durations import MIN_DURATION, format_duration
+from bot.core._policy_model import Policy, Resource, Role, Rule, Source, Step, resolve_ref
+from bot.core._ticket_pattern import (
+    MAX_TICKET_LENGTH,
+    MAX_TICKET_PATTERN_LENGTH,
+    TicketPatternError,
+    compile_ticket_pattern,
+)
+from bot.core.durations import format_duration
 from bot.core.model import Principal
 
-#: A ticket is short: a word of the reason (or a ticket field) longer than this is never matched against a
-#: rule's ``ticket_pattern``, and an explicit ticket longer than this is refused.
-MAX_TICKET_LENGTH = 128
-#: The longest ``ticket_pattern`` a policy may hold (the loader refuses longer ones).
-MAX_TICKET_PATTERN_LENGTH = 200
-#: The memory RE2 may use for one compiled ticket pattern (its program and its matching caches). A ticket
-#: pattern needs a few kilobytes; one over this does not compile and is refused when the policy loads.
-_TICKET_PATTERN_MEMORY = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where something was written: the policy file, the 1-based line and column."""
-
-    file: str
-    line: int
-    column: int = 1
-
-    def __str__(self) -> str:
-        return f'{self.file}:{self.line}:{self.column}'
-
-
-@dataclass(frozen=True, slots=True)
-class Role:
-    """A role of a resource, with the parameters its provider needs (e.g. ``{grant: pg_read_all_data}``)."""
-
-    name: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """Something people get access to, through one provider."""
-
-    name: str
-    provider: str
-    roles: Mapping[str, Role]
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    description: str = ''
-    source: Source | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One stage of approval: ``approvals`` distinct people out of ``approvers`` (as written)."""
-
-    approvers: tuple[str, ...]
-    approvals: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One entry of ``requests``: the first rule that matches a request decides it."""
-
-    name: str
-    resources: frozenset[str] | None = None
-    roles: frozenset[str] | None = None
-    requesters: tuple[str, ...] | None = None
-    trigger: str | Mapping[str, Any] = 'slack'
-    steps: tuple[Step, ...] = ()
-    #: The longest a grant of this rule may last, extensions included (the policy's ``timeout`` key).
-    max_duration: int = 3600
-    default_duration: int = 3600
-    min_duration: int = MIN_DURATION
-    require_reason: bool = False
-    ticket_pattern: str | None = None
-    pending_timeout: int | None = None
-    notify: tuple[str, ...] = ()
-    auto_approve: bool = False
-    break_glass: bool = False
-    self_extend: int | None = None
-    revoke_on_idle: int | bool | None = None
-    require_deny_reason: bool = False
-    source: Source | None = None
-
-    @property
-    def approvals_needed(self) -> int:
-        return sum(step.approvals for step in self.steps)
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """The merged, validated policy. ``groups`` map a group name to the identifiers it contains."""
-
-    groups: Mapping[str, frozenset[str]]
-    admins: frozenset[str]
-    resources: Mapping[str, Resource]
-    rules: tuple[Rule, ...]
-    version: str = ''
-    files: tuple[str, ...] = ()
-    #: The git commit of the policy directory, when it is in git (set by whoever read the files).
-    commit: str | None = None
-    # Caches filled on first use (a policy never changes once built): resolved reference lists,
-    # the rules that can cover each resource, and what a principal may request.
-    _refs: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
-    _by_resource: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
-    _allowed: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
-
-    def resolve(self, refs: tuple[str, ...] | frozenset[str] | None) -> frozenset[str]:
-        """The identifiers that a list of policy references (emails, IDs, groups) stands for."""
-        key = tuple(refs or ())
-        hit = self._refs.get(key)
-        if hit is None:
-            out: set[str] = set()
-            for ref in key:
-                out |= resolve_ref(ref, self.groups)
-            hit = self._refs[key] = frozenset(out)
-        return hit
-
-    def rules_for(self, resource: str) -> tuple[Rule, ...]:
-        """The rules that can cover ``resource``, in policy order (an index built on first use)."""
-        if not self._by_resource and self.resources:
-            by: dict[str, list[Rule]] = {name: [] for name in self.resources}
-            for rule in self.rules:
-                for name in rule.resources if rule.resources is not None else self.resources:
-                    by.setdefault(name, []).append(rule)
-            self._by_resource.update({k: tuple(v) for k, v in by.items()})
-        return self._by_resource.get(resource, ())
-
-    def is_admin(self, who: Principal) -> bool:
-        return bool(who.ids() & self.admins)
-
-    def step_approvers(self, rule: Rule, step: int) -> frozenset[str]:
-        """Identifiers that may approve ``step`` of ``rule`` (the requester is excluded elsewhere)."""
-        if step >= len(rule.steps):
-            return frozenset()
-        return self.resolve(rule.steps[step].approvers)
-
-    def rule_named(self, name: str) -> Rule | None:
-        return next((r for r in self.rules if r.name == name), None)
-
-
-def resolve_ref(ref: str, groups: Mapping[str, frozenset[str]]) -> frozenset[str]:
-    """One reference to identifiers: ``group:NAME`` or a bare group name expands; an email lower-cases."""
-    if ref.startswith('group:'):
-        return groups.get(ref[len('group:') :], frozenset())
-    if ref in groups:
-        return groups[ref]
-    if '@' in ref:
-        return frozenset({ref.lower()})
-    return frozenset({ref})
+__all__ = [
+    'MAX_TICKET_LENGTH',
+    'MAX_TICKET_PATTERN_LENGTH',
+    'Decision',
+    'DecisionKind',
+    'Policy',
+    'Resource',
+    'Role',
+    'Rule',
+    'Source',
+    'Step',
+    'TicketPatternError',
+    'compile_ticket_pattern',
+    'evaluate',
+    'requestable',
+    'resolve_ref',
+    'rule_covers',
+    'trigger_matches',
+]
 
 
 class DecisionKind(StrEnum):
@@ -252,37 +138,6 @@ def _allowed_lines(policy: Policy, who: Principal, trigger: str, context: Mappin
     if context is None:
         policy._allowed[key] = lines
     return lines
-
-
-class TicketPatternError(ValueError):
-    """A ``ticket_pattern`` that RE2 does not compile; the message is RE2's reason, as text."""
-
-
-@functools.lru_cache(maxsize=256)
-def compile_ticket_pattern(pattern: str) -> Any:
-    """``pattern`` compiled by RE2, which matches in time linear in the text whatever the pattern.
-
-    A ticket pattern is policy text and the words it is matched against are the requester's: with a
-    backtracking engine (Python's ``re``), ``^([A-Z0-9]+-?)+$`` and 25 letters followed by ``!`` held the
-    interpreter for seconds, doubling with each letter. RE2 has no backtracking, so it has no look-around and
-    no backreferences: such a pattern does not compile, and the loader refuses it where it is written.
-    Compiling is bounded too (repeat counts at most 1,000, :data:`_TICKET_PATTERN_MEMORY`).
-
-    Raises:
-        TicketPatternError: RE2 cannot compile ``pattern``.
-    """
-    options = re2.Options()
-    options.log_errors = False  # RE2 would write every refusal to stderr, outside jit's logs
-    options.max_mem = _TICKET_PATTERN_MEMORY
-    try:
-        return re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
-        raise TicketPatternError(
-            reason.decode('utf-8', 'replace') if isinstance(reason, bytes) else str(reason)
-        ) from None
-    except UnicodeEncodeError:  # a lone surrogate (the loader refuses those before)
-        raise TicketPatternError('the pattern is not valid Unicode') from None
 
 
 def _fits(regex: Any, text: str) -> bool:

@@ -8,26 +8,33 @@ each pipeline event a rule names) and every identity either policy mentions, plu
 rules without requesters, it finds the rule that decides in each policy (the first that matches)
 and compares what that rule lets happen. Reordering keys or renaming a group without changing
 its members is therefore no change; adding one person to a group reads as one line per thing
-they may now request.
+they may now request. Who is decided by which rule, on what terms, is worked out in
+:mod:`bot.core._effective_access`; this module compares and words it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from bot.core._effective_access import (
+    ANYONE,
+    Channel,
+    Terms,
+    channels,
+    deciders,
+    people_named,
+    role_pairs,
+    terms_of,
+)
 from bot.core.durations import format_duration
-from bot.core.policy import Policy, Rule, trigger_matches
+from bot.core.policy import Policy
 
 #: Every kind of change, in the order changes about the same subject are listed.
 KINDS = (
     'resource', 'role', 'provider', 'settings', 'access', 'auto_approve', 'break_glass', 'self_approval',
     'approvers', 'quorum', 'duration', 'conditions', 'admins',
 )  # fmt: skip
-
-#: The identity that stands for someone no policy names: only rules without ``requesters`` cover it.
-ANYONE = '*'
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,50 +54,12 @@ class Change:
     subject: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Channel:
-    """A way a request arrives: Slack, any pipeline, or a pipeline event with the conditions a rule names."""
-
-    trigger: str
-    context: Mapping[str, Any] | None = None
-    via: str = ''
-
-    def admits(self, identity: str) -> bool:
-        """Slack users ask through Slack, pipelines through the API; "anyone" may use either."""
-        return identity == ANYONE or identity.startswith('pipeline:') == (self.trigger == 'pipeline')
-
-    @property
-    def anyone(self) -> str:
-        return 'any pipeline' if self.trigger == 'pipeline' else 'anyone in the workspace'
-
-
-@dataclass(frozen=True, slots=True)
-class _Terms:
-    """What the deciding rule means for one requester: everything a change of access is judged on."""
-
-    rule: str
-    approvers: frozenset[str]
-    approvals: int
-    max_duration: int
-    auto_approve: bool
-    break_glass: bool
-    self_approval: bool
-    require_reason: bool
-    ticket_pattern: str | None
-    self_extend: int | None
-
-    def comparable(self) -> tuple[Any, ...]:
-        """The terms without the rule's name: two rules granting the same thing are the same access."""
-        return (self.approvers, self.approvals, self.max_duration, self.auto_approve, self.break_glass,
-                self.self_approval, self.require_reason, self.ticket_pattern, self.self_extend)  # fmt: skip
-
-
 @dataclass
 class _Collector:
     """Facts about one (subject, channel), grouped so that people affected alike make one line."""
 
     subject: str
-    channel: _Channel
+    channel: Channel
     #: (kind, widens, text after the names) -> who.
     who: dict[tuple[str, bool, str], set[str]] = field(default_factory=dict)
     #: (kind, widens, text, rule) -> the requesters it applies to.
@@ -104,7 +73,7 @@ class _Collector:
     def add_who(self, kind: str, widens: bool, text: str, identity: str) -> None:
         self.who.setdefault((kind, widens, text), set()).add(identity)
 
-    def add_terms(self, kind: str, widens: bool, text: str, rule: str, identity: str) -> None:
+    def addterms_of(self, kind: str, widens: bool, text: str, rule: str, identity: str) -> None:
         self.terms.setdefault((kind, widens, f'{text} (rule {rule})', rule), set()).add(identity)
 
     def add_approvers(self, widens: bool, text: str, rule: str, approvers: frozenset[str], identity: str) -> None:
@@ -148,18 +117,18 @@ def diff_policies(old: Policy, new: Policy) -> list[Change]:
         The changes sorted by (widens first, subject, kind, message); empty when effective access is the same.
     """
     changes = [*_resource_changes(old, new), *_admin_changes(old, new)]
-    people = _people(old) | _people(new) | {ANYONE}
-    for resource, role in _pairs(old, new):
+    people = people_named(old) | people_named(new) | {ANYONE}
+    for resource, role in role_pairs(old, new):
         subject = f'{resource} {role}'
-        generic: dict[str, tuple[_Terms | None, _Terms | None]] = {}
-        for channel in _channels(old, new):
+        generic: dict[str, tuple[Terms | None, Terms | None]] = {}
+        for channel in channels(old, new):
             ids = {p for p in people if channel.admits(p)}
-            olds = _deciders(old, resource, role, channel, ids)
-            news = _deciders(new, resource, role, channel, ids)
+            olds = deciders(old, resource, role, channel, ids)
+            news = deciders(new, resource, role, channel, ids)
             collector = _Collector(subject, channel)
             for identity in sorted(ids):
                 before, after = olds.get(identity), news.get(identity)
-                pair = (_terms(old, before, identity), _terms(new, after, identity))
+                pair = (terms_of(old, before, identity), terms_of(new, after, identity))
                 if channel.context is None:
                     generic[identity] = pair
                 elif generic.get(identity) == pair:
@@ -169,7 +138,7 @@ def diff_policies(old: Policy, new: Policy) -> list[Change]:
     return sorted(changes, key=lambda c: (not c.widens, c.subject, KINDS.index(c.kind), c.message))
 
 
-def _compare(out: _Collector, identity: str, old: _Terms | None, new: _Terms | None) -> None:
+def _compare(out: _Collector, identity: str, old: Terms | None, new: Terms | None) -> None:
     """Record what changes for ``identity`` asking through ``out.channel``."""
     subject, via = out.subject, out.channel.via
     if old is None and new is None:
@@ -196,14 +165,14 @@ def _compare(out: _Collector, identity: str, old: _Terms | None, new: _Terms | N
             if approvers:
                 out.add_approvers(widens, f'{verb} {at}', rule, approvers, identity)
         if new.approvals != old.approvals:
-            out.add_terms('quorum', new.approvals < old.approvals, f'{at} needs {_approvals(new.approvals)} instead '
+            out.addterms_of('quorum', new.approvals < old.approvals, f'{at} needs {_approvals(new.approvals)} instead '
                           f'of {old.approvals}', rule, identity)  # fmt: skip
     if new.auto_approve != old.auto_approve:
         now = 'is now' if new.auto_approve else 'is no longer'
-        out.add_terms('auto_approve', new.auto_approve, f'{at} {now} approved automatically', rule, identity)
+        out.addterms_of('auto_approve', new.auto_approve, f'{at} {now} approved automatically', rule, identity)
     if new.break_glass != old.break_glass:
         now = 'now allows' if new.break_glass else 'no longer allows'
-        out.add_terms('break_glass', new.break_glass, f'{at} {now} break-glass self-approval', rule, identity)
+        out.addterms_of('break_glass', new.break_glass, f'{at} {now} break-glass self-approval', rule, identity)
     if new.self_approval != old.self_approval:
         text = (f'may both request and approve {at}, and one approval decides (rule {rule})' if new.self_approval
                 else f'may no longer both request and approve {at} (rule {rule})')  # fmt: skip
@@ -211,12 +180,12 @@ def _compare(out: _Collector, identity: str, old: _Terms | None, new: _Terms | N
     if new.max_duration != old.max_duration:
         longest = f'{format_duration(new.max_duration)} instead of {format_duration(old.max_duration)}'
         longer = new.max_duration > old.max_duration
-        out.add_terms('duration', longer, f'{at} may be granted for up to {longest}', rule, identity)
+        out.addterms_of('duration', longer, f'{at} may be granted for up to {longest}', rule, identity)
     for widens, text in _conditions(old, new):
-        out.add_terms('conditions', widens, f'{at} {text}', rule, identity)
+        out.addterms_of('conditions', widens, f'{at} {text}', rule, identity)
 
 
-def _conditions(old: _Terms, new: _Terms) -> Iterable[tuple[bool, str]]:
+def _conditions(old: Terms, new: Terms) -> Iterable[tuple[bool, str]]:
     """Changes to what a request must carry (reason, ticket) and to extending without approval."""
     if old.require_reason != new.require_reason:
         yield (False, 'now requires a reason') if new.require_reason else (True, 'no longer requires a reason')
@@ -265,78 +234,6 @@ def _admin_changes(old: Policy, new: Policy) -> Iterable[Change]:
                      'admins')  # fmt: skip
     if removed := old.admins - new.admins:
         yield Change('admins', False, f'{_join(removed)} are no longer admins', 'admins')
-
-
-def _pairs(old: Policy, new: Policy) -> list[tuple[str, str]]:
-    """Every (resource, role) of either policy, sorted."""
-    return sorted({(res.name, role) for p in (old, new) for res in p.resources.values() for role in res.roles})
-
-
-def _people(policy: Policy) -> set[str]:
-    """Every identity a policy names: group members, admins, requesters and approvers."""
-    out: set[str] = set(policy.admins)
-    for members in policy.groups.values():
-        out |= members
-    for rule in policy.rules:
-        out |= policy.resolve(rule.requesters)
-        for step in rule.steps:
-            out |= policy.resolve(step.approvers)
-    return out
-
-
-def _channels(old: Policy, new: Policy) -> list[_Channel]:
-    """Slack, any pipeline, then each pipeline event (with its conditions) that a rule of either policy names."""
-    events: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-    for rule in (*old.rules, *new.rules):
-        if isinstance(rule.trigger, Mapping):
-            context = {('event' if k == 'pipeline' else str(k)): v for k, v in rule.trigger.items()}
-            events.setdefault(tuple(sorted((k, str(v)) for k, v in context.items())), context)
-    out = [_Channel('slack'), _Channel('pipeline', None, ' from a pipeline')]
-    for key in sorted(events):
-        context = events[key]
-        conditions = ', '.join(f'{k}={v}' for k, v in key if k != 'event')
-        via = f' from pipeline event {context["event"]}' + (f' ({conditions})' if conditions else '')
-        out.append(_Channel('pipeline', context, via))
-    return out
-
-
-def _deciders(policy: Policy, resource: str, role: str, channel: _Channel, ids: set[str]) -> dict[str, Rule]:
-    """For each identity that may ask for ``role`` on ``resource`` through ``channel``, the rule that decides."""
-    res = policy.resources.get(resource)
-    if res is None or role not in res.roles:
-        return {}
-    out: dict[str, Rule] = {}
-    left = set(ids)
-    for rule in policy.rules_for(resource):
-        if not left:
-            break
-        if rule.roles is not None and role not in rule.roles:
-            continue
-        if not trigger_matches(rule.trigger, channel.trigger, channel.context):
-            continue
-        hit = set(left) if rule.requesters is None else left & policy.resolve(rule.requesters)
-        out.update(dict.fromkeys(hit, rule))
-        left -= hit
-    return out
-
-
-def _terms(policy: Policy, rule: Rule | None, identity: str) -> _Terms | None:
-    if rule is None:
-        return None
-    approvers: frozenset[str] = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps))))
-    single = not rule.auto_approve and not rule.break_glass and len(rule.steps) == 1 and rule.steps[0].approvals == 1
-    return _Terms(
-        rule=rule.name,
-        approvers=approvers,
-        approvals=rule.approvals_needed,
-        max_duration=rule.max_duration,
-        auto_approve=rule.auto_approve,
-        break_glass=rule.break_glass,
-        self_approval=single and identity in policy.step_approvers(rule, 0),
-        require_reason=rule.require_reason,
-        ticket_pattern=rule.ticket_pattern,
-        self_extend=rule.self_extend,
-    )
 
 
 def _approvals(count: int) -> str:

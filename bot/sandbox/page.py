@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.sandbox._blocks import iter_buttons, iter_inputs
 from bot.sandbox._models import JSON, Message, View
-from bot.sandbox.workspace import SEED_USERS
+from bot.sandbox._seed import SEED_USERS
 
 if TYPE_CHECKING:
     from bot.sandbox.local_slack import LocalSlack

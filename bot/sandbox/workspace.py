@@ -2,7 +2,7 @@
 
 Part of `bot/sandbox/` (the local Slack); pure state, no I/O and no aiohttp. The Web API server writes it
 from its event loop while tests read it from their own thread, so every access goes through one lock and
-every query returns a copy. `seed_workspace()` builds the demo workspace from the tables at the top.
+every query returns a copy. `seed_workspace()` builds the demo workspace from the tables of `bot.sandbox._seed`.
 """
 
 from __future__ import annotations
@@ -12,37 +12,12 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
 
 from bot.sandbox._models import JSON, Channel, Message, SlackError, User, View
+from bot.sandbox._seed import FLAGS, SEED_BOT, SEED_CHANNELS, SEED_OTHER_TEAMS, SEED_TEAM, SEED_USERS
 from bot.sandbox._waiting import Waitable
 
 __all__ = ["Channel", "Message", "SlackError", "User", "View", "Workspace", "seed_workspace"]
-
-#: The demo team: (team_id, domain, name). The bot belongs to it.
-SEED_TEAM: Final = ("T0JIT", "jit-sandbox", "jit sandbox")
-#: Other teams seen in the demo, team_id -> domain (for payloads sent on behalf of their users).
-SEED_OTHER_TEAMS: Final = {"T0OTHER": "other-corp"}
-#: The bot: (bot user id, bot id, app id).
-SEED_BOT: Final = ("U0JITBOT", "B0JIT", "A0JIT")
-
-#: One row a user: id, name, real name, email, team, flags, and the part the user plays in the demo.
-SEED_USERS: Final = (
-    ("U0ALEX", "alex", "Alex Rivera", "alex@example.com", "T0JIT", "", "requester (devops)"),
-    ("U0DANA", "dana", "Dana Kim", "dana@example.com", "T0JIT", "", "requester (devops)"),
-    ("U0SAM", "sam", "Sam Lead", "sam@example.com", "T0JIT", "", "approver (leads)"),
-    ("U0SEC", "sec", "Sec Officer", "sec@example.com", "T0JIT", "", "approver and admin (security)"),
-    ("U0EVE", "eve", "Eve Outsider", "eve@example.com", "T0JIT", "", "nobody special"),
-    ("U0GONE", "gone", "Gone Person", "gone@example.com", "T0JIT", "deleted", "edge: deactivated account"),
-    ("U0BOT", "somebot", "Some Bot", "", "T0JIT", "bot", "edge: another app's bot user"),
-    ("U0GUEST", "guest", "Guest Contractor", "guest@example.com", "T0JIT", "restricted", "edge: guest"),
-    ("U0OTHER", "other", "Other Team", "other@example.com", "T0OTHER", "", "edge: user of another team"),
-    ("U0JITBOT", "jit", "jit", "", "T0JIT", "bot", "the jit app's own bot user"),
-)
-#: One row a channel: id, name.
-SEED_CHANNELS: Final = (("C0AUDIT", "jit-audit"), ("C0ACCESS", "prod-access"))
-
-_FLAGS: Final = {"deleted": "deleted", "bot": "is_bot", "restricted": "is_restricted", "ultra": "is_ultra_restricted"}
 
 
 class Workspace(Waitable):
@@ -307,7 +282,7 @@ def seed_workspace() -> Workspace:
     workspace = Workspace()
     workspace.teams.update(SEED_OTHER_TEAMS)
     for user_id, name, real_name, email, team_id, flags, _role in SEED_USERS:
-        options = {_FLAGS[flag]: True for flag in flags.split(",") if flag}
+        options = {FLAGS[flag]: True for flag in flags.split(",") if flag}
         workspace.add_user(User(user_id, name, real_name, email, team_id, **options))
     for channel_id, channel_name in SEED_CHANNELS:
         workspace.add_channel(Channel(channel_id, channel_name))
