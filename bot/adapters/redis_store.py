@@ -30,7 +30,7 @@ Keys (all under a prefix, ``jit:`` by default):
 Kept by others under the same prefix: ``claim:revoke:<id>`` (:mod:`workers.revoker`), ``replay:*``
 (:mod:`bot.adapters.replay_guard`), ``audit:sink:<key>`` and ``audit:trimmed`` (:mod:`workers.audit_pump`).
 
-The module is the one place that knows every key above, so it runs a little over 300 lines: the key table,
+The module is the one place that knows every key above, so it runs to about 400 lines: the key table,
 the reads and the index rules a step writes (:meth:`RedisStore._index`) are read together.
 
 A transition reads the request and the audit head, applies the pure step from
