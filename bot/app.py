@@ -41,15 +41,17 @@ from typing import Any
 import redis
 import structlog
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import version
+from bot.adapters.metrics import CountedAsyncWebClient
 from bot.adapters.replay_guard import ReplayGuard
 from bot.api.server import create_api_app
 from bot.deps import Deps
@@ -69,14 +71,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def create_bolt_app(deps: Deps) -> AsyncApp:
     """The unmodified Bolt AsyncApp with jit's listeners; ``deps`` reaches them through ``context``."""
-    client = AsyncWebClient(token=deps.settings.slack_bot_token, base_url=deps.settings.slack_api_url, timeout=10,
-                            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)])  # fmt: skip
+    retry: list[AsyncRetryHandler] = [AsyncRateLimitErrorRetryHandler(max_retry_count=2)]
+    client = CountedAsyncWebClient(token=deps.settings.slack_bot_token, base_url=deps.settings.slack_api_url,
+                                   timeout=10, retry_handlers=retry)  # fmt: skip
     app = AsyncApp(client=client, signing_secret=deps.settings.slack_signing_secret, logger=None,
                    ssl_check_enabled=False)  # fmt: skip
 
     @app.middleware
     async def inject_deps(context: Any, next: Callable[[], Awaitable[None]]) -> None:
         context['deps'] = deps
+        # Bolt hands each request a fresh plain client (so that a listener changing its token changes no other
+        # request's); jit's bot token never changes, so the listeners get the app's own, which counts its calls.
+        context['client'] = client
         await next()
 
     register_listeners(app)
@@ -203,6 +209,11 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
         body = {'ok': not problems, 'version': version(), 'policy_version': policy.version, 'problems': problems}
         return web.json_response(body, status=200 if not problems else 503)
 
+    async def metrics(_request: web.Request) -> web.StreamResponse:
+        # This process's counters (the Slack side: requests, decisions, Slack calls, policy loads); the worker
+        # serves the grants, revokes and gauges on its own port.
+        return web.Response(body=generate_latest(), headers={'Content-Type': CONTENT_TYPE_LATEST})
+
     async def watch_policy(_app: web.Application) -> AsyncIterator[None]:
         # The policy source checks the files when asked; asking every few seconds makes a change
         # (and its audit event) visible even when nobody uses jit at that moment.
@@ -221,4 +232,5 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
     web_app.add_subapp('/api/v1', create_api_app(deps))
     web_app.router.add_get('/healthz', healthz)
     web_app.router.add_get('/readyz', readyz)
+    web_app.router.add_get('/metrics', metrics)
     return web_app

@@ -115,19 +115,31 @@ def serve(settings: Settings) -> int:
 
 
 def work(settings: Settings) -> int:
+    from bot.adapters.metrics_dir import drop_worker_dir, use_worker_dir
+
+    metrics_dir = use_worker_dir()  # before anything imports prometheus-client: this process and its children
+    try:
+        return _work(settings)
+    finally:
+        drop_worker_dir(metrics_dir)
+
+
+def _work(settings: Settings) -> int:
     import structlog
 
     from bot.adapters.redis_health import wait_for_redis
     from bot.adapters.rq_queue import ACCESS_QUEUE
     from bot.logging import configure_logging
     from workers.audit_pump import build_audit_pump
-    from workers.runtime import build_revoker, build_sweeper, build_worker_deps, install
+    from workers.runtime import build_revoker, build_sweeper, build_worker_deps, install, serve_metrics
     from workers.supervise import AccessProcess, NotifyProcess, work_forever
 
     configure_logging(json=_json(settings), level=settings.log_level)
     structlog.get_logger('bot.cli').info('jit.starting', process='worker', version=version())
     deps = build_worker_deps(settings)
     install(deps)
+    if settings.metrics_port:
+        serve_metrics(deps, settings.metrics_port)
     wait_for_redis(deps.base.redis, deps.base.settings.redis_url)  # unreachable at start: one line, then wait
     # A policy load never holds the job loop: SIGHUP only asks, the watcher thread starts the load.
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.request_reload())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import redis
 
+from bot.adapters.metrics import PolicyLoadsCounted, PrometheusMeter
 from bot.adapters.policy_source import PolicySource
 from bot.adapters.redis_health import wait_for_redis
 from bot.adapters.redis_store import RedisStore
@@ -98,15 +99,16 @@ def build_deps(
     store = RedisStore(conn, clock=clock, prefix=settings.redis_prefix)
     queue = RQJobQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5))
     policy = PolicySource(settings.policy_dir, providers=providers, initial=initial_policy)
+    policy.observer = PolicyLoadsCounted(RecordPolicyChange(store=store) if record_policy else None)
     if record_policy:
-        policy.observer = RecordPolicyChange(store=store)
         _announce_when_reachable(policy, conn, settings.redis_url)
+    meter = PrometheusMeter()
     return Deps(
         settings=settings, redis=conn, store=store, queue=queue, policy=policy, clock=clock,
         submit=SubmitRequest(store=store, queue=queue, policy=policy, clock=clock,
-                             per_hour=settings.requests_per_hour, max_open=settings.max_open_requests),
-        approve=ApproveRequest(store=store, queue=queue, policy=policy, clock=clock),
-        deny=DenyRequest(store=store, queue=queue, policy=policy), directory=SlackDirectory(),
+                             per_hour=settings.requests_per_hour, max_open=settings.max_open_requests, meter=meter),
+        approve=ApproveRequest(store=store, queue=queue, policy=policy, clock=clock, meter=meter),
+        deny=DenyRequest(store=store, queue=queue, policy=policy, meter=meter), directory=SlackDirectory(),
         end=EndAccess(store=store, queue=queue, policy=policy, clock=clock),
         extend=ExtendGrant(store=store, queue=queue, policy=policy, clock=clock, new_id=new_request_id,
                            per_hour=settings.requests_per_hour, max_open=settings.max_open_requests),

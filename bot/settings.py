@@ -36,6 +36,9 @@ class Settings:
     #: Channel ID that mirrors every audit event; empty: no mirror (the record is in Redis).
     audit_channel: str | None = None
     port: int = 3000
+    #: Where ``jit worker`` serves ``/metrics`` (``JIT_METRICS_PORT``); unset: not served. ``jit serve`` serves
+    #: it on ``PORT`` beside the health checks.
+    metrics_port: int | None = None
     data_dir: str = '.jit'
     #: How often the sweeper looks for grants past their expiry. Revokes are at most this late
     #: when the scheduled job was lost; 2 s keeps "at most 5 s late" with room to spare.
@@ -133,6 +136,9 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     if not redis_url.startswith(('redis://', 'rediss://', 'unix://')):
         problems.append(f'REDIS_URL={redis_url!r} must start with redis://, rediss:// or unix://')
     port = _number(environ, 'PORT', 3000, problems, low=0)
+    metrics_port = (environ.get('JIT_METRICS_PORT') or '').strip() or None
+    if metrics_port is not None and not (metrics_port.isdigit() and 0 < int(metrics_port) < 65536):
+        problems.append(f'JIT_METRICS_PORT={metrics_port[:40]!r} must be a port number (1 to 65535)')
     sweep = _number(environ, 'JIT_SWEEP_INTERVAL', 2.0, problems, low=0.1)
     reminder = _number(environ, 'JIT_REMINDER_AFTER', 900.0, problems, low=0)
     reconcile = _number(environ, 'JIT_RECONCILE_INTERVAL', 300.0, problems, low=1)
@@ -161,6 +167,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         slack_bot_token=token, slack_signing_secret=secret, slack_app_token=app_token, slack_api_url=api_url,
         redis_url=redis_url, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
         audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=int(port),
+        metrics_port=int(metrics_port) if metrics_port else None,
         data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
         reconcile_interval=reconcile, idle_interval=idle, worker_processes=int(processes),
         requests_per_hour=int(per_hour),

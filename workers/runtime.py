@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.adapters.metrics import CountedWebClient, PrometheusMeter
 from bot.adapters.slack_notifier import SlackNotifier
 from bot.blocks.messages import details_text
 from bot.core.model import AccessRequest
@@ -53,7 +53,7 @@ def build_worker_deps(
     # The ssh provider signs for the key the requester registered with /jit ssh-key.
     providers = registry or ProviderRegistry(options={'ssh': {
         'public_key_for': lambda request: base.store.ssh_key(request.requester.slack_id or '')}})  # fmt: skip
-    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=15,
+    client = CountedWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=15,
                        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
                                        RateLimitErrorRetryHandler(max_retry_count=3)])  # fmt: skip
     notifier = SlackNotifier(client=client, store=base.store, policy=base.policy, audit_channel=settings.audit_channel)
@@ -70,10 +70,11 @@ def build_worker_deps(
         else:
             log.warning('details.withheld', request_id=request.id, why='the pipeline sent no public_key')
 
+    meter = PrometheusMeter()
     grant = GrantAccess(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
-                        provider=providers, on_details=send_details)  # fmt: skip
+                        provider=providers, on_details=send_details, meter=meter)  # fmt: skip
     revoke = RevokeAccess(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
-                          provider=providers)  # fmt: skip
+                          provider=providers, meter=meter)  # fmt: skip
     return WorkerDeps(base=base, grant=grant, revoke=revoke, notifier=notifier, providers=providers)
 
 
@@ -110,3 +111,17 @@ def current() -> WorkerDeps:
     if _current is None:
         _current = build_worker_deps(load_settings(os.environ))
     return _current
+
+
+def serve_metrics(deps: WorkerDeps, port: int) -> None:
+    """``/metrics`` of this worker on ``port`` (``JIT_METRICS_PORT``): its processes' counters and the gauges read
+    from Redis. A port that cannot be had is logged, and the worker goes on: revokes matter more than metrics."""
+    from bot.adapters.metrics import StoreGauges, serve_worker_metrics
+
+    base = deps.base
+    queues = {'access': base.queue.access, 'notify': base.queue.notify}
+    gauges = StoreGauges(base.redis, prefix=base.settings.redis_prefix, queues=queues)
+    try:
+        serve_worker_metrics(port, gauges)
+    except OSError as exc:
+        log.error('metrics.port_unavailable', port=port, error=f'{type(exc).__name__}: {exc}'[:200])

@@ -240,3 +240,45 @@ class Directory(Protocol):
     """Who a Slack user is: ``users.info`` behind a short cache."""
 
     def principal(self, slack_id: str) -> Principal: ...
+
+
+class Meter(Protocol):
+    """What the use cases report for metrics (``bot.adapters.metrics``): counts and times, never who or which request.
+
+    Every label is from a bounded set: a surface, an outcome, a rule or provider name from the policy.
+    """
+
+    def filed(self, surface: str, outcome: str) -> None:
+        """A request asked for on ``surface`` (``slack``, ``api``): its status, or why it was refused."""
+        ...
+
+    def decided(self, rule: str, outcome: str) -> None:
+        """An approver's click: ``approved``, ``pending`` (a step approved, more to come), ``denied``, ``refused``."""
+        ...
+
+    def granted(self, provider: str, outcome: str, seconds: float | None = None) -> None:
+        """A grant attempt's outcome; ``seconds`` from the last approval to active, when it became active."""
+        ...
+
+    def revoked(self, provider: str, outcome: str, lateness: float | None = None) -> None:
+        """A revoke attempt's outcome; ``lateness`` past the grant's end, when the access ended."""
+        ...
+
+
+class _NoMeter:
+    """Reports nothing: what a use case measures with when none is given (tests, tools)."""
+
+    def filed(self, surface: str, outcome: str) -> None:
+        return None
+
+    def decided(self, rule: str, outcome: str) -> None:
+        return None
+
+    def granted(self, provider: str, outcome: str, seconds: float | None = None) -> None:
+        return None
+
+    def revoked(self, provider: str, outcome: str, lateness: float | None = None) -> None:
+        return None
+
+
+NO_METER: Meter = _NoMeter()

@@ -13,7 +13,11 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition
 from bot.core.model import AccessRequest, AuditEvent, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
-from bot.core.ports import Clock, JobQueue, Requests
+from bot.core.ports import NO_METER, Clock, JobQueue, Meter, Requests
+from bot.usecases._metering import refusals_counted
+
+#: The rule label of a refused click: the request may not exist, and a refusal is counted whatever it is about.
+UNKNOWN_RULE = '-'
 
 
 def _rule(policy: Policy, request: AccessRequest) -> Rule:
@@ -27,8 +31,9 @@ def _rule(policy: Policy, request: AccessRequest) -> Rule:
 class ApproveRequest:
     """One approval; when it completes the rule's quorum, the grant job is queued."""
 
-    def __init__(self, *, store: Requests, queue: JobQueue, policy: Callable[[], Policy], clock: Clock) -> None:
-        self.store, self.queue, self.policy, self.clock = store, queue, policy, clock
+    def __init__(self, *, store: Requests, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
+                 meter: Meter = NO_METER) -> None:  # fmt: skip
+        self.store, self.queue, self.policy, self.clock, self.meter = store, queue, policy, clock, meter
 
     def execute(self, request_id: str, approver: Principal) -> AccessRequest:
         """Record ``approver``'s approval.
@@ -42,8 +47,11 @@ class ApproveRequest:
             return transitions.approve(request, approver, policy=policy, rule=_rule(policy, request),
                                        now=self.clock.now())  # fmt: skip
 
-        request, _ = self.store.transition(request_id, step)
-        if request.status is RequestStatus.APPROVED:
+        with refusals_counted(lambda outcome: self.meter.decided(UNKNOWN_RULE, outcome)):
+            request, _ = self.store.transition(request_id, step)
+        approved = request.status is RequestStatus.APPROVED
+        self.meter.decided(request.rule, 'approved' if approved else 'pending')
+        if approved:
             self.queue.enqueue_grant(request.id)
         return request
 
@@ -51,8 +59,9 @@ class ApproveRequest:
 class DenyRequest:
     """An approver says no, with a reason (optional unless the rule requires one)."""
 
-    def __init__(self, *, store: Requests, queue: JobQueue, policy: Callable[[], Policy]) -> None:
-        self.store, self.queue, self.policy = store, queue, policy
+    def __init__(self, *, store: Requests, queue: JobQueue, policy: Callable[[], Policy],
+                 meter: Meter = NO_METER) -> None:  # fmt: skip
+        self.store, self.queue, self.policy, self.meter = store, queue, policy, meter
 
     def execute(self, request_id: str, approver: Principal, reason: str = '') -> AccessRequest:
         policy = self.policy()
@@ -60,7 +69,9 @@ class DenyRequest:
         def step(request: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             return transitions.deny(request, approver, policy=policy, rule=_rule(policy, request), reason=reason)
 
-        request, _ = self.store.transition(request_id, step)
+        with refusals_counted(lambda outcome: self.meter.decided(UNKNOWN_RULE, outcome)):
+            request, _ = self.store.transition(request_id, step)
+        self.meter.decided(request.rule, 'denied')
         return request
 
     def check(self, request_id: str, approver: Principal) -> AccessRequest:

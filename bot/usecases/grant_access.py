@@ -21,7 +21,7 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, PolicyDenied, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import DecisionKind, Policy, evaluate
-from bot.core.ports import Clock, Extends, GrantIndex, JobQueue, Leases, Provider, Requests
+from bot.core.ports import NO_METER, Clock, Extends, GrantIndex, JobQueue, Leases, Meter, Provider, Requests
 from bot.usecases.lease import access_turn, backoff, held_lease
 from bot.usecases.outcomes import ExpiryOutcome, GrantOutcome
 from bot.usecases.target import Target, recorded_target
@@ -52,8 +52,9 @@ class GrantAccess:
     def __init__(
         self, *, store: GrantStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
         provider: Callable[[str], Provider], on_details: Callable[[AccessRequest, dict[str, Any]], None],
+        meter: Meter = NO_METER,
     ) -> None:  # fmt: skip
-        self.store = store
+        self.store, self.meter = store, meter
         self.queue, self.policy, self.clock, self.provider = queue, policy, clock, provider
         self.on_details = on_details
 
@@ -106,6 +107,17 @@ class GrantAccess:
             log.info('grant.skipped', request_id=request_id, status=str(request.status) if request else 'missing')
             return GrantOutcome.SKIPPED
         policy = self.policy()
+        resource = policy.resources.get(request.resource)
+        outcome = self._attempt(policy, request)
+        provider = (request.granted_with or {}).get('provider') or (resource.provider if resource else '-')
+        seconds = None
+        if outcome is GrantOutcome.GRANTED:  # from the approval that completed it to active (just now)
+            seconds = self.clock.now() - max([request.created_at] + [a.at for a in request.approvals])
+        self.meter.granted(str(provider), outcome, seconds)
+        return outcome
+
+    def _attempt(self, policy: Policy, request: AccessRequest) -> GrantOutcome:
+        request_id = request.id
         refusal = self._recheck(policy, request)
         if refusal:
             return self._fail(request_id, refusal)

@@ -18,7 +18,18 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, ProviderError
 from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, AuditName, RequestStatus
 from bot.core.policy import Policy
-from bot.core.ports import AuditLog, Clock, GrantIndex, JobQueue, Leases, Provider, Requests, shares_grants
+from bot.core.ports import (
+    NO_METER,
+    AuditLog,
+    Clock,
+    GrantIndex,
+    JobQueue,
+    Leases,
+    Meter,
+    Provider,
+    Requests,
+    shares_grants,
+)
 from bot.usecases.grant_access import GRANT_LEASE
 from bot.usecases.lease import access_turn, backoff, held_lease
 from bot.usecases.outcomes import RevokeOutcome
@@ -50,10 +61,10 @@ class RevokeAccess:
 
     def __init__(
         self, *, store: RevokeStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
-        provider: Callable[[str], Provider], sleep: Callable[[float], None] = time.sleep,
+        provider: Callable[[str], Provider], sleep: Callable[[float], None] = time.sleep, meter: Meter = NO_METER,
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.provider = store, queue, policy, clock, provider
-        self.sleep = sleep
+        self.sleep, self.meter = sleep, meter
 
     def execute(self, request_id: str, *, early_ok: bool = False) -> RevokeOutcome:
         """Revoke ``request_id`` if its time has come. Returns what happened, for the log."""
@@ -89,6 +100,7 @@ class RevokeAccess:
         if request.extends and request.status is S.ACTIVE:
             # An extension holds nothing at the provider: revoking the grant it extends ends the access.
             self._transition(request_id, lambda r: transitions.revoke(r, now=self.clock.now(), why='extension ended'))
+            self.meter.revoked(self._provider_label(request), RevokeOutcome.REVOKED, self.clock.now() - (due or now))
             return RevokeOutcome.REVOKED
         # What the grant was made with, not what the policy says now (see bot.usecases.target).
         try:
@@ -124,6 +136,7 @@ class RevokeAccess:
                         r, error='the grant did not finish in time; revoked to be safe', now=self.clock.now()
                     ),
                 )
+            self.meter.revoked(target.provider, RevokeOutcome.CLEANED_UP)
             return RevokeOutcome.CLEANED_UP
         end = request.ending or {}  # as read above: the first end asked for stays, and no end is unasked
         actor, why = str(end.get('actor', 'jit')), str(end.get('why', 'expired'))
@@ -132,7 +145,9 @@ class RevokeAccess:
         for extension in request.extensions:
             # Applied extensions hold nothing of their own: they end with the grant, not at its former end.
             self.store.mark_end(extension, at=self.clock.now(), actor=str(actor), why=f'{request_id} ended')
-        log.info('grant.revoked', request_id=request_id, lateness=round(self.clock.now() - (due or now), 3))
+        lateness = self.clock.now() - (due or now)
+        log.info('grant.revoked', request_id=request_id, lateness=round(lateness, 3))
+        self.meter.revoked(target.provider, RevokeOutcome.REVOKED, lateness)
         return RevokeOutcome.REVOKED
 
     def _transition(self, request_id: str, step: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> None:
@@ -141,7 +156,14 @@ class RevokeAccess:
         except InvalidTransition:
             return
 
+    def _provider_label(self, request: AccessRequest) -> str:
+        """The provider a grant was made with, for metrics (the policy's, for one that recorded none)."""
+        recorded = (request.granted_with or {}).get('provider')
+        resource = self.policy().resources.get(request.resource)
+        return str(recorded or (resource.provider if resource else '-'))
+
     def _failed(self, request: AccessRequest, error: str) -> RevokeOutcome:
+        self.meter.revoked(self._provider_label(request), RevokeOutcome.FAILED_WILL_RETRY)
         failures = self.store.note_revoke_failure(request.id)
         delay = backoff(failures, cap=REVOKE_BACKOFF_CAP)
         self.store.postpone_revoke(request.id, self.clock.now() + delay)

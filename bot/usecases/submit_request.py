@@ -15,7 +15,8 @@ from bot.core import transitions
 from bot.core.errors import PolicyDenied
 from bot.core.model import AccessRequest, AuditEvent, AuditName, Principal, RequestStatus
 from bot.core.policy import Decision, DecisionKind, Policy, evaluate
-from bot.core.ports import AuditLog, Clock, JobQueue, Leases, Limits, Requests
+from bot.core.ports import NO_METER, AuditLog, Clock, JobQueue, Leases, Limits, Meter, Requests
+from bot.usecases._metering import refusals_counted
 from bot.usecases.limits import RequestLimits
 
 
@@ -37,9 +38,10 @@ class SubmitRequest:
 
     def __init__(
         self, *, store: SubmitStore, queue: JobQueue, policy: Callable[[], Policy], clock: Clock,
-        new_id: Callable[[], str] = new_request_id, per_hour: int = 0, max_open: int = 0,
+        new_id: Callable[[], str] = new_request_id, per_hour: int = 0, max_open: int = 0, meter: Meter = NO_METER,
     ) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.new_id = store, queue, policy, clock, new_id
+        self.meter = meter
         self.limits = RequestLimits(store=store, per_hour=per_hour, max_open=max_open)
 
     def execute(
@@ -57,18 +59,21 @@ class SubmitRequest:
             TooManyRequests: over the hourly limit or the cap on waiting requests (checked after the
                 policy, so a refused request costs nothing).
         """
-        policy = self.policy()
-        now = self.clock.now()
-        decision = evaluate(policy, requester, resource, role, duration, reason=reason, ticket=ticket,
-                            trigger=trigger, context=context)  # fmt: skip
-        if decision.kind is DecisionKind.DENIED or decision.rule is None:
-            raise PolicyDenied(f'Not filed: {decision.reason}.', decision)
-        assert decision.role is not None and decision.duration is not None
-        with self.limits.filing(requester, now):
-            request = self._file(policy, decision, now, requester=requester, resource=resource, reason=reason,
-                                 trigger=trigger, context=context, recipient_key=recipient_key)  # fmt: skip
-        if decision.kind in (DecisionKind.AUTO_APPROVED, DecisionKind.BREAK_GLASS):
-            request = self._approve_at_once(request, decision, requester, reason)
+        surface = 'api' if trigger == 'pipeline' else 'slack'
+        with refusals_counted(lambda outcome: self.meter.filed(surface, outcome)):
+            policy = self.policy()
+            now = self.clock.now()
+            decision = evaluate(policy, requester, resource, role, duration, reason=reason, ticket=ticket,
+                                trigger=trigger, context=context)  # fmt: skip
+            if decision.kind is DecisionKind.DENIED or decision.rule is None:
+                raise PolicyDenied(f'Not filed: {decision.reason}.', decision)
+            assert decision.role is not None and decision.duration is not None
+            with self.limits.filing(requester, now):
+                request = self._file(policy, decision, now, requester=requester, resource=resource, reason=reason,
+                                     trigger=trigger, context=context, recipient_key=recipient_key)  # fmt: skip
+            if decision.kind in (DecisionKind.AUTO_APPROVED, DecisionKind.BREAK_GLASS):
+                request = self._approve_at_once(request, decision, requester, reason)
+        self.meter.filed(surface, str(request.status))
         return request
 
     def _file(
