@@ -1,5 +1,6 @@
 """The Bolt app and the aiohttp server around it: ``/slack/events``, ``/healthz``, ``/readyz``, and the
-pipeline API under ``/api/v1`` (:mod:`bot.api.server`).
+pipeline API under ``/api/v1`` (:mod:`bot.api.server`). Each request is logged once (``http.request``) and
+its answer carries an ``X-Request-ID`` (:mod:`bot.access_log`).
 
 Bolt verifies signatures, but only after it has parsed the body and built its context from it, and it
 answers 500 to much of what Slack never sends (a non-numeric timestamp, a JSON array, a ``team`` that is
@@ -51,6 +52,7 @@ from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 
 from bot import version
+from bot.access_log import access_log, send_request_id
 from bot.adapters.metrics import CountedAsyncWebClient
 from bot.adapters.replay_guard import ReplayGuard
 from bot.api.server import create_api_app
@@ -176,7 +178,9 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
     bolt = bolt or create_bolt_app(deps)
     secret = deps.settings.slack_signing_secret
     replay = ReplayGuard(deps.redis, prefix=deps.settings.redis_prefix)
-    web_app = web.Application(middlewares=[slack_guard], client_max_size=MAX_BODY)
+    # access_log first: it sees every answer, the guards' refusals included (bot.access_log).
+    web_app = web.Application(middlewares=[access_log, slack_guard], client_max_size=MAX_BODY)
+    web_app.on_response_prepare.append(send_request_id)
     socket = None
     if deps.settings.slack_app_token:
         from bot.socket_mode import add_socket_mode

@@ -78,6 +78,6 @@ def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log says every request twice over; Bolt logs what matters.
+    # aiohttp's access log would repeat jit's own (bot.access_log), which never logs a header or a query string.
     logging.getLogger('aiohttp.access').setLevel(logging.WARNING)
     logging.getLogger('aiohttp.server').addFilter(ClientMistakes())

@@ -51,7 +51,12 @@ class GuardedSocketModeHandler(AsyncSocketModeHandler):
     replay: ReplayGuard | None = None
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
-        """Check, dispatch to Bolt, ack with Bolt's answer; refuse or fail with an empty ack and a log line."""
+        """Check, dispatch to Bolt, ack with Bolt's answer; refuse or fail with an empty ack and a log line.
+
+        Every log line of the envelope carries its ``slack_envelope_id``, as an HTTP request's carry its
+        ``http_request_id`` (slack_sdk runs each envelope in a task of its own, so the binding ends with it).
+        """
+        structlog.contextvars.bind_contextvars(slack_envelope_id=str(req.envelope_id)[:64])
         start = asyncio.get_running_loop().time()
         try:
             check_socket_payload(req.type, req.payload)

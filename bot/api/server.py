@@ -53,7 +53,7 @@ _BEARER = re.compile(r'Bearer ([A-Za-z0-9._~+/-]{1,200}=*)')
 _REQUEST_ID = re.compile(r'r-[a-z0-9]{8}')
 _CONTEXT_KEY = re.compile(r'[A-Za-z0-9_.-]{1,64}')
 _FIELDS = frozenset({'resource', 'role', 'duration', 'reason', 'ticket', 'context', 'public_key'})
-PRINCIPAL = 'jit.principal'
+PRINCIPAL = web.RequestKey('jit.principal', Principal)  # a str key warns (NotAppKeyWarning)
 TOKENS: web.AppKey[Mapping[str, str]] = web.AppKey('tokens', dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

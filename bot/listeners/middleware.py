@@ -33,8 +33,14 @@ async def who_is(context: AsyncBoltContext) -> Principal:
 async def bind_request_context(
     context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
 ) -> None:
-    """Bind team, user and trigger to every log line of this request; expose ``context['who']()``."""
-    structlog.contextvars.clear_contextvars()
+    """Bind team, user and trigger to every log line of this request; expose ``context['who']()``.
+
+    Only these three keys are bound (binding replaces any earlier value), and nothing is cleared. The
+    transport started the request's log context and bound its ID there (``http_request_id``,
+    :mod:`bot.access_log`; ``slack_envelope_id``, :mod:`bot.socket_mode`), and a clear would drop it. Nothing
+    of an earlier request is left to clear: aiohttp and slack_sdk each run every request or envelope in a task
+    of its own, with a copy of a context in which nothing is bound.
+    """
     structlog.contextvars.bind_contextvars(
         slack_team=context.team_id, slack_user=context.user_id,
         trigger='command' if 'command' in body else body.get('type', 'event'),
