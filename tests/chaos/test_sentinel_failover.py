@@ -80,3 +80,32 @@ def test_failover_loses_no_revoke_and_grants_none_twice(start_jit, sentinel_grou
     # jit serve answers from the new primary: a request filed now is stored and offered to its approver.
     [after] = file_many(slack, 1, 10, 'chaos after failover')
     assert store.get(after) is not None
+
+
+def test_each_step_waits_for_the_replica_and_goes_on_without_one(sentinel_group):
+    """With a replica in sync, a committed step is on the replica when the store returns (WAIT 1 on the step's
+    own connection); with the replica gone, a step waits at most REPLICA_TIMEOUT_MS once, then not at all."""
+    from bot.adapters.redis_connect import REPLICA_TIMEOUT_MS, ReplicaWait
+    from bot.core.model import AuditEvent
+
+    group = sentinel_group
+    client = Sentinel([('127.0.0.1', p) for p in group.sentinel_ports], socket_timeout=2).master_for(
+        group.service, redis_class=redis.Redis, decode_responses=True, socket_timeout=5
+    )
+    wait = ReplicaWait()
+    store = RedisStore(client, clock=SystemClock(), replica_wait=wait)
+    assert group.replica is not None
+    replica = group.replica.client()
+    for n in range(20):
+        seq = store.record(AuditEvent(event='test.step', actor='U0TEST', detail={'n': f'{n}'}))
+        assert int(replica.hget('jit:audit:head', 'seq')) == seq  # on the replica already: no sleep
+    assert wait.wanted()
+    group.replica.stop()
+    started = time.monotonic()
+    store.record(AuditEvent(event='test.step', actor='U0TEST', detail={'n': 'no replica'}))
+    first = time.monotonic() - started
+    assert first >= REPLICA_TIMEOUT_MS / 1000 * 0.9 and not wait.wanted()
+    started = time.monotonic()
+    for n in range(5):
+        store.record(AuditEvent(event='test.step', actor='U0TEST', detail={'n': f'later {n}'}))
+    assert time.monotonic() - started < 0.5  # not waiting again for REPLICA_RETRY_AFTER
