@@ -127,12 +127,13 @@ def work(settings: Settings) -> int:
 def _work(settings: Settings) -> int:
     import structlog
 
+    from bot.adapters.redis_connect import redis_location
     from bot.adapters.redis_health import wait_for_redis
     from bot.adapters.rq_queue import ACCESS_QUEUE
     from bot.logging import configure_logging
     from workers.audit_pump import build_audit_pump
     from workers.runtime import build_revoker, build_sweeper, build_worker_deps, install, serve_metrics
-    from workers.supervise import AccessProcess, NotifyProcess, work_forever
+    from workers.supervise import AccessProcess, NotifyProcess, rq_connector, work_forever
 
     configure_logging(json=_json(settings), level=settings.log_level)
     structlog.get_logger('bot.cli').info('jit.starting', process='worker', version=version())
@@ -140,7 +141,7 @@ def _work(settings: Settings) -> int:
     install(deps)
     if settings.metrics_port:
         serve_metrics(deps, settings.metrics_port)
-    wait_for_redis(deps.base.redis, deps.base.settings.redis_url)  # unreachable at start: one line, then wait
+    wait_for_redis(deps.base.redis, redis_location(settings))  # unreachable at start: one line, then wait
     # A policy load never holds the job loop: SIGHUP only asks, the watcher thread starts the load.
     signal.signal(signal.SIGHUP, lambda *_: deps.base.policy.request_reload())
     deps.base.policy.watch()
@@ -165,7 +166,8 @@ def _work(settings: Settings) -> int:
     # worker would rebuild or re-fork them per job, ~5x slower on revoke bursts). Supervised: a Redis
     # outage ends RQ's loop, and it starts again once Redis answers (workers/supervise.py).
     try:
-        work_forever([ACCESS_QUEUE], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level)
+        work_forever([ACCESS_QUEUE], connect=rq_connector(settings), where=redis_location(settings),
+                     logging_level=settings.log_level)  # fmt: skip
     finally:
         notify.stop()
         for process in others:

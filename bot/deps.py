@@ -15,6 +15,7 @@ import redis
 
 from bot.adapters.metrics import PolicyLoadsCounted, PrometheusMeter
 from bot.adapters.policy_source import PolicySource
+from bot.adapters.redis_connect import ReplicaWait, redis_client, redis_location
 from bot.adapters.redis_health import wait_for_redis
 from bot.adapters.redis_store import RedisStore
 from bot.adapters.rq_queue import RQJobQueue
@@ -54,16 +55,22 @@ class Deps:
     ssh_keys: SshKeys
 
 
-def connect_redis(url: str) -> redis.Redis:
+def connect_redis(settings: Settings) -> redis.Redis:
     """One client for the process; ``decode_responses`` so the store sees ``str``.
 
-    RQ needs bytes, so the queue gets its own client (``redis.Redis.from_url(url)``) built here too.
+    RQ needs bytes, so the queue gets its own client (:func:`connect_rq`) built here too. Both come from
+    ``bot.adapters.redis_connect``: ``REDIS_URL``, or the primary the sentinels name.
     """
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=10,
-                                socket_connect_timeout=5, retry_on_timeout=True)  # fmt: skip
+    return redis_client(settings, decode_responses=True, health_check_interval=30, socket_timeout=10,
+                        socket_connect_timeout=5, retry_on_timeout=True)  # fmt: skip
 
 
-def _announce_when_reachable(policy: PolicySource, conn: redis.Redis, url: str) -> None:
+def connect_rq(settings: Settings) -> redis.Redis:
+    """The queue's client (bytes, as RQ needs); a worker's job loops build theirs with ``workers.supervise``."""
+    return redis_client(settings, decode_responses=False, socket_timeout=10, socket_connect_timeout=5)
+
+
+def _announce_when_reachable(policy: PolicySource, conn: redis.Redis, where: str) -> None:
     """Record the policy in force now, or, with Redis away at start, once it answers (the process serves
     meanwhile, ``/readyz`` saying 503)."""
     try:
@@ -74,7 +81,7 @@ def _announce_when_reachable(policy: PolicySource, conn: redis.Redis, url: str) 
 
     def later() -> None:
         while True:
-            wait_for_redis(conn, url)
+            wait_for_redis(conn, where)
             try:
                 policy.announce()
                 return
@@ -94,14 +101,16 @@ def build_deps(
         record_policy: write ``policy.loaded`` audit events for the policy in force and each change
             (the web process does; every process would only add leases that say "already done").
     """
-    conn = connect_redis(settings.redis_url)
+    conn = connect_redis(settings)
     clock = SystemClock()
-    store = RedisStore(conn, clock=clock, prefix=settings.redis_prefix)
-    queue = RQJobQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5))
+    # With sentinels, each step waits until a replica has it, so a failover does not lose it (redis_connect).
+    replica_wait = ReplicaWait() if settings.redis_sentinels else None
+    store = RedisStore(conn, clock=clock, prefix=settings.redis_prefix, replica_wait=replica_wait)
+    queue = RQJobQueue(connect_rq(settings))
     policy = PolicySource(settings.policy_dir, providers=providers, initial=initial_policy)
     policy.observer = PolicyLoadsCounted(RecordPolicyChange(store=store) if record_policy else None)
     if record_policy:
-        _announce_when_reachable(policy, conn, settings.redis_url)
+        _announce_when_reachable(policy, conn, redis_location(settings))
     meter = PrometheusMeter()
     return Deps(
         settings=settings, redis=conn, store=store, queue=queue, policy=policy, clock=clock,

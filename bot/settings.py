@@ -32,6 +32,12 @@ class Settings:
     slack_api_url: str = DEFAULT_SLACK_API_URL
     #: Left unset, ``jit sandbox`` starts a Redis of its own; the processes need one.
     redis_url: str = 'redis://127.0.0.1:6379/0'
+    #: Sentinels (``REDIS_SENTINELS``, ``host:port`` pairs) that name the primary of ``redis_sentinel_master``;
+    #: empty: ``redis_url`` is the Redis. With sentinels, ``redis_url`` gives only the db, password and TLS.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    #: The sentinels' own password (``requirepass`` in sentinel.conf), when they have one.
+    redis_sentinel_password: str | None = None
     policy_dir: str = 'policies'
     #: Channel ID that mirrors every audit event; empty: no mirror (the record is in Redis).
     audit_channel: str | None = None
@@ -135,6 +141,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     redis_url = environ.get('REDIS_URL') or 'redis://127.0.0.1:6379/0'
     if not redis_url.startswith(('redis://', 'rediss://', 'unix://')):
         problems.append(f'REDIS_URL={redis_url!r} must start with redis://, rediss:// or unix://')
+    sentinels = sentinel_settings(environ, redis_url, problems)
     port = _number(environ, 'PORT', 3000, problems, low=0)
     metrics_port = (environ.get('JIT_METRICS_PORT') or '').strip() or None
     if metrics_port is not None and not (metrics_port.isdigit() and 0 < int(metrics_port) < 65536):
@@ -165,7 +172,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         raise ConfigError(problems)
     return Settings(
         slack_bot_token=token, slack_signing_secret=secret, slack_app_token=app_token, slack_api_url=api_url,
-        redis_url=redis_url, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
+        redis_url=redis_url, **sentinels, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
         audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=int(port),
         metrics_port=int(metrics_port) if metrics_port else None,
         data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
@@ -175,6 +182,40 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         log_level=level, log_format=fmt,
         redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:', api_tokens=api_tokens, **audit,
     )  # fmt: skip
+
+
+def sentinel_settings(environ: Mapping[str, str], redis_url: str, problems: list[str]) -> dict[str, Any]:
+    """``REDIS_SENTINELS``, ``REDIS_SENTINEL_MASTER`` and ``REDIS_SENTINEL_PASSWORD``: both of the first two or
+    neither; each sentinel ``host:port`` (``[::1]:26379`` for IPv6)."""
+    raw = (environ.get('REDIS_SENTINELS') or '').strip()
+    master = (environ.get('REDIS_SENTINEL_MASTER') or '').strip() or None
+    password = environ.get('REDIS_SENTINEL_PASSWORD') or None
+    sentinels: list[tuple[str, int]] = []
+    malformed = False
+    for item in (part.strip() for part in raw.split(',')):
+        if not item:
+            continue
+        host, _, port = item.rpartition(':')
+        host = host.removeprefix('[').removesuffix(']')
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            problems.append(f'REDIS_SENTINELS: {item[:60]!r} is not host:port (e.g. sentinel-1:26379)')
+            malformed = True
+            continue
+        sentinels.append((host, int(port)))
+    if raw and not sentinels and not malformed:
+        problems.append(f'REDIS_SENTINELS={raw[:60]!r} names no sentinel (host:port,host:port,...)')
+    if raw and master is None:
+        problems.append('REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not (the service name in the '
+                        "sentinels' configuration, e.g. mymaster)")  # fmt: skip
+    if master is not None and not raw:
+        problems.append('REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not (host:port,host:port,...)')
+    if password is not None and not raw:
+        problems.append('REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINELS is not')
+    if raw and redis_url.startswith('unix://'):
+        problems.append('REDIS_URL is a unix:// socket, but REDIS_SENTINELS name the primary: use redis:// or '
+                        'rediss:// (its db, password and TLS are used; its host is not)')  # fmt: skip
+    return {'redis_sentinels': tuple(sentinels), 'redis_sentinel_master': master if raw else None,
+            'redis_sentinel_password': password}  # fmt: skip
 
 
 _BUCKET = re.compile(r'^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$')

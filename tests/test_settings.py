@@ -49,3 +49,60 @@ def test_numbers_that_are_not_finite_are_named_not_a_traceback(key, value):
         load_settings({**BASE, key: value})
     [problem] = refused.value.problems
     assert problem.startswith(key) and len(problem) < 200, problem[:300]
+
+
+def test_sentinels_name_the_primary_and_redis_url_gives_db_password_and_tls():
+    settings = load_settings({**BASE, 'REDIS_SENTINELS': 's1:26379, [::1]:26380,s3:26381',
+                              'REDIS_SENTINEL_MASTER': 'jit', 'REDIS_SENTINEL_PASSWORD': 'sp',
+                              'REDIS_URL': 'rediss://:pw@ignored:6379/3'})  # fmt: skip
+    assert settings.redis_sentinels == (('s1', 26379), ('::1', 26380), ('s3', 26381))
+    assert (settings.redis_sentinel_master, settings.redis_sentinel_password) == ('jit', 'sp')
+    plain = load_settings(BASE)
+    assert (plain.redis_sentinels, plain.redis_sentinel_master, plain.redis_sentinel_password) == ((), None, None)
+
+
+@pytest.mark.parametrize(
+    ('env', 'problem'),
+    [
+        ({'REDIS_SENTINELS': 's1:26379'}, 'REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not'),
+        ({'REDIS_SENTINEL_MASTER': 'jit'}, 'REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not'),
+        ({'REDIS_SENTINEL_PASSWORD': 'sp'}, 'REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINELS is not'),
+        ({'REDIS_SENTINELS': 's1', 'REDIS_SENTINEL_MASTER': 'jit'}, "REDIS_SENTINELS: 's1' is not host:port"),
+        ({'REDIS_SENTINELS': 's1:99999', 'REDIS_SENTINEL_MASTER': 'jit'}, "REDIS_SENTINELS: 's1:99999' is not"),
+        ({'REDIS_SENTINELS': ':26379', 'REDIS_SENTINEL_MASTER': 'jit'}, "REDIS_SENTINELS: ':26379' is not"),
+        ({'REDIS_SENTINELS': ' , ', 'REDIS_SENTINEL_MASTER': 'jit'}, 'names no sentinel'),
+        ({'REDIS_SENTINELS': 's1:26379', 'REDIS_SENTINEL_MASTER': 'jit', 'REDIS_URL': 'unix:///tmp/r.sock'},
+         'REDIS_URL is a unix:// socket'),
+    ],
+)  # fmt: skip
+def test_half_set_or_malformed_sentinels_are_named(env, problem):
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, **env})
+    [said] = refused.value.problems
+    assert problem in said, said
+
+
+def test_redis_clients_follow_the_settings():
+    """Without sentinels a client is REDIS_URL's, as before; with them, the primary of the service, with
+    REDIS_URL's db, password and TLS, and the sentinels' own password."""
+    from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
+
+    from bot.adapters.redis_connect import redis_client, redis_location
+
+    plain = load_settings({**BASE, 'REDIS_URL': 'redis://:pw@h:6390/2'})
+    client = redis_client(plain, decode_responses=True, socket_timeout=3)
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs['host'], kwargs['port'], kwargs['db'], kwargs['password']) == ('h', 6390, 2, 'pw')
+    assert redis_location(plain) == 'redis://:***@h:6390/2'
+    ha = load_settings({**BASE, 'REDIS_URL': 'rediss://:pw@ignored/4', 'REDIS_SENTINELS': 's1:1,s2:2',
+                        'REDIS_SENTINEL_MASTER': 'jit', 'REDIS_SENTINEL_PASSWORD': 'sp'})  # fmt: skip
+    client = redis_client(ha, decode_responses=False, socket_timeout=3)
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == 'jit'
+    assert pool.connection_class is SentinelManagedSSLConnection
+    assert (pool.connection_kwargs['db'], pool.connection_kwargs['password']) == (4, 'pw')
+    assert 'host' not in pool.connection_kwargs and not pool.connection_kwargs.get('decode_responses')
+    sentinels = pool.sentinel_manager.sentinels
+    assert [s.connection_pool.connection_kwargs['port'] for s in sentinels] == [1, 2]
+    assert all(s.connection_pool.connection_kwargs['password'] == 'sp' for s in sentinels)
+    assert redis_location(ha) == 'sentinel://s1:1,s2:2/jit'

@@ -31,6 +31,7 @@ import structlog
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
+from bot.adapters.redis_connect import redis_client, redis_location
 from bot.adapters.redis_health import wait_for_redis
 
 log = structlog.get_logger(__name__)
@@ -100,8 +101,19 @@ def _stop_on(stop: threading.Event) -> Callable[..., None]:
     return handler
 
 
-def work_forever(queues: list[str], *, url: str, logging_level: str) -> int:
+def rq_connector(settings: Any) -> Callable[[], redis.Redis]:
+    """What :func:`work_forever` calls for each start of RQ's loop: a fresh client (bytes, as RQ needs) of jit's
+    Redis, or of the primary the sentinels name now (``bot.adapters.redis_connect``)."""
+    return lambda: redis_client(settings, decode_responses=False, socket_timeout=30, socket_connect_timeout=5)
+
+
+def work_forever(queues: list[str], *, connect: Callable[[], redis.Redis], logging_level: str,
+                 where: str = 'redis') -> int:  # fmt: skip
     """Run RQ's worker (with its scheduler) until a stop is asked for, starting it again after Redis outages.
+
+    Args:
+        connect: builds the RQ loop's client at each start (:func:`rq_connector`).
+        where: jit's Redis for log lines (``bot.adapters.redis_connect.redis_location``).
 
     Returns:
         0 once SIGTERM or SIGINT stopped it (RQ's warm shutdown: the running job finishes first).
@@ -109,8 +121,8 @@ def work_forever(queues: list[str], *, url: str, logging_level: str) -> int:
     stop = threading.Event()
     backoff = 0.0
     while True:
-        connection = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
-        if not wait_for_redis(connection, url, stop=stop):
+        connection = connect()
+        if not wait_for_redis(connection, where, stop=stop):
             return 0
         worker = _Worker(queues, connection=connection)
         worker.stop_asked = stop
@@ -171,7 +183,9 @@ def _work_beside(deps: Any, queue: str, beside: Any) -> NoReturn:  # pragma: no 
     """Run ``beside`` (a thread with start and stop) while RQ's loop works ``queue``; exit with the loop's code."""
     beside.start()
     try:
-        code = work_forever([queue], url=deps.base.settings.redis_url, logging_level=deps.base.settings.log_level)
+        settings = deps.base.settings
+        code = work_forever([queue], connect=rq_connector(settings), where=redis_location(settings),
+                            logging_level=settings.log_level)  # fmt: skip
     finally:
         beside.stop()
     raise SystemExit(code)

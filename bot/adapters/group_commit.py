@@ -104,9 +104,10 @@ class Writes:
 class GroupCommit:
     """Commits steps ``(key, write)`` of this process's threads, many at once (see the module's docstring)."""
 
-    def __init__(self, connection: Any, *, head: str) -> None:
-        """``head``: the hash holding the chain's last ``seq`` and ``hash``."""
-        self.redis, self.head = connection, head
+    def __init__(self, connection: Any, *, head: str, replica_wait: Any = None) -> None:
+        """``head``: the hash holding the chain's last ``seq`` and ``hash``; ``replica_wait``: a
+        :class:`~bot.adapters.redis_connect.ReplicaWait` when each commit must reach a replica (with sentinels)."""
+        self.redis, self.head, self.replica_wait = connection, head, replica_wait
         self._steps: list[_Step] = []
         self._steps_lock = threading.Lock()
         self._committing = False
@@ -175,8 +176,7 @@ class GroupCommit:
                         writes.rollback(mark)
                         outcomes.append((None, exc))
                 expected = [[key] if raw is None else [key, raw] for key, raw in read.items()]
-                if self._script(keys=[head_key], args=[seq or '0', json.dumps(expected),
-                                                              json.dumps(writes.all())]):  # fmt: skip
+                if self._apply_writes(head_key, [seq or '0', json.dumps(expected), json.dumps(writes.all())]):
                     for step, (value, error) in zip(batch, outcomes, strict=True):
                         step.value, step.error = value, error
                     return
@@ -185,3 +185,16 @@ class GroupCommit:
             failure = exc
         for step in batch:
             step.error = failure
+
+    def _apply_writes(self, head_key: str, args: list[str]) -> bool:
+        """The Lua step; then, when replicas are waited for, ``WAIT`` on the same connection (one round trip)."""
+        wait = self.replica_wait
+        if wait is None or not wait.wanted():
+            return bool(self._script(keys=[head_key], args=args))
+        pipe = self.redis.pipeline(transaction=False)
+        self._script(keys=[head_key], args=args, client=pipe)
+        pipe.execute_command('WAIT', 1, wait.timeout_ms)
+        applied, replicas = pipe.execute()
+        if applied:
+            wait.acked(int(replicas))
+        return bool(applied)

@@ -77,14 +77,17 @@ WATCH_AFTER = 30.0
 class RedisStore:
     """The :class:`~bot.core.ports.RequestStore` over a ``redis.Redis`` (``decode_responses=True``)."""
 
-    def __init__(self, connection: redis.Redis, *, clock: Clock, prefix: str = 'jit:') -> None:
+    def __init__(
+        self, connection: redis.Redis, *, clock: Clock, prefix: str = 'jit:', replica_wait: Any = None
+    ) -> None:
+        """``replica_wait``: each step waits until a replica has it (``bot.adapters.redis_connect.ReplicaWait``)."""
         # redis-py types every answer as a union over bytes/str and sync/async; with
         # decode_responses=True they are str, so the client is used untyped here.
         self.redis: Any = connection
         self.clock = clock
         self.prefix = prefix
         self._tokens: dict[str, str] = {}  # the leases this process holds, name -> token
-        self._commits = GroupCommit(self.redis, head=self._key('audit', 'head'))
+        self._commits = GroupCommit(self.redis, head=self._key('audit', 'head'), replica_wait=replica_wait)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ':'.join(parts)

@@ -80,9 +80,17 @@ def open_source(args: argparse.Namespace, environ: Mapping[str, str] = os.enviro
                         public_key=_public_key(args, environ))  # fmt: skip
     import redis
 
+    from bot.adapters.redis_connect import redis_client
+    from bot.settings import Settings, sentinel_settings
+
     url = environ.get('REDIS_URL') or 'redis://127.0.0.1:6379/0'
+    problems: list[str] = []
+    sentinels = sentinel_settings(environ, url, problems)  # REDIS_SENTINELS: the primary they name
+    if problems:
+        raise SourceError('; '.join(problems))
     try:
-        client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=60)
+        client = redis_client(Settings('', '', redis_url=url, **sentinels), decode_responses=True,
+                              socket_connect_timeout=5, socket_timeout=60)  # fmt: skip
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise SourceError(f'cannot read Redis at {redact(url)}: {exc}') from None

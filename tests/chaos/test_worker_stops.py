@@ -39,6 +39,7 @@ def test_sigterm_stops_the_worker_within_seconds_every_time(start_jit, redis_url
 #: handler inside ``logging.Handler.emit``, whose ``except Exception`` swallows what the handler raises.
 _STOP_WHILE_LOGGING = """
 import logging, os, signal, sys
+import redis
 from workers.supervise import work_forever
 
 class SigtermWhileLogging(logging.Handler):
@@ -51,7 +52,8 @@ class SigtermWhileLogging(logging.Handler):
             self.handleError(record)
 
 logging.getLogger('rq.worker').addHandler(SigtermWhileLogging())
-sys.exit(work_forever(['stops-while-logging'], url=sys.argv[1], logging_level='INFO'))
+connect = lambda: redis.Redis.from_url(sys.argv[1], socket_timeout=30, socket_connect_timeout=5)
+sys.exit(work_forever(['stops-while-logging'], connect=connect, logging_level='INFO'))
 """
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ['RedisServer', 'flushed', 'free_port', 'own_redis_url']
+__all__ = ['RedisServer', 'SentinelGroup', 'flushed', 'free_port', 'own_redis_url']
 
 
 def free_port() -> int:
@@ -53,8 +53,10 @@ class RedisServer:
             on another (only when the port was not given).
     """
 
-    def __init__(self, dir: Path, port: int | None = None) -> None:
+    def __init__(self, dir: Path, port: int | None = None, *, args: tuple[str, ...] = ()) -> None:
+        """``args``: more of redis-server's options (``--replicaof HOST PORT``)."""
         self.dir = dir
+        self.args = args
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -86,7 +88,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [binary, '--port', str(self.port), '--bind', '127.0.0.1', '--appendonly', 'yes',
              '--appendfsync', 'everysec', '--dir', str(self.dir), '--save', '', '--maxmemory-policy', 'noeviction',
-             '--protected-mode', 'no', '--databases', '32'],
+             '--protected-mode', 'no', '--databases', '32', *self.args],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )  # fmt: skip
         log.close()
@@ -121,6 +123,118 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class SentinelGroup:
+    """A primary, one replica and three sentinels watching them (``redis-server <conf> --sentinel``: the
+    sentinel mode of redis-server itself, no redis-sentinel package), all on free loopback ports.
+
+    Failover is quick for tests: a primary unanswered for ``down_after_ms`` is down, a quorum of 2 agrees, and the
+    replica is promoted within a few seconds.
+
+    Args:
+        dir: each server's and sentinel's directory is made under it.
+        service: the name the sentinels monitor the primary under (``REDIS_SENTINEL_MASTER``).
+    """
+
+    def __init__(self, dir: Path, *, service: str = 'jit', down_after_ms: int = 1000,
+                 failover_timeout_ms: int = 5000) -> None:  # fmt: skip
+        self.dir, self.service = dir, service
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+        self.primary = RedisServer(self._mkdir('primary'))
+        self.replica: RedisServer | None = None
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+        self.sentinel_ports: list[int] = []
+
+    def _mkdir(self, name: str) -> Path:
+        path = self.dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def sentinels_setting(self) -> str:
+        """``REDIS_SENTINELS``."""
+        return ','.join(f'127.0.0.1:{port}' for port in self.sentinel_ports)
+
+    def sentinel(self, index: int = 0) -> redis.Redis:
+        return redis.Redis(host='127.0.0.1', port=self.sentinel_ports[index], socket_timeout=5, decode_responses=True)
+
+    def master_address(self) -> tuple[str, int] | None:
+        """The primary the first sentinel that answers names now."""
+        for index in range(len(self.sentinel_ports)):
+            try:
+                got = self.sentinel(index).sentinel_get_master_addr_by_name(self.service)
+            except redis.RedisError:
+                continue
+            if got:
+                return str(got[0]), int(got[1])
+        return None
+
+    def start(self, timeout: float = 20) -> None:
+        binary = shutil.which('redis-server')
+        if binary is None:
+            raise RuntimeError('redis-server is not on PATH (apt-get install redis-server)')
+        self.primary.start()
+        self.replica = RedisServer(self._mkdir('replica'), args=('--replicaof', '127.0.0.1', str(self.primary.port)))
+        self.replica.start()
+        for index in range(3):
+            folder = self._mkdir(f'sentinel-{index}')
+            port = free_port()
+            conf = folder / 'sentinel.conf'  # the sentinel rewrites it with what it learns
+            conf.write_text(
+                f'port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {folder}\n'
+                f'sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 2\n'
+                f'sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n'
+                f'sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n'
+                f'sentinel parallel-syncs {self.service} 1\n'
+            )
+            log = open(folder / 'sentinel.log', 'ab')  # noqa: SIM115 - kept open for the process
+            self.sentinels.append(subprocess.Popen([binary, str(conf), '--sentinel'], stdout=log,
+                                                   stderr=subprocess.STDOUT, preexec_fn=_die_with_parent))  # fmt: skip
+            log.close()
+            self.sentinel_ports.append(port)
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f'the sentinels did not see the primary, the replica and each other in {timeout}s')
+            time.sleep(0.1)
+
+    def _ready(self) -> bool:
+        """Every sentinel knows the primary, its replica (online) and the two other sentinels; the replica is
+        in sync."""
+        try:
+            assert self.replica is not None
+            if self.replica.client().info('replication').get('master_link_status') != 'up':
+                return False
+            for index in range(len(self.sentinel_ports)):
+                sentinel = self.sentinel(index)
+                replicas = sentinel.sentinel_slaves(self.service)
+                if len(sentinel.sentinel_sentinels(self.service)) < 2 or not replicas:
+                    return False
+                if any('s_down' in r.get('flags', '') or 'disconnected' in r.get('flags', '') for r in replicas):
+                    return False
+        except (redis.RedisError, OSError):
+            return False
+        return True
+
+    def kill_primary(self) -> None:
+        """SIGKILL: no SHUTDOWN, no last write to the replica."""
+        assert self.primary.proc is not None
+        self.primary.proc.kill()
+        self.primary.proc.wait(5)
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        for server in (self.primary, self.replica):
+            if server is not None:
+                server.stop()
 
 
 _lock = threading.Lock()
