@@ -3,7 +3,13 @@
 It asks each provider that can tell (``list_live``) which grants jit created there - they carry the
 request ID - and revokes every one that the store does not hold as active or in progress: a grant
 whose record was lost (Redis flushed or restored from an old backup), or one a crash left behind.
-Each orphan revoke is an audit event. Run by ``jit worker`` at start and every
+Each orphan revoke is an audit event.
+
+A list is older than the records read after it: a grant that a revoker (of this worker or any other) ends
+meanwhile is in the list and already revoked in the store. So a grant the records say should not be held is
+an orphan only if the provider lists it again, after its record was read; else a revoke on time would be
+followed by a second one and a false ``grant.revoked`` event ("orphan at the provider: jit holds it as
+revoked"). Run by ``jit worker`` at start and every
 ``JIT_RECONCILE_INTERVAL`` seconds.
 """
 
@@ -53,22 +59,42 @@ class Reconciler:
                 provider = self.provider(target.provider)
                 if not isinstance(provider, ListsLive):
                     continue  # it cannot tell what it holds: nothing to compare
-                live = provider.list_live(resource_name, settings=dict(target.settings))
             except ProviderError as exc:
                 log.warning('reconcile.list_failed', resource=resource_name, error=str(exc))
                 continue
             except Exception as exc:  # a provider's own fault, or settings it cannot use: this resource, not all
                 log.error('reconcile.list_failed', resource=resource_name, error=type(exc).__name__)
                 continue
-            for request_id, role in live or ():
+            suspects: list[tuple[str, str, AccessRequest | None]] = []
+            for request_id, role in self._list(provider, resource_name, target) or ():
                 known = self.store.get(request_id)
                 if known is not None and known.status in EXPECTED:
                     continue
                 shared = known is not None and shares_grants(provider, dict(target.settings))
                 if shared and self.store.holders(known) - {request_id}:  # type: ignore[arg-type]
                     continue  # one shared object: an overlapping live grant holds it, and its revoke ends it
-                revoked += self._revoke_orphan(provider, target, resource_name, role, request_id, known, policy)
+                suspects.append((request_id, role, known))
+            if suspects:
+                # The list is older than the records read after it: a grant jit revoked in between (a revoker of
+                # any worker, at its due time) is in the list and ended in the store. An orphan is what the
+                # provider still lists after its record was read as not holding it.
+                still = {(i, r) for i, r in self._list(provider, resource_name, target) or ()}
+                for request_id, role, known in suspects:
+                    if (request_id, role) in still:
+                        revoked += self._revoke_orphan(provider, target, resource_name, role, request_id, known,
+                                                       policy)  # fmt: skip
         return revoked
+
+    @staticmethod
+    def _list(provider: ListsLive, resource: str, target: Target) -> list[tuple[str, str]] | None:
+        """What ``provider`` holds at ``resource``; None (logged) when it cannot say now."""
+        try:
+            return provider.list_live(resource, settings=dict(target.settings))
+        except ProviderError as exc:
+            log.warning('reconcile.list_failed', resource=resource, error=str(exc))
+        except Exception as exc:  # a provider's own fault, or settings it cannot use: this resource, not all
+            log.error('reconcile.list_failed', resource=resource, error=type(exc).__name__)
+        return None
 
     def _targets(self, policy: Policy) -> list[tuple[str, Target]]:
         found: dict[str, tuple[str, Target]] = {}

@@ -159,6 +159,31 @@ def test_the_reconciler_looks_at_the_targets_live_grants_were_made_at(jit):
     assert jit.targets.live['http://a.example/jit'] == {request_id: 'read'}
 
 
+def test_a_grant_revoked_while_the_reconciler_lists_is_not_revoked_again(jit, monkeypatch):
+    """The list is taken, then a revoker ends one of its grants on time, then the reconciler reads its record:
+    revoked. It was taken for an orphan and revoked a second time, with a false `grant.revoked` event; the
+    provider's second look shows it gone. A real orphan in the same list is still revoked."""
+    ending, request_id = jit.active(), jit.active()
+    jit.targets.live['http://a.example/jit']['r-orphan1'] = 'read'
+    listed = jit.targets.list_live
+    looks = []
+
+    def list_live(resource, *, settings):
+        live = listed(resource, settings=settings)
+        looks.append(live)
+        if len(looks) == 1:
+            assert jit.release(ending) == 'revoked'  # a revoker, between the list and the records
+        return live
+
+    monkeypatch.setattr(jit.targets, 'list_live', list_live)
+    assert jit.reconciler.run_once() == 1
+    assert len(looks) == 2
+    assert [c[1] for c in jit.targets.calls if c[0] == 'revoke'] == [ending, 'r-orphan1']
+    assert jit.targets.live['http://a.example/jit'] == {request_id: 'read'}
+    events = [e for e in jit.store.audit_events() if e['event'] == 'grant.revoked']
+    assert [(e['request']['id'], e['actor']) for e in events] == [(ending, ALEX.slack_id), ('r-orphan1', 'reconciler')]
+
+
 def test_an_inline_url_is_recorded_as_written_and_one_with_a_credential_only_as_its_hash(jit):
     """The webhook declares `url` secret (it may be env:): written inline it is reviewed configuration, recorded
     as written so the revoke reaches it after a change; with a password in it, only its hash is recorded."""
