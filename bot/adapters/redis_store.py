@@ -30,7 +30,7 @@ Keys (all under a prefix, ``jit:`` by default):
 Kept by others under the same prefix: ``claim:revoke:<id>`` (:mod:`workers.revoker`), ``replay:*``
 (:mod:`bot.adapters.replay_guard`), ``audit:sink:<key>`` and ``audit:trimmed`` (:mod:`workers.audit_pump`).
 
-The module is the one place that knows every key above, so it runs to about 400 lines: the key table,
+The module is the one place that knows every key above, so it runs a little over 300 lines: the key table,
 the reads and the index rules a step writes (:meth:`RedisStore._index`) are read together.
 
 A transition reads the request and the audit head, applies the pure step from
@@ -60,7 +60,8 @@ from typing import Any
 
 import redis
 
-from bot.adapters._redis_scripts import FORWARD, FREE, RENEW, TAKE_DUE, TAKE_SLOT
+from bot.adapters._notify_feed import NotifyFeed
+from bot.adapters._redis_scripts import FREE, RENEW, TAKE_SLOT
 from bot.adapters.group_commit import GroupCommit, Writes
 from bot.core.errors import RequestNotFound
 from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, RequestStatus, chain_hash
@@ -74,8 +75,9 @@ HOLDING = frozenset({S.GRANTING, S.ACTIVE, S.REVOKE_FAILED})
 WATCH_AFTER = 30.0
 
 
-class RedisStore:
-    """The :class:`~bot.core.ports.RequestStore` over a ``redis.Redis`` (``decode_responses=True``)."""
+class RedisStore(NotifyFeed):
+    """The :class:`~bot.core.ports.RequestStore` over a ``redis.Redis`` (``decode_responses=True``); what the notify
+    follower reads is in :class:`~bot.adapters._notify_feed.NotifyFeed`."""
 
     def __init__(
         self, connection: redis.Redis, *, clock: Clock, prefix: str = 'jit:', replica_wait: Any = None
@@ -88,9 +90,6 @@ class RedisStore:
         self.prefix = prefix
         self._tokens: dict[str, str] = {}  # the leases this process holds, name -> token
         self._commits = GroupCommit(self.redis, head=self._key('audit', 'head'), replica_wait=replica_wait)
-
-    def _key(self, *parts: str) -> str:
-        return self.prefix + ':'.join(parts)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -225,45 +224,6 @@ class RedisStore:
     def audit_events(self, start: int = 1, count: int = 1000) -> list[dict[str, Any]]:
         entries = self.redis.xrange(self._key('audit'), f'{start}-1', '+', count=count)
         return [json.loads(fields['event']) for _id, fields in entries]
-
-    def take_due_warnings(self, now: float, limit: int = 100) -> list[str]:
-        """The grants whose "ends soon" DM is due, taken off the index in the same step (each is sent once)."""
-        return list(self.redis.eval(TAKE_DUE, 1, self._key('warnings:due'), repr(now), str(limit)))
-
-    def put_back_warning(self, request_id: str, at: float) -> None:
-        """A warning that could not be sent: due again at ``at`` (unless the grant ended or moved meanwhile)."""
-        self.redis.zadd(self._key('warnings:due'), {request_id: at}, nx=True)
-
-    def wait_for_events(self, after: int, timeout: float) -> bool:
-        """Block until the stream holds an event after seq ``after``, at most ``timeout`` seconds; True if it does."""
-        return bool(self.redis.xread({self._key('audit'): f'{after}-1'}, count=1, block=max(1, int(timeout * 1000))))
-
-    def notify_cursor(self, window: float) -> int:
-        """The last audit seq shown in Slack (``notify:cursor``); when there is none yet, set to just before the
-        events of the last ``window`` seconds (:meth:`recent_cursor`)."""
-        key = self._key('notify', 'cursor')
-        value = self.redis.get(key)
-        if value is None:
-            self.redis.set(key, self.recent_cursor(window), nx=True)  # two followers starting at once: one wins
-            value = self.redis.get(key)
-        return int(value or 0)
-
-    def advance_notify_cursor(self, seq: int) -> None:
-        """Move the cursor to ``seq``, only forward: a follower that took over during a long batch may be further."""
-        self.redis.eval(FORWARD, 1, self._key('notify', 'cursor'), seq)
-
-    def recent_cursor(self, window: float, scan: int = 1000) -> int:
-        """The seq before the events of the last ``window`` seconds (of the latest ``scan``): where to start
-        following the stream when nothing followed it before."""
-        entries = self.redis.xrevrange(self._key('audit'), '+', '-', count=scan)
-        since = self.clock.now() - window
-        cursor = 0
-        for _id, fields in entries:
-            seq = int(_id.split('-')[0])
-            if json.loads(fields['event'])['time'] < since:
-                return seq
-            cursor = seq - 1
-        return cursor
 
     # -- approval message references (for chat.update) ---------------------------------------
 

@@ -31,12 +31,12 @@ from typing import Any
 import structlog
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.answers import denial_answer, refusal
 from bot.blocks.mrkdwn import message, section
 from bot.core.errors import JitError, PolicyDenied, apology, new_error_id
+from bot.listeners.tell import tell
 
 log = structlog.get_logger(__name__)
 
@@ -102,33 +102,6 @@ async def refusals_on_field(ack: AsyncAck, view: dict[str, Any], field: Callable
         blocks = {b.get('block_id') for b in view.get('blocks') or [] if isinstance(b, dict)}
         wanted = field(text)
         await ack(response_action='errors', errors={wanted if wanted in blocks else fallback: text})
-
-
-def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
-    """Who acted and in which conversation: interaction payloads nest them, slash commands do not."""
-    user = (body.get('user') or {}).get('id') or body.get('user_id')
-    channel = ((body.get('channel') or {}).get('id') or (body.get('container') or {}).get('channel_id')
-               or body.get('channel_id'))  # fmt: skip
-    return (user if isinstance(user, str) else None), (channel if isinstance(channel, str) else None)
-
-
-async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    """An ephemeral message to whoever acted, in the conversation where they did (else in a DM)."""
-    user, channel = _where(body)
-    if not user:
-        return
-    if channel:
-        try:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
-            return
-        except SlackApiError as exc:
-            # e.g. user_not_in_channel: the click came from a conversation they are not in. Say it in a DM.
-            log.info('slack.ephemeral_failed', error=exc.response.get('error'))
-    try:
-        dm = await client.conversations_open(users=user)
-        await client.chat_postMessage(channel=dm['channel']['id'], text=text)
-    except SlackApiError as exc:
-        log.warning('slack.tell_failed', error=exc.response.get('error'))
 
 
 async def handle_unexpected_error(error: Exception, body: dict[str, Any], response: BoltResponse | None,

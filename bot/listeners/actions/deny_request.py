@@ -12,8 +12,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.messages import build_deny_modal
-from bot.listeners.errors import refusals_told, tell
+from bot.listeners.errors import refusals_told
 from bot.listeners.middleware import deps_of, who_is
+from bot.listeners.tell import tell
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.answers import ended_answer, extend_answer
 from bot.core.durations import seconds_value
 from bot.core.errors import UsageError
-from bot.listeners.errors import refusals_told, tell
+from bot.listeners.errors import refusals_told
 from bot.listeners.events.app_home import from_home, publish_home
 from bot.listeners.middleware import deps_of, who_is
+from bot.listeners.tell import tell
 
 
 async def handle_extend_grant(

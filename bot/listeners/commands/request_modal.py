@@ -12,8 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.request_modal import build_request_modal
 from bot.core.policy import requestable
-from bot.listeners.errors import refusals_in_ack, tell
+from bot.listeners.errors import refusals_in_ack
 from bot.listeners.middleware import deps_of, who_is
+from bot.listeners.tell import tell
 
 log = structlog.get_logger(__name__)
 
