@@ -47,6 +47,21 @@ class Resource:
     source: Source | None = None
 
 
+#: Where approvers can be asked, besides Slack (``ask`` in a rule): ``email`` (each approver of the step, by
+#: address) and ``teams:NAME`` (a card in the Teams channel NAME of the policy's ``teams``).
+ASK_SLACK, ASK_EMAIL, ASK_TEAMS = 'slack', 'email', 'teams'
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsChannel:
+    """A Teams channel approval cards are posted to: ``webhook`` is an ``env:NAME`` reference to the channel's
+    Workflows (or incoming) webhook URL, which is a secret (whoever has it can post there)."""
+
+    name: str
+    webhook: str
+    source: Source | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One stage of approval: ``approvals`` distinct people out of ``approvers`` (as written)."""
@@ -78,11 +93,32 @@ class Rule:
     self_extend: int | None = None
     revoke_on_idle: int | bool | None = None
     require_deny_reason: bool = False
+    #: Where the approvers are asked (``ask``): ``slack``, ``email``, ``teams:NAME``. A decision counts only
+    #: from a channel listed here, Slack's always (its clicks are signed by Slack): a rule without ``email``
+    #: or ``teams`` takes no decision by link.
+    ask: tuple[str, ...] = (ASK_SLACK,)
     source: Source | None = None
 
     @property
     def approvals_needed(self) -> int:
         return sum(step.approvals for step in self.steps)
+
+    @property
+    def asks_email(self) -> bool:
+        return ASK_EMAIL in self.ask
+
+    @property
+    def teams_channels(self) -> tuple[str, ...]:
+        """The names of the Teams channels this rule asks in."""
+        return tuple(a.partition(':')[2] for a in self.ask if a.startswith(ASK_TEAMS + ':'))
+
+    def decides_via(self, via: str) -> bool:
+        """Whether a decision through ``via`` (``slack``, ``email``, ``teams``) counts under this rule."""
+        if via == ASK_SLACK:
+            return True
+        if via == ASK_TEAMS:
+            return bool(self.teams_channels)
+        return via in self.ask
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +133,8 @@ class Policy:
     files: tuple[str, ...] = ()
     #: The git commit of the policy directory, when it is in git (set by whoever read the files).
     commit: str | None = None
+    #: Teams channels that rules may ask in (``teams:`` at the top of a policy file), by name.
+    teams: Mapping[str, TeamsChannel] = field(default_factory=dict)
     # Caches filled on first use (a policy never changes once built): resolved reference lists,
     # the rules that can cover each resource, and what a principal may request.
     _refs: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)

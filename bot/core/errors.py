@@ -120,6 +120,13 @@ class SlackUnavailable(RequestError):
     user_message = 'Slack is slow right now, so nothing was done. Try again in a moment.'
 
 
+class NotThisChannel(NotPermitted):
+    """A decision through a channel the request's rule does not take decisions from (a link, when the rule asks
+    only in Slack)."""
+
+    user_message = 'This request is decided in Slack only.'
+
+
 class InvalidTransition(RequestError):
     """The request is not in a state that allows this step (for example it was already decided)."""
 
@@ -148,3 +155,15 @@ class PermanentProviderError(ProviderError):
     """Trying again will not help: a bad setting, a refused role, a 4xx."""
 
     retryable = False
+
+
+class DeliveryError(JitError):
+    """A message to an approver outside Slack (an email, a Teams card) was not delivered.
+
+    ``transient``: worth trying again later (the server is down, busy or rate-limiting); otherwise it will fail the
+    same way every time (the address is refused, the webhook is gone, a setting is missing).
+    """
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.transient, self.retry_after = transient, retry_after

@@ -32,6 +32,8 @@ class AuditName(StrEnum):
     POLICY_LOADED = 'policy.loaded'
     SSH_KEY_REGISTERED = 'ssh_key.registered'
     BREAKGLASS_USED = 'breakglass.used'
+    #: An approval email or Teams card could not be delivered (``detail``: channel, to, attempts, error, final).
+    DELIVERY_FAILED = 'delivery.failed'
 
 
 class RequestStatus(StrEnum):

@@ -18,7 +18,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from bot.core._policy_model import Policy, Resource, Role, Rule, Source, Step, resolve_ref
+from bot.core._policy_model import (
+    ASK_EMAIL,
+    ASK_SLACK,
+    ASK_TEAMS,
+    Policy,
+    Resource,
+    Role,
+    Rule,
+    Source,
+    Step,
+    TeamsChannel,
+    resolve_ref,
+)
 from bot.core._ticket_pattern import (
     MAX_TICKET_LENGTH,
     MAX_TICKET_PATTERN_LENGTH,
@@ -29,6 +41,9 @@ from bot.core.durations import format_duration
 from bot.core.model import Principal
 
 __all__ = [
+    'ASK_EMAIL',
+    'ASK_SLACK',
+    'ASK_TEAMS',
     'MAX_TICKET_LENGTH',
     'MAX_TICKET_PATTERN_LENGTH',
     'Decision',
@@ -39,6 +54,7 @@ __all__ = [
     'Rule',
     'Source',
     'Step',
+    'TeamsChannel',
     'TicketPatternError',
     'compile_ticket_pattern',
     'evaluate',

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.core.durations import format_duration
-from bot.core.errors import InvalidTransition, NotAnApprover, NotPermitted, PolicyDenied
+from bot.core.errors import InvalidTransition, NotAnApprover, NotPermitted, NotThisChannel, PolicyDenied
 from bot.core.model import AccessRequest, Approval, AuditEvent, AuditName, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
 
@@ -104,8 +104,13 @@ def approval_progress(request: AccessRequest, *, policy: Policy, rule: Rule) -> 
     return current, counted
 
 
+def _check_channel(rule: Rule, via: str) -> None:
+    if not rule.decides_via(via):
+        raise NotThisChannel(f'The rule `{rule.name}` takes decisions in Slack only, not by {via} link.')
+
+
 def approve(
-    request: AccessRequest, approver: Principal, *, policy: Policy, rule: Rule, now: float
+    request: AccessRequest, approver: Principal, *, policy: Policy, rule: Rule, now: float, via: str = 'slack'
 ) -> tuple[AccessRequest, AuditEvent]:
     """Record one approval; the request becomes ``approved`` when every step has its quorum.
 
@@ -118,6 +123,7 @@ def approve(
         InvalidTransition: the request is no longer pending.
     """
     _check(request, Step.APPROVE)
+    _check_channel(rule, via)
     if request.pending_until is not None and now > request.pending_until:
         # Expiring undecided requests is the sweeper's; a click that comes first (no worker running) is late.
         raise InvalidTransition(f'Request {request.id} expired undecided; ask the requester to file it again.')
@@ -138,7 +144,7 @@ def approve(
                   approved_digest=request.digest() if done else None)  # fmt: skip
     progress = f'{counted} of {rule.approvals_needed}'
     return new, _event(new, AuditName.REQUEST_APPROVED, approver, outcome='approved' if done else 'pending',
-                       detail={'progress': progress, 'step': step})  # fmt: skip
+                       detail={'progress': progress, 'step': step, 'via': via})  # fmt: skip
 
 
 def auto_approve(request: AccessRequest, *, reason: str) -> tuple[AccessRequest, AuditEvent]:
@@ -149,10 +155,11 @@ def auto_approve(request: AccessRequest, *, reason: str) -> tuple[AccessRequest,
 
 
 def deny(
-    request: AccessRequest, approver: Principal, *, policy: Policy, rule: Rule, reason: str
+    request: AccessRequest, approver: Principal, *, policy: Policy, rule: Rule, reason: str, via: str = 'slack'
 ) -> tuple[AccessRequest, AuditEvent]:
     """An approver of the current step says no; the request ends ``denied``."""
     _check(request, Step.DENY)
+    _check_channel(rule, via)
     if approver.same_as(request.requester):
         raise NotAnApprover('You cannot decide your own request. (To withdraw it, cancel it.)')
     step, _ = approval_progress(request, policy=policy, rule=rule)
@@ -161,7 +168,7 @@ def deny(
     if rule.require_deny_reason and not reason.strip():
         raise InvalidTransition('This rule requires a reason to deny.')
     new = replace(request, status=S.DENIED, decided_by=approver, deny_reason=reason or None)
-    return new, _event(new, AuditName.REQUEST_DENIED, approver, outcome='denied', detail={'why': reason})
+    return new, _event(new, AuditName.REQUEST_DENIED, approver, outcome='denied', detail={'why': reason, 'via': via})
 
 
 def expire(request: AccessRequest, *, now: float) -> tuple[AccessRequest, AuditEvent]:

@@ -35,8 +35,8 @@ class ApproveRequest:
                  meter: Meter = NO_METER) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.clock, self.meter = store, queue, policy, clock, meter
 
-    def execute(self, request_id: str, approver: Principal) -> AccessRequest:
-        """Record ``approver``'s approval.
+    def execute(self, request_id: str, approver: Principal, *, via: str = 'slack') -> AccessRequest:
+        """Record ``approver``'s approval, given through ``via`` (``slack``, ``email``, ``teams``).
 
         Raises:
             NotAnApprover, InvalidTransition, RequestNotFound: nothing was changed.
@@ -45,7 +45,7 @@ class ApproveRequest:
 
         def step(request: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             return transitions.approve(request, approver, policy=policy, rule=_rule(policy, request),
-                                       now=self.clock.now())  # fmt: skip
+                                       now=self.clock.now(), via=via)  # fmt: skip
 
         with refusals_counted(lambda outcome: self.meter.decided(UNKNOWN_RULE, outcome)):
             request, _ = self.store.transition(request_id, step)
@@ -63,11 +63,12 @@ class DenyRequest:
                  meter: Meter = NO_METER) -> None:  # fmt: skip
         self.store, self.queue, self.policy, self.meter = store, queue, policy, meter
 
-    def execute(self, request_id: str, approver: Principal, reason: str = '') -> AccessRequest:
+    def execute(self, request_id: str, approver: Principal, reason: str = '', *, via: str = 'slack') -> AccessRequest:
         policy = self.policy()
 
         def step(request: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
-            return transitions.deny(request, approver, policy=policy, rule=_rule(policy, request), reason=reason)
+            return transitions.deny(request, approver, policy=policy, rule=_rule(policy, request), reason=reason,
+                                    via=via)  # fmt: skip
 
         with refusals_counted(lambda outcome: self.meter.decided(UNKNOWN_RULE, outcome)):
             request, _ = self.store.transition(request_id, step)
