@@ -56,6 +56,7 @@ from bot.access_log import access_log, send_request_id
 from bot.adapters.metrics import CountedAsyncWebClient
 from bot.adapters.replay_guard import ReplayGuard
 from bot.api.server import create_api_app
+from bot.decision_page.routes import add_decision_routes
 from bot.deps import Deps
 from bot.listeners import register_listeners
 from bot.slack_payloads import REPLAYED_TEXT, UNAVAILABLE_TEXT, Refusal, slack_body
@@ -234,6 +235,7 @@ def create_web_app(deps: Deps, bolt: AsyncApp | None = None) -> web.Application:
     if socket is None:
         web_app.router.add_post('/slack/events', slack_events)
     web_app.add_subapp('/api/v1', create_api_app(deps))
+    add_decision_routes(web_app, deps)  # the links of approval emails and Teams cards
     web_app.router.add_get('/healthz', healthz)
     web_app.router.add_get('/readyz', readyz)
     web_app.router.add_get('/metrics', metrics)

@@ -17,15 +17,18 @@ import structlog
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.adapters.metrics import CountedWebClient, PrometheusMeter
+from bot.adapters.outbox import OutboxStore
 from bot.adapters.slack_notifier import SlackNotifier
 from bot.blocks.messages import details_text
 from bot.core.model import AccessRequest
 from bot.deps import Deps, build_deps
+from bot.links import LinkSigner
 from bot.sealed_box import seal
 from bot.settings import Settings, load_settings
 from bot.usecases.grant_access import GrantAccess
 from bot.usecases.revoke_access import RevokeAccess
 from bot.usecases.revoke_idle import RevokeIdle
+from workers.outbox import Outbox
 from workers.providers.registry import ProviderRegistry, provider_names
 from workers.reconciler import Reconciler
 from workers.revoker import Revoker
@@ -43,6 +46,7 @@ class WorkerDeps:
     revoke: RevokeAccess
     notifier: SlackNotifier
     providers: ProviderRegistry
+    outbox: Outbox
 
 
 def build_worker_deps(
@@ -75,7 +79,21 @@ def build_worker_deps(
                         provider=providers, on_details=send_details, meter=meter)  # fmt: skip
     revoke = RevokeAccess(store=base.store, queue=base.queue, policy=base.policy, clock=base.clock,
                           provider=providers, meter=meter)  # fmt: skip
-    return WorkerDeps(base=base, grant=grant, revoke=revoke, notifier=notifier, providers=providers)
+    return WorkerDeps(base=base, grant=grant, revoke=revoke, notifier=notifier, providers=providers,
+                      outbox=build_outbox(base))  # fmt: skip
+
+
+def build_outbox(base: Deps) -> Outbox:
+    """Approval emails and Teams cards (``workers.outbox``), with what the settings give to send them."""
+    from bot.mail.smtp import SmtpMailer
+    from bot.teams.webhook import TeamsWebhook
+
+    settings = base.settings
+    mailer = (SmtpMailer.from_url(settings.smtp_url, sender=settings.mail_from or '', ca_file=settings.smtp_ca_file)
+              if settings.smtp_url else None)  # fmt: skip
+    return Outbox(store=base.store, outbox=OutboxStore(base.redis, prefix=settings.redis_prefix), policy=base.policy,
+                  public_url=settings.public_url, signer=LinkSigner(settings.link_key) if settings.link_key else None,
+                  mail_from=settings.mail_from, mailer=mailer, teams=TeamsWebhook())  # fmt: skip
 
 
 def build_revoker(deps: WorkerDeps) -> Revoker:

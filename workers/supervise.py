@@ -192,14 +192,16 @@ def _work_beside(deps: Any, queue: str, beside: Any) -> NoReturn:  # pragma: no 
 
 
 def _notify_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child
-    """The notify process, at a lower CPU priority: the follower of the audit stream (every event shown in Slack),
-    and RQ's loop over the notify queue (reminders)."""
+    """The notify process, at a lower CPU priority: the followers of the audit stream (every event shown in Slack;
+    approval emails and Teams cards), and RQ's loop over the notify queue (reminders)."""
     from bot.adapters.rq_queue import NOTIFY_QUEUE
     from workers.notify_follower import NotifyFollower
+    from workers.outbox import Beside, OutboxFollower
 
     _as_child(NOTIFY_NICENESS)
     deps = _child_deps(environ, policy)
-    _work_beside(deps, NOTIFY_QUEUE, NotifyFollower(store=deps.base.store, notifier=deps.notifier))
+    slack = NotifyFollower(store=deps.base.store, notifier=deps.notifier)
+    _work_beside(deps, NOTIFY_QUEUE, Beside(slack, OutboxFollower(store=deps.base.store, outbox=deps.outbox)))
 
 
 def _access_main(environ: dict[str, str], policy: dict[str, str]) -> None:  # pragma: no cover - in the child

@@ -39,16 +39,23 @@ class NotifyFeed:
     def notify_cursor(self, window: float) -> int:
         """The last audit seq shown in Slack (``notify:cursor``); when there is none yet, set to just before the
         events of the last ``window`` seconds (:meth:`recent_cursor`)."""
-        key = self._key('notify', 'cursor')
+        return self.follower_cursor('notify', window)
+
+    def advance_notify_cursor(self, seq: int) -> None:
+        """Move the cursor to ``seq``, only forward: a follower that took over during a long batch may be further."""
+        self.advance_follower_cursor('notify', seq)
+
+    def follower_cursor(self, name: str, window: float) -> int:
+        """The cursor of the follower ``name`` (``notify``, ``outbox``): the last audit seq it handled."""
+        key = self._key(name, 'cursor')
         value = self.redis.get(key)
         if value is None:
             self.redis.set(key, self.recent_cursor(window), nx=True)  # two followers starting at once: one wins
             value = self.redis.get(key)
         return int(value or 0)
 
-    def advance_notify_cursor(self, seq: int) -> None:
-        """Move the cursor to ``seq``, only forward: a follower that took over during a long batch may be further."""
-        self.redis.eval(FORWARD, 1, self._key('notify', 'cursor'), seq)
+    def advance_follower_cursor(self, name: str, seq: int) -> None:
+        self.redis.eval(FORWARD, 1, self._key(name, 'cursor'), seq)
 
     def recent_cursor(self, window: float, scan: int = 1000) -> int:
         """The seq before the events of the last ``window`` seconds (of the latest ``scan``): where to start

@@ -55,6 +55,14 @@ SHOWN_CACHE = 50_000
 STALE_DM = frozenset({'channel_not_found', 'is_archived', 'not_in_channel'})
 
 
+def loud(record: dict[str, Any]) -> bool:
+    """Whether an event mentions the admins: a revoke failing, break-glass, and the first failure of a spell of
+    approval emails or Teams cards not delivered (``detail.alert``; the rest are quiet lines)."""
+    if record['event'] in LOUD_EVENTS:
+        return True
+    return record['event'] == AuditName.DELIVERY_FAILED and bool((record.get('detail') or {}).get('alert'))
+
+
 class SlackNotifier:
     """Posts and updates what people see in Slack for one audit event at a time."""
 
@@ -88,7 +96,7 @@ class SlackNotifier:
         first = 0
         by_request: dict[str, list[str]] = {}
         for record in records:
-            if record['event'] in LOUD_EVENTS:
+            if loud(record):
                 self._part(done, f'lines:{first}', self._post_lines, lines)
                 lines = []
                 self._part(done, f'alert:{record["seq"]}', self._alert, record, policy)

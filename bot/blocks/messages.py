@@ -14,6 +14,7 @@ from bot.blocks.mrkdwn import code, context, literal, mention, message, section,
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, AuditName, RequestStatus
 from bot.core.policy import Rule
+from bot.core.progress import asked_in
 from bot.ids import ActionId, BlockId, CallbackId
 
 S = RequestStatus
@@ -61,7 +62,9 @@ def waiting_line(request: AccessRequest, rule: Rule | None) -> str:
     """Where a pending request stands: ``1 of 2 approved — waiting for security``."""
     if rule is None or request.step >= len(rule.steps):
         return f'{progress(request, rule)} approved'
-    return f'{progress(request, rule)} approved — waiting for {names(rule.steps[request.step].approvers)}'
+    where = asked_in(rule)  # "sec@example.com (email)": the requester knows where to nudge
+    return (f'{progress(request, rule)} approved — waiting for {names(rule.steps[request.step].approvers)}'
+            + (f' ({where})' if where else ''))  # fmt: skip
 
 
 def outcome_line(request: AccessRequest, rule: Rule | None) -> str:
@@ -251,6 +254,12 @@ def audit_line(record: dict[str, Any]) -> str:
         parts.append(f"policy {code(record['policy_version'])}" + (f' (commit {text(commit[:12])})' if commit else ''))
     if record.get('rule'):
         parts.append(f"rule {code(record['rule'])}")
+    detail = record.get('detail') or {}
+    if detail.get('via') and detail['via'] != 'slack':
+        parts.append(f"via {text(detail['via'], 20)}")
+    if record.get('event') == AuditName.DELIVERY_FAILED:
+        parts.append(f"{text(detail.get('channel'), 20)} to {text(detail.get('to'), 200)}, "
+                     f"attempt {text(detail.get('attempts'), 10)}")  # fmt: skip
     if record.get('outcome'):
         parts.append(f"→ {text(record['outcome'], 100)}")
     if record.get('error'):

@@ -1,0 +1,316 @@
+"""The decision page over real HTTP (``jit serve``'s unmodified web app, a real Redis): what a link may and may not do.
+
+A GET never decides; a POST decides as the address the link was sent to, once, through the same state machine as a
+Slack click (self-approval, steps, one decision wins); a changed, expired, foreign or used link changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.app import create_web_app
+from bot.core.errors import InvalidTransition
+from bot.core.model import Principal, RequestStatus
+from bot.deps import Deps, build_deps
+from bot.links import LinkSigner
+from bot.settings import load_settings
+from tests.support.redis_server import own_redis_url
+from tests.support.served import Served
+from tests.support.slack import local_slack
+
+pytestmark = pytest.mark.redis
+
+SECRET = 'decision-page-signing-secret'
+KEY = 'decision-page-link-key-0123456789abcdef'
+POLICY = """\
+groups:
+  devops: [alex@example.com]
+  leads: [sam@example.com, lee@example.com]
+  security: [sec@example.com]
+resources:
+  demo-app:
+    provider: webhook
+    settings: {url: 'http://127.0.0.1:9/none'}
+    roles: [read, deploy, admin]
+requests:
+  - name: by-email
+    resources: [demo-app]
+    roles: [read]
+    requesters: [group:devops, sam@example.com]
+    approvers: [group:leads, group:security]
+    ask: [slack, email]
+    timeout: 2h
+  - name: two-steps
+    resources: [demo-app]
+    roles: [deploy]
+    requesters: [group:devops]
+    steps:
+      - {approvers: [group:leads], approvals: 1}
+      - {approvers: [group:security], approvals: 1}
+    ask: [email]
+    require_deny_reason: true
+    timeout: 1h
+  - name: slack-only
+    resources: [demo-app]
+    roles: [admin]
+    requesters: [group:devops]
+    approvers: [group:leads]
+    timeout: 1h
+"""
+ALEX = Principal(slack_id='U0ALEX', email='alex@example.com', name='Alex')
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+
+def call(url: str, *, form: dict[str, str] | None = None) -> Answer:
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    request = urllib.request.Request(url, data, method='POST' if form is not None else 'GET')
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return Answer(answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read().decode())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read().decode())
+
+
+@dataclass
+class Jit:
+    deps: Deps
+    base: str
+    signer: LinkSigner
+
+    def file(self, role: str = 'read', who: Principal = ALEX, reason: str = 'checking the deploy') -> str:
+        return self.deps.submit.execute(requester=who, resource='demo-app', role=role, duration=1800,
+                                        reason=reason).id  # fmt: skip
+
+    def link(self, request_id: str, email: str, *, via: str = 'email', expires_at: float | None = None) -> str:
+        request = self.deps.store.get(request_id)
+        assert request is not None
+        token = self.signer.mint(request_id=request_id, email=email, digest=request.digest(), via=via,
+                                 expires_at=expires_at or time.time() + 600)  # fmt: skip
+        return f'{self.base}/decide/{"" if email else "teams/"}{token}'
+
+    def status(self, request_id: str) -> RequestStatus:
+        request = self.deps.store.get(request_id)
+        assert request is not None
+        return request.status
+
+    def events(self, request_id: str) -> list[dict[str, object]]:
+        return [e for e in self.deps.store.audit_events(1, 10_000) if (e.get('request') or {}).get('id') == request_id]
+
+
+@pytest.fixture(name='jit')
+def _jit(tmp_path: Path) -> Iterator[Jit]:
+    (tmp_path / 'policy.yaml').write_text(POLICY)
+    with local_slack(SECRET) as slack:
+        settings = load_settings({
+            'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': SECRET, 'SLACK_API_URL': slack.api_url,
+            'REDIS_URL': own_redis_url(23), 'JIT_POLICY_DIR': str(tmp_path), 'JIT_LINK_KEY': KEY,
+            'JIT_PUBLIC_URL': 'http://127.0.0.1:1',
+        })  # fmt: skip
+        deps = build_deps(settings, providers=['webhook'])
+        deps.redis.flushdb()
+        served = Served(create_web_app(deps))
+        try:
+            yield Jit(deps, f'http://127.0.0.1:{served.port}', LinkSigner(KEY))
+        finally:
+            served.stop()
+            deps.redis.flushdb()
+
+
+def test_a_get_shows_the_request_and_decides_nothing(jit):
+    rid = jit.file()
+    link = jit.link(rid, 'sam@example.com')
+    for _ in range(3):  # a scanner, a previewer, the approver
+        page = call(link + '?do=approve')
+        assert page.status == 200
+        assert 'Approve this access request?' in page.text and 'checking the deploy' in page.text
+        assert 'sam@example.com' in page.text and '<form method="post">' in page.text
+    assert call(link + '?do=deny').status == 200
+    assert jit.status(rid) is RequestStatus.PENDING
+    assert [e['event'] for e in jit.events(rid)] == ['request.created']
+
+
+def test_the_page_allows_no_script_and_no_referrer(jit):
+    page = call(jit.link(jit.file(), 'sam@example.com') + '?do=approve')
+    csp = page.headers['content-security-policy']
+    assert "default-src 'none'" in csp and "form-action 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers['referrer-policy'] == 'no-referrer' and page.headers['cache-control'] == 'no-store'
+    assert '<script' not in page.text
+
+
+def test_a_post_approves_as_the_address_the_link_was_sent_to(jit):
+    rid = jit.file()
+    done = call(jit.link(rid, 'sam@example.com'), form={'do': 'approve'})
+    assert done.status == 200 and 'Approved' in done.text
+    assert jit.status(rid) is RequestStatus.APPROVED
+    [approved] = [e for e in jit.events(rid) if e['event'] == 'request.approved']
+    assert approved['actor'] == 'sam@example.com' and approved['detail']['via'] == 'email'
+    request = jit.deps.store.get(rid)
+    assert request.decided_by.email == 'sam@example.com' and request.approved_digest == request.digest()
+
+
+def test_a_replayed_post_is_refused_and_changes_nothing(jit):
+    rid = jit.file(role='deploy')  # two steps: a second approval by the same link would move it on
+    link = jit.link(rid, 'sam@example.com')
+    assert call(link, form={'do': 'approve'}).status == 200
+    before = jit.events(rid)
+    again = call(link, form={'do': 'approve'})
+    assert again.status == 409 and 'already used' in again.text
+    deny = call(link, form={'do': 'deny', 'reason': 'changed my mind'})
+    assert deny.status == 409
+    assert jit.events(rid) == before and jit.status(rid) is RequestStatus.PENDING
+
+
+def test_a_changed_token_is_refused(jit):
+    rid = jit.file()
+    link = jit.link(rid, 'sam@example.com')
+    head, token = link.rsplit('/', 1)
+    version, body, mac = token.split('.')
+    flipped = mac[:-2] + ('A' if mac[-2] != 'A' else 'B') + mac[-1]
+    for bad in (f'{head}/{version}.{body}.{flipped}', f'{head}/{token[:-10]}', f'{head}/v1.e30.e30'):
+        answer = call(bad, form={'do': 'approve'})
+        assert answer.status == 403, bad
+        assert call(bad + '?do=approve').status == 403
+    assert jit.status(rid) is RequestStatus.PENDING and len(jit.events(rid)) == 1
+
+
+def test_an_expired_token_is_refused(jit):
+    rid = jit.file()
+    link = jit.link(rid, 'sam@example.com', expires_at=time.time() - 1)
+    assert call(link, form={'do': 'approve'}).status == 410
+    assert call(link + '?do=approve').status == 410
+    assert jit.status(rid) is RequestStatus.PENDING
+
+
+def test_a_token_for_another_request_decides_nothing_here(jit):
+    first, second = jit.file(), jit.file(reason='another thing')
+    token = jit.link(first, 'sam@example.com').rsplit('/', 1)[1]
+    # The token names its request: it decides that one, whatever the address says around it.
+    assert call(f'{jit.base}/decide/{token}', form={'do': 'approve'}).status == 200
+    assert jit.status(second) is RequestStatus.PENDING
+
+
+def test_only_an_approver_of_the_step_may_decide(jit):
+    rid = jit.file(role='deploy')
+    # Security approves the second step only: its link is refused while the first is open.
+    refused = call(jit.link(rid, 'sec@example.com'), form={'do': 'approve'})
+    assert refused.status == 403 and 'not an approver' in refused.text
+    eve = call(jit.link(rid, 'eve@example.com'), form={'do': 'approve'})
+    assert eve.status == 403
+    assert jit.status(rid) is RequestStatus.PENDING and len(jit.events(rid)) == 1
+    # The refused link was not spent: once the first step is approved, security's link works.
+    assert call(jit.link(rid, 'lee@example.com'), form={'do': 'approve'}).status == 200
+    assert call(jit.link(rid, 'sec@example.com'), form={'do': 'approve'}).status == 200
+    assert jit.status(rid) is RequestStatus.APPROVED
+    vias = [e['detail']['via'] for e in jit.events(rid) if e['event'] == 'request.approved']
+    assert vias == ['email', 'email']
+
+
+def test_the_requester_cannot_approve_their_own_request_by_email(jit):
+    sam = Principal(slack_id='U0SAM', email='sam@example.com', name='Sam')
+    rid = jit.file(who=sam)
+    refused = call(jit.link(rid, 'SAM@example.com'), form={'do': 'approve'})
+    assert refused.status == 403 and 'own request' in refused.text
+    assert jit.status(rid) is RequestStatus.PENDING
+
+
+def test_a_rule_that_asks_in_slack_only_takes_no_link(jit):
+    rid = jit.file(role='admin')
+    refused = call(jit.link(rid, 'sam@example.com'), form={'do': 'approve'})
+    assert refused.status == 403 and 'Slack only' in refused.text
+    assert jit.status(rid) is RequestStatus.PENDING
+
+
+def test_deny_asks_for_a_reason_when_the_rule_requires_one(jit):
+    rid = jit.file(role='deploy')
+    link = jit.link(rid, 'sam@example.com')
+    form = call(link + '?do=deny')
+    assert 'name="reason"' in form.text and 'required' in form.text
+    refused = call(link, form={'do': 'deny', 'reason': '  '})
+    assert refused.status == 409 and jit.status(rid) is RequestStatus.PENDING
+    denied = call(link, form={'do': 'deny', 'reason': 'not during the freeze'})
+    assert denied.status == 200 and jit.status(rid) is RequestStatus.DENIED
+    [event] = [e for e in jit.events(rid) if e['event'] == 'request.denied']
+    assert event['detail'] == {'why': 'not during the freeze', 'via': 'email'}
+
+
+def test_a_decided_request_shows_its_outcome_and_no_form(jit):
+    rid = jit.file()
+    jit.deps.deny.execute(rid, Principal(slack_id='U0LEE', email='lee@example.com'), 'no', via='slack')
+    page = call(jit.link(rid, 'sam@example.com') + '?do=approve')
+    assert page.status == 409 and 'Denied by' in page.text and '<form' not in page.text
+
+
+def race(jit: Jit, rid: str, link: str) -> list[str]:
+    """An email POST and a Slack click on ``rid`` at the same moment; what each got."""
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def by_email() -> None:
+        barrier.wait()
+        outcomes.append(str(call(link, form={'do': 'approve'}).status))
+
+    def in_slack() -> None:
+        barrier.wait()
+        try:
+            jit.deps.approve.execute(rid, Principal(slack_id='U0LEE', email='lee@example.com'))
+            outcomes.append('slack')
+        except InvalidTransition:
+            outcomes.append('slack refused')
+
+    threads = [threading.Thread(target=by_email), threading.Thread(target=in_slack)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return sorted(outcomes)
+
+
+def test_a_slack_click_and_an_email_post_at_once_make_one_decision(jit):
+    for _ in range(5):
+        rid = jit.file()
+        outcomes = race(jit, rid, jit.link(rid, 'sam@example.com'))
+        assert outcomes in (['200', 'slack refused'], ['409', 'slack']), outcomes
+        assert [e['event'] for e in jit.events(rid)].count('request.approved') == 1
+
+
+def test_user_text_is_shown_as_text(jit):
+    reason = '<script>alert(1)</script> "><img src=x onerror=alert(2)> &amp; \u202eevil'
+    rid = jit.file(reason=reason)
+    page = call(jit.link(rid, 'sam@example.com') + '?do=approve').text
+    assert '<script>' not in page and '<img' not in page and '\u202e' not in page
+    assert '&lt;script&gt;alert(1)&lt;/script&gt; &quot;&gt;&lt;img src=x onerror=alert(2)&gt; &amp;amp;' in page
+
+
+def test_a_teams_link_asks_who_you_are_and_decides_nothing(jit):
+    rid = jit.file()
+    link = jit.link(rid, '', via='teams')
+    page = call(link + '?do=approve')
+    assert page.status == 200 and 'Your work email' in page.text
+    # The Teams link is not a personal link: the personal route refuses it, and the reverse.
+    assert call(link.replace('/decide/teams/', '/decide/'), form={'do': 'approve'}).status == 403
+    assert call(jit.link(rid, 'sam@example.com').replace('/decide/', '/decide/teams/'), form={'do': 'approve',
+                'email': 'sam@example.com'}).status == 403  # fmt: skip
+    assert jit.status(rid) is RequestStatus.PENDING
+
+
+def test_a_bad_form_is_a_clear_400(jit):
+    link = jit.link(jit.file(), 'sam@example.com')
+    assert call(link, form={'do': 'sudo'}).status == 400
+    assert call(link + '?do=x').status == 400
+    assert re.search('Approve or Deny', call(link, form={}).text)
