@@ -154,7 +154,7 @@ def _message(*, to: str, sender: str, subject: str, text: str, page: str) -> Ema
 
 
 def approval_email(request: AccessRequest, rule: Rule, *, to: str, sender: str, approve_url: str, deny_url: str,
-                   waiting: str) -> EmailMessage:  # fmt: skip
+                   waiting: str, asked_for: bool = False) -> EmailMessage:  # fmt: skip
     """The email asking approver ``to`` to decide ``request``.
 
     Args:
@@ -165,6 +165,7 @@ def approval_email(request: AccessRequest, rule: Rule, *, to: str, sender: str, 
         approve_url: the approver's personal link to the decision page, approving.
         deny_url: the same, denying.
         waiting: where the request stands: ``1 of 2 approved — waiting for security``.
+        asked_for: the approver asked for this link on jit's page (from a Teams card), rather than being asked.
 
     Raises:
         ValueError: ``to`` is not one address, ``sender`` holds none, or a URL is not an absolute http(s) URL.
@@ -190,7 +191,9 @@ def approval_email(request: AccessRequest, rule: Rule, *, to: str, sender: str, 
     personal = (f'These links are yours: they decide as {address}, the address this message was sent to. '
                 'Do not forward this message.')  # fmt: skip
     confirm = 'Opening a link decides nothing: the page shows the request and asks you to confirm.'
-    why = 'You get this message because a rule of jit\'s access policy names you as an approver and asks by email.'
+    why = ('You get this message because you asked for a link on jit\'s page (from a Teams card); if you did not, '
+           'ignore it.' if asked_for else
+           'You get this message because a rule of jit\'s access policy names you as an approver and asks by email.')
     text = _text(head, facts, [f'Approve: {approve}', f'Deny:    {deny}', '', personal, confirm, '', '-- ', why])
     button = 'display:inline-block;padding:10px 22px;border-radius:4px;text-decoration:none;font-weight:bold'
     buttons = (
