@@ -8,12 +8,15 @@ names more of it than the host, and none chains urllib3's exceptions, whose mess
 from __future__ import annotations
 
 import json
+import logging
 import time
 from email.utils import formatdate
 
 import pytest
+import structlog
 
 from bot.core.errors import DeliveryError
+from bot.logging import configure_logging
 from bot.teams.card import approval_card
 from bot.teams.webhook import TeamsWebhook
 from tests.support.teams_receiver import Answer, TeamsReceiver, card_text
@@ -156,3 +159,28 @@ def test_a_url_that_is_not_https_is_refused_before_anything_is_sent(webhook, url
     with pytest.raises(DeliveryError) as info:
         webhook.post(url, PAYLOAD)
     assert not info.value.transient and 'SECRET' not in str(info.value)
+
+
+@pytest.fixture(name='restore_logging')
+def _restore_logging():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    pool_level = logging.getLogger('urllib3.connectionpool').level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger('urllib3.connectionpool').setLevel(pool_level)
+    structlog.reset_defaults()
+
+
+def test_the_url_is_not_logged_even_at_debug_level(teams, capsys, restore_logging):
+    """urllib3 logs each request's path and query at debug level: jit's logging keeps those lines out."""
+    configure_logging(json=True, level='DEBUG')
+    teams.answer_next(Answer(500))
+    with pytest.raises(DeliveryError):
+        TeamsWebhook(timeout=2).post(teams.url, PAYLOAD)
+    TeamsWebhook(timeout=2).post(teams.url, PAYLOAD)
+    logging.getLogger('jit.test').debug('debug lines do show')
+    err = capsys.readouterr().err
+    assert 'debug lines do show' in err
+    assert teams.path_secret not in err and teams.sig not in err
