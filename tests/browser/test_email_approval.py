@@ -110,6 +110,10 @@ def test_approving_from_email_in_the_browser(rig: Rig, browser: Any) -> None:
     rid = reply.text.split('`')[1]
 
     sam_mail = rig.mail_to('sam@example.com')
+    # The requester's status message says where the request waits.
+    rig.slack.workspace.wait_for_message(
+        lambda m: rid in m.content and 'waiting for leads (Slack, email)' in m.content, timeout=STEP
+    )
     assert not [r for r in rig.smtp.received if 'sec@example.com' in r.rcpt_tos]  # step 2 is not asked yet
     assert sam_mail.tls and sam_mail.login
     link = approve_link(sam_mail)
@@ -152,11 +156,14 @@ def test_approving_from_email_in_the_browser(rig: Rig, browser: Any) -> None:
     expect(page.locator('h1')).to_have_text('Your approval is recorded')
     expect(page.locator('[role=status]')).to_contain_text('1 of 2 approved — waiting for security')
 
-    # The same form sent again (back, and press Approve once more): refused, nothing changes.
+    # The same form posted again (a replay from the browser's network stack): refused, nothing changes.
     events_before = len(rig.store.audit_events(1, 10_000))
+    replayed = page.request.post(link.split('?')[0], form={'do': 'approve'})
+    assert replayed.status == 409 and 'already used' in replayed.text()
+    # Going back to the link shows it is spent, with no form left to press.
     page.go_back()
-    page.get_by_role('button', name='Approve').click()
     expect(page.locator('h1')).to_have_text('This link was already used')
+    expect(page.locator('form')).to_have_count(0)
     assert len(rig.store.audit_events(1, 10_000)) == events_before
 
     # Step 2: security's own email, approved in the browser; the grant happens at the webhook.
@@ -175,3 +182,91 @@ def test_approving_from_email_in_the_browser(rig: Rig, browser: Any) -> None:
     expect(page.locator('h1')).to_have_text('This request was already decided')
     expect(page.locator('form')).to_have_count(0)
     page.close()
+
+
+TEAMS_POLICY = """\
+groups:
+  devops: [alex@example.com]
+  leads: [sam@example.com]
+teams:
+  approvers: {webhook: env:TEAMS_APPROVERS_WEBHOOK}
+resources:
+  demo-app:
+    provider: webhook
+    settings: {url: env:DEMO_WEBHOOK_URL, secret: env:DEMO_WEBHOOK_SECRET}
+    roles: [read]
+requests:
+  - name: read-in-teams
+    resources: [demo-app]
+    roles: [read]
+    requesters: [group:devops]
+    approvers: [group:leads]
+    ask: [teams:approvers]
+    timeout: 1h
+"""
+
+
+def test_approving_from_a_teams_card_in_the_browser(tmp_path: Path, browser: Any, request: pytest.FixtureRequest):
+    """The card reaches the channel's webhook and is valid; its Approve opens jit's page, which asks who you are and
+    emails a personal link; that link approves; an outcome card follows. Nobody decides from the card's link."""
+    from playwright.sync_api import expect
+
+    from tests.support.teams_receiver import TeamsReceiver, card_text
+    from tests.teams.cards import validate
+
+    port = free_port()
+    with (
+        flushed(own_redis_url(8)) as redis_url,
+        local_slack(SIGNING_SECRET) as slack,
+        webhook_target(WEBHOOK_SECRET) as webhook,
+        running_smtp_server(tmp_path) as smtp,
+        TeamsReceiver() as teams,
+    ):
+        procs = launch_jit(tmp_path, slack=slack, signing_secret=SIGNING_SECRET, redis_url=redis_url,
+                           policy=TEAMS_POLICY, PORT=str(port), JIT_PUBLIC_URL=f'http://127.0.0.1:{port}',
+                           JIT_LINK_KEY=KEY, JIT_SMTP_URL=smtp.url, JIT_SMTP_CA_FILE=str(smtp.ca_file),
+                           JIT_MAIL_FROM='jit <jit@example.com>', TEAMS_APPROVERS_WEBHOOK=teams.url,
+                           **demo_webhook_env(webhook))  # fmt: skip
+        store = RedisStore(redis.Redis.from_url(redis_url, decode_responses=True), clock=SystemClock())
+        try:
+            reply = slack.driver.slash(ALEX, 'request demo-app read 30s reading the logs')
+            rid = reply.text.split('`')[1]
+            card = teams.wait_for(lambda p: rid in card_text(p), timeout=STEP)
+            validate(card)  # the Adaptive Card schema of the version the card declares
+            actions = {a['title']: a['url'] for a in card['attachments'][0]['content']['actions']}
+            assert set(actions) == {'Approve', 'Deny'}
+
+            page = browser.new_page()
+            page.set_default_timeout(STEP * 1000)
+            expect.set_options(timeout=STEP * 1000)
+            page.goto(actions['Approve'])
+            expect(page.locator('main')).to_contain_text('reading the logs')
+            assert page.get_by_role('button', name='Approve').count() == 0  # the channel's link decides nothing
+            page.get_by_label('Your work email').fill('sam@example.com')
+            page.get_by_role('button', name='Email me a link').click()
+            expect(page.locator('[role=status]')).to_contain_text('sam@example.com')
+            # Someone who may not decide gets the same answer, and no email.
+            page.goto(actions['Approve'])
+            page.get_by_label('Your work email').fill('eve@example.com')
+            page.get_by_role('button', name='Email me a link').click()
+            expect(page.locator('[role=status]')).to_contain_text('eve@example.com')
+            assert store.get(rid).status is RequestStatus.PENDING
+
+            mail = smtp.wait_for(lambda r: 'sam@example.com' in r.rcpt_tos, timeout=STEP)
+            link = approve_link(mail)
+            claims = LinkSigner(KEY).check(link.split('?')[0].rsplit('/', 1)[1], now=time.time())
+            assert (claims.email, claims.via) == ('sam@example.com', 'teams')
+            page.goto(link)
+            page.get_by_role('button', name='Approve').click()
+            expect(page.locator('h1')).to_have_text('Approved')
+            wait_until(lambda: webhook.grants_for(rid), timeout=STEP, what='the grant at the webhook')
+            outcome = teams.wait_for(lambda p: rid in card_text(p) and 'Approved by sam@example.com' in card_text(p),
+                                     timeout=STEP)  # fmt: skip
+            validate(outcome)
+            assert not [r for r in smtp.received if 'eve@example.com' in r.rcpt_tos]
+            assert not [m for m in slack.workspace.dms_to('U0SAM') if rid in m.content]  # not asked in Slack
+            [approved] = [e for e in store.audit_events(1, 10_000) if e['event'] == 'request.approved']
+            assert (approved['actor'], approved['detail']['via']) == ('sam@example.com', 'teams')
+            page.close()
+        finally:
+            stop_and_show_logs(procs, request)
