@@ -152,7 +152,8 @@ class StoreGauges(Collector):
         pipe.zrangebyscore(due_key, now, '+inf')
         pipe.zcard(f'{p}pending')
         pipe.hget(f'{p}audit:head', 'seq')
-        revokes_due, live_ids, pending, head = pipe.execute()
+        pipe.zcard(f'{p}outbox:due')
+        revokes_due, live_ids, pending, head, outbox = pipe.execute()
         statuses = self._statuses(live_ids)
         yield GaugeMetricFamily('jit_active_grants', 'Grants active now', value=statuses.count('active'))
         yield GaugeMetricFamily('jit_revoke_failed_grants', 'Grants whose revoke keeps failing (admins alerted)',
@@ -160,6 +161,8 @@ class StoreGauges(Collector):
         yield GaugeMetricFamily('jit_revokes_due', 'Grants past their end whose revoke has not finished',
                                 value=revokes_due)  # fmt: skip
         yield GaugeMetricFamily('jit_pending_requests', 'Requests waiting for approvers', value=pending)
+        yield GaugeMetricFamily('jit_outbox_queued', 'Approval emails and Teams cards not sent yet (retries included)',
+                                value=outbox)  # fmt: skip
         queues = GaugeMetricFamily('jit_queue_jobs', 'Jobs waiting in each RQ queue', labels=['queue'])
         for name, queue in sorted(self.queues.items()):
             queues.add_metric([name], queue.count)

@@ -96,3 +96,6 @@ def test_a_live_grant_and_a_waiting_request_show_in_the_gauges(metered, slack, s
     gauges = scrape(worker_url)
     assert value(gauges, 'jit_active_grants') == 1 and value(gauges, 'jit_pending_requests') == 1
     assert store.get(waiting).status.value == 'pending'
+    assert value(gauges, 'jit_outbox_queued') == 0  # these rules ask in Slack only
+    store.redis.zadd(store.prefix + 'outbox:due', {'ask-email|r-x|sam@example.com|0': 1.0})
+    assert value(scrape(worker_url), 'jit_outbox_queued') == 1
