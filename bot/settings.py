@@ -91,6 +91,18 @@ class Settings:
     #: The pipelines that may use the HTTP API: ``{sha256 hash of the token: pipeline name}``
     #: (``JIT_API_TOKENS``, see ``bot.api.tokens``). Empty: the API answers 401 to everyone.
     api_tokens: dict[str, str] = field(default_factory=dict)
+    #: Approvals by email and Teams (``bot.mail``, ``bot.links``). The mail server (``JIT_SMTP_URL``):
+    #: ``smtp://user:pass@host:587`` (STARTTLS required), ``smtps://…:465`` (TLS from the start) or
+    #: ``smtp+insecure://host:25`` (a relay on the same host only); unset: jit sends no mail.
+    smtp_url: str | None = field(default=None, repr=False)
+    #: The sender of jit's mail (``jit <jit@example.com>``): a domain whose SPF/DKIM the mail server passes.
+    mail_from: str | None = None
+    #: CA certificates (PEM) to trust for the mail server besides the system's: a private CA.
+    smtp_ca_file: str | None = None
+    #: Where people reach ``jit serve`` (``https://jit.example.com``, no trailing slash): decision links point here.
+    public_url: str | None = None
+    #: Signs decision links (HMAC-SHA256, ``bot.links``); changing it voids every link sent. At least 32 characters.
+    link_key: str | None = field(default=None, repr=False)
 
 
 def _number(environ: Mapping[str, str], key: str, default: float, problems: list[str], *, low: float) -> float:
@@ -168,6 +180,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     from bot.api.tokens import parse_tokens
 
     api_tokens = parse_tokens(environ.get('JIT_API_TOKENS') or '', problems)
+    mail = _mail_settings(environ, problems)
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -180,7 +193,7 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
         requests_per_hour=int(per_hour),
         max_open_requests=int(max_open),
         log_level=level, log_format=fmt,
-        redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:', api_tokens=api_tokens, **audit,
+        redis_prefix=environ.get('JIT_REDIS_PREFIX') or 'jit:', api_tokens=api_tokens, **audit, **mail,
     )  # fmt: skip
 
 
@@ -275,3 +288,72 @@ def _audit_settings(environ: Mapping[str, str], problems: list[str]) -> dict[str
         except DurationError as exc:
             problems.append(f'JIT_AUDIT_RETENTION: {exc}')
     return out
+
+
+#: Hosts a ``JIT_PUBLIC_URL`` may name over plain http: this machine only (the sandbox, tests).
+LOOPBACK_HOSTS = frozenset({'localhost', '127.0.0.1', '::1'})
+
+
+def _mail_settings(environ: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """``JIT_SMTP_URL``, ``JIT_MAIL_FROM``, ``JIT_SMTP_CA_FILE``, ``JIT_PUBLIC_URL`` and ``JIT_LINK_KEY``, each
+    problem added to ``problems``; never quotes the SMTP URL (it may hold a password) nor the link key."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    from bot.links import MIN_KEY_LENGTH
+    from bot.mail.smtp import envelope_sender, parse_smtp_url
+
+    smtp_url = environ.get('JIT_SMTP_URL') or None
+    if smtp_url is not None:
+        try:
+            parse_smtp_url(smtp_url)
+        except ValueError as exc:
+            problems.append(f'JIT_SMTP_URL {exc}')
+    mail_from = (environ.get('JIT_MAIL_FROM') or '').strip() or None
+    if mail_from is not None:
+        try:
+            envelope_sender(mail_from)
+        except ValueError as exc:
+            problems.append(f'JIT_MAIL_FROM={mail_from[:80]!r} {exc}')
+    elif smtp_url is not None:
+        problems.append('JIT_MAIL_FROM is not set: the sender of approval mail (jit <jit@example.com>) is needed '
+                        'with JIT_SMTP_URL')  # fmt: skip
+    ca_file = environ.get('JIT_SMTP_CA_FILE') or None
+    if ca_file is not None:
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            ssl_error = isinstance(exc, ssl.SSLError)  # an OSError too, whose strerror is OpenSSL's code
+            why = (
+                exc.strerror
+                if isinstance(exc, OSError) and exc.strerror and not ssl_error
+                else 'holds no PEM certificate'
+            )
+            problems.append(f'JIT_SMTP_CA_FILE={ca_file[:200]!r}: {why}')
+    public_url = (environ.get('JIT_PUBLIC_URL') or '').strip() or None
+    if public_url is not None:
+        public_url = public_url.rstrip('/')
+        parts = urlsplit(public_url)
+        try:
+            port_ok = parts.port != 0
+        except ValueError:  # not a number, or over 65535
+            port_ok = False
+        shown = repr(public_url[:80])
+        if parts.scheme not in ('https', 'http') or not parts.hostname or not port_ok:
+            problems.append(f'JIT_PUBLIC_URL={shown} must be an https:// URL (https://jit.example.com)')
+        elif parts.scheme == 'http' and parts.hostname not in LOOPBACK_HOSTS:
+            problems.append(f'JIT_PUBLIC_URL={shown} must be https:// (decision links carry approvals); http:// '
+                            'only for localhost, 127.0.0.1 or [::1]')  # fmt: skip
+        elif parts.query or parts.fragment or '?' in public_url or '#' in public_url:
+            problems.append(f'JIT_PUBLIC_URL={shown} must have no query (?) or fragment (#): links are added to it')
+        elif parts.username is not None or parts.password is not None:
+            problems.append('JIT_PUBLIC_URL must not hold a user name or password: every link in every email '
+                            'would carry it')  # fmt: skip
+        elif any(c.isspace() for c in public_url):
+            problems.append(f'JIT_PUBLIC_URL={shown} must have no white space')
+    link_key = environ.get('JIT_LINK_KEY') or None
+    if link_key is not None and len(link_key) < MIN_KEY_LENGTH:
+        problems.append(f'JIT_LINK_KEY is {len(link_key)} characters; it must be at least {MIN_KEY_LENGTH} '
+                        '(openssl rand -hex 32)')  # fmt: skip
+    return {'smtp_url': smtp_url, 'mail_from': mail_from, 'smtp_ca_file': ca_file, 'public_url': public_url,
+            'link_key': link_key}  # fmt: skip

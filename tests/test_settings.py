@@ -106,3 +106,66 @@ def test_redis_clients_follow_the_settings():
     assert [s.connection_pool.connection_kwargs['port'] for s in sentinels] == [1, 2]
     assert all(s.connection_pool.connection_kwargs['password'] == 'sp' for s in sentinels)
     assert redis_location(ha) == 'sentinel://s1:1,s2:2/jit'
+
+
+MAIL = {'JIT_SMTP_URL': 'smtp://jit:s%40cret-pw@mail.example.com:587', 'JIT_MAIL_FROM': 'jit <jit@example.com>',
+        'JIT_PUBLIC_URL': 'https://jit.example.com/', 'JIT_LINK_KEY': 'k' * 32}  # fmt: skip
+
+
+def test_mail_and_link_settings_are_read_and_kept_out_of_the_repr():
+    settings = load_settings({**BASE, **MAIL})
+    assert (settings.smtp_url, settings.mail_from) == (MAIL['JIT_SMTP_URL'], 'jit <jit@example.com>')
+    assert settings.public_url == 'https://jit.example.com'  # trailing slash stripped: links are added to it
+    assert settings.link_key == 'k' * 32 and settings.smtp_ca_file is None
+    assert 's%40cret-pw' not in repr(settings) and 'kkkk' not in repr(settings)
+    unset = load_settings(BASE)
+    assert (unset.smtp_url, unset.mail_from, unset.public_url, unset.link_key) == (None, None, None, None)
+
+
+@pytest.mark.parametrize('url', ['http://localhost:3000', 'http://127.0.0.1:8080/jit/', 'http://[::1]:3000',
+                                 'https://jit.example.com/approvals'])  # fmt: skip
+def test_a_public_url_may_be_plain_http_on_loopback_only(url):
+    assert load_settings({**BASE, 'JIT_PUBLIC_URL': url}).public_url == url.rstrip('/')
+
+
+@pytest.mark.parametrize(
+    ('env', 'problem'),
+    [
+        ({'JIT_SMTP_URL': 'http://jit:s%40cret-pw@mail.example.com'}, 'JIT_SMTP_URL must start with smtp://'),
+        ({'JIT_SMTP_URL': 'smtp://jit:s/cret-pw@mail.example.com'}, 'JIT_SMTP_URL has a port that is not a number'),
+        ({'JIT_SMTP_URL': 'smtp://jit:s%40cret-pw@mail.example.com:70000'}, 'JIT_SMTP_URL has a port'),
+        ({'JIT_SMTP_URL': 'smtp://jit:s%40cret-pw@'}, 'JIT_SMTP_URL names no host'),
+        ({'JIT_SMTP_URL': 'smtp+insecure://jit:s%40cret-pw@relay:25'}, 'smtp+insecure:// takes no user name'),
+        ({'JIT_SMTP_URL': 'smtps://jit:s%40cret-pw@mail.example.com/x?y'}, 'JIT_SMTP_URL has a path, query'),
+        ({'JIT_MAIL_FROM': None}, 'JIT_MAIL_FROM is not set'),
+        ({'JIT_MAIL_FROM': 'jit'}, "JIT_MAIL_FROM='jit' is not an email address"),
+        ({'JIT_MAIL_FROM': 'jit <nobody>'}, 'is not an email address'),
+        ({'JIT_PUBLIC_URL': 'http://jit.example.com'}, 'must be https://'),
+        ({'JIT_PUBLIC_URL': 'jit.example.com'}, 'must be an https:// URL'),
+        ({'JIT_PUBLIC_URL': 'https://jit.example.com:99999'}, 'must be an https:// URL'),
+        ({'JIT_PUBLIC_URL': 'https://jit.example.com/?a=1'}, 'must have no query (?) or fragment (#)'),
+        ({'JIT_PUBLIC_URL': 'https://jit.example.com/#top'}, 'must have no query (?) or fragment (#)'),
+        ({'JIT_PUBLIC_URL': 'https://u:s%40cret-pw@jit.example.com'}, 'must not hold a user name or password'),
+        ({'JIT_LINK_KEY': 's@cret-pw-31-characters-long-xx'}, 'JIT_LINK_KEY is 31 characters; it must be at least 32'),
+        ({'JIT_SMTP_CA_FILE': '/nonexistent/ca.pem'}, "JIT_SMTP_CA_FILE='/nonexistent/ca.pem': No such file"),
+    ],
+)  # fmt: skip
+def test_mail_settings_that_cannot_work_are_named_without_quoting_a_secret(env, problem):
+    environ = {**BASE, **MAIL, **env}
+    environ = {k: v for k, v in environ.items() if v is not None}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ)
+    [said] = refused.value.problems
+    assert problem in said, said
+    assert 'cret-pw' not in said and 'cret-pw' not in str(refused.value)
+
+
+def test_a_ca_file_must_hold_a_certificate(tmp_path):
+    (tmp_path / 'empty.pem').write_text('not a certificate\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, 'JIT_SMTP_CA_FILE': str(tmp_path / 'empty.pem')})
+    assert refused.value.problems == [f"JIT_SMTP_CA_FILE={str(tmp_path / 'empty.pem')!r}: holds no PEM certificate"]
+    from tests.support.smtp_server import make_ca_file
+
+    ca = make_ca_file(tmp_path / 'ca.pem')
+    assert load_settings({**BASE, 'JIT_SMTP_CA_FILE': str(ca)}).smtp_ca_file == str(ca)

@@ -144,6 +144,8 @@ class Outbox:
                 self.outbox.sent(delivery)
             except DeliveryError as exc:
                 self._failed(delivery, exc)
+            except ValueError as exc:  # the message cannot be built (an address the policy names is not one)
+                self._failed(delivery, DeliveryError(f'cannot be sent: {exc}', transient=False))
         return sent
 
     def send(self, delivery: Delivery) -> bool:
@@ -160,7 +162,8 @@ class Outbox:
             from bot.mail.message import approval_email
 
             self._mail(approval_email(request, rule, to=delivery.to, sender=self._sender(), approve_url=approve,
-                                      deny_url=deny, waiting=waiting_text(request, rule)))  # fmt: skip
+                                      deny_url=deny, waiting=waiting_text(request, rule),
+                                      asked_for=kind == 'link-email'))  # fmt: skip
         elif kind == 'notice-email':
             from bot.mail.message import breakglass_email
 

@@ -44,9 +44,10 @@ _DECODED = {v: k for k, v in ENTITIES.items()}
 _SLACK_ENTITY = re.compile('&(?:amp|lt|gt);')
 
 
-def _clean(value: object) -> str:
-    """One line of visible text: control characters and line breaks to spaces, invisible ones gone, runs of
-    white space to one space, lone surrogates to U+FFFD."""
+def one_line(value: object) -> str:
+    """One line of visible text: control characters and line breaks to spaces, invisible ones (bidi controls,
+    zero-width spaces) gone, runs of white space to one space, lone surrogates to U+FFFD. Nothing is escaped:
+    the flattening alone, for surfaces that are not mrkdwn (a Teams card's text runs)."""
     visible = _SURROGATE.sub('\ufffd', _CONTROL.sub(' ', _INVISIBLE.sub('', str(value))))
     return ' '.join(visible.split())
 
@@ -89,7 +90,7 @@ def text(value: object, limit: int = 1000) -> str:
     """Anything a user, a pipeline or another system wrote, as inert mrkdwn on one line, at most ``limit``
     characters: it shows as written (markup characters as look-alikes) and is never a mention, a link or
     markup."""
-    clean = _clean(value)
+    clean = one_line(value)
     pieces, size = [], 0
     for i, char in enumerate(clean):
         if char == '_' and 0 < i < len(clean) - 1 and _word(clean[i - 1]) and _word(clean[i + 1]):
@@ -109,7 +110,7 @@ def code(value: object, limit: int = 200) -> str:
     """A value in a code span (`` `r-abcd2345` ``, a resource name): the backticks included. Inside one, Slack
     shows ``*`` and ``_`` as they are but still reads ``<…>`` and entities, and a backtick would close it.
     Nothing to show (empty, or invisible characters only) is ``?``."""
-    pieces = [ENTITIES.get(char) or ('\u02cb' if char == '`' else char) for char in _clean(value)[: limit + 1]]
+    pieces = [ENTITIES.get(char) or ('\u02cb' if char == '`' else char) for char in one_line(value)[: limit + 1]]
     return f'`{_fit(pieces, limit) or "?"}`'  # an empty span is two backticks, which may make three with the next
 
 

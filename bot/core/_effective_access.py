@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.policy import Policy, Rule, trigger_matches
+from bot.core.policy import ASK_EMAIL, Policy, Rule, trigger_matches
 
 #: The identity that stands for someone no policy names: only rules without ``requesters`` cover it.
 ANYONE = '*'
@@ -49,11 +49,16 @@ class Terms:
     require_reason: bool
     ticket_pattern: str | None
     self_extend: int | None
+    #: Where else than Slack approvers decide, by link: ``(what it is, how messages say it)``, e.g.
+    #: ``('email', 'by email')`` and ``('teams:env:TEAMS_SEC', 'in Teams channel sec (env:TEAMS_SEC)')``. A Teams
+    #: channel is known by its webhook, so renaming it is no change.
+    links: tuple[tuple[str, str], ...] = ()
 
     def comparable(self) -> tuple[Any, ...]:
         """The terms without the rule's name: two rules granting the same thing are the same access."""
         return (self.approvers, self.approvals, self.max_duration, self.auto_approve, self.break_glass,
-                self.self_approval, self.require_reason, self.ticket_pattern, self.self_extend)  # fmt: skip
+                self.self_approval, self.require_reason, self.ticket_pattern, self.self_extend,
+                frozenset(key for key, _ in self.links))  # fmt: skip
 
 
 def role_pairs(old: Policy, new: Policy) -> list[tuple[str, str]]:
@@ -125,4 +130,15 @@ def terms_of(policy: Policy, rule: Rule | None, identity: str) -> Terms | None:
         require_reason=rule.require_reason,
         ticket_pattern=rule.ticket_pattern,
         self_extend=rule.self_extend,
+        links=links_of(policy, rule),
     )
+
+
+def links_of(policy: Policy, rule: Rule) -> tuple[tuple[str, str], ...]:
+    """Where approvers of ``rule`` decide by link (email, Teams), as :attr:`Terms.links` holds it."""
+    out = [(ASK_EMAIL, 'by email')] if rule.asks_email else []
+    for name in rule.teams_channels:
+        channel = policy.teams.get(name)
+        webhook = channel.webhook if channel is not None else ''
+        out.append((f'teams:{webhook}', f'in Teams channel {name} ({webhook})'))
+    return tuple(out)

@@ -1,7 +1,7 @@
 """The definitions of every policy file collected, then checked against each other, into a ``Policy``.
 
 Part of the loader (:func:`bot.core.policy_loader.build_policy` drives it): each file's groups, admins,
-resources and rules are collected with their places; then groups are expanded, every reference checked
+resources, Teams channels and rules are collected with their places; then groups are expanded, every reference checked
 and each rule handed to :mod:`bot.core._rule_parser`. Every problem is ``file:line:column: what``.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from bot.core._rule_parser import RuleParser, listed
 from bot.core._yaml_marks import MarkedDocument
-from bot.core.policy import Policy, Resource, Role, Rule, Source
+from bot.core.policy import Policy, Resource, Role, Rule, Source, TeamsChannel
 
 #: Groups may name groups, which may name groups: at most this many levels.
 MAX_GROUP_DEPTH = 32
@@ -23,8 +23,11 @@ MAX_PROBLEM_CHARS = 1000
 
 _T = TypeVar('_T')
 
-TOP_KEYS = ('groups', 'admins', 'resources', 'requests')
+TOP_KEYS = ('groups', 'admins', 'resources', 'teams', 'requests')
 RESOURCE_KEYS = ('description', 'provider', 'settings', 'roles')
+TEAMS_KEYS = ('webhook',)
+#: ``env:NAME`` as a Teams webhook must be written: the name of an environment variable.
+ENV_REF = re.compile(r'^env:[A-Za-z_][A-Za-z0-9_]*$')
 SLACK_ID = re.compile(r'^[UW][A-Z0-9]{2,}$')
 NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 
@@ -39,6 +42,7 @@ class Builder:
         self.problems: list[str] = []
         self.group_defs: dict[str, tuple[list[Any], MarkedDocument, tuple[Any, ...]]] = {}
         self.resources: dict[str, Resource] = {}
+        self.teams: dict[str, TeamsChannel] = {}
         self.admins: list[tuple[Any, MarkedDocument, tuple[Any, ...]]] = []
         self.raw_rules: list[tuple[dict[str, Any], MarkedDocument, tuple[Any, ...]]] = []
 
@@ -63,7 +67,7 @@ class Builder:
         if doc.data is None:
             return
         if not isinstance(doc.data, dict):
-            self.err(doc, (), 'a policy file must be a mapping with groups, admins, resources, requests')
+            self.err(doc, (), 'a policy file must be a mapping with groups, admins, resources, teams, requests')
             return
         for key in doc.data:
             if key not in TOP_KEYS:
@@ -84,6 +88,8 @@ class Builder:
             self.admins.extend((a, doc, ('admins', i)) for i, a in enumerate(admins))
         for name, spec in _mapping(self, doc, ('resources',)).items():
             self.collect_resource(doc, str(name), spec)
+        for name, spec in _mapping(self, doc, ('teams',)).items():
+            self.collect_teams(doc, str(name), spec)
         requests = doc.data.get('requests', [])
         if not isinstance(requests, list):
             self.err(doc, ('requests',), '`requests` must be a list of rules', value=True)
@@ -127,6 +133,42 @@ class Builder:
         self.resources[name] = Resource(name, str(provider), roles, settings, str(description or ''),
                                         Source(doc.file, *doc.pos(path)))  # fmt: skip
 
+    def collect_teams(self, doc: MarkedDocument, name: str, spec: Any) -> None:
+        """One Teams channel rules may ask in (``ask: [teams:NAME]``): ``{webhook: env:NAME}``.
+
+        The webhook URL is a secret (whoever has it posts in the channel), so it is only ever ``env:NAME``, and
+        a problem never quotes what was written in its place.
+        """
+        path = ('teams', name)
+        if name in self.teams:
+            self.err(doc, path, f'Teams channel `{name}` is already defined at {self.teams[name].source}')
+            return
+        source = Source(doc.file, *doc.pos(path))
+        self.teams[name] = TeamsChannel(name, '', source)  # known even when wrong: one problem, not a cascade
+        if not NAME.match(name):
+            self.err(doc, path, f'`{name}` is not a valid Teams channel name (letters, digits, `_`, `.`, `-`; '
+                                'rules name it as teams:NAME)')  # fmt: skip
+            return
+        if not isinstance(spec, dict):
+            self.err(doc, path, f'Teams channel `{name}` must be a mapping: {{webhook: env:NAME}}')
+            return
+        for key in spec:
+            if key not in TEAMS_KEYS:
+                self.err(doc, (*path, key), f'unknown key `{key}` in Teams channel `{name}` '
+                                            f'(expected: {", ".join(TEAMS_KEYS)})')  # fmt: skip
+        webhook = spec.get('webhook')
+        if 'webhook' not in spec:
+            self.err(doc, path, f'Teams channel `{name}` has no `webhook` (write webhook: env:NAME)')
+        elif not isinstance(webhook, str) or not webhook.startswith('env:'):
+            self.err(doc, (*path, 'webhook'), f'`webhook` of Teams channel `{name}` must be written env:NAME: the '
+                     "webhook's URL is a secret (whoever has it can post in the channel), so it is read from the "
+                     "environment, never written in a policy file", value=True)  # fmt: skip
+        elif not ENV_REF.match(webhook):
+            self.err(doc, (*path, 'webhook'), f'`webhook` of Teams channel `{name}`: `{webhook[:80]}` does not name '
+                     'an environment variable (env: and letters, digits, `_`)', value=True)  # fmt: skip
+        else:
+            self.teams[name] = TeamsChannel(name, webhook, source)
+
     def check_env(self, doc: MarkedDocument, path: tuple[Any, ...], provider: str, settings: Mapping[str, Any]) -> None:
         """``env:NAME`` only in a setting ``provider`` declares secret: any other may be shown to the requester."""
         secret = self.secret_settings.get(provider) or ()
@@ -167,7 +209,7 @@ class Builder:
                 self.err(doc, (*path, 'name'), f'rule `{rule.name}` is already defined at {names[rule.name]}')
             names[rule.name] = rule.source
             rules.append(rule)
-        return Policy(groups, admins, dict(self.resources), tuple(rules), version, files)
+        return Policy(groups, admins, dict(self.resources), tuple(rules), version, files, teams=dict(self.teams))
 
     def expand_groups(self) -> dict[str, frozenset[str]]:
         expanded: dict[str, frozenset[str]] = {}

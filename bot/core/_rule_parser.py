@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core._ticket_pattern import ticket_pattern_problem
 from bot.core.durations import DurationError, parse_duration
-from bot.core.policy import Rule, Source, Step
+from bot.core.policy import ASK_EMAIL, ASK_SLACK, ASK_TEAMS, Rule, Source, Step
 
 if TYPE_CHECKING:
     from bot.core._policy_builder import Builder
@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 RULE_KEYS = (
     'name', 'description', 'resources', 'roles', 'requesters', 'trigger', 'approvers', 'approvals', 'steps',
     'timeout', 'default_duration', 'min_duration', 'revoke_on_idle', 'require_reason', 'ticket_pattern',
-    'pending_timeout', 'notify', 'auto_approve', 'break_glass', 'self_extend', 'require_deny_reason',
+    'pending_timeout', 'notify', 'ask', 'auto_approve', 'break_glass', 'self_extend', 'require_deny_reason',
 )  # fmt: skip
 BOOL_KEYS = ('require_reason', 'auto_approve', 'break_glass', 'require_deny_reason')
 TRIGGERS = ('slack', 'pipeline', 'any')
+#: What ``ask`` may list, as problems say it.
+ASK_VALUES = f'{ASK_SLACK}, {ASK_EMAIL} or {ASK_TEAMS}:NAME (a channel of `teams`)'
 #: When a rule says nothing: an hour is long enough to debug and short enough to matter.
 DEFAULT_TIMEOUT = 3600
 #: More approvals than this is a typo (or a number of thousands of digits), not a quorum anyone can reach.
@@ -54,9 +56,11 @@ class RuleParser:
         self.b, self.raw, self.doc, self.path, self.groups = builder, raw, doc, path, groups
         self.ok = True
 
-    def err(self, key: str | tuple[Any, ...], message: str) -> None:
+    def err(self, key: str | tuple[Any, ...], message: str, *, value: bool | None = None) -> None:
+        """A problem at ``key`` of the rule: its key, or its value when the key is not one of the rule's own."""
         sub = key if isinstance(key, tuple) else (key,)
-        self.b.err(self.doc, (*self.path, *sub), message, value=bool(sub) and sub[-1] not in self.raw)
+        at_value = (bool(sub) and sub[-1] not in self.raw) if value is None else value
+        self.b.err(self.doc, (*self.path, *sub), message, value=at_value)
         self.ok = False
 
     def parse(self) -> Rule | None:
@@ -99,6 +103,7 @@ class RuleParser:
         if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
             self.err('notify', '`notify` must be a list of channels')
             notify = []
+        ask = self.ask()
         idle = raw.get('revoke_on_idle')
         idle_value: int | bool | None = idle if isinstance(idle, bool) else self.duration('revoke_on_idle')
         if not self.ok:
@@ -110,7 +115,7 @@ class RuleParser:
             pending_timeout=self.duration('pending_timeout'), notify=tuple(notify),
             auto_approve=bool(raw.get('auto_approve', False)), break_glass=bool(raw.get('break_glass', False)),
             self_extend=self.duration('self_extend'), revoke_on_idle=idle_value,
-            require_deny_reason=bool(raw.get('require_deny_reason', False)),
+            require_deny_reason=bool(raw.get('require_deny_reason', False)), ask=ask,
             source=Source(self.doc.file, *self.doc.pos(self.path)),
         )  # fmt: skip
 
@@ -191,6 +196,34 @@ class RuleParser:
         except (DurationError, ValueError, OverflowError) as exc:
             self.err(key, f'`{key}`: {str(exc)[:200]}')
             return None
+
+    def ask(self) -> tuple[str, ...]:
+        """Where the approvers are asked: ``slack`` (the default), ``email``, ``teams:NAME``; each once, in order."""
+        if 'ask' not in self.raw:
+            return (ASK_SLACK,)
+        value = self.raw['ask']
+        single = isinstance(value, str)
+        items = [value] if single else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            self.err('ask', f'`ask` must be a list of where approvers are asked: {ASK_VALUES}')
+            return (ASK_SLACK,)
+        if not items:
+            self.err('ask', '`ask` is empty: list where approvers are asked, or leave it out for Slack only')
+            return (ASK_SLACK,)
+        for i, item in enumerate(items):
+            where = ('ask',) if single else ('ask', i)
+            channel = item[len(ASK_TEAMS) + 1 :] if item.startswith(ASK_TEAMS + ':') else None
+            if item in (ASK_SLACK, ASK_EMAIL):
+                continue
+            if item == ASK_TEAMS or channel == '':
+                self.err(where, f'`{item}` names no Teams channel: write {ASK_TEAMS}:NAME, NAME a channel of `teams` '
+                                f'(defined: {listed(self.b.teams) or "none"})', value=True)  # fmt: skip
+            elif channel is not None and channel not in self.b.teams:
+                self.err(where, f'unknown Teams channel `{channel}` (defined in `teams`: '
+                                f'{listed(self.b.teams) or "none"})', value=True)  # fmt: skip
+            elif channel is None:
+                self.err(where, f'`ask` cannot ask by `{item}`: expected {ASK_VALUES}', value=True)
+        return tuple(dict.fromkeys(items))
 
     def trigger(self) -> str | dict[str, Any]:
         value = self.raw.get('trigger', 'slack')

@@ -33,7 +33,7 @@ from bot.core.policy import Policy
 #: Every kind of change, in the order changes about the same subject are listed.
 KINDS = (
     'resource', 'role', 'provider', 'settings', 'access', 'auto_approve', 'break_glass', 'self_approval',
-    'approvers', 'quorum', 'duration', 'conditions', 'admins',
+    'approvers', 'quorum', 'ask', 'duration', 'conditions', 'admins',
 )  # fmt: skip
 
 
@@ -167,6 +167,8 @@ def _compare(out: _Collector, identity: str, old: Terms | None, new: Terms | Non
         if new.approvals != old.approvals:
             out.addterms_of('quorum', new.approvals < old.approvals, f'{at} needs {_approvals(new.approvals)} instead '
                           f'of {old.approvals}', rule, identity)  # fmt: skip
+        for widens, text in _links(old, new):
+            out.addterms_of('ask', widens, f'{at} {text}', rule, identity)
     if new.auto_approve != old.auto_approve:
         now = 'is now' if new.auto_approve else 'is no longer'
         out.addterms_of('auto_approve', new.auto_approve, f'{at} {now} approved automatically', rule, identity)
@@ -183,6 +185,17 @@ def _compare(out: _Collector, identity: str, old: Terms | None, new: Terms | Non
         out.addterms_of('duration', longer, f'{at} may be granted for up to {longest}', rule, identity)
     for widens, text in _conditions(old, new):
         out.addterms_of('conditions', widens, f'{at} {text}', rule, identity)
+
+
+def _links(old: Terms, new: Terms) -> Iterable[tuple[bool, str]]:
+    """Ways to decide by link added (widening: a link decides as the approver it was sent to, whoever follows it,
+    so a forwarded one lets someone else decide) and removed."""
+    before, after = dict(old.links), dict(new.links)
+    for key in sorted(after.keys() - before.keys()):
+        yield True, (f'may now be approved or denied {after[key]}: a link decides as the approver it was sent to, '
+                     'whoever follows it')  # fmt: skip
+    for key in sorted(before.keys() - after.keys()):
+        yield False, f'may no longer be approved or denied {before[key]}'
 
 
 def _conditions(old: Terms, new: Terms) -> Iterable[tuple[bool, str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bot.core.durations import format_duration
 from bot.core.model import Principal
-from bot.core.policy import Policy, Rule, evaluate, requestable, trigger_matches
+from bot.core.policy import ASK_EMAIL, ASK_SLACK, Policy, Rule, evaluate, requestable, trigger_matches
 
 
 def groups_of(policy: Policy, who: Principal) -> list[str]:
@@ -28,6 +28,14 @@ def _why_not(policy: Policy, rule: Rule, who: Principal, resource: str, role: st
     if rule.requesters is not None and not who.ids() & policy.resolve(rule.requesters):
         return f'you are not among its requesters ({", ".join(rule.requesters)})'
     return None
+
+
+def _asked(rule: Rule) -> str:
+    """Where the approvers of ``rule`` are asked, when not just in Slack: ``ask`` in words."""
+    ways = [f'in Teams channel {a.partition(":")[2]}' if a.startswith('teams:')
+            else {ASK_SLACK: 'in Slack', ASK_EMAIL: 'by email'}.get(a, a) for a in rule.ask]  # fmt: skip
+    said = ways[0] if len(ways) == 1 else f'{", ".join(ways[:-1])} and {ways[-1]}'
+    return f'Approvers are asked {said}' + ('.' if ASK_SLACK in rule.ask else ' (a decision in Slack counts too).')
 
 
 def explain(
@@ -60,6 +68,8 @@ def explain(
             people = sorted(policy.step_approvers(rule, i) - who.ids())
             lines.append(f'Step {i + 1}: {step.approvals} of {", ".join(step.approvers)} '
                          f'({", ".join(people) or "nobody"}; never the requester)')  # fmt: skip
+        if rule.steps and rule.ask != (ASK_SLACK,):
+            lines.append(_asked(rule))
         if rule.require_reason:
             lines.append('A reason is required.')
         if rule.ticket_pattern:

@@ -33,6 +33,9 @@ LINT_RULES: dict[str, str] = {
     'open-requesters': 'a rule without requesters: everyone in the workspace may request',
     'open-resources': 'a rule without resources: it covers every resource, present and future',
     'nested-quantifier': 'a ticket_pattern that repeats a repeat, as (x+)+: exponential in a backtracking engine',
+    'email-approver-without-address': 'a rule asks by email, but some of its approvers are Slack user IDs only',
+    'teams-without-email': 'a rule asks in Teams (decided through links sent by email), but some approvers have '
+    'no address',
 }
 
 DEFAULT_MAX_DURATION = 12 * 3600
@@ -75,6 +78,7 @@ def lint(policy: Policy, *, max_duration: int = DEFAULT_MAX_DURATION) -> list[Fi
         _break_glass_without_reason,
         _open_scope,
         _nested_quantifier,
+        _approvers_without_address,
     ]
     findings = [finding for check in checks for finding in check(policy)]
     return sorted(findings, key=_sort_key)
@@ -273,3 +277,29 @@ def _nested_quantifier(policy: Policy) -> Iterator[Finding]:
                           "backtracking engine (Python's re, most tools) tries them all; jit's matching is linear, "
                           'but say the same without the nesting (e.g. `^[A-Z0-9]+(-[A-Z0-9]+)*$`)',
                           rule.source)  # fmt: skip
+
+
+def _approvers_without_address(policy: Policy) -> Iterator[Finding]:
+    """Approvers asked by email (or in Teams, whose page emails a personal link) need an address in the policy.
+
+    jit sends to the addresses the policy holds; an approver written only as a Slack user ID gets no email
+    and cannot decide from Teams. The same person may also be named by email elsewhere in the step, which
+    lint cannot know (identifiers are compared as written): the finding names the IDs, for the author to judge.
+    """
+    for rule in policy.rules:
+        if not rule.asks_email and not rule.teams_channels:
+            continue
+        approvers = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps))))
+        ids = {a for a in approvers if '@' not in a and not a.startswith('pipeline:')}
+        if not ids:
+            continue
+        if rule.asks_email:
+            yield Finding('email-approver-without-address', f'rule `{rule.name}` asks by email, but approver(s) '
+                          f'{_names(ids)} are Slack user IDs with no address in the policy: they get no email (name '
+                          'them by email, in the rule or their group)', rule.source)  # fmt: skip
+        else:
+            channels = ', '.join(rule.teams_channels)
+            yield Finding('teams-without-email', f'rule `{rule.name}` asks in Teams ({channels}), where an approver '
+                          'decides through a personal link jit sends to their email, but approver(s) '
+                          f'{_names(ids)} are Slack user IDs with no address in the policy: they cannot decide '
+                          'from Teams (name them by email, in the rule or their group)', rule.source)  # fmt: skip

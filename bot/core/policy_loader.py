@@ -1,8 +1,8 @@
 """Policy files to a :class:`~bot.core.policy.Policy`, or every problem as ``file:line:column: what``.
 
 All ``*.yaml`` / ``*.yml`` files of the policy directory (not ``tests/``) are read in name order
-and merged: ``groups`` and ``resources`` are unions (a name defined twice is an error naming both
-places), ``admins`` and ``requests`` are concatenated in file order. Reading the files is the
+and merged: ``groups``, ``resources`` and ``teams`` are unions (a name defined twice is an error naming
+both places), ``admins`` and ``requests`` are concatenated in file order. Reading the files is the
 caller's job (:func:`read_policy_dir`); :func:`build_policy` is pure.
 
 Loading is bounded in time and memory whatever the files hold: their number and sizes are checked
@@ -15,6 +15,8 @@ problems name a file, line and column: never another exception.
 settings a provider declares secret (:data:`BUILTIN_SECRET_SETTINGS`; a provider from the
 ``jit.providers`` entry point declares its own, passed in as ``providers``). Any other setting may be
 shown to the requester (a host, a database, a user name), so it cannot name a variable of the worker.
+A Teams channel's ``webhook`` is the other way round: always ``env:NAME``, never written inline (whoever has
+the URL can post in the channel).
 
 The files are read in :mod:`bot.core._policy_files` and the policy is built in :mod:`bot.core._policy_builder`
 (each rule in :mod:`bot.core._rule_parser`); this module is what callers import.

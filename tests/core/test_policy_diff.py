@@ -72,6 +72,9 @@ ANY_PIPELINE = """\
     approvers: [group:leads]
 """
 
+TEAMS = 'teams:\n  sec: {webhook: env:TEAMS_SEC}\n'
+WRITE_IN_TEAMS = edit(('    approvals: 2\n', '    approvals: 2\n    ask: [slack, teams:sec]\n')) + TEAMS
+
 # (id, old policy, new policy, the (kind, widens) of every change, words of one message of the first kind)
 CASES = [
     (
@@ -124,6 +127,29 @@ CASES = [
         edit((READ_RULE, '    approvers: [group:leads]\n    approvals: 2\n    timeout: 2h\n')),
         [('quorum', False)],
         'db read needs 2 approvals instead of 1',
+    ),
+    (
+        'email-asked',
+        BASE,
+        edit((READ_RULE, '    approvers: [group:leads]\n    ask: [slack, email]\n    timeout: 2h\n')),
+        [('ask', True)],
+        'db read may now be approved or denied by email: a link decides as the approver it was sent to, whoever '
+        'follows it (rule db-read)',
+    ),
+    (
+        'teams-asked',
+        BASE + TEAMS,
+        WRITE_IN_TEAMS,
+        [('ask', True)],
+        'db write may now be approved or denied in Teams channel sec (env:TEAMS_SEC): a link decides as the approver '
+        'it was sent to, whoever follows it (rule db-write)',
+    ),
+    (
+        'teams-no-longer-asked',
+        WRITE_IN_TEAMS,
+        BASE + TEAMS,
+        [('ask', False)],
+        'db write may no longer be approved or denied in Teams channel sec (env:TEAMS_SEC) (rule db-write)',
     ),
     (
         'duration-raised',
@@ -308,6 +334,8 @@ NO_CHANGE = [
             ),
         ),
     ),
+    ('slack-asked-explicitly', edit((READ_RULE, '    approvers: [group:leads]\n    ask: slack\n    timeout: 2h\n'))),
+    ('teams-channel-defined-unused', BASE + TEAMS),
     (
         'shadowed-rule-added',
         BASE + '  - name: late\n    resources: [db]\n    requesters: [group:devops]\n    auto_approve: true\n',
@@ -319,6 +347,26 @@ NO_CHANGE = [
 def test_text_changes_that_keep_access_report_nothing(new):
     """Reordering, renaming a group or a rule, splitting a rule, a rule that never decides: no change."""
     assert diff(BASE, new) == []
+
+
+def test_a_teams_channel_is_known_by_its_webhook():
+    """Renaming a channel changes nothing; pointing it at another webhook is a channel asked and one no longer."""
+    renamed = WRITE_IN_TEAMS.replace('teams:sec', 'teams:security').replace('  sec:', '  security:')
+    assert diff(WRITE_IN_TEAMS, renamed) == []
+    moved = WRITE_IN_TEAMS.replace('env:TEAMS_SEC', 'env:TEAMS_ALL_STAFF')
+    assert [(c.kind, c.widens, c.message) for c in diff(WRITE_IN_TEAMS, moved)] == [
+        ('ask', True, 'db write may now be approved or denied in Teams channel sec (env:TEAMS_ALL_STAFF): a link '
+                      'decides as the approver it was sent to, whoever follows it (rule db-write)'),
+        ('ask', False, 'db write may no longer be approved or denied in Teams channel sec (env:TEAMS_SEC) '
+                       '(rule db-write)'),
+    ]  # fmt: skip
+
+
+def test_asking_elsewhere_on_an_automatic_rule_is_no_change():
+    """Nobody is asked when a rule approves by itself: where it would ask does not matter."""
+    assert (
+        diff(AUTO_READ, AUTO_READ.replace('    auto_approve: true\n', '    auto_approve: true\n    ask: email\n')) == []
+    )
 
 
 def test_one_person_added_to_a_group_reads_as_one_line_per_thing():

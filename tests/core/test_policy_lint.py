@@ -46,6 +46,8 @@ def rule(name, **keys):
     return '\n'.join(lines) + '\n'
 
 
+#: A Teams channel, as the last top-level key (after the rules).
+TEAMS = 'teams:\n  sec: {webhook: env:TEAMS_SEC_WEBHOOK}\n'
 READ = {'resources': '[db]', 'roles': '[read]', 'requesters': '[group:devops]'}
 
 # (id, code, policy that triggers it, the line it starts with, a close variant that triggers nothing)
@@ -167,6 +169,20 @@ CASES = [
         '  - name: r',
         text(rule('r', **READ, approvers='[group:leads]')),
     ),
+    (
+        'email-to-a-slack-id',
+        'email-approver-without-address',
+        text(rule('r', **READ, approvers='[group:security]', ask='[slack, email]')),
+        '  - name: r',
+        text(rule('r', **READ, approvers='[group:leads]', ask='[slack, email]')),
+    ),
+    (
+        'teams-link-to-a-slack-id',
+        'teams-without-email',
+        text(rule('r', **READ, approvers='[group:security]', ask='[teams:sec]') + TEAMS),
+        '  - name: r',
+        text(rule('r', **READ, approvers='[group:leads]', ask='[teams:sec]') + TEAMS),
+    ),
 ]
 
 
@@ -234,6 +250,21 @@ def test_a_pipeline_event_rule_is_shadowed_by_a_broader_event_rule():
     findings = lint(build_policy({'p.yaml': text(broad + narrow)}))
     assert [(f.code, f.source.line) for f in findings] == [('shadowed', line_of(text(broad + narrow), '  - name: r'))]
     assert lint(build_policy({'p.yaml': text(narrow + broad)})) == []
+
+
+def test_approvers_without_address_are_named_once_per_rule():
+    """The Slack IDs of every step are named, emails are not; a rule asking by email and in Teams warns once."""
+    steps = '[{approvers: [group:security]}, {approvers: [U0LEAD, lee@example.com]}]'
+    both = text(rule('r', **READ, steps=steps, ask='[email, teams:sec]') + TEAMS)
+    findings = lint(build_policy({'p.yaml': both}))
+    assert [f.code for f in findings] == ['email-approver-without-address']
+    assert 'U0LEAD, U0SEC are Slack user IDs' in findings[0].message and '@' not in findings[0].message
+    teams = text(rule('r', **READ, steps=steps, ask='teams:sec') + TEAMS)
+    findings = lint(build_policy({'p.yaml': teams}))
+    assert [f.code for f in findings] == ['teams-without-email']
+    assert 'asks in Teams (sec)' in findings[0].message and 'U0LEAD, U0SEC' in findings[0].message
+    slack_only = text(rule('r', **READ, steps=steps, ask='[slack]'))
+    assert lint(build_policy({'p.yaml': slack_only})) == []
 
 
 def test_duration_cap_follows_max_duration():

@@ -13,7 +13,8 @@ from bot.core.policy_loader import build_policy
 
 KEYS = ['groups', 'admins', 'resources', 'requests', 'provider', 'roles', 'settings', 'name', 'approvers',
         'approvals', 'steps', 'timeout', 'trigger', 'requesters', 'auto_approve', 'break_glass', 'ticket_pattern',
-        'revoke_on_idle', 'default_duration', 'notify', 'pipeline', 'devops', 'db', 'read', 'group:devops']  # fmt: skip
+        'revoke_on_idle', 'default_duration', 'notify', 'pipeline', 'devops', 'db', 'read', 'group:devops', 'ask',
+        'teams', 'webhook', 'sec']  # fmt: skip
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -21,12 +22,13 @@ scalars = st.one_of(
     st.floats(allow_nan=False),
     st.sampled_from(KEYS),
     st.text(max_size=12),
-    st.sampled_from(['2h', '0s', '[', 'env:X', 'webhook']),
+    st.sampled_from(['2h', '0s', '[', 'env:X', 'webhook', 'email', 'slack', 'teams:sec', 'teams:', 'teams']),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                        st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)),
                       max_leaves=25)  # fmt: skip
-documents = st.dictionaries(st.sampled_from(['groups', 'admins', 'resources', 'requests', 'extra']), values, max_size=4)
+documents = st.dictionaries(st.sampled_from(['groups', 'admins', 'resources', 'teams', 'requests', 'extra']), values,
+                            max_size=4)  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)
@@ -59,7 +61,8 @@ class _NoAliases(yaml.SafeDumper):
 #: Names a reference may take: some defined in BASE, most not (a resource, role, group or person nowhere).
 REFS = ['db', 'app', 'nope', 'read', 'write', 'deploy', 'ghost', 'devops', 'leads', 'group:devops', 'group:ghost',
         'group:', 'pipeline:ci', 'pipeline:', 'U0SAM', 'U0', 'sam@example.com', '', ' ', 'env:S', 'env:NOPE',
-        'webhook', 'postgres', 'telnet', '2h', '0s', 'forever']  # fmt: skip
+        'webhook', 'postgres', 'telnet', '2h', '0s', 'forever', 'email', 'slack', 'teams:sec', 'teams:ops', 'teams:',
+        'teams', 'https://x.example/hook']  # fmt: skip
 BASE = {
     'groups': {'devops': ['alex@example.com'], 'leads': ['U0SAM', 'group:devops']},
     'admins': ['group:leads'],
@@ -68,12 +71,14 @@ BASE = {
                'roles': {'read': None, 'write': {'grant': 'w'}}},
         'app': {'provider': 'postgres', 'settings': {'dsn': 'env:D', 'connect_host': 'h'}, 'roles': ['deploy']},
     },
+    'teams': {'sec': {'webhook': 'env:TEAMS_SEC'}, 'ops': {'webhook': 'env:TEAMS_OPS'}},
     'requests': [
         {'name': 'r1', 'resources': ['db'], 'roles': ['read'], 'requesters': ['group:devops'],
-         'approvers': ['group:leads'], 'approvals': 1, 'timeout': '2h', 'notify': ['#ops']},
+         'approvers': ['group:leads'], 'approvals': 1, 'timeout': '2h', 'notify': ['#ops'],
+         'ask': ['slack', 'email', 'teams:sec']},
         {'name': 'r2', 'resources': ['app'], 'steps': [{'approvers': ['U0SAM'], 'approvals': 1},
                                                        {'approvers': ['leads']}],
-         'trigger': {'pipeline': 'deploy'}, 'revoke_on_idle': '30m'},
+         'trigger': {'pipeline': 'deploy'}, 'revoke_on_idle': '30m', 'ask': 'teams:ops'},
     ],
 }  # fmt: skip
 junk_scalars = st.one_of(
@@ -124,8 +129,8 @@ def broken_policies(draw):
 @settings(max_examples=400, deadline=None)
 @given(broken_policies())
 def test_references_to_nothing_and_malformed_levels_name_problems(doc):
-    """Resources, roles, groups, approvers and steps that point nowhere, and a wrong shape at any level: a
-    Policy, or problems that each name file, line and column. Never another exception (KeyError was one)."""
+    """Resources, roles, groups, approvers, steps and Teams channels that point nowhere, and a wrong shape at any
+    level: a Policy, or problems that each name file, line and column. Never another exception (KeyError was one)."""
     text = yaml.dump(doc, Dumper=_NoAliases, sort_keys=False)
     try:
         build_policy({'p.yaml': text})

@@ -1,24 +1,30 @@
 """Properties of every policy: no requester counts among their own approvers, and evaluate never raises.
 
 Random small policies (groups drawn from six people, written by email in any case or by Slack user
-ID, 1-4 rules with random requesters, approvers, approvals and steps) go through the real loader;
-whatever loads must keep these promises, whatever the lint says about it.
+ID, 1-4 rules with random requesters, approvers, approvals, steps and where approvers are asked, Teams
+channels defined or not) go through the real loader; whatever loads must keep these promises, whatever the
+lint says about it, and a rule asking in a Teams channel no file defines is refused at that reference.
 """
 
+import re
+
 import yaml
-from hypothesis import assume, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from bot.core import transitions as t
 from bot.core.errors import NotAnApprover, PolicyConfigError
 from bot.core.model import AccessRequest, Principal
-from bot.core.policy import DecisionKind, evaluate
+from bot.core.policy import ASK_EMAIL, ASK_SLACK, DecisionKind, evaluate
 from bot.core.policy_lint import LINT_RULES, lint
 from bot.core.policy_loader import build_policy
 
 PEOPLE = ['ann', 'bob', 'cat', 'dan', 'eve', 'fay']
 GROUPS = ['g0', 'g1', 'g2']
 RESOURCES = {'db': ['read', 'write'], 'app': ['deploy']}
+#: Teams channels a policy may define; rules may also name ``gone``, which none defines.
+CHANNELS = ['sec', 'ops']
+ASKED = ['slack', 'email', 'teams:sec', 'teams:ops', 'teams:gone']
 
 
 def email(person):
@@ -52,8 +58,10 @@ def refs(draw, groups):
 
 
 @st.composite
-def policy_texts(draw):
-    """A small policy as YAML text."""
+def policy_texts(draw, dangling=False):
+    """A small policy as YAML text; with ``dangling``, rules may ask in Teams channels it does not define."""
+    teams = {name: {'webhook': f'env:TEAMS_{name.upper()}'} for name in CHANNELS if draw(st.booleans())}
+    asked = ASKED if dangling else ['slack', 'email', *(f'teams:{name}' for name in teams)]
     groups = {g: draw(st.lists(member(), max_size=4)) for g in GROUPS[: draw(st.integers(0, len(GROUPS)))]}
     names = list(groups)
     rules = []
@@ -80,9 +88,13 @@ def policy_texts(draw):
         raw['require_reason'] = draw(st.booleans())
         raw['timeout'] = draw(st.sampled_from(['30m', '2h', '1d']))
         raw['trigger'] = draw(st.sampled_from(['slack', 'any', 'pipeline']))
+        if draw(st.booleans()):
+            ask = draw(st.lists(st.sampled_from(asked), min_size=1, max_size=3))
+            raw['ask'] = ask[0] if len(ask) == 1 and draw(st.booleans()) else ask
         rules.append(raw)
     resources = {name: {'provider': 'webhook', 'roles': roles} for name, roles in RESOURCES.items()}
-    return yaml.safe_dump({'groups': groups, 'resources': resources, 'requests': rules}, sort_keys=False)
+    doc = {'groups': groups, 'resources': resources, 'teams': teams, 'requests': rules}
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def request(requester, rule, step):
@@ -166,3 +178,39 @@ def test_lint_never_raises_and_a_shadowed_rule_never_decides(text):
                 for trigger in ('slack', 'pipeline'):
                     decision = evaluate(policy, who, resource, role, 600, reason='why', trigger=trigger)
                     assert decision.rule is None or decision.rule.name not in shadowed
+
+
+WHERE = re.compile(r'^p\.yaml:([0-9]+):([0-9]+): ')
+
+
+@settings(max_examples=200, deadline=None)
+@given(policy_texts(dangling=True))
+def test_a_rule_loads_exactly_when_every_teams_channel_it_asks_in_is_defined(text):
+    """Each reference to a channel no file defines is one problem, at that reference; otherwise the rules ask
+    where they say, Slack's decisions always count and every channel a rule asks in is the policy's."""
+    doc = yaml.safe_load(text)
+    defined = set(doc['teams'] or {})
+    asked = [[a] if isinstance(a, str) else a for a in (r.get('ask', ['slack']) for r in doc['requests'])]
+    dangling = [a for each in asked for a in each if a.startswith('teams:') and a[6:] not in defined]
+    lines = text.splitlines()
+    try:
+        policy = build_policy({'p.yaml': text})
+    except PolicyConfigError as exc:
+        event('refused: a dangling reference')
+        assert dangling, exc.problems
+        assert len(exc.problems) == len(dangling), exc.problems
+        for problem, reference in zip(exc.problems, dangling, strict=True):
+            found = WHERE.match(problem)
+            assert found and f'unknown Teams channel `{reference[6:]}`' in problem, problem
+            line, column = int(found[1]), int(found[2])
+            assert lines[line - 1][column - 1 :].startswith(reference), (problem, lines[line - 1])
+        return
+    event('loaded')
+    assert not dangling
+    assert set(policy.teams) == defined
+    for rule, each in zip(policy.rules, asked, strict=True):
+        assert rule.ask == tuple(dict.fromkeys(each))
+        assert rule.decides_via(ASK_SLACK)
+        assert rule.decides_via(ASK_EMAIL) == (ASK_EMAIL in each) == rule.asks_email
+        assert rule.decides_via('teams') == bool(rule.teams_channels)
+        assert set(rule.teams_channels) <= set(policy.teams)
