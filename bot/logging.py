@@ -81,3 +81,6 @@ def configure_logging(*, json: bool | None = None, level: str = 'INFO') -> None:
     # aiohttp's access log would repeat jit's own (bot.access_log), which never logs a header or a query string.
     logging.getLogger('aiohttp.access').setLevel(logging.WARNING)
     logging.getLogger('aiohttp.server').addFilter(ClientMistakes())
+    # urllib3 logs every request's path and query at debug level: a Teams webhook's URL (its sig=) and a webhook
+    # provider's are secrets, so its debug lines stay out even when jit's own are shown.
+    logging.getLogger('urllib3.connectionpool').setLevel(max(logging.INFO, root.level))

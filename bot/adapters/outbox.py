@@ -17,6 +17,7 @@ The web process adds deliveries too (the Teams page's "send me my link"); only t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -67,7 +68,7 @@ class OutboxStore:
         return bool(self.redis.zadd(self._due, {key: at}, nx=True))
 
     def due(self, now: float, limit: int = 50) -> list[Delivery]:
-        keys = self.redis.zrangebyscore(self._due, '-inf', now, start=0, num=limit)
+        keys: Any = self.redis.zrangebyscore(self._due, '-inf', now, start=0, num=limit)
         return [Delivery.from_key(k if isinstance(k, str) else k.decode()) for k in keys]
 
     def sent(self, delivery: Delivery) -> None:

@@ -40,7 +40,7 @@ from bot.blocks.messages import (
 from bot.blocks.mrkdwn import SLACK_USER_ID, user
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, AuditName, RequestStatus
-from bot.core.policy import Policy
+from bot.core.policy import ASK_SLACK, Policy
 
 log = structlog.get_logger(__name__)
 #: Events that mention the admins in the audit channel and reach each of them by DM.
@@ -192,6 +192,8 @@ class SlackNotifier:
             for channel in rule.notify:
                 self._post(channel, text)
             return
+        if ASK_SLACK not in rule.ask:
+            return
         decided = {a.by.slack_id for a in request.approvals}
         for user_id in self._slack_ids(policy.step_approvers(rule, request.step)):
             if user_id != request.requester.slack_id and user_id not in decided:
@@ -263,6 +265,8 @@ class SlackNotifier:
                     answer = self._post(channel, text, blocks)
                     self.store.add_message(request.id, channel, f"{answer['channel']}|{answer['ts']}")
             return
+        if ASK_SLACK not in rule.ask:
+            return  # asked by email or in Teams instead (workers.outbox); their Home tab still lets them decide
         for user_id in self._slack_ids(policy.step_approvers(rule, request.step)):
             if request.requester.slack_id == user_id or user_id in posted:
                 continue  # the requester gets no copy of their own request to approve

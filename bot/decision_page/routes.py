@@ -195,7 +195,10 @@ class DecisionPage:
         return _html(html.link_sent_page(email))
 
 
-def _guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[..., object]:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _guarded(handler: Handler) -> Handler:
     async def run(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)

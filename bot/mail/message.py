@@ -191,9 +191,12 @@ def approval_email(request: AccessRequest, rule: Rule, *, to: str, sender: str, 
     personal = (f'These links are yours: they decide as {address}, the address this message was sent to. '
                 'Do not forward this message.')  # fmt: skip
     confirm = 'Opening a link decides nothing: the page shows the request and asks you to confirm.'
-    why = ('You get this message because you asked for a link on jit\'s page (from a Teams card); if you did not, '
-           'ignore it.' if asked_for else
-           'You get this message because a rule of jit\'s access policy names you as an approver and asks by email.')
+    why = (
+        'You get this message because you asked for a link on jit\'s page (from a Teams card); if you did not, '
+        'ignore it.'
+        if asked_for
+        else 'You get this message because a rule of jit\'s access policy names you as an approver and asks by email.'
+    )
     text = _text(head, facts, [f'Approve: {approve}', f'Deny:    {deny}', '', personal, confirm, '', '-- ', why])
     button = 'display:inline-block;padding:10px 22px;border-radius:4px;text-decoration:none;font-weight:bold'
     buttons = (
