@@ -5,6 +5,10 @@ the page polls and posts to: `GET /sandbox/state?user=U...` (what that user sees
 (type `/jit ...`), `POST /sandbox/click` (press a button on a stored message) and `POST /sandbox/submit`
 (submit an open modal). Every action goes through `LocalSlack.async_driver`, so the bot receives exactly
 the signed requests Slack would send. `attach_webhook` lets the page show the demo webhook's grants.
+
+Outside Slack: `attach_mailbox` gives each user an Inbox (the mail the sandbox's SMTP server received for their
+email, `mailbox.py`; `GET /sandbox/mail/{id}` reads one), and `attach_teams` adds the Teams channels' webhook
+(`POST /sandbox/teams/{channel}?sig=...`, `teams_channel.py`) and their cards to the state.
 """
 
 from __future__ import annotations
@@ -20,24 +24,41 @@ from aiohttp import web
 from bot.sandbox._blocks import iter_buttons, iter_inputs
 from bot.sandbox._models import JSON, Message, View
 from bot.sandbox._seed import SEED_USERS
+from bot.sandbox.teams_channel import card_items, is_message
 
 if TYPE_CHECKING:
     from bot.sandbox.local_slack import LocalSlack
+    from bot.sandbox.mailbox import Mailbox
+    from bot.sandbox.teams_channel import TeamsChannels
     from bot.sandbox.webhook_target import WebhookTarget
 
-__all__ = ["add_page_routes", "attach_webhook", "user_state"]
+__all__ = ["add_page_routes", "attach_mailbox", "attach_teams", "attach_webhook", "user_state"]
 
 #: The public channels every user of the page sees, besides their DM with the bot.
 PUBLIC_CHANNELS = ("C0AUDIT", "C0ACCESS")
 #: How many webhook calls the state carries (the newest ones).
 _MAX_CALLS = 20
+#: How many emails of a user's Inbox, and how many cards of a Teams channel, the state carries (the newest).
+_MAX_MAILS, _MAX_CARDS = 100, 50
 
 _WEBHOOKS: weakref.WeakKeyDictionary[LocalSlack, WebhookTarget] = weakref.WeakKeyDictionary()
+_MAILBOXES: weakref.WeakKeyDictionary[LocalSlack, Mailbox] = weakref.WeakKeyDictionary()
+_TEAMS: weakref.WeakKeyDictionary[LocalSlack, TeamsChannels] = weakref.WeakKeyDictionary()
 
 
 def attach_webhook(slack: LocalSlack, target: WebhookTarget) -> None:
     """Show `target`'s active grants and calls on `slack`'s page (call before the page is used)."""
     _WEBHOOKS[slack] = target
+
+
+def attach_mailbox(slack: LocalSlack, mailbox: Mailbox) -> None:
+    """Give each user of `slack`'s page an Inbox: the mail `mailbox` received for their email."""
+    _MAILBOXES[slack] = mailbox
+
+
+def attach_teams(slack: LocalSlack, teams: TeamsChannels) -> None:
+    """Serve `teams`' webhooks on `slack`'s server and show their cards on the page."""
+    _TEAMS[slack] = teams
 
 
 def add_page_routes(app: web.Application, slack: LocalSlack) -> None:
@@ -48,6 +69,8 @@ def add_page_routes(app: web.Application, slack: LocalSlack) -> None:
     app.router.add_post("/sandbox/command", page.command)
     app.router.add_post("/sandbox/click", page.click)
     app.router.add_post("/sandbox/submit", page.submit)
+    app.router.add_get("/sandbox/mail/{id}", page.mail)
+    app.router.add_post("/sandbox/teams/{channel}", page.teams_post)
 
 
 # -- rendering the workspace for one user ------------------------------------------------------------
@@ -174,6 +197,23 @@ def user_state(slack: LocalSlack, user_id: str) -> JSON:
                 for c in target.calls[-_MAX_CALLS:]
             ],
         }
+    mailbox = _MAILBOXES.get(slack)
+    user = workspace.user(user_id)
+    if mailbox is not None and user is not None and user.email:
+        mails = mailbox.to(user.email)[-_MAX_MAILS:]
+        state["inbox"] = {"address": user.email, "mails": [m.summary() for m in mails]}
+    teams = _TEAMS.get(slack)
+    if teams is not None:
+        posts = teams.posts
+        state["teams"] = [
+            {
+                "name": name,
+                "cards": [{"time": p.time, "items": card_items(p.payload)} for p in posts if p.channel == name][
+                    -_MAX_CARDS:
+                ],
+            }
+            for name in teams.channels
+        ]
     return state
 
 
@@ -267,3 +307,28 @@ class _Page:
         except LookupError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response({"status": reply.status, "errors": reply.errors, "text": reply.text or ""})
+
+    async def mail(self, request: web.Request) -> web.Response:
+        """One email of the mailbox, with its text and HTML parts, for the Inbox's reading pane."""
+        mailbox = _MAILBOXES.get(self.slack)
+        number = request.match_info["id"]
+        mail = mailbox.get(int(number)) if mailbox is not None and number.isdigit() else None
+        if mail is None:
+            return web.json_response({"error": "mail_not_found"}, status=404)
+        return web.json_response(mail.full())
+
+    async def teams_post(self, request: web.Request) -> web.Response:
+        """A Teams channel's webhook: keep the card jit posts and answer 202, as a Workflows webhook does."""
+        teams = _TEAMS.get(self.slack)
+        if teams is None:
+            return web.json_response({"error": "no_teams_channels"}, status=404)
+        if not teams.signed(request.query.get("sig")):
+            return web.json_response({"error": "bad_signature"}, status=403)
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.json_response({"error": "expected a JSON message"}, status=400)
+        if not is_message(payload):
+            return web.json_response({"error": "expected a message with attachments"}, status=400)
+        teams.record(request.match_info["channel"], payload)
+        return web.Response(status=202)

@@ -2,10 +2,13 @@
 
 Part of `bot/sandbox/`. `run_sandbox` starts, in order: Redis (the `REDIS_URL` one, or an embedded
 `redis-server` on a unix socket under the data directory), the local Slack with its page (`page.py`) on
-`127.0.0.1:port`, the demo webhook receiver the example policy grants through, then `jit serve` and
-`jit worker` as subprocesses wired to all of them. It prints one line with the page's URL and runs until
-Ctrl-C or SIGTERM, then stops every child it started (terminate, then kill after 5 s). The children log to
-`<data_dir>/logs/`.
+`127.0.0.1:port`, the demo webhook receiver the example policy grants through, the sandbox's own SMTP server
+(`mailbox.py`, the page's Inbox) and Teams channels (`teams_channel.py`), then `jit serve` and `jit worker` as
+subprocesses wired to all of them. Approval emails and Teams cards stay on this machine: jit's SMTP URL and
+every Teams webhook variable the policy names (`teams: {NAME: {webhook: env:VAR}}`) point at the sandbox, set
+over whatever the environment says, and the decision links lead to this `jit serve`. It prints one line with
+the page's URL and runs until Ctrl-C or SIGTERM, then stops every child it started (terminate, then kill after
+5 s). The children log to `<data_dir>/logs/`.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from pathlib import Path
 from types import FrameType
 
 import redis
+import yaml
 
 import bot
 from bot.sandbox.local_slack import LocalSlack
-from bot.sandbox.page import attach_webhook
+from bot.sandbox.mailbox import Mailbox
+from bot.sandbox.page import attach_mailbox, attach_teams, attach_webhook
+from bot.sandbox.teams_channel import TeamsChannels
 from bot.sandbox.webhook_target import WebhookTarget
 
 __all__ = ["run_sandbox"]
@@ -39,6 +45,8 @@ STOP_GRACE = 5.0
 #: Seconds Redis and `jit serve` get to come up.
 START_TIMEOUT = 20.0
 AUDIT_CHANNEL = "C0AUDIT"
+#: Who the approval emails come from.
+MAIL_FROM = "jit sandbox <jit@sandbox.example>"
 _MISSING_REDIS = "jit sandbox: install redis-server (apt-get install redis-server) or set REDIS_URL"
 
 
@@ -73,6 +81,41 @@ def _policy_dir() -> str:
         return configured
     bundled = Path(bot.__file__).resolve().parent.parent / "policies"
     return str(bundled) if bundled.is_dir() else "policies"
+
+
+def _teams_webhook_vars(policy_dir: str) -> dict[str, str]:
+    """The Teams channels the policy files in `policy_dir` name, as {webhook variable: channel name}.
+
+    Read from the top-level `teams:` of each `*.yaml` / `*.yml` (`NAME: {webhook: env:VAR}`); a file that does
+    not read is passed over here, as `jit serve` reports it with its line.
+    """
+    found: dict[str, str] = {}
+    folder = Path(policy_dir)
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+    for path in files:
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        teams = document.get("teams") if isinstance(document, dict) else None
+        for name, channel in (teams or {}).items() if isinstance(teams, dict) else ():
+            webhook = channel.get("webhook") if isinstance(channel, dict) else None
+            if isinstance(webhook, str) and webhook.startswith("env:") and webhook[4:]:
+                found[webhook[4:]] = str(name)
+    return found
+
+
+def _outside_slack_env(
+    page_url: str, bot_url: str, mailbox: Mailbox, teams: TeamsChannels, policy_dir: str
+) -> dict[str, str]:
+    """The settings that keep approvals by email and Teams inside the sandbox (see the module docstring)."""
+    env = {
+        "JIT_SMTP_URL": mailbox.url, "JIT_MAIL_FROM": MAIL_FROM, "JIT_PUBLIC_URL": bot_url,
+        "JIT_LINK_KEY": secrets.token_hex(32),
+    }  # fmt: skip
+    for variable, channel in _teams_webhook_vars(policy_dir).items():
+        env[variable] = teams.webhook_url(page_url, channel)
+    return env
 
 
 class _Children:
@@ -179,6 +222,7 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
     children = _Children(logs)
     slack = LocalSlack(signing_secret=secrets.token_urlsafe(24), bot_token="xoxb-sandbox-" + secrets.token_hex(8))
     target = WebhookTarget(secrets.token_urlsafe(24))
+    mailbox, teams = Mailbox(), TeamsChannels()
     stop, running = threading.Event(), threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -199,14 +243,20 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
         attach_webhook(slack, target)
         target.start_in_thread()
         started.append(target.stop_thread)
+        mailbox.start()
+        started.append(mailbox.stop)
+        attach_mailbox(slack, mailbox)
+        attach_teams(slack, teams)
         bot_port = _free_port()
         bot_url = f"http://127.0.0.1:{bot_port}"
+        policy_dir = _policy_dir()
         env = {
             **os.environ,
             "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": slack.signing_secret,
-            "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_url, "JIT_POLICY_DIR": _policy_dir(),
+            "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_url, "JIT_POLICY_DIR": policy_dir,
             "JIT_AUDIT_CHANNEL": AUDIT_CHANNEL, "PORT": str(bot_port), "JIT_HOST": "127.0.0.1",
             "JIT_DATA_DIR": str(root), "JIT_DEMO_WEBHOOK_URL": target.url, "JIT_DEMO_WEBHOOK_SECRET": target.secret,
+            **_outside_slack_env(page_url, bot_url, mailbox, teams, policy_dir),
         }  # fmt: skip
         _start_jit(children, env, bot_url)
         slack.app_url = f"{bot_url}/slack/events"

@@ -9,6 +9,11 @@ Redis, so a page that renders wrong fails even when jit itself is right.
 While the grant runs alex opens `/jit`'s form, finds nothing preselected, and cancels it. The run ends with a
 1280x800 screenshot of alex's DM with the whole lifecycle; `JIT_SANDBOX_SCREENSHOT=PATH` also copies it to PATH
 (the README's `docs/sandbox.png` is made with `JIT_SANDBOX_SCREENSHOT=docs/sandbox.png python -m pytest tests/browser`).
+
+The second test approves from email, as a newcomer would in the sandbox: alex asks for `demo-app deploy` (two
+steps, asked in Slack, by email and in Teams), sam approves in Slack, sec opens the Inbox pane, reads the email in
+its sandboxed frame, follows its Approve link to jit's page in a new tab and confirms there; the demo webhook and
+alex's DM show the grant, and the Teams pane shows a card per step and the outcome, the reason's markup as text.
 """
 
 from __future__ import annotations
@@ -132,6 +137,94 @@ def test_request_approve_grant_and_revoke_in_the_browser(browser: Any, sandbox: 
         assert _png_size(shot) == (WIDTH, HEIGHT)
         if os.environ.get('JIT_SANDBOX_SCREENSHOT'):
             shutil.copyfile(shot, os.environ['JIT_SANDBOX_SCREENSHOT'])
+        assert problems == [], problems
+    except BaseException:
+        page.screenshot(path=str(tmp_path / 'failure.png'))
+        print(f'failed at: {step}; the page then: {tmp_path / "failure.png"}')
+        raise
+
+
+def test_approve_from_the_inbox_in_the_browser(browser: Any, sandbox: str, tmp_path: Path) -> None:
+    """sam approves step 1 in Slack; sec approves step 2 from the email in the Inbox pane; Teams shows the cards."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={'width': WIDTH, 'height': HEIGHT})
+    page.set_default_timeout(STEP * 1000)
+    problems: list[str] = []
+    page.on('pageerror', lambda error: problems.append(f'page error: {error}'))
+    page.on('console', lambda msg: problems.append(f'console {msg.type}: {msg.text}') if msg.type == 'error' else None)
+    step = 'opening the page'
+    try:
+        page.goto(sandbox)
+        expect(page).to_have_title('jit sandbox')
+        messages, ack, head = page.locator('#msgs'), page.locator('#ack'), page.locator('#head')
+
+        step = 'alex asks for deploy'
+        page.select_option('#user', label='alex (Alex Rivera)')
+        page.fill('#text', '/jit request demo-app deploy 2m shipping <i>v2</i>')
+        page.press('#text', 'Enter')
+        expect(ack).to_contain_text('Filed')
+        request_id = ack.locator('code').first.inner_text()
+        assert re.fullmatch(r'r-[0-9a-z]+', request_id), f'no request id in the answer: {ack.inner_text()!r}'
+
+        step = 'sam approves step 1 in Slack'
+        page.select_option('#user', label='sam (Sam Lead)')
+        approval = messages.locator('.msg', has_text=f'request {request_id}')
+        approval.get_by_role('button', name='Approve').click()
+        expect(approval.get_by_role('button')).to_have_count(0)  # sam has decided: no buttons on sam's copy
+
+        step = "sec opens the Inbox and the email"
+        page.select_option('#user', label='sec (Sec Officer)')
+        inbox = page.locator('#chans [data-pane="@inbox"]')
+        expect(inbox).to_have_class(re.compile(r'\bunread\b'), timeout=STEP * 2000)  # the email came
+        inbox.click()
+        expect(head).to_have_text('Inbox \u2014 sec@example.com')
+        row = messages.locator('.mail', has_text=request_id)
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text('jit sandbox <jit@sandbox.example>')
+        row.click()
+        expect(messages.locator('.mailhead')).to_contain_text('To: sec@example.com')
+        frame_element = messages.locator('iframe')
+        expect(frame_element).to_have_attribute('sandbox', 'allow-popups allow-popups-to-escape-sandbox')
+        email_body = page.frame_locator('#msgs iframe')
+        expect(email_body.locator('body')).to_contain_text('shipping <i>v2</i>')  # the reason as text
+        expect(email_body.locator('i')).to_have_count(0)
+        messages.get_by_role('button', name='Text').click()
+        expect(messages.locator('pre.mailtext')).to_contain_text(request_id)
+        expect(messages.locator('pre.mailtext a', has_text='do=approve')).to_have_count(1)
+        messages.get_by_role('button', name='HTML').click()
+
+        step = "sec follows the email's Approve link to jit's page"
+        with page.expect_popup() as opened:
+            page.frame_locator('#msgs iframe').get_by_role('link', name='Approve').click()
+        decision = opened.value
+        decision.set_default_timeout(STEP * 1000)
+        expect(decision).to_have_url(re.compile(r'^http://127\.0\.0\.1:\d+/decide/[^/]+\?do=approve$'))
+        expect(decision.locator('body')).to_contain_text(request_id)
+        decision.get_by_role('button', name='Approve').click()
+        expect(decision.locator('body')).to_contain_text('Approved')
+        decision.close()
+
+        step = 'the grant at the demo webhook and in alex\'s DM'
+        grant = page.locator('#grants .grant', has_text=request_id)
+        expect(grant).to_contain_text('demo-app / deploy for alex@example.com', timeout=STEP * 1000)
+        page.select_option('#user', label='alex (Alex Rivera)')
+        expect(messages).to_contain_text(f'Granted deploy on demo-app for 2m ({request_id})', timeout=STEP * 1000)
+
+        step = 'the Teams pane: a card per step, then the outcome'
+        page.locator('#chans [data-pane="@teams:approvers"]').click()
+        expect(head).to_have_text('Teams \u2014 approvers')
+        cards = messages.locator('.card', has_text=request_id)
+        expect(cards).to_have_count(3, timeout=STEP * 1000)
+        expect(cards.nth(0)).to_contain_text('shipping <i>v2</i>')
+        expect(cards.nth(0).locator('i')).to_have_count(0)
+        link = cards.nth(1).get_by_role('link', name='Approve')
+        expect(link).to_have_attribute('href', re.compile(r'^http://127\.0\.0\.1:\d+/decide/teams/[^/]+\?do=approve$'))
+        expect(link).to_have_attribute('target', '_blank')
+        expect(cards.nth(2)).to_contain_text('Approved')
+        expect(cards.nth(2).get_by_role('link')).to_have_count(0)
+
+        page.screenshot(path=str(tmp_path / 'teams.png'))
         assert problems == [], problems
     except BaseException:
         page.screenshot(path=str(tmp_path / 'failure.png'))
