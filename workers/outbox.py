@@ -146,6 +146,11 @@ class Outbox:
                 self._failed(delivery, exc)
             except ValueError as exc:  # the message cannot be built (an address the policy names is not one)
                 self._failed(delivery, DeliveryError(f'cannot be sent: {exc}', transient=False))
+            except redis.RedisError:
+                raise  # Redis away: the follower waits and tries the same deliveries again
+            except Exception as exc:  # a fault of jit's own with this one: tried again later, never ahead of the rest
+                log.exception('outbox.delivery_crashed', kind=delivery.kind, request_id=delivery.request_id)
+                self._failed(delivery, DeliveryError(f'jit could not send it ({type(exc).__name__})', transient=True))
         return sent
 
     def send(self, delivery: Delivery) -> bool:

@@ -237,3 +237,21 @@ def test_a_link_asked_for_on_the_teams_page_is_sent_with_teams_as_its_channel(ri
     rig.outbox.send_due()
     # The rule asks by email, not in Teams: a link asked for from a Teams page is not sent for it.
     assert rig.smtp.received == []
+
+
+def test_a_delivery_that_crashes_jit_is_put_back_and_holds_up_no_other(rig, monkeypatch):
+    rig.file()
+    real_send = rig.outbox.send
+
+    def send(delivery):
+        if delivery.to == 'lee@example.com':
+            raise RuntimeError('a bug')
+        return real_send(delivery)
+
+    monkeypatch.setattr(rig.outbox, 'send', send)
+    rig.follow()
+    rig.follow()
+    assert [a for r in rig.smtp.received for a in r.rcpt_tos] == ['sam@example.com']
+    [failed] = rig.events(AuditName.DELIVERY_FAILED)
+    assert failed['outcome'] == 'retrying' and failed['detail']['to'] == 'lee@example.com'
+    assert rig.outbox.outbox.queued() == 1
