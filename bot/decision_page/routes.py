@@ -189,7 +189,8 @@ class DecisionPage:
         may = (rule is not None and rule.decides_via('teams') and email in approvers
                and not Principal(email=email).same_as(found.requester))  # fmt: skip
         # The same answer whether or not the address may decide: the page tells nobody who the approvers are.
-        if may and self.deps.store.lease(f'linkmail:{found.id}:{email}', LINK_MAIL_EVERY):
+        every = f'{self.deps.settings.redis_prefix}link-mailed:{found.id}:{email}'
+        if may and self.deps.redis.set(every, '1', nx=True, ex=int(LINK_MAIL_EVERY)):
             self.outbox.add(Delivery('link-email', found.id, email, str(int(time.time()))), time.time())
             log.info('decision_page.link_queued', request_id=found.id)
         return _html(html.link_sent_page(email))
@@ -212,10 +213,9 @@ def _guarded(handler: Handler) -> Handler:
 
 def add_decision_routes(app: web.Application, deps: Deps) -> None:
     """Serve the decision page when ``JIT_LINK_KEY`` is set (without it no link can be checked: 404)."""
-    key = getattr(deps.settings, 'link_key', None)
-    if not key:
+    if not deps.settings.link_key:
         return
-    view = DecisionPage(deps, LinkSigner(key))
+    view = DecisionPage(deps, LinkSigner(deps.settings.link_key))
     app.router.add_get('/decide/teams/{token}', _guarded(view.teams_show), allow_head=False)
     app.router.add_post('/decide/teams/{token}', _guarded(view.teams_send))
     app.router.add_get('/decide/{token}', _guarded(view.show), allow_head=False)
