@@ -77,7 +77,9 @@ def _approver(record: dict[str, Any], names: dict[str, str]) -> str:
     if actor == 'policy':
         why = str((record.get('detail') or {}).get('why') or '')
         return 'break-glass (self-approved)' if 'break-glass' in why else 'auto-approved by the policy'
-    return names.get(actor, actor)
+    via = str((record.get('detail') or {}).get('via') or 'slack')
+    # An approval by email or Teams link says so: it was taken as the address the link was sent to.
+    return names.get(actor, actor) + (f' (by {via} link)' if via != 'slack' else '')
 
 
 def access_report(records: Iterable[dict[str, Any]], *, resource: str, since: float, until: float) -> AccessReport:

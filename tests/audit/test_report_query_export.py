@@ -167,3 +167,20 @@ def test_parse_when():
     assert parse_when('2026-11-30', now=now, end=True) == ts('2026-12-01T00:00:00+00:00')
     assert parse_when('2026-11-01T09:30+01:00', now=now) == ts('2026-11-01T08:30:00+00:00')
     assert parse_when('2026-11-01T09:30Z', now=now, end=True) == ts('2026-11-01T09:30:00+00:00')
+
+
+def test_an_approval_by_link_says_so_in_the_report():
+    """An approver who decided by an email or Teams link is named with it: the link decided as that address."""
+    from bot.audit.report import access_report
+
+    base = {'request': {'id': 'r-1', 'requester': {'slack_id': 'U0ALEX', 'email': 'alex@example.com'},
+                        'resource': 'prod-db', 'role': 'read', 'duration': 600}, 'rule': 'r', 'policy_version': 'v'}  # fmt: skip
+    records = [
+        {**base, 'seq': 1, 'time': 100.0, 'event': 'request.created', 'actor': 'U0ALEX'},
+        {**base, 'seq': 2, 'time': 110.0, 'event': 'request.approved', 'actor': 'sam@example.com',
+         'detail': {'via': 'email', 'step': 0}},
+        {**base, 'seq': 3, 'time': 111.0, 'event': 'request.approved', 'actor': 'U0SEC', 'detail': {'via': 'slack'}},
+        {**base, 'seq': 4, 'time': 112.0, 'event': 'grant.active', 'actor': 'jit', 'detail': {'expires_at': 712.0}},
+    ]  # fmt: skip
+    [grant] = access_report(records, resource='prod-db', since=0, until=1000).grants
+    assert grant.approved_by == ['sam@example.com (by email link)', 'U0SEC']
