@@ -173,8 +173,9 @@ def test_an_approval_by_link_says_so_in_the_report():
     """An approver who decided by an email or Teams link is named with it: the link decided as that address."""
     from bot.audit.report import access_report
 
-    base = {'request': {'id': 'r-1', 'requester': {'slack_id': 'U0ALEX', 'email': 'alex@example.com'},
-                        'resource': 'prod-db', 'role': 'read', 'duration': 600}, 'rule': 'r', 'policy_version': 'v'}  # fmt: skip
+    alex = {'slack_id': 'U0ALEX', 'email': 'alex@example.com'}
+    request = {'id': 'r-1', 'requester': alex, 'resource': 'prod-db', 'role': 'read', 'duration': 600}
+    base = {'request': request, 'rule': 'r', 'policy_version': 'v'}
     records = [
         {**base, 'seq': 1, 'time': 100.0, 'event': 'request.created', 'actor': 'U0ALEX'},
         {**base, 'seq': 2, 'time': 110.0, 'event': 'request.approved', 'actor': 'sam@example.com',
