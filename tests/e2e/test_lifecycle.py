@@ -156,6 +156,25 @@ def test_extension_beyond_self_extend_needs_approval_and_the_cap_holds(jit, slac
     assert store.due_at(request_id) == pytest.approx(before + 1200)
 
 
+def test_two_approved_extensions_never_take_a_grant_past_its_rule(jit, slack, webhook, store):
+    """A 5 minute grant (demo-read: timeout 2h) and two 1h extension requests, each within the rule when filed,
+    both approved: the first is applied, the second fails when applied, and the grant lasts 65 minutes, not 125."""
+    request_id = active_grant(slack, store)
+    extensions = []
+    for words in ('first hour', 'second hour'):
+        reply = slack.driver.slash(ALEX, f'extend {request_id} 1h {words}')
+        assert 'needs approval' in reply.text, reply.text
+        extensions.append(reply.text.split('`')[1])
+    for extension_id, status in zip(extensions, (S.ACTIVE, S.FAILED), strict=True):
+        assert slack.driver.click(SAM, approval_copy(slack, SAM, extension_id), 'jit.approve').status == 200
+        wait_until(lambda e=extension_id: store.get(e).status in (S.ACTIVE, S.FAILED), timeout=15, what='applied')
+        assert store.get(extension_id).status is status, store.get(extension_id)
+    assert 'longer than rule `demo-read` allows' in store.get(extensions[1]).error
+    grant = store.get(request_id)
+    assert grant.expires_at - grant.granted_at == pytest.approx(65 * 60)
+    assert store.due_at(request_id) == pytest.approx(grant.expires_at)
+
+
 def test_concurrent_extensions_never_take_a_grant_past_its_rule(jit, slack, webhook, store):
     """Eight `/jit extend ID 40s` at once on a 12 s grant (demo-read: self_extend 1m in all), three times (each
     filing counts in the hourly limit of 20): each time one is applied at once, the others become requests for
