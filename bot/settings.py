@@ -122,6 +122,23 @@ def _number(environ: Mapping[str, str], key: str, default: float, problems: list
     return value
 
 
+def _is_port(text: str) -> bool:
+    """1 to 65535 in ASCII digits (``'²'.isdigit()`` is true and ``int()`` refuses it; ``int()`` reads other
+    scripts' digits, and refuses more than 4,300 of them)."""
+    return text.isascii() and text.isdigit() and len(text) <= 5 and 0 < int(text) < 65536
+
+
+def _port(environ: Mapping[str, str], key: str, default: int | None, problems: list[str]) -> int | None:
+    """The port ``key`` names (see :func:`_is_port`); ``default`` when it is unset."""
+    raw = (environ.get(key) or '').strip()
+    if not raw:
+        return default
+    if not _is_port(raw):
+        problems.append(f'{key}={raw[:40]!r} must be a port number (1 to 65535)')
+        return default
+    return int(raw)
+
+
 def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> Settings:
     """Build settings from ``environ``; raise ConfigError naming every missing or invalid key.
 
@@ -154,10 +171,8 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     if not redis_url.startswith(('redis://', 'rediss://', 'unix://')):
         problems.append(f'REDIS_URL={redis_url!r} must start with redis://, rediss:// or unix://')
     sentinels = sentinel_settings(environ, redis_url, problems)
-    port = _number(environ, 'PORT', 3000, problems, low=0)
-    metrics_port = (environ.get('JIT_METRICS_PORT') or '').strip() or None
-    if metrics_port is not None and not (metrics_port.isdigit() and 0 < int(metrics_port) < 65536):
-        problems.append(f'JIT_METRICS_PORT={metrics_port[:40]!r} must be a port number (1 to 65535)')
+    port = _port(environ, 'PORT', 3000, problems)
+    metrics_port = _port(environ, 'JIT_METRICS_PORT', None, problems)
     sweep = _number(environ, 'JIT_SWEEP_INTERVAL', 2.0, problems, low=0.1)
     reminder = _number(environ, 'JIT_REMINDER_AFTER', 900.0, problems, low=0)
     reconcile = _number(environ, 'JIT_RECONCILE_INTERVAL', 300.0, problems, low=1)
@@ -186,8 +201,8 @@ def load_settings(environ: Mapping[str, str], *, require_slack: bool = True) -> 
     return Settings(
         slack_bot_token=token, slack_signing_secret=secret, slack_app_token=app_token, slack_api_url=api_url,
         redis_url=redis_url, **sentinels, policy_dir=environ.get('JIT_POLICY_DIR') or 'policies',
-        audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=int(port),
-        metrics_port=int(metrics_port) if metrics_port else None,
+        audit_channel=environ.get('JIT_AUDIT_CHANNEL') or None, port=port or 3000,
+        metrics_port=metrics_port,
         data_dir=environ.get('JIT_DATA_DIR') or '.jit', sweep_interval=sweep, reminder_after=reminder,
         reconcile_interval=reconcile, idle_interval=idle, worker_processes=int(processes),
         requests_per_hour=int(per_hour),
@@ -210,7 +225,7 @@ def sentinel_settings(environ: Mapping[str, str], redis_url: str, problems: list
             continue
         host, _, port = item.rpartition(':')
         host = host.removeprefix('[').removesuffix(']')
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not _is_port(port):
             problems.append(f'REDIS_SENTINELS: {item[:60]!r} is not host:port (e.g. sentinel-1:26379)')
             malformed = True
             continue

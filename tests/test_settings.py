@@ -51,6 +51,22 @@ def test_numbers_that_are_not_finite_are_named_not_a_traceback(key, value):
     assert problem.startswith(key) and len(problem) < 200, problem[:300]
 
 
+@pytest.mark.parametrize('key', ['PORT', 'JIT_METRICS_PORT'])
+@pytest.mark.parametrize('value', ['\u00b2', '\u0661\u0662\u0663', '3000.5', '70000', '-1', '1e6'])
+def test_a_port_is_a_whole_number_of_ascii_digits_from_1_to_65535(key, value):
+    """'\u00b2'.isdigit() is true and int() refuses it; int() reads Arabic-Indic digits; a fraction or a number past
+    65535 is no port: each is a problem named at start-up, not a traceback or a port nobody meant."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, key: value})
+    [problem] = refused.value.problems
+    assert problem.startswith(key) and 'port number (1 to 65535)' in problem, problem
+
+
+def test_ports_as_written_load():
+    settings = load_settings({**BASE, 'PORT': '8080', 'JIT_METRICS_PORT': '9100'})
+    assert (settings.port, settings.metrics_port) == (8080, 9100)
+
+
 def test_sentinels_name_the_primary_and_redis_url_gives_db_password_and_tls():
     settings = load_settings({**BASE, 'REDIS_SENTINELS': 's1:26379, [::1]:26380,s3:26381',
                               'REDIS_SENTINEL_MASTER': 'jit', 'REDIS_SENTINEL_PASSWORD': 'sp',
@@ -70,6 +86,8 @@ def test_sentinels_name_the_primary_and_redis_url_gives_db_password_and_tls():
         ({'REDIS_SENTINELS': 's1', 'REDIS_SENTINEL_MASTER': 'jit'}, "REDIS_SENTINELS: 's1' is not host:port"),
         ({'REDIS_SENTINELS': 's1:99999', 'REDIS_SENTINEL_MASTER': 'jit'}, "REDIS_SENTINELS: 's1:99999' is not"),
         ({'REDIS_SENTINELS': ':26379', 'REDIS_SENTINEL_MASTER': 'jit'}, "REDIS_SENTINELS: ':26379' is not"),
+        ({'REDIS_SENTINELS': 's1:\u00b2', 'REDIS_SENTINEL_MASTER': 'jit'}, "REDIS_SENTINELS: 's1:\u00b2' is not"),
+        ({'REDIS_SENTINELS': 's1:' + '9' * 5000, 'REDIS_SENTINEL_MASTER': 'jit'}, 'REDIS_SENTINELS: '),
         ({'REDIS_SENTINELS': ' , ', 'REDIS_SENTINEL_MASTER': 'jit'}, 'names no sentinel'),
         ({'REDIS_SENTINELS': 's1:26379', 'REDIS_SENTINEL_MASTER': 'jit', 'REDIS_URL': 'unix:///tmp/r.sock'},
          'REDIS_URL is a unix:// socket'),

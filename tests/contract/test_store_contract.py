@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 import redis
@@ -21,7 +22,7 @@ from bot.audit.chain import GENESIS, verify_chain
 from bot.audit.records import Entry
 from bot.core import transitions as t
 from bot.core.errors import InvalidTransition, RequestNotFound
-from bot.core.model import GENESIS_HASH, AccessRequest, AuditEvent, Principal, RequestStatus, chain_hash
+from bot.core.model import GENESIS_HASH, AccessRequest, AuditEvent, AuditName, Principal, RequestStatus, chain_hash
 from bot.core.ports import RequestStore
 from tests.core.policy_fixtures import ALEX, DANA, PIPE, SAM, policy
 from tests.support import memory_store
@@ -258,6 +259,23 @@ def test_an_end_asked_for_moves_the_revoke_earlier_never_later_and_the_first_sta
     assert ended is not None and ended.ending == {'at': clock.now() + 100, 'actor': 'U0ALEX', 'why': 'released'}
     with pytest.raises(InvalidTransition, match='already ending'):
         store.transition(request.id, lambda r: t.extend(r, by=60, actor=ALEX, now=clock.now(), max_total=10**6))
+
+
+def test_a_later_write_of_an_ending_grant_never_moves_its_due_time_back(store, clock):
+    """Earliest wins in the due index itself, whatever step writes the active grant after an end was asked for:
+    a write that moves ``expires_at`` later (as an extension would, were one let through) keeps the revoke due
+    at the end asked for."""
+    request = active(store, clock)
+    assert store.mark_end(request.id, at=clock.now() + 100, actor='U0SEC', why='revoked by an admin')
+    later = request.expires_at + 3600
+
+    def step(r: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
+        new = replace(r, expires_at=later, duration=r.duration + 3600)
+        return new, AuditEvent.about(new, AuditName.GRANT_EXTENDED, ALEX)
+
+    store.transition(request.id, step)
+    assert store.get(request.id).expires_at == later
+    assert store.due_at(request.id) == clock.now() + 100
 
 
 def test_nothing_to_end_for_a_request_that_holds_no_grant(store, clock):

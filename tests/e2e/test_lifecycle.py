@@ -5,6 +5,7 @@ Release and revoke reach the provider before the state says revoked; a refused a
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import time
 from datetime import datetime
@@ -153,6 +154,42 @@ def test_extension_beyond_self_extend_needs_approval_and_the_cap_holds(jit, slac
     assert len(webhook.grants_for(request_id)) == 2 and new_end == pytest.approx(before + 1200, abs=0.01)
     assert webhook.grants_for(extension_id) == []
     assert store.due_at(request_id) == pytest.approx(before + 1200)
+
+
+def test_two_approved_extensions_never_take_a_grant_past_its_rule(jit, slack, webhook, store):
+    """A 5 minute grant (demo-read: timeout 2h) and two 1h extension requests, each within the rule when filed,
+    both approved: the first is applied, the second fails when applied, and the grant lasts 65 minutes, not 125."""
+    request_id = active_grant(slack, store)
+    extensions = []
+    for words in ('first hour', 'second hour'):
+        reply = slack.driver.slash(ALEX, f'extend {request_id} 1h {words}')
+        assert 'needs approval' in reply.text, reply.text
+        extensions.append(reply.text.split('`')[1])
+    for extension_id, status in zip(extensions, (S.ACTIVE, S.FAILED), strict=True):
+        assert slack.driver.click(SAM, approval_copy(slack, SAM, extension_id), 'jit.approve').status == 200
+        wait_until(lambda e=extension_id: store.get(e).status in (S.ACTIVE, S.FAILED), timeout=15, what='applied')
+        assert store.get(extension_id).status is status, store.get(extension_id)
+    assert 'longer than rule `demo-read` allows' in store.get(extensions[1]).error
+    grant = store.get(request_id)
+    assert grant.expires_at - grant.granted_at == pytest.approx(65 * 60)
+    assert store.due_at(request_id) == pytest.approx(grant.expires_at)
+
+
+def test_concurrent_extensions_never_take_a_grant_past_its_rule(jit, slack, webhook, store):
+    """Eight `/jit extend ID 40s` at once on a 12 s grant (demo-read: self_extend 1m in all), three times (each
+    filing counts in the hourly limit of 20): each time one is applied at once, the others become requests for
+    approval or are refused, and the grant's total stays within the minute."""
+    for trial in range(3):
+        request_id = active_grant(slack, store, text=f'request demo-app read 12s racing extensions {trial}')
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda _, r=request_id: slack.driver.slash(ALEX, f'extend {r} 40s race'), range(8)))
+        texts = [r.text or '' for r in replies]
+        assert len([t for t in texts if 'extended: it now ends' in t]) == 1, (trial, texts)
+        grant = store.get(request_id)
+        assert grant.expires_at - grant.granted_at <= 60, (trial, texts)
+        assert store.due_at(request_id) == pytest.approx(grant.expires_at)
+        for extension in [r for r in store.for_user(ALEX) if r.extends == request_id and r.status is S.PENDING]:
+            slack.driver.slash(ALEX, f'cancel {extension.id}')  # room under the open-request limit for the next
 
 
 def test_ends_soon_warning_offers_extend_and_release(jit, slack, webhook, store):

@@ -1,13 +1,17 @@
-"""Who may act, and Slack's own limits: identities refused on every path, ``users.info`` cached, and a
-rate-limited Slack (HTTP 429, ``Retry-After``) delaying messages but never an ack or a grant."""
+"""Who may act, and the limits: identities refused on every path, ``users.info`` cached, a rate-limited Slack
+(HTTP 429, ``Retry-After``) delaying messages but never an ack or a grant, and the per-person limits holding
+for extension requests and ``/jit ssh-key`` too."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bot.core.model import RequestStatus
+from tests.e2e.test_lifecycle import active_grant
 from tests.e2e.test_request_flow import approval_copy, file_request
 from tests.support.processes import wait_until
 
@@ -80,3 +84,50 @@ def test_a_slow_users_info_gets_an_answer_in_time_and_files_nothing(jit, slack, 
     again = slack.driver.slash(ALEX, 'request demo-app read 20m slow slack')
     assert 'Filed' in (again.text or ''), again.body
     assert len(store.for_user(ALEX)) == 1
+
+
+def test_extension_requests_count_in_the_open_request_limit(jit, slack, store):
+    """Eight `/jit extend ID 20m` (past demo-read's self_extend, so each asks the approvers) with the default
+    limit of 5 waiting requests: five are filed, three refused, and sam gets five approval copies, not eight."""
+    request_id = active_grant(slack, store)
+    replies = [slack.driver.slash(ALEX, f'extend {request_id} 20m more time {n}') for n in range(8)]
+    assert all(r.status == 200 for r in replies), [r.body for r in replies]
+    filed = [r.text.split('`')[1] for r in replies if 'needs approval' in (r.text or '')]
+    refused = [r for r in replies if 'Not filed' in (r.text or '')]
+    assert (len(filed), len(refused)) == (5, 3), [r.text for r in replies]
+    for extension_id in filed:
+        approval_copy(slack, SAM, extension_id)
+    time.sleep(2)  # the notify follower would have posted a copy of any further filing by now
+    dm = slack.workspace.dm_channel_id(SAM)
+    copies = [m for m in slack.workspace.messages(dm)
+              if f'extend `{request_id}`' in m.content and 'Reminder' not in m.text]  # fmt: skip
+    assert len(copies) == 5, [m.content for m in copies]
+    waiting = [r for r in store.for_user(ALEX) if r.extends == request_id]
+    assert sorted(r.id for r in waiting) == sorted(filed)
+
+
+def ssh_public_key() -> str:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+
+
+def test_the_same_ssh_key_again_records_nothing_and_key_changes_are_rate_limited(jit, slack, store):
+    """30 identical `/jit ssh-key` give one audit event (each is answered with the fingerprint); of eleven key
+    changes within the hour the eleventh is refused and the tenth key stays."""
+
+    def registered() -> list[dict]:
+        return [e for e in store.audit_events() if e['event'] == 'ssh_key.registered' and e['actor'] == ALEX]
+
+    first = ssh_public_key()
+    for _ in range(30):
+        reply = slack.driver.slash(ALEX, f'ssh-key {first}')
+        assert reply.status == 200 and 'SHA256:' in (reply.text or ''), reply.body
+    assert len(registered()) == 1
+    others = [ssh_public_key() for _ in range(10)]
+    for key in others[:9]:
+        reply = slack.driver.slash(ALEX, f'ssh-key {key}')
+        assert 'Registered your SSH key' in (reply.text or ''), reply.body
+    refused = slack.driver.slash(ALEX, f'ssh-key {others[9]}')
+    assert refused.status == 200 and 'Not changed' in (refused.text or ''), refused.body
+    assert store.ssh_key(ALEX) == others[8]
+    assert len(registered()) == 10
