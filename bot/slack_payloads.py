@@ -77,11 +77,13 @@ def _either(*checks: Check) -> Check:
 
 
 _STR, _NAME, _DICT = _text(4000), _text(255), _obj()
+#: A block of a view or a message: its ID and type are names when present (listeners look blocks up by ID).
+_BLOCK = _obj(block_id=_NAME, type=_NAME)
 _TEAM = _maybe(_obj(id=_is_id, enterprise_id=_maybe(_is_id), domain=_STR))
 _STATE = _obj(values=_map(_map(_obj(type=_NAME, value=_maybe(_text(3000)),
                                     selected_option=_maybe(_obj('value', value=_text(2000)))))))  # fmt: skip
 _VIEW = _obj('id', 'type', id=_NAME, type=_NAME, callback_id=_NAME, private_metadata=_text(3000), hash=_NAME,
-             team_id=_maybe(_is_id), app_installed_team_id=_maybe(_is_id), blocks=_list(_DICT),
+             team_id=_maybe(_is_id), app_installed_team_id=_maybe(_is_id), blocks=_list(_BLOCK),
              state=_STATE)  # fmt: skip
 _INTERACTION: dict[str, Check] = dict(
     token=_STR, api_app_id=_STR, trigger_id=lambda v: isinstance(v, str) and _TRIGGER.fullmatch(v) is not None,
@@ -89,7 +91,7 @@ _INTERACTION: dict[str, Check] = dict(
     user=_obj('id', id=_is_id, team_id=_is_id, username=_STR, name=_STR),
     channel=_maybe(_obj(id=_is_id, name=_STR)),
     container=_obj(type=_NAME, channel_id=_is_id, message_ts=_NAME, view_id=_NAME, is_ephemeral=_of(bool)),
-    message=_obj(ts=_NAME, text=_text(40_000), blocks=_list(_DICT), user=_is_id, bot_id=_is_id),
+    message=_obj(ts=_NAME, text=_text(40_000), blocks=_list(_BLOCK), user=_is_id, bot_id=_is_id),
     state=_STATE, view=_VIEW, callback_id=_NAME, action_id=_NAME, block_id=_NAME, value=_text(2000),
     response_urls=_list(_obj(response_url=_STR, block_id=_NAME, action_id=_NAME, channel_id=_is_id)),
     actions=_list(_obj('action_id', action_id=_NAME, block_id=_NAME, value=_text(2000), type=_NAME,
