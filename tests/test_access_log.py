@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from structlog.contextvars import merge_contextvars
-from structlog.testing import capture_logs
 
 from bot.app import create_web_app
 from bot.deps import build_deps
 from bot.sandbox.local_slack import LocalSlack
 from bot.settings import load_settings
+from tests.support.log_capture import capture_logs
 from tests.support.redis_server import own_redis_url
 from tests.support.served import Served
 from tests.support.slack import local_slack
@@ -130,7 +129,7 @@ def wait_for(lines: list[dict[str, Any]], event: str, timeout: float = 10) -> di
 def test_each_request_is_one_line_whose_id_the_answer_carries(jit):
     """An API call, a 404 and a health check each leave one line; each answer has its own new ID."""
     _, served = jit
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         shown = call(served.port, '/api/v1/openapi.json')
         missing = call(served.port, '/no/such/page')
     assert (shown.status, missing.status) == (200, 404)
@@ -149,7 +148,7 @@ def test_an_api_call_logs_its_route_and_its_lines_carry_the_id(jit):
     """A pipeline files a request: ``api.filed`` names the access request (``request_id``) and the HTTP one."""
     _, served = jit
     body = json.dumps({'resource': 'demo-app', 'role': 'read', 'duration': '10m', 'reason': BODY_TEXT}).encode()
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         filed = call(served.port, '/api/v1/requests', method='POST', body=body, Authorization=f'Bearer {TOKEN}',
                      **{'Content-Type': 'application/json'})  # fmt: skip
         rid = json.loads(filed.body)['id']
@@ -166,7 +165,7 @@ def test_refusals_are_logged_with_the_id_the_answer_gives(jit):
     """No token (401), a forged Slack signature (401), a wrong method (405): each is one line with its
     status, the guard's own line carries the same ID, and the answers are the ones they always were."""
     slack, served = jit
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         no_token = call(served.port, '/api/v1/requests/r-00000000')
         body = f'command=%2Fjit&text={BODY_TEXT}&user_id=U0ALEX'
         forged = slack.driver.post_raw(body, {**slack.driver.sign(body + 'x'),
@@ -190,7 +189,7 @@ def test_a_slack_requests_lines_carry_its_id_even_after_the_answer(jit):
     slack, _ = jit
     signed = slack.driver._slash('U0ALEX', 'help', '/jit', None)
     slack.trigger_ttl = 0  # the modal's trigger has expired by the time the bot opens it
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         first, again = slack.driver.replay(signed), slack.driver.replay(signed)
         form = slack.driver.slash('U0ALEX', 'request')
         failed = wait_for(lines, 'slack.views_open_failed')
@@ -208,7 +207,7 @@ def test_a_slack_requests_lines_carry_its_id_even_after_the_answer(jit):
 @pytest.mark.parametrize('sent', ['lb-7f3a.9_Z', 'a' * 64])
 def test_a_plain_client_id_is_kept(jit, sent):
     _, served = jit
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         answer = call(served.port, '/api/v1/openapi.json', **{'X-Request-ID': sent})
     assert answer.request_id == sent and len(access_lines(lines, sent)) == 1
 
@@ -216,7 +215,7 @@ def test_a_plain_client_id_is_kept(jit, sent):
 @pytest.mark.parametrize('sent', ['a' * 65, 'two words', '"quoted"', 'ünïcode', '', 'a;b=c'])
 def test_an_unsafe_client_id_is_replaced(jit, sent):
     _, served = jit
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         answer = call(served.port, '/api/v1/openapi.json', **{'X-Request-ID': sent})
     assert NEW_ID.fullmatch(answer.request_id)
     assert len(access_lines(lines, answer.request_id)) == 1
@@ -228,7 +227,7 @@ def test_no_secret_reaches_a_log_line(jit):
     """The signing secret, a bearer token, a signature, a query string and body text: in none of the lines."""
     slack, served = jit
     signed = slack.driver._slash('U0ALEX', f'request demo-app read 20m {BODY_TEXT}', '/jit', None)
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         filed, replayed = slack.driver.replay(signed), slack.driver.replay(signed)
         call(served.port, '/api/v1/requests?token=query-secret-1', method='POST', body=BODY_TEXT.encode(),
              Authorization=f'Bearer {TOKEN}', Cookie='session=cookie-secret-2')  # fmt: skip
@@ -247,7 +246,7 @@ def test_no_secret_reaches_a_log_line(jit):
 def test_health_checks_are_logged_at_debug_level_only(jit):
     """Orchestrators ask every few seconds: a line each at debug level, none at info."""
     _, served = jit
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         answers = [call(served.port, path) for path in ('/healthz', '/readyz', '/healthz')]
     assert [answer.status for answer in answers] == [200, 200, 200]
     found = [access_lines(lines, answer.request_id) for answer in answers]
@@ -271,7 +270,7 @@ def test_aiohttps_own_500_carries_the_id_and_is_logged(tmp_path):
         deps = build_deps(settings_for(slack, tmp_path), providers=['webhook'])
         served = Served(create_web_app(replace(deps, policy=BrokenPolicy())))
         try:
-            with capture_logs(processors=[merge_contextvars]) as lines:
+            with capture_logs() as lines:
                 answer = call(served.port, '/readyz')
         finally:
             served.stop()
@@ -289,7 +288,7 @@ def test_a_socket_mode_envelopes_lines_carry_its_envelope_id(tmp_path):
         try:
             assert slack.wait_for_socket(10)
             slack.trigger_ttl = 0
-            with capture_logs(processors=[merge_contextvars]) as lines:
+            with capture_logs() as lines:
                 reply = slack.driver.slash('U0ALEX', 'request')
                 failed = wait_for(lines, 'slack.views_open_failed')
         finally:

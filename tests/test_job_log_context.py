@@ -11,9 +11,8 @@ import contextlib
 from types import SimpleNamespace
 
 import structlog
-from structlog.contextvars import merge_contextvars
-from structlog.testing import capture_logs
 
+from tests.support.log_capture import capture_logs
 from workers import jobs
 
 log = structlog.get_logger('test')
@@ -33,7 +32,7 @@ def deps():
 def test_each_job_logs_its_own_request_and_leaves_no_context_behind():
     """A revoke of r-1, then a notify, then a grant of r-2, then a line outside any job."""
     d = deps()
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         jobs.revoke_access('r-1', deps=d)
         jobs.notify(7, deps=d)
         jobs.grant_access('r-2', deps=d)
@@ -55,7 +54,7 @@ def test_a_failing_job_leaves_no_context_behind():
         raise RuntimeError('provider bug')
 
     d = SimpleNamespace(revoke=SimpleNamespace(execute=boom))
-    with capture_logs(processors=[merge_contextvars]) as lines:
+    with capture_logs() as lines:
         with contextlib.suppress(RuntimeError):
             jobs.revoke_access('r-9', deps=d)
         log.info('after')

@@ -49,19 +49,31 @@ def _too_long(value: str | int) -> DurationTooLong:
                            f'{format_duration(MAX_DURATION)} (ten years)')  # fmt: skip
 
 
-def parse_duration(value: str | int) -> int:
+def _what(value: object) -> str:
+    """A value that is neither text nor a whole number, as a refusal names it (short, whatever its size)."""
+    if isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return 'a list'
+    if isinstance(value, dict):
+        return 'a mapping'
+    return 'nothing' if value is None else f'a {type(value).__name__}'
+
+
+def parse_duration(value: object) -> int:
     """Return the number of seconds ``value`` stands for.
 
     Args:
         value: ``"90s"``, ``"1h30m"``, ``"2 hours"``, ``"1 hour 30 minutes"``, or an int of seconds
-            (YAML turns a bare ``30`` into an int: it is read as seconds).
+            (YAML turns a bare ``30`` into an int: it is read as seconds). Anything else (a YAML ``1.5``, a list,
+            a mapping) is refused.
 
     Raises:
         DurationTooLong: longer than :data:`MAX_DURATION`, however many digits it has.
-        DurationError: when the text is not a duration, or is zero.
+        DurationError: when the text is not a duration, or is zero, or the value is neither text nor an int.
     """
-    if isinstance(value, bool):
-        raise DurationError(f'{value!r} is not a duration (use e.g. 30m, 2h, "2 hours")')
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DurationError(f'{_what(value)} is not a duration (use e.g. 30m, 2h, "2 hours")')
     if isinstance(value, int):
         seconds = value
     else:

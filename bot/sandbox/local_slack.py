@@ -96,6 +96,7 @@ class LocalSlack:
         self._response_urls: dict[str, ResponseUrl] = {}
         self._rate_limited = 0
         self._retry_after = 1
+        self._rate_limited_method: str | None = None
         self.socket_mode = SocketModeHub(self)
         self._server = AppServer(lambda: create_web_api_app(self), name="local-slack")
         self.driver = Driver(self)
@@ -193,15 +194,17 @@ class LocalSlack:
         with self._lock:
             self._responses.append(post)
 
-    def rate_limit_next(self, n: int, retry_after: int = 1) -> None:
-        """Answer the next `n` Web API calls with HTTP 429, `Retry-After: retry_after` and `ratelimited`."""
+    def rate_limit_next(self, n: int, retry_after: int = 1, *, method: str | None = None) -> None:
+        """Answer the next `n` Web API calls (of `method` alone, when given) with HTTP 429,
+        `Retry-After: retry_after` and `ratelimited`."""
         with self._lock:
-            self._rate_limited, self._retry_after = n, retry_after
+            self._rate_limited, self._retry_after, self._rate_limited_method = n, retry_after, method
 
-    def take_rate_limit(self) -> int | None:
-        """Consume one injected rate limit; return its `Retry-After` seconds, or None to serve the call."""
+    def take_rate_limit(self, method: str | None = None) -> int | None:
+        """Consume one injected rate limit for a call of `method`; return its `Retry-After` seconds, or None
+        to serve the call."""
         with self._lock:
-            if self._rate_limited <= 0:
+            if self._rate_limited <= 0 or self._rate_limited_method not in (None, method):
                 return None
             self._rate_limited -= 1
             return self._retry_after

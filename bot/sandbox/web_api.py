@@ -91,7 +91,7 @@ class _WebApi:
         else:
             token = _token(request, params)
             params.pop("token", None)
-            retry_after = self.slack.take_rate_limit()
+            retry_after = self.slack.take_rate_limit(method)
             if retry_after is not None:
                 status, headers = 429, {"Retry-After": str(retry_after)}
                 body = {"ok": False, "error": "ratelimited"}

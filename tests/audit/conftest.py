@@ -1,6 +1,6 @@
 """Fixtures of the audit tests (real Redis databases 8 and 9).
 
-r8          a client of Redis database 8 (``JIT_AUDIT_TEST_REDIS_URL``), flushed before and after the test
+r8          a client of database 8 of this test process's own Redis server, flushed before and after the test
 jit         :class:`tests.audit.seed.Jit` on ``r8`` (prefix ``jit:``), its clock in October 2026
 seeded      ``jit`` after :func:`~tests.audit.seed.seed_november`: ``(jit, ids)``
 cli_env     REDIS_URL and JIT_REDIS_PREFIX of ``r8`` in the environment, for ``jit audit`` runs

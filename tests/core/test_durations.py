@@ -26,7 +26,9 @@ def test_parses_what_people_write(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize('text', ['', 'soon', '2 hourz', '-5m', '0s', 'h', '5', True, '1.5h'])
+@pytest.mark.parametrize(
+    'text', ['', 'soon', '2 hourz', '-5m', '0s', 'h', '5', True, '1.5h', 1.5, float('inf'), [1] * 100, {'h': 1}, None]
+)
 def test_refuses_what_is_not_a_duration(text):
     """Nonsense, zero and unit-less text are refused with a message, never guessed."""
     with pytest.raises(DurationError):

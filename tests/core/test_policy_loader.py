@@ -57,6 +57,24 @@ BAD = [
         '`timeout`',
     ),
     (
+        'duration a decimal number',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    timeout: 1.5\n',
+        '11:5',
+        '`timeout`: 1.5 is not a duration',
+    ),
+    (
+        'duration a list',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    default_duration: [' + '1, ' * 60 + '1]\n',
+        '11:5',
+        '`default_duration`: a list is not a duration',
+    ),
+    (
+        'duration a mapping',
+        GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    revoke_on_idle: {minutes: 30}\n',
+        '11:5',
+        '`revoke_on_idle`: a mapping is not a duration',
+    ),
+    (
         'unknown rule key',
         GOOD_HEAD + 'requests:\n  - name: r\n    approvers: [leads]\n    aprovals: 2\n',
         '11:5',

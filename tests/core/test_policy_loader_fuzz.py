@@ -105,16 +105,25 @@ def _paths(value, path=()):
             yield from _paths(item, (*path, i))
 
 
+def _at(doc, path):
+    for step in path:
+        doc = doc[step]
+    return doc
+
+
 @st.composite
 def broken_policies(draw):
     """A policy that loads, with 1-4 of its values replaced, removed or renamed, at any level."""
     doc = yaml.safe_load(yaml.safe_dump(BASE))  # a fresh copy
     for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from([p for p in _paths(doc) if p]))
+        how = draw(st.sampled_from(['replace', 'remove', 'rename', 'dangle']))
+        paths = [p for p in _paths(doc) if p]
+        if how == 'dangle':  # a name where a name is written: every reference of BASE is a string
+            paths = [p for p in paths if isinstance(_at(doc, p), str)] or paths
+        path = draw(st.sampled_from(paths))
         parent = doc
         for step in path[:-1]:
             parent = parent[step]
-        how = draw(st.sampled_from(['replace', 'remove', 'rename', 'dangle']))
         if how == 'remove':
             del parent[path[-1]]
         elif how == 'rename' and isinstance(parent, dict):
@@ -129,16 +138,22 @@ def broken_policies(draw):
 @settings(max_examples=400, deadline=None)
 @given(broken_policies())
 def test_references_to_nothing_and_malformed_levels_name_problems(doc):
-    """Resources, roles, groups, approvers, steps and Teams channels that point nowhere, and a wrong shape at any
-    level: a Policy, or problems that each name file, line and column. Never another exception (KeyError was one)."""
+    """Resources, roles, groups, approvers, steps and Teams channels that point nowhere, and a wrong shape at any level: a
+    Policy, or problems that each name file, line and column. Never another exception (KeyError was one), nor
+    the loader's last resort, which turns a check's own exception into a problem (``could not be loaded``): every
+    mistake here has a check that says what is wrong."""
     text = yaml.dump(doc, Dumper=_NoAliases, sort_keys=False)
     try:
         build_policy({'p.yaml': text})
     except PolicyConfigError as exc:
         assert exc.problems and all(WHERE.match(p) for p in exc.problems), exc.problems
+        assert not [p for p in exc.problems if LAST_RESORT in p], (exc.problems, text)
 
 
 WHERE = re.compile(r'^p\.yaml:[0-9]+:[0-9]+: ')
+#: What bot.core._policy_builder's guard says of an exception a check raised instead of naming the mistake.
+LAST_RESORT = 'this could not be loaded ('
+
 FRAGMENTS = ['&a ', '*a', '&b ', '*b', '!!binary ', '!!python/name:os.system ', '!x ', '!!set ', '<<: ', '? ',
              '[', ']', '{', '}', '- ', ': ', ', ', '\n', '  ', '    ', 'a', 'requests', 'resources', 'groups',
              'name', 'approvers', 'roles', 'provider', 'webhook', '9' * 4400, '2020-13-45', '.inf', '~', '---\n',

@@ -74,11 +74,14 @@ def test_a_slow_users_info_gets_an_answer_in_time_and_files_nothing(jit, slack, 
     within Slack's 3 s, says Slack is slow and files nothing (the answer and the record agree); asked again once
     Slack answers, it is filed."""
     slack.driver.slash(SAM, 'list')  # jit has met Slack (auth.test) and sam, not alex
-    slack.rate_limit_next(2, retry_after=2)
+    # users.info alone: another call (a DM of the worker's) taking one of the 429s would halve the delay
+    slack.rate_limit_next(2, retry_after=2, method='users.info')
     reply = slack.driver.slash(ALEX, 'request demo-app read 20m slow slack')
     assert reply.status == 200 and reply.acked_in_time and reply.elapsed < 3.0, reply
     assert 'Slack is slow' in (reply.text or ''), reply.body
     time.sleep(5)  # the lookup finishes in the background meanwhile
+    limited = [(c.method, c.params.get('user')) for c in slack.calls if c.status == 429]
+    assert limited == [('users.info', ALEX)] * 2, limited
     assert store.for_user(ALEX) == [], 'filed although the user was told it was not'
     assert not slack.workspace.dms_to(SAM)
     again = slack.driver.slash(ALEX, 'request demo-app read 20m slow slack')

@@ -186,6 +186,20 @@ def test_rate_limit_is_retried_by_the_retry_handler(threaded_slack: LocalSlack) 
     assert statuses == [(429, "ratelimited"), (200, None)]
 
 
+def test_rate_limit_of_one_method_leaves_the_others_alone(threaded_slack: LocalSlack) -> None:
+    """`rate_limit_next(n, method=...)`: only that method's next `n` calls are answered 429."""
+    client = WebClient(token="xoxb-local", base_url=threaded_slack.api_url)
+    threaded_slack.rate_limit_next(1, retry_after=3, method="users.info")
+    assert client.auth_test()["ok"]
+    with pytest.raises(SlackApiError) as caught:
+        client.users_info(user="U0ALEX")
+    assert caught.value.response.status_code == 429
+    assert caught.value.response.headers["Retry-After"] == "3"
+    assert client.users_info(user="U0ALEX")["ok"]
+    statuses = [(c.method, c.status) for c in threaded_slack.calls]
+    assert statuses == [("auth.test", 200), ("users.info", 429), ("users.info", 200)]
+
+
 def test_rate_limit_without_retry_handler_raises(threaded_slack: LocalSlack) -> None:
     """Without a retry handler slack_sdk raises on the 429, with the `Retry-After` header visible."""
     threaded_slack.rate_limit_next(1, retry_after=7)

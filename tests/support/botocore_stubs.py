@@ -1,9 +1,11 @@
 """botocore's ``Stubber``, with answers completed from the service's own model.
 
 A stubbed answer names the fields a test is about; every other field the operation's output shape marks
-*required* is filled with a placeholder of the right type here, in one place. When a botocore release makes
-a new field required (``GetUserIdResponse`` gained ``UserArn``), the stubs keep validating, and a provider
-that starts to read such a field gets a recognisable ``stub-<Field>`` value instead of a silent ``None``.
+*required* is filled with a placeholder of the right type here, in one place (a tagged union gets its first
+member). When a botocore release makes a new field required (``GetUserIdResponse`` gained ``UserArn``), the
+stubs keep validating, and a provider that starts to read such a field gets a recognisable ``stub-<Field>``
+value instead of a silent ``None``. ``tests/providers/test_botocore_stubs.py`` checks the completion against
+every operation of the services the providers call.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def complete(shape: Shape | None, value: Any) -> Any:
         return value
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         out = {key: complete(shape.members.get(key), item) for key, item in value.items()}
+        if shape.is_tagged_union and not out:  # exactly one member must be set: the model's first
+            key, member = next(iter(shape.members.items()))
+            out[key] = _placeholder(member, key)
         for key in shape.required_members:
             if key not in out:
                 out[key] = _placeholder(shape.members[key], key)
