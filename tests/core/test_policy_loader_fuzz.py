@@ -138,8 +138,8 @@ def broken_policies(draw):
 @settings(max_examples=400, deadline=None)
 @given(broken_policies())
 def test_references_to_nothing_and_malformed_levels_name_problems(doc):
-    """Resources, roles, groups, approvers, steps and Teams channels that point nowhere, and a wrong shape at any level: a
-    Policy, or problems that each name file, line and column. Never another exception (KeyError was one), nor
+    """Resources, roles, groups, approvers, steps and Teams channels that point nowhere, and a wrong shape at any
+    level: a Policy, or problems that each name file, line and column. Never another exception (KeyError was one), nor
     the loader's last resort, which turns a check's own exception into a problem (``could not be loaded``): every
     mistake here has a check that says what is wrong."""
     text = yaml.dump(doc, Dumper=_NoAliases, sort_keys=False)
