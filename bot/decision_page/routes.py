@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import redis
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.adapters.outbox import Delivery, OutboxStore
 from bot.core.errors import InvalidTransition, RequestError, RequestNotFound
@@ -104,7 +105,9 @@ class DecisionPage:
             raise web.HTTPRequestEntityTooLarge(MAX_FORM, request.content_length)
         try:
             form = await request.post()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, LookupError, web.RequestPayloadError, HttpProcessingError):
+            # ValueError: not UTF-8 or not a form; LookupError: a charset nobody knows; RequestPayloadError and
+            # HttpProcessingError: a body that is not in the Content-Encoding it claims (gzip that is not gzip).
             raise web.HTTPBadRequest(text=html.refused_page('Not understood', 'The form could not be read.'),
                                      content_type='text/html', headers=HEADERS) from None  # fmt: skip
         return {k: v for k, v in form.items() if isinstance(v, str)}

@@ -314,3 +314,38 @@ def test_a_bad_form_is_a_clear_400(jit):
     assert call(link, form={'do': 'sudo'}).status == 400
     assert call(link + '?do=x').status == 400
     assert re.search('Approve or Deny', call(link, form={}).text)
+
+
+def send(url: str, body: bytes, **headers: str) -> Answer:
+    """A POST of ``body`` as it is, with ``headers`` (a form's bytes, a content type or coding of one's choosing)."""
+    request = urllib.request.Request(url, body, {k.replace('_', '-'): v for k, v in headers.items()}, method='POST')
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return Answer(answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read().decode())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read().decode())
+
+
+def test_a_form_in_a_charset_or_coding_that_cannot_be_read_is_a_400(jit):
+    """What a client says the body is, and is not: a charset nobody knows, a gzip or deflate body that is not one.
+    Each is the page's clear 400 on both routes, never a 500 with a traceback, and nothing is decided."""
+    rid = jit.file()
+    form = 'application/x-www-form-urlencoded'
+    multipart = 'multipart/form-data; boundary=XX'
+    part = b'--XX\r\nContent-Disposition: form-data; name="do"\r\nContent-Type: text/plain; charset=bogus\r\n\r\n' \
+           b'deny\r\n--XX--\r\n'  # fmt: skip
+    named = b'--XX\r\nContent-Disposition: form-data; name="_charset_"\r\n\r\nbogus-9\r\n--XX\r\n' \
+            b'Content-Disposition: form-data; name="do"\r\n\r\ndeny\r\n--XX--\r\n'  # fmt: skip
+    bodies = [
+        (b'do=deny&reason=x', {'Content_Type': f'{form}; charset=bogus-42'}),
+        (part, {'Content_Type': multipart}),
+        (named, {'Content_Type': multipart}),
+        (b'do=deny, but not gzip', {'Content_Type': form, 'Content_Encoding': 'gzip'}),
+        (b'do=deny, but not deflate', {'Content_Type': form, 'Content_Encoding': 'deflate'}),
+    ]
+    for link in (jit.link(rid, 'sam@example.com'), jit.link(rid, '', via='teams')):
+        for body, headers in bodies:
+            answer = send(link, body, **headers)
+            assert answer.status == 400, (headers, answer.status, answer.text[:300])
+            assert 'could not be read' in answer.text
+    assert jit.status(rid) is RequestStatus.PENDING and len(jit.events(rid)) == 1
