@@ -3,7 +3,8 @@ request's log lines together.
 
 The line gives the method, the path, the status and ``duration_ms``. The path is the route's pattern
 (``/api/v1/requests/{id}``), so that a client's typing does not end up in the log; a path that no route
-matches (a 404) is logged as sent (still percent-encoded), without its query string, cut at 200 characters.
+matches (a 404, a 405) is logged as sent (still percent-encoded), without its query string, cut at 200 characters;
+but under ``/decide/``, where the rest of the path is a decision link's token, as ``/decide/{token}``.
 The line never holds a header value, a query string or a body. A Slack request's team and user come from
 its body, so they are on the listeners' lines and not on this one.
 
@@ -46,6 +47,9 @@ REQUEST_ID = web.RequestKey('http_request_id', str)
 _CLIENT_ID = re.compile(r'[A-Za-z0-9._-]{1,64}')
 #: Asked every few seconds by orchestrators and Prometheus: logged at debug level.
 HEALTH_CHECKS = frozenset({'/healthz', '/readyz', '/metrics'})
+#: Paths whose rest is a credential: a decision link's token. A request there that matches no route (a mail
+#: scanner's HEAD, a link with a word glued on) is logged as the prefix and ``{token}``, never as sent.
+SECRET_PATHS = ('/decide/teams/', '/decide/')
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -57,9 +61,15 @@ def request_id(values: list[str]) -> str:
 
 
 def logged_path(request: web.Request) -> str:
-    """The matched route's pattern, or, for a path that no route matches, the path as sent (no query)."""
+    """The matched route's pattern, or, for a path that no route matches, the path as sent (no query); under
+    ``/decide/`` the pattern whatever followed, as what follows is a decision link's token (a credential)."""
     resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else request.rel_url.raw_path[:200]
+    if resource is not None:
+        return resource.canonical
+    for prefix in SECRET_PATHS:
+        if request.rel_url.path.startswith(prefix):
+            return f'{prefix}{{token}}'
+    return request.rel_url.raw_path[:200]
 
 
 @web.middleware

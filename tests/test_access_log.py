@@ -22,6 +22,7 @@ import pytest
 
 from bot.app import create_web_app
 from bot.deps import build_deps
+from bot.links import LinkSigner
 from bot.sandbox.local_slack import LocalSlack
 from bot.settings import load_settings
 from tests.support.log_capture import capture_logs
@@ -241,6 +242,39 @@ def test_no_secret_reaches_a_log_line(jit):
     assert [secret for secret in secrets if secret in logged] == []
     paths = {'/slack/events', '/api/v1/requests', '/api/v1/requests/{id}', '/nowhere'}
     assert {line['path'] for line in access_lines(lines)} == paths
+
+
+def test_no_decision_link_reaches_a_log_line(tmp_path):
+    """A decision link's token is a credential (it decides as the approver it was mailed to). Mail scanners send
+    HEAD and OPTIONS before a GET, and a link gets mangled on its way (a slash added, a word glued on): the 405s and
+    404s these get are logged without the token, as the GETs and POSTs that match a route are."""
+    key = 'access-log-link-key-0123456789abcdefgh'
+    token = LinkSigner(key).mint(request_id='r-abcd2345', email='a@b.co', digest='0' * 16, via='email',
+                                 expires_at=time.time() + 600)  # fmt: skip
+    teams = LinkSigner(key).mint(request_id='r-abcd2345', email='', digest='0' * 16, via='teams',
+                                 expires_at=time.time() + 600)  # fmt: skip
+    with local_slack(SECRET) as slack:
+        deps = build_deps(settings_for(slack, tmp_path, JIT_LINK_KEY=key, JIT_PUBLIC_URL='http://127.0.0.1:1'),
+                          providers=['webhook'])  # fmt: skip
+        served = Served(create_web_app(deps))
+        try:
+            with capture_logs() as lines:
+                answers = [
+                    call(served.port, f'/decide/{token}', method='HEAD').status,
+                    call(served.port, f'/decide/{token}', method='OPTIONS').status,
+                    call(served.port, f'/decide/{token}', method='PUT', body=b'do=approve').status,
+                    call(served.port, f'/decide/teams/{teams}', method='HEAD').status,
+                    call(served.port, f'/decide/{token}/').status,
+                    call(served.port, f'/decide/{token}/approve').status,
+                    call(served.port, f'/decide/teams/{teams}/x').status,
+                ]
+        finally:
+            served.stop()
+    assert answers == [405, 405, 405, 405, 404, 404, 404]
+    logged = json.dumps(lines, default=str)
+    assert token.split('.')[1] not in logged and teams.split('.')[1] not in logged
+    assert token.split('.')[2] not in logged and teams.split('.')[2] not in logged
+    assert len(access_lines(lines)) == len(answers)
 
 
 def test_health_checks_are_logged_at_debug_level_only(jit):
