@@ -25,6 +25,7 @@ import email.policy
 import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -95,7 +96,9 @@ def _headers(msg: EmailMessage, *, to: str, sender: str, subject: str) -> None:
         raise ValueError('sender has no email address (jit <jit@example.com>)')
     try:
         recipient = Address(addr_spec=to)  # one address: "a@x, b@y" or "a@x\nBcc: c@z" raise
-    except (ValueError, IndexError):  # the parser's IndexError: an empty address
+    except (ValueError, IndexError, AttributeError, MessageError):
+        # The parser's own errors too: IndexError for an empty address, HeaderParseError for "<a@x>", "a@x." or
+        # "a@b@x" (a policy names as an approver anything with an @), AttributeError for "a@[".
         raise ValueError('to must be one email address') from None
     if '@' not in recipient.addr_spec:
         raise ValueError('to must be one email address')

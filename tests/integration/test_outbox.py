@@ -37,7 +37,7 @@ resources:
   demo-app:
     provider: webhook
     settings: {url: 'http://127.0.0.1:9/none'}
-    roles: [read, deploy, admin]
+    roles: [read, deploy, admin, audit]
 requests:
   - name: two-steps
     resources: [demo-app]
@@ -61,6 +61,13 @@ requests:
     roles: [read]
     requesters: [group:devops]
     approvers: [group:leads]
+    timeout: 1h
+  - name: odd-addresses
+    resources: [demo-app]
+    roles: [audit]
+    requesters: [group:devops]
+    approvers: ['<lee@example.com>', 'sec@example.com.', 'a@b@example.com', sec@example.com]
+    ask: [email]
     timeout: 1h
 """
 ALEX = Principal(slack_id='U0ALEX', email='alex@example.com', name='Alex')
@@ -255,3 +262,23 @@ def test_a_delivery_that_crashes_jit_is_put_back_and_holds_up_no_other(rig, monk
     [failed] = rig.events(AuditName.DELIVERY_FAILED)
     assert failed['outcome'] == 'retrying' and failed['detail']['to'] == 'lee@example.com'
     assert rig.outbox.outbox.queued() == 1
+
+
+def test_an_address_that_cannot_be_mailed_stops_nothing_else(rig):
+    """A policy may name as an approver anything with an @ in it (a typo, an address in angle brackets): the
+    email to it cannot be built. It is given up and recorded, once, and every other email is still sent, the
+    ones of this request and of the requests filed after it: it is no poison pill at the head of the queue."""
+    odd = rig.file(role='audit')
+    rig.follow()
+    later = rig.file()
+    for _ in range(3):
+        rig.follow()
+        rig.now[0] += 60
+    assert [r.rcpt_tos for r in rig.smtp.received if odd in r.message['Subject']] == [('sec@example.com',)]
+    assert sorted(a for r in rig.smtp.received if later in r.message['Subject'] for a in r.rcpt_tos) == [
+        'lee@example.com', 'sam@example.com']  # fmt: skip
+    failed = rig.events(AuditName.DELIVERY_FAILED)
+    assert sorted(e['detail']['to'] for e in failed) == ['<lee@example.com>', 'a@b@example.com', 'sec@example.com.']
+    assert {e['outcome'] for e in failed} == {'gave_up'}
+    assert rig.outbox.outbox.queued() == 0
+    assert rig.deps.store.follower_cursor('outbox', 60) == rig.deps.store.audit_events(1, 10_000)[-1]['seq']

@@ -211,11 +211,16 @@ def test_a_long_reason_is_cut_and_the_subject_stays_short():
 
 @pytest.mark.parametrize(
     'to', ['sec@example.com\r\nBcc: victim@example.com', 'sec@example.com, other@example.com', 'Sec <sec@example.com>',
-           'not an address', ''],
+           'not an address', '',
+           # what a policy may name as an approver (anything with an @) that the header parser itself refuses
+           '<sec@example.com>', 'sec@example.com.', 'sec@example..com', 'sec@ex@ample.com', '@example.com',
+           '[@example.com', 'sec@"example".com', 'sec@['],
 )  # fmt: skip
 def test_the_recipient_is_exactly_one_address(to):
     with pytest.raises(ValueError):
         approval_email(make_request(), RULE, to=to, sender=SENDER, approve_url=APPROVE, deny_url=DENY, waiting=WAITING)
+    with pytest.raises(ValueError):
+        breakglass_email(make_request(), RULE, to=to, sender=SENDER)
 
 
 @pytest.mark.parametrize('url', ['javascript:alert(1)', 'data:text/html,<script>', '/decide/x', 'https://', 'ftp://x/y',
