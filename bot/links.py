@@ -9,8 +9,8 @@ mint one, and nothing but the key can make one; a token changed in any character
   decides as the person it was sent to: rules that must not allow that ask in Slack only.
 - **What**: the request's ID and digest (what the approver was shown), so a link never decides another request.
 - **Until**: the request's ``pending_until`` (or :data:`DEFAULT_LIFETIME`): a link outlives nothing it could decide.
-- **Once**: each token has a nonce; the decision page marks it used when it decides (``SET NX``), so a
-  replayed POST is refused even where the state machine would take it.
+- **Once**: each token has a nonce; the decision page holds it while it decides (``SET NX``) and marks it used
+  once it decided, so a replayed POST is refused even where the state machine would take it.
 
 A Teams card is posted to a channel that everyone in it reads, so its links are *channel* tokens (``email`` is
 empty): they open a page that asks the reader for their work email and sends a personal link there, which

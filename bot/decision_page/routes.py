@@ -11,7 +11,9 @@
 The token (:mod:`bot.links`) is the only credential: no cookie, no session. Every decision goes through the same
 use cases as a Slack click (:mod:`bot.usecases.decide_request`), so self-approval, steps, quorum, the digest and
 "one decision wins" hold unchanged; the audit event says ``via: email`` or ``via: teams``. A token decides once:
-it is marked used (``SET NX``) before the decision and the mark is taken back if the decision is refused.
+it is held (``SET NX``, for :data:`CLAIM_SECONDS`) while its decision is taken, marked used once it is taken, and
+let go if the decision is refused. A decision cut short (Redis gone, the process killed) spends nothing: the hold
+lapses by itself and the link decides again.
 
 Answers: 200 a page; 400 a form that cannot be read; 403 a forged or changed link, or a decision that is not this
 person's to take; 404 no such request; 409 already used or already decided; 410 expired; 503 Redis away. Every
@@ -50,6 +52,10 @@ MAX_FORM = 16 * 1024
 REASON_LIMIT = 1000
 #: One "email me a link" per address and request in this many seconds.
 LINK_MAIL_EVERY = 60.0
+#: How long a link is held while its decision is taken (milliseconds, unless Redis is slow or gone): a decision cut
+#: short leaves the link held no longer than this, and then it decides again.
+CLAIM_SECONDS = 60
+_DECIDING, _USED = 'deciding', 'used'
 _EMAIL = re.compile(r'^[^@\s<>"\',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$')
 HEADERS = {
     'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -135,14 +141,18 @@ class DecisionPage:
         return f'{self.deps.settings.redis_prefix}link-used:{claims.nonce}'
 
     def _used(self, claims: LinkClaims) -> bool:
-        return bool(self.deps.redis.exists(self._mark(claims)))
+        held = self.deps.redis.get(self._mark(claims))
+        return held is not None and held != _DECIDING
 
     def _decide(self, claims: LinkClaims, action: str, reason: str) -> web.Response:
         found, rule, _ = self._request(claims)
         if found.status is not RequestStatus.PENDING:
             return _html(html.decided_page(found, rule, headline='This request was already decided'), 409)
         mark = self._mark(claims)
-        if not self.deps.redis.set(mark, '1', nx=True, ex=int(max(60.0, claims.expires_at - time.time() + 60))):
+        if not self.deps.redis.set(mark, _DECIDING, nx=True, ex=CLAIM_SECONDS):
+            if self.deps.redis.get(mark) in (None, _DECIDING):
+                return _refused(409, 'Being decided', 'A decision with this link is being taken, or was cut short '
+                                'a moment ago. Open the link again in a minute to see where it stands.')  # fmt: skip
             return _html(html.decided_page(found, rule, headline='This link was already used',
                                            waiting=waiting_text(found, rule)), 409)  # fmt: skip
         approver = Principal(email=claims.email, name=claims.email)
@@ -160,6 +170,10 @@ class DecisionPage:
         except BaseException:
             self.deps.redis.delete(mark)
             raise
+        try:
+            self.deps.redis.set(mark, _USED, ex=int(max(60.0, claims.expires_at - time.time() + 60)))
+        except redis.RedisError:  # decided all the same; once the hold lapses, the state machine refuses a replay
+            log.warning('decision_page.link_not_marked', request_id=found.id)
         log.info('decision_page.decided', request_id=found.id, via=claims.via, action=action, status=after.status)
         headline = 'Denied' if action == 'deny' else 'Approved'
         if action == 'approve' and after.status is RequestStatus.PENDING:

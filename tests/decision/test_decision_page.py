@@ -349,3 +349,22 @@ def test_a_form_in_a_charset_or_coding_that_cannot_be_read_is_a_400(jit):
             assert answer.status == 400, (headers, answer.status, answer.text[:300])
             assert 'could not be read' in answer.text
     assert jit.status(rid) is RequestStatus.PENDING and len(jit.events(rid)) == 1
+
+
+def test_one_link_posted_many_times_at_once_decides_once(jit):
+    """Twenty POSTs of one link at the same moment, approving and denying: one decision; the others are refused."""
+    rid = jit.file(role='deploy')  # two steps: an approval leaves it pending, so a second decision could follow
+    link = jit.link(rid, 'sam@example.com')
+    barrier, statuses = threading.Barrier(20), []
+
+    def post(i: int) -> None:
+        barrier.wait()
+        statuses.append(call(link, form={'do': 'deny' if i % 2 else 'approve', 'reason': 'no'}).status)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(statuses) == [200] + [409] * 19, statuses
+    assert len([e for e in jit.events(rid) if e['event'] in ('request.approved', 'request.denied')]) == 1
