@@ -9,9 +9,11 @@ request (``sent``), so a follower that shows the same events again sends nothing
 ``{prefix}outbox:attempts``    hash: delivery key -> failed attempts so far
 ``{prefix}outbox:sent:{id}``   set: the keys sent for request ``id`` (expires with the request's record)
 ``{prefix}outbox:cursor``      the outbox follower's position in the audit stream (kept by the store)
+``{prefix}outbox:asked:…``     links asked for on a Teams page: when the last was, how many so far
 =============================  ====================================================================
 
-The web process adds deliveries too (the Teams page's "send me my link"); only the worker's follower sends.
+The web process adds deliveries too (the Teams page's "send me my link", :meth:`OutboxStore.ask_link`); only the
+worker's follower sends.
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ import redis
 
 #: How long the record of what was sent for a request is kept: longer than any request stays pending.
 SENT_KEPT = 30 * 86400
+#: A link asked for on a Teams page (KEYS: the last one's time, the count, the due queue; ARGV: whether the address
+#: may have one, the spacing in ms, the most, how long the count is kept in s, the delivery key but its step (the
+#: count is), its score). One round trip whatever the address: the page's timing does not tell who may decide.
+_ASK_LINK = '''
+if ARGV[1] ~= '1' or redis.call('exists', KEYS[1]) == 1 then return 0 end
+if tonumber(redis.call('get', KEYS[2]) or '0') >= tonumber(ARGV[3]) then return 0 end
+redis.call('set', KEYS[1], '1', 'PX', ARGV[2])
+local n = redis.call('incr', KEYS[2])
+redis.call('expire', KEYS[2], ARGV[4])
+return redis.call('zadd', KEYS[3], 'NX', ARGV[6], ARGV[5] .. n)
+'''
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,16 @@ class OutboxStore:
         if self.redis.sismember(self._sent(delivery.request_id), key):
             return False
         return bool(self.redis.zadd(self._due, {key: at}, nx=True))
+
+    def ask_link(self, request_id: str, to: str, at: float, *, may: bool, every: float, most: int, keep: float) -> bool:
+        """Queue a ``link-email`` to ``to`` for ``at`` if ``may``, none went there for the request in the last
+        ``every`` seconds, and fewer than ``most`` did in all (counted for ``keep`` seconds; the count is the
+        delivery's step). The same one round trip whether or not ``may``. True when queued now."""
+        asked = f'{self.prefix}outbox:asked:{request_id}:{to}'
+        keys = (f'{asked}:last', f'{asked}:count', self._due)
+        key = Delivery('link-email', request_id, to).key
+        args = ('1' if may else '0', max(1, int(every * 1000)), most, max(1, int(keep)), key, repr(at))
+        return bool(self.redis.eval(_ASK_LINK, len(keys), *keys, *args))
 
     def due(self, now: float, limit: int = 50) -> list[Delivery]:
         keys: Any = self.redis.zrangebyscore(self._due, '-inf', now, start=0, num=limit)

@@ -34,13 +34,13 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.adapters.outbox import Delivery, OutboxStore
+from bot.adapters.outbox import OutboxStore
 from bot.core.errors import InvalidTransition, RequestError, RequestNotFound
 from bot.core.model import AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
 from bot.core.progress import waiting_text
 from bot.decision_page import html
-from bot.links import LinkClaims, LinkRefused, LinkSigner
+from bot.links import DEFAULT_LIFETIME, LinkClaims, LinkRefused, LinkSigner
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -50,8 +50,10 @@ log = structlog.get_logger(__name__)
 #: A decision form is a few short fields.
 MAX_FORM = 16 * 1024
 REASON_LIMIT = 1000
-#: One "email me a link" per address and request in this many seconds.
+#: One "email me a link" per address and request in this many seconds, and this many in all: a personal link
+#: decides for as long as the request waits, so asking again is for a lost email, not a mailbox to fill.
 LINK_MAIL_EVERY = 60.0
+LINK_MAILS = 3
 #: How long a link is held while its decision is taken (milliseconds, unless Redis is slow or gone): a decision cut
 #: short leaves the link held no longer than this, and then it decides again.
 CLAIM_SECONDS = 60
@@ -205,11 +207,12 @@ class DecisionPage:
         approvers = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps)))) if rule else ()
         may = (rule is not None and rule.decides_via('teams') and email in approvers
                and not Principal(email=email).same_as(found.requester))  # fmt: skip
-        # The same answer whether or not the address may decide: the page tells nobody who the approvers are.
-        every = f'{self.deps.settings.redis_prefix}link-mailed:{found.id}:{email}'
-        if may and self.deps.redis.set(every, '1', nx=True, ex=int(LINK_MAIL_EVERY)):
-            self.outbox.add(Delivery('link-email', found.id, email, str(int(time.time()))), time.time())
-            log.info('decision_page.link_queued', request_id=found.id)
+        # The same answer, after the same work, whether or not the address may decide: neither the page nor the time
+        # it takes tells anybody who the approvers are.
+        now = time.time()
+        queued = self.outbox.ask_link(found.id, email, now, may=bool(may), every=LINK_MAIL_EVERY, most=LINK_MAILS,
+                                      keep=(found.pending_until or now + DEFAULT_LIFETIME) - now + 60)  # fmt: skip
+        log.info('decision_page.link_asked', request_id=found.id, queued=queued)
         return _html(html.link_sent_page(email))
 
 

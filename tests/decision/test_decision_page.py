@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pytest
 from bot.app import create_web_app
 from bot.core.errors import InvalidTransition
 from bot.core.model import Principal, RequestStatus
+from bot.decision_page import routes
 from bot.deps import Deps, build_deps
 from bot.links import LinkSigner
 from bot.settings import load_settings
@@ -37,11 +38,13 @@ groups:
   devops: [alex@example.com]
   leads: [sam@example.com, lee@example.com]
   security: [sec@example.com]
+teams:
+  approvers: {webhook: env:DECISION_PAGE_TEAMS_WEBHOOK}
 resources:
   demo-app:
     provider: webhook
     settings: {url: 'http://127.0.0.1:9/none'}
-    roles: [read, deploy, admin]
+    roles: [read, deploy, admin, audit]
 requests:
   - name: by-email
     resources: [demo-app]
@@ -65,6 +68,13 @@ requests:
     roles: [admin]
     requesters: [group:devops]
     approvers: [group:leads]
+    timeout: 1h
+  - name: in-teams
+    resources: [demo-app]
+    roles: [audit]
+    requesters: [group:devops]
+    approvers: [group:leads]
+    ask: [teams:approvers]
     timeout: 1h
 """
 ALEX = Principal(slack_id='U0ALEX', email='alex@example.com', name='Alex')
@@ -368,3 +378,68 @@ def test_one_link_posted_many_times_at_once_decides_once(jit):
         t.join(20)
     assert sorted(statuses) == [200] + [409] * 19, statuses
     assert len([e for e in jit.events(rid) if e['event'] in ('request.approved', 'request.denied')]) == 1
+
+
+def link_mails(jit: Jit, request_id: str) -> list[str]:
+    """The addresses of the links queued for ``request_id`` from its Teams page (the outbox's due queue)."""
+    keys = jit.deps.redis.zrange(f'{jit.deps.settings.redis_prefix}outbox:due', 0, -1)
+    return sorted(k.split('|')[2] for k in keys if k.startswith(f'link-email|{request_id}|'))
+
+
+def test_the_teams_page_mails_an_approver_a_few_links_at_most(jit, monkeypatch):
+    """Whoever reads the channel can ask for an approver's link again and again: a few links reach the approver,
+    spaced in time, and then no more for that request, however often it is asked. The answer never changes."""
+    monkeypatch.setattr(routes, 'LINK_MAIL_EVERY', 1.0)  # the spacing between two links to one address
+    rid = jit.file(role='audit')
+    link = jit.link(rid, '', via='teams')
+    for _ in range(7):
+        answer = call(link, form={'do': 'approve', 'email': 'sam@example.com'})
+        assert answer.status == 200 and 'Check your email' in answer.text
+        time.sleep(1.05)
+    assert link_mails(jit, rid) == ['sam@example.com'] * 3  # routes.LINK_MAILS
+    assert call(link, form={'do': 'approve', 'email': 'lee@example.com'}).status == 200  # another approver: theirs
+    assert link_mails(jit, rid).count('lee@example.com') == 1
+
+
+def client_commands(jit: Jit, post: Callable[[], object]) -> list[str]:
+    """The commands jit's web process sends Redis while ``post`` runs (MONITOR; a script's own commands aside)."""
+    seen: list[str] = []
+    with jit.deps.redis.monitor() as monitor:
+        time.sleep(0.2)
+        done = threading.Event()
+
+        def run() -> None:
+            post()
+            jit.deps.redis.echo('done')
+            done.set()
+
+        threading.Thread(target=run).start()
+        for line in monitor.listen():
+            command = line['command']
+            if command == 'ECHO done':
+                break
+            name = command.split()[0].upper()
+            if line.get('client_type') != 'lua' and name not in ('PING', 'HELLO', 'SELECT', 'CLIENT'):
+                seen.append(name)  # (a new connection's handshake aside: the pool opens one when it needs one)
+    assert done.wait(10)
+    return seen
+
+
+def test_the_teams_page_does_the_same_work_whoever_is_named(jit):
+    """The answer is the same whether or not the address may decide; so is what the page asks Redis, command for
+    command, so the time it takes tells nobody who the approvers are either."""
+    rid = jit.file(role='audit')
+    link = jit.link(rid, '', via='teams')
+
+    def ask(email: str) -> Callable[[], object]:
+        return lambda: call(link, form={'do': 'approve', 'email': email})
+
+    ask('warm@example.com')()  # the first time the page loads what it needs (a script, the policy)
+    approver, outsider = client_commands(jit, ask('sam@example.com')), client_commands(jit, ask('eve@example.com'))
+    assert approver == outsider, (approver, outsider)
+    again, outsider_again = (
+        client_commands(jit, ask('sam@example.com')),
+        client_commands(jit, ask('nobody@example.com')),
+    )
+    assert again == outsider_again, (again, outsider_again)
+    assert link_mails(jit, rid) == ['sam@example.com']
