@@ -8,6 +8,9 @@ What a requester, a pipeline or a policy wrote (names, email, reason, ticket, re
 * flattened to one line (``bot.blocks.mrkdwn.one_line``: line breaks and control characters to spaces, bidi
   controls and zero-width characters dropped) and cut to a length, so it cannot forge a line of its own
   ("Approve: https://…") in either part nor reorder what surrounds it;
+* written so that no mail client makes a link of it (:func:`unlinked`: ``https[:]//evil[.]example``): clients link
+  the URLs and host names they find in a message's text, which would put a link of the requester's choosing
+  beside Approve and Deny (the reason and the ticket always; a name when it reads as a link);
 * in the HTML, escaped with ``html.escape(quote=True)``, and only ever text between tags: no user text is in an
   attribute. The HTML loads nothing (no images, fonts or styles from elsewhere) and runs nothing (no scripts);
   its only links are ``approve_url`` and ``deny_url``, which must be ``https://`` (or ``http://``) URLs.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import email.policy
 import html
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.errors import MessageError
@@ -50,6 +54,28 @@ def plain(value: object, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
 
 
+#: What mail clients make a link of in a message's text: a scheme's ``:`` before ``//``, and the dots of a host name
+#: whose last label is a top-level domain (``www.evil.example``, ``ops@evil.example``), IDNA's other dots too.
+_SCHEME = re.compile(r'(?i)\b([a-z][a-z0-9+.-]{0,31}):(?=//)')
+_HOST = re.compile(r'[\w-]+(?:[.\u3002\uff0e\uff61][\w-]+)+')
+_DOTS = re.compile('[.\u3002\uff0e\uff61]')
+_URLISH = re.compile(r'(?i)://|\bwww[.\u3002\uff0e\uff61]|[.\u3002\uff0e\uff61][\w-]+/')
+
+
+def unlinked(value: object, limit: int) -> str:
+    """What someone wrote, as :func:`plain`, and written so that no mail client makes a link of it: Outlook, Gmail
+    and Apple Mail link URLs and host names they find in text (in the HTML part as well), which would put a link of
+    the requester's choosing beside jit's Approve and Deny. ``https://evil.example/x`` shows as
+    ``https[:]//evil[.]example/x``, the usual way to write a link not to be followed."""
+
+    def host(match: re.Match[str]) -> str:
+        name = match.group()
+        last = _DOTS.split(name)[-1]
+        return _DOTS.sub('[.]', name) if len(last) >= 2 and any(c.isalpha() for c in last) else name
+
+    return plain(_HOST.sub(host, _SCHEME.sub(r'\1[:]', one_line(value))), limit)
+
+
 def _h(value: object, limit: int) -> str:
     """The same, escaped for HTML text."""
     return html.escape(plain(value, limit), quote=True)
@@ -59,7 +85,10 @@ def who(principal: Principal) -> str:
     """The requester as an email names them: ``Ada Lovelace (ada@example.com)``, ``pipeline:deploy``, an ID."""
     if principal.pipeline:
         return 'pipeline:' + plain(principal.pipeline, NAME_CHARS)
-    name = plain(principal.name or '', NAME_CHARS)
+    name = principal.name or ''
+    # A name with a dot is common (a Slack handle, alex.rivera, stands in for a missing display name): only a name
+    # that reads as a link (a scheme, www., a path) is written unlinked.
+    name = unlinked(name, NAME_CHARS) if _URLISH.search(name) else plain(name, NAME_CHARS)
     address = plain(principal.email or '', EMAIL_CHARS)
     if name and address:
         return f'{name} ({address})'
@@ -113,9 +142,9 @@ def _headers(msg: EmailMessage, *, to: str, sender: str, subject: str) -> None:
 
 def _facts(request: AccessRequest, rule: Rule, extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """The lines both parts show, as (label, plain text)."""
-    facts = [('Reason', plain(request.reason, REASON_CHARS) if request.reason else '(none given)')]
+    facts = [('Reason', unlinked(request.reason, REASON_CHARS) if request.reason else '(none given)')]
     if request.ticket:
-        facts.append(('Ticket', plain(request.ticket, TICKET_CHARS)))
+        facts.append(('Ticket', unlinked(request.ticket, TICKET_CHARS)))
     facts.append(('Rule', plain(rule.name or request.rule, POLICY_CHARS)))
     if request.decision:
         facts.append(('Policy', plain(request.decision, REASON_CHARS)))

@@ -198,6 +198,48 @@ def test_line_breaks_in_a_name_or_reason_forge_no_header_and_no_line():
     assert Page(html).links() == [APPROVE, DENY]
 
 
+#: What mail clients (Outlook, Gmail, Apple Mail) turn into a link in a message's text, text and HTML parts alike:
+#: a scheme's ``://``, ``www.``, and a host name with a top-level domain (also with the dots IDNA reads as dots).
+LINKABLE = re.compile(r'(?i)[a-z][a-z0-9+.-]*://|\bwww[.\u3002\uff0e\uff61]|'
+                      r'\b[\w-]+(?:[.\u3002\uff0e\uff61][\w-]+)*[.\u3002\uff0e\uff61][a-z]{2,63}\b')  # fmt: skip
+LURES = ['Approve here: https://jit-approvals.example.net/decide/v1.abc.def?do=approve',
+         'see www.evil.example first', 'HTTPS://EVIL.EXAMPLE', 'jit-approvals.com/decide/v1.abc', 'evil\uff0ecom/x',
+         'ftp://files.evil.example/a', 'ask ops@evil.example']  # fmt: skip
+
+
+@pytest.mark.parametrize('field', ['name', 'reason', 'ticket'])
+def test_a_link_someone_wrote_is_not_one_a_mail_client_makes_live(field):
+    """A requester writes a URL (or a bare host name) in a reason, a ticket or their name: the email shows it, but
+    as nothing a mail client turns into a link, in either part's body, so the message's only links are jit's Approve
+    and Deny. (Slack does not link them either: jit's block text is verbatim. Clients link nothing in a Subject.)"""
+    # A name is written unlinked when it reads as a link (alex.rivera, a Slack handle, stays as it is).
+    for lure in LURES if field != 'name' else [u for u in LURES if re.search('://|www|/', u)]:
+        if field == 'name':
+            request = make_request(requester=Principal(slack_id='U1', email='ada@example.com', name=lure))
+        else:
+            request = make_request(**{field: lure})
+        text, html = parts(approval_email(request, RULE, to=TO, sender=SENDER, approve_url=APPROVE, deny_url=DENY,
+                                          waiting=WAITING))  # fmt: skip
+        notice, _ = parts(breakglass_email(request, RULE, to=TO, sender=SENDER))
+        words = [line for line in text.splitlines() if not line.startswith(('Approve:', 'Deny:'))]
+        body = Page(html.split('<body', 1)[1]).text  # (the head's title is the Subject: no client shows either)
+        for shown in ('\n'.join(words), body, notice):
+            # what is left is jit's own: the approver's and the requester's addresses
+            assert {m.group().lower() for m in LINKABLE.finditer(shown)} <= {'example.com'}, (lure, shown)
+        assert Page(html).links() == [APPROVE, DENY]
+
+
+def test_text_that_is_no_link_reads_as_written():
+    """A name with a dot (a Slack handle stands in for a missing display name) is left as it is; in a reason, a
+    file name reads as a host name would (``README.md``: a client links it, ``.md`` is a top-level domain)."""
+    request = make_request(requester=Principal(slack_id='U1', email='a@example.com', name='alex.rivera'),
+                           reason='fix in config.yaml, see README.md, v2.3.1', ticket='OPS-1.2')  # fmt: skip
+    text, _ = parts(approval_email(request, RULE, to=TO, sender=SENDER, approve_url=APPROVE, deny_url=DENY,
+                                   waiting=WAITING))  # fmt: skip
+    assert 'alex.rivera (a@example.com) asks' in text
+    assert 'fix in config[.]yaml, see README[.]md, v2.3.1' in text and 'OPS-1.2' in text
+
+
 def test_a_long_reason_is_cut_and_the_subject_stays_short():
     request = make_request(reason='why ' * 2500, requester=Principal(slack_id='U1', name='N' * 500))  # 10,000 chars
     msg = reparse(approval_email(request, RULE, to=TO, sender=SENDER, approve_url=APPROVE, deny_url=DENY,
