@@ -42,6 +42,7 @@ from typing import Any
 import redis
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
@@ -126,6 +127,8 @@ async def verified_body(request: web.Request, signing_secret: str) -> bytes:
         raw = await request.read()  # a chunked body stops at the application's client_max_size (MAX_BODY)
     except web.HTTPRequestEntityTooLarge:
         raise Refusal(413, 'body too large') from None
+    except (web.RequestPayloadError, HttpProcessingError):  # not in the Content-Encoding it claims (gzip)
+        raise Refusal(400, 'body cannot be read') from None
     if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW:
         raise Refusal(401, 'stale request')
     base = b'v0:' + timestamp.encode() + b':' + raw

@@ -176,3 +176,20 @@ def test_a_form_that_cannot_open_in_time_is_told_to_whoever_typed_the_command(ji
     assert reply.status == 200 and not reply.text
     told = slack.workspace.wait_for_message(lambda m: m.ephemeral_for == 'U0ALEX' and 'in time' in m.text, 10)
     assert told.channel == slack.workspace.dm_channel_id('U0ALEX') and 'type `/jit` again' in told.text
+
+
+def test_a_body_not_in_the_coding_it_claims_is_a_400_on_every_surface(jit):
+    """A Content-Encoding of gzip or deflate over bytes that are not: aiohttp fails to decode the body as it is
+    read. The Slack endpoint (signed or not) and the API answer their 400, never a 500."""
+    slack, served, _ = jit
+    body = 'command=%2Fjit&text=hello&user_id=U0ALEX'
+    for coding in ('gzip', 'deflate'):
+        signed = slack.driver.post_raw(body, {**slack.driver.sign(body), 'Content-Encoding': coding,
+                                              'Content-Type': 'application/x-www-form-urlencoded'})  # fmt: skip
+        assert signed.status == 400, (coding, signed.status, signed.body)
+        headers = {'Authorization': f'Bearer {TOKEN}', 'Content-Type': 'application/json', 'Content-Encoding': coding}
+        call = urllib.request.Request(f'http://127.0.0.1:{served.port}/api/v1/requests', b'{"not": "gzip"}',
+                                      headers, method='POST')  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(call, timeout=10)
+        assert answer.value.code == 400, (coding, answer.value.code, answer.value.read())

@@ -35,6 +35,7 @@ import redis
 import structlog
 import yaml
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.api.errors import ApiError, answer_for, unexpected
 from bot.api.tokens import pipeline_for
@@ -130,6 +131,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, f'body too large (at most {MAX_BODY} bytes)') from None
+    except (web.RequestPayloadError, HttpProcessingError):  # not in the Content-Encoding it claims (gzip)
+        raise ApiError(400, 'the body cannot be read in the Content-Encoding it claims') from None
     if len(raw) > MAX_BODY:
         raise ApiError(413, f'body too large (at most {MAX_BODY} bytes)')
     try:
