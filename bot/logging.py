@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 import structlog.tracebacks
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 _SECRET_KEY = re.compile(r'token|secret|password|passwd|authorization|signature|dsn|private_key', re.I)
 
@@ -27,17 +29,22 @@ def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict
 
 class ClientMistakes(logging.Filter):
     """aiohttp logs a request it cannot parse (a NUL byte in a header, a broken request line) at error level
-    with a traceback; it already answered 400, and the mistake is the client's. One warning line instead,
-    with the status and the kind of error, never the offending bytes (they may be a token)."""
+    with a traceback; it already answered 400, and the mistake is the client's. So it does with a body that is not
+    in the Content-Encoding it claims, when it reads the rest of it after the answer ("Unhandled exception": a
+    ``RequestPayloadError`` caused by a ``ContentEncodingError``). One warning line instead, with the status and
+    the kind of error, never the offending bytes (they may be a token)."""
 
     FIELDS = ('status', 'error', 'peer')
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+            exc = exc.__cause__
         status = getattr(exc, 'status', None) or getattr(exc, 'code', None)
         if exc is None or not isinstance(status, int) or not 400 <= status < 500:
             return True
-        peer = record.getMessage().removeprefix('Error handling request from ').strip() or None
+        message, prefix = record.getMessage(), 'Error handling request from '
+        peer = message.removeprefix(prefix).strip() or None if message.startswith(prefix) else None
         record.levelno, record.levelname = logging.WARNING, 'WARNING'
         record.msg, record.args = 'http.bad_request', ()
         record.exc_info, record.exc_text = None, None

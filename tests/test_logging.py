@@ -61,3 +61,24 @@ def test_a_request_aiohttp_cannot_parse_is_one_warning_line_without_the_bytes(ca
                         'error': 'BadHttpMessage', 'peer': '10.0.0.7'}  # fmt: skip
     assert 'exception' not in lines[0] and 'xoxb-secret' not in json.dumps(lines[0])
     assert lines[1]['level'] == 'error' and 'exception' in lines[1], 'a server bug stays an error with its traceback'
+
+
+def test_a_body_aiohttp_cannot_decode_is_one_warning_line(capsys, restore_logging):
+    """A body that is not in the Content-Encoding it claims: the handler answers 400, then aiohttp reads what is
+    left of the body and logs the same error as an "Unhandled exception" (RequestPayloadError, caused by a
+    ContentEncodingError). The client's mistake: one warning, no traceback."""
+    from aiohttp.http_exceptions import ContentEncodingError
+    from aiohttp.web import RequestPayloadError
+
+    configure_logging(json=True)
+    try:
+        try:
+            raise ContentEncodingError('Can not decode content-encoding: gzip')
+        except ContentEncodingError as cause:
+            raise RequestPayloadError('400, message: Can not decode content-encoding: gzip') from cause
+    except RequestPayloadError as exc:
+        logging.getLogger('aiohttp.server').error('Unhandled exception', exc_info=exc)
+    [line] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert line == {**line, 'event': 'http.bad_request', 'level': 'warning', 'status': 400,
+                    'error': 'ContentEncodingError'}  # fmt: skip
+    assert 'exception' not in line and line.get('peer') is None
