@@ -16,8 +16,10 @@ What a requester, a pipeline or a policy wrote (names, email, reason, ticket, re
   its only links are ``approve_url`` and ``deny_url``, which must be ``https://`` (or ``http://``) URLs.
 
 Headers hold no user text but the Subject, which is built from the policy's names (role, resource), the request
-ID and the requester's display name, each flattened and cut. ``To`` is exactly one address. ``Auto-Submitted:
-auto-generated`` (RFC 3834) keeps vacation responders quiet, as does Exchange's ``X-Auto-Response-Suppress``.
+ID and the requester's display name, each flattened and cut, and in which no RFC 2047 encoded word can start
+(``=?`` is written ``= ?``: the stdlib decodes encoded words in a value it is given, line breaks included).
+``To`` is exactly one address. ``Auto-Submitted: auto-generated`` (RFC 3834) keeps vacation responders quiet, as
+does Exchange's ``X-Auto-Response-Suppress``.
 
 Pure: no I/O. Imports the core and the flattening rules of ``bot.blocks.mrkdwn``, none of its Slack escaping.
 """
@@ -133,7 +135,10 @@ def _headers(msg: EmailMessage, *, to: str, sender: str, subject: str) -> None:
         raise ValueError('to must be one email address')
     msg['From'] = Address(display_name=plain(display, NAME_CHARS), addr_spec=address)
     msg['To'] = recipient
-    msg['Subject'] = plain(subject, SUBJECT_CHARS)
+    # '=?' opens an RFC 2047 encoded word, which the stdlib decodes as the header is set (and a client as it shows
+    # it): in a name it would bring back the line breaks and bidi controls flattening took out, as a header of its
+    # own or a body. Written '= ?', it is text.
+    msg['Subject'] = plain(subject, SUBJECT_CHARS).replace('=?', '= ?')
     msg['Date'] = format_datetime(datetime.now(tz=UTC))
     msg['Message-ID'] = make_msgid(domain=address.rpartition('@')[2])
     msg['Auto-Submitted'] = 'auto-generated'

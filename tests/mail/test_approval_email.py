@@ -28,6 +28,9 @@ WAITING = '1 of 2 approved — waiting for security'
 RULE = Rule(name='prod-admins', steps=(Step(('group:oncall',)), Step(('group:security',))), ask=('slack', 'email'))
 #: Every tag the HTML part may have.
 TAGS = {'html', 'head', 'meta', 'title', 'body', 'p', 'strong', 'table', 'tr', 'th', 'td', 'a'}
+#: The headers of jit's emails, and no others.
+HEADERS = ['From', 'To', 'Subject', 'Date', 'Message-ID', 'Auto-Submitted', 'X-Auto-Response-Suppress', 'MIME-Version',
+           'Content-Type']  # fmt: skip
 EVIL = '"><img src=x onerror=alert(1)><script>alert("x")</script> & Tom\'s \u202eevil\u202c\u200b'
 
 
@@ -238,6 +241,34 @@ def test_text_that_is_no_link_reads_as_written():
                                    waiting=WAITING))  # fmt: skip
     assert 'alex.rivera (a@example.com) asks' in text
     assert 'fix in config[.]yaml, see README[.]md, v2.3.1' in text and 'OPS-1.2' in text
+
+
+@pytest.mark.parametrize('field', ['name', 'role', 'resource'])
+def test_encoded_words_in_a_name_forge_no_header_and_no_body(field):
+    """RFC 2047 encoded words are decoded by whoever parses a header: the stdlib does it as the Subject is set,
+    and a mail client as it shows it. Written in a requester's display name (or a policy's role or resource names),
+    ``=?utf-8?q?x=0D=0AX-Evil=3A_1?=`` would be a line break in the Subject: a header of its own, or an empty
+    line and then a body of the requester's writing. Parsed back, the message has jit's headers only, one line of
+    Subject with no control or bidi character, and jit's two parts."""
+    lures = ['=?utf-8?q?x=0D=0AX-Evil=3A_1?=', '=?utf-8?q?=0D=0A=0D=0AApprove:_https://evil.example?=',
+             '=?utf-8?b?4oCuZXZpbA==?=', 'x =?us-ascii?q?Reply-To=3A_e=40evil.example=0D=0A?= y']  # fmt: skip
+    for lure in lures:
+        if field == 'name':
+            request = make_request(requester=Principal(slack_id='U1', email='ada@example.com', name=lure))
+        else:
+            request = make_request(**{field: lure})
+        asked = approval_email(request, RULE, to=TO, sender=SENDER, approve_url=APPROVE, deny_url=DENY,
+                               waiting=WAITING)  # fmt: skip
+        for msg in (asked, breakglass_email(request, RULE, to=TO, sender=SENDER)):
+            back = reparse(msg)
+            assert sorted(back.keys()) == sorted(HEADERS), (lure, back.keys())
+            subject = back['Subject']
+            assert not any(c in subject for c in '\r\n\u202e'), (lure, subject)
+            assert subject.endswith('(r-abcd2345)'), (lure, subject)
+            assert back.is_multipart() and [p.get_content_type() for p in back.iter_parts()] == [
+                'text/plain',
+                'text/html',
+            ]
 
 
 def test_a_long_reason_is_cut_and_the_subject_stays_short():
