@@ -25,6 +25,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -104,6 +105,8 @@ class LinkSigner:
                                 via=str(raw['v']), expires_at=float(raw['x']), nonce=str(raw['n']))  # fmt: skip
         except (ValueError, KeyError, TypeError):
             raise LinkRefused('This link is not valid.') from None
+        if not math.isfinite(claims.expires_at):  # only the key could sign one; refused all the same
+            raise LinkRefused('This link is not valid.')
         if now > claims.expires_at:
             raise LinkExpired('This link has expired: the request it was for is no longer waiting for a decision.')
         return claims

@@ -101,3 +101,13 @@ def test_an_old_key_still_checks_during_a_rotation_but_signs_nothing():
 def test_a_short_key_is_refused():
     with pytest.raises(ValueError, match='32'):
         LinkSigner('short')
+
+
+def test_a_signed_token_with_an_endless_expiry_is_refused():
+    signer = LinkSigner(KEY)
+    for forever in (float('inf'), float('nan')):
+        body = json.dumps({'r': 'r-1', 'e': 'sam@example.com', 'd': 'x', 'v': 'email', 'x': forever, 'n': 'n'}).encode()
+        token = f'v1.{base64.urlsafe_b64encode(body).rstrip(b"=").decode()}.'
+        token += base64.urlsafe_b64encode(signer._mac(signer._key, body)).rstrip(b'=').decode()
+        with pytest.raises(LinkRefused):
+            signer.check(token, now=NOW)

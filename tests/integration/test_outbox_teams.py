@@ -164,3 +164,15 @@ def test_a_throttled_webhook_is_retried_no_sooner_than_it_asked_and_the_url_is_n
     rig.now[0] += 61
     rig.follow()
     assert len(rig.teams.payloads) == 1 and rid in card_text(rig.teams.payloads[0])
+
+
+def test_a_huge_retry_after_parks_a_delivery_no_longer_than_the_longest_backoff(rig):
+    from workers.outbox import BACKOFF
+
+    rig.teams.answer_next(Answer.throttled(10**9))
+    rid = rig.file()
+    rig.follow()
+    assert rig.teams.payloads == []
+    rig.now[0] += BACKOFF[-1] + 1
+    rig.follow()
+    assert len(rig.teams.payloads) == 1 and rid in card_text(rig.teams.payloads[0])
