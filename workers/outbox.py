@@ -240,7 +240,7 @@ class Outbox:
         if final:
             self.outbox.drop(delivery)
         else:
-            # A server's Retry-After is honoured up to the longest backoff: a huge one must not park a delivery for good.
+            # Retry-After is honoured up to the longest backoff: a huge one must not park a delivery for good.
             delay = max(BACKOFF[min(attempts - 1, len(BACKOFF) - 1)], min(exc.retry_after or 0.0, BACKOFF[-1]))
             self.outbox.retry_at(delivery, now + delay)
         if attempts == 1 or final:
