@@ -35,6 +35,7 @@ from typing import Any
 
 import urllib3
 
+from bot.adapters.http_errors import unreachable_why
 from bot.core.errors import DeliveryError
 
 #: The longest jit waits to connect, and then for each read of the answer.
@@ -79,10 +80,12 @@ class TeamsWebhook:
                 response.release_conn()
         except urllib3.exceptions.SSLError as exc:
             # Not a hiccup: the certificate is not one jit trusts (a wrong host, an inspecting proxy, no CA).
-            raise DeliveryError(f'the Teams webhook at {host} failed TLS: {_why(exc)}', transient=False) from None
+            raise DeliveryError(
+                f'the Teams webhook at {host} failed TLS: {unreachable_why(exc)}', transient=False
+            ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise DeliveryError(
-                f'the Teams webhook at {host} could not be reached: {_why(exc)}', transient=True
+                f'the Teams webhook at {host} could not be reached: {unreachable_why(exc)}', transient=True
             ) from None
         status = response.status
         if 200 <= status < 300 and (wrapped := _WRAPPED_ERROR.match(answer)):
@@ -154,19 +157,3 @@ def _retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
     return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _why(exc: BaseException) -> str:
-    """What went wrong reaching the webhook, without the host, port or URL urllib3's messages carry."""
-    # NewConnectionError is a ConnectTimeoutError in urllib3 (for history's sake): a refusal is not a timeout.
-    if not isinstance(exc, urllib3.exceptions.NewConnectionError) and isinstance(
-        exc, urllib3.exceptions.TimeoutError | TimeoutError
-    ):
-        return 'timed out'
-    while exc.__context__ is not None and not isinstance(exc, OSError):
-        exc = exc.__context__
-    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
-        return f'certificate {exc.verify_message}'
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return type(exc).__name__

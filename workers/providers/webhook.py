@@ -26,6 +26,7 @@ from typing import Any
 
 import urllib3
 
+from bot.adapters.http_errors import unreachable_why
 from bot.core.errors import PermanentProviderError, TransientProviderError
 from bot.core.model import AccessRequest
 from workers.providers.base import resolve_settings, sign_body, target_expiry
@@ -115,7 +116,7 @@ class WebhookProvider:
             raise PermanentProviderError('the webhook `url` setting is not a valid URL') from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # urllib3's messages name the host and port: only what went wrong is told, and nothing is chained.
-            raise TransientProviderError(f'{action} could not reach the webhook: {_why(exc)}') from None
+            raise TransientProviderError(f'{action} could not reach the webhook: {unreachable_why(exc)}') from None
         if response.status >= 500 or response.status in (408, 425, 429):
             raise TransientProviderError(f'{action} answered HTTP {response.status}')
         if response.status >= 300:
@@ -125,20 +126,6 @@ class WebhookProvider:
             return json.loads(text) if text.strip() else None
         except ValueError:
             return None
-
-
-def _why(exc: BaseException) -> str:
-    """What went wrong reaching the endpoint, without the host, port or URL urllib3's messages carry."""
-    # NewConnectionError is a ConnectTimeoutError in urllib3 (for history's sake): a refusal is not a timeout.
-    if not isinstance(exc, urllib3.exceptions.NewConnectionError) and isinstance(
-        exc, urllib3.exceptions.TimeoutError | TimeoutError
-    ):
-        return 'timed out'
-    while exc.__context__ is not None and not isinstance(exc, OSError):
-        exc = exc.__context__
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return type(exc).__name__
 
 
 _pools: dict[str | None, urllib3.PoolManager] = {}
