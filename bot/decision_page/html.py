@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, Principal, RequestStatus
 from bot.core.policy import Rule
+from bot.core.progress import outcome_text
 
 S = RequestStatus
 #: Bidi controls, zero-width characters and C0/C1 controls but tab and newline: invisible or reordering text.
@@ -88,22 +89,9 @@ def facts(request: AccessRequest, rule: Rule | None, waiting: str) -> str:
 
 
 def outcome(request: AccessRequest) -> str:
-    """Where a request that is no longer pending stands, in a sentence."""
-    by = who(request.decided_by, nobody='the policy')
-    if request.status is S.DENIED:
-        why = f': {esc(request.deny_reason, REASON_CHARS)}' if request.deny_reason else ''
-        return f'Denied by {by}{why}.'
-    if request.status is S.EXPIRED:
-        return 'Expired: nobody decided in time.'
-    if request.status is S.CANCELLED:
-        return 'Cancelled by the requester.'
-    if request.status is S.FAILED:
-        return f'Approved by {by}, but the grant failed.'
-    if request.status is S.ACTIVE:
-        return f'Approved by {by}; granted until {when(request.expires_at)}.'
-    if request.status is S.REVOKED:
-        return f'Approved by {by}; the access has ended.'
-    return f'Approved by {by}.'
+    """How a request that is no longer pending stands, in a sentence (the plain one of every surface outside Slack)."""
+    until = f'; granted until {when(request.expires_at)}' if request.status is S.ACTIVE else ''
+    return f'{esc(outcome_text(request), REASON_CHARS + 200)}{until}.'
 
 
 def decision_form(action: str, *, require_reason: bool) -> str:
