@@ -14,20 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.outbox import Delivery, OutboxStore
+from bot.adapters.outbox import Delivery
 from bot.core.model import AuditName, Principal
-from bot.deps import Deps, build_deps
 from bot.links import LinkSigner
 from bot.mail.smtp import SmtpMailer
-from bot.settings import load_settings
-from tests.support.redis_server import own_redis_url
+from tests.support.outbox_rig import KEY, Rig, outbox_rig
 from tests.support.smtp_server import SmtpServer, running_smtp_server
-from workers.outbox import BACKOFF, MAX_ATTEMPTS, Outbox, OutboxFollower
+from workers.outbox import BACKOFF, MAX_ATTEMPTS, OutboxFollower
 
 pytestmark = pytest.mark.redis
 
-KEY = 'outbox-test-link-key-0123456789abcdef'
-PUBLIC = 'https://jit.example.com'
 POLICY = """\
 groups:
   devops: [alex@example.com]
@@ -70,54 +66,30 @@ requests:
     ask: [email]
     timeout: 1h
 """
-ALEX = Principal(slack_id='U0ALEX', email='alex@example.com', name='Alex')
 LINK = re.compile(r'https://jit\.example\.com/decide/(v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\?do=approve')
 
 
 @dataclass
-class Rig:
-    deps: Deps
+class MailRig:
+    """The outbox rig and the SMTP server it sends through."""
+
+    rig: Rig
     smtp: SmtpServer
-    outbox: Outbox
-    now: list[float]
 
-    def file(self, role: str = 'deploy') -> str:
-        return self.deps.submit.execute(requester=ALEX, resource='demo-app', role=role, duration=1800,
-                                        reason='deploying the fix').id  # fmt: skip
-
-    def events(self, name: str) -> list[dict]:
-        return [e for e in self.deps.store.audit_events(1, 10_000) if e['event'] == name]
-
-    def follow(self) -> None:
-        """One round of the follower: send what is due, plan the events after its cursor, send again."""
-        OutboxFollower(store=self.deps.store, outbox=self.outbox, block=0.05).follow_once()
-
-    def replay(self) -> None:
-        """Every event planned again, as after a follower that crashed before moving its cursor."""
-        self.outbox.plan(self.deps.store.audit_events(1, 10_000))
-        self.outbox.send_due()
+    def __getattr__(self, name: str):
+        return getattr(self.rig, name)
 
     def mails_to(self, address: str) -> list:
         return [r for r in self.smtp.received if address in r.rcpt_tos]
 
 
 @pytest.fixture(name='rig')
-def _rig(tmp_path: Path) -> Iterator[Rig]:
-    (tmp_path / 'policy.yaml').write_text(POLICY)
-    settings = load_settings({'REDIS_URL': own_redis_url(24), 'JIT_POLICY_DIR': str(tmp_path)}, require_slack=False)
-    deps = build_deps(settings, providers=['webhook'])
-    deps.redis.flushdb()
-    now = [time.time()]
+def _rig(tmp_path: Path) -> Iterator[MailRig]:
     sender = 'jit <jit@example.com>'
     with running_smtp_server(tmp_path) as smtp:
         mailer = SmtpMailer.from_url(smtp.url, sender=sender, ca_file=str(smtp.ca_file))
-        outbox = Outbox(store=deps.store, outbox=OutboxStore(deps.redis, prefix=settings.redis_prefix),
-                        policy=deps.policy, public_url=PUBLIC, signer=LinkSigner(KEY), mail_from=sender,
-                        mailer=mailer, teams=None, clock=lambda: now[0])  # fmt: skip
-        try:
-            yield Rig(deps, smtp, outbox, now)
-        finally:
-            deps.redis.flushdb()
+        with outbox_rig(tmp_path, POLICY, 24, mailer=mailer, mail_from=sender) as rig:
+            yield MailRig(rig, smtp)
 
 
 def test_each_approver_of_the_step_gets_one_email_with_a_link_of_their_own(rig):

@@ -16,21 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.outbox import OutboxStore
 from bot.core.model import AuditName, Principal
-from bot.deps import Deps, build_deps
 from bot.links import LinkSigner
-from bot.settings import load_settings
 from bot.teams.webhook import TeamsWebhook
-from tests.support.redis_server import own_redis_url
+from tests.support.outbox_rig import KEY, Rig, outbox_rig
 from tests.support.teams_receiver import Answer, TeamsReceiver, card_of, card_text
 from tests.teams.cards import validate
-from workers.outbox import Outbox
 
 pytestmark = pytest.mark.redis
 
-KEY = 'outbox-teams-test-link-key-0123456789abcdef'
-PUBLIC = 'https://jit.example.com'
 POLICY = """\
 groups:
   devops: [alex@example.com]
@@ -62,45 +56,28 @@ requests:
     ask: [teams:sec-approvals]
     timeout: 1h
 """
-ALEX = Principal(slack_id='U0ALEX', email='alex@example.com', name='Alex Doe')
 
 
 @dataclass
-class Rig:
-    deps: Deps
-    teams: TeamsReceiver
-    outbox: Outbox
-    now: list[float]
+class TeamsRig:
+    """The outbox rig and the channel's webhook it posts to."""
 
-    def file(self, role: str = 'deploy', reason: str = 'deploying the fix') -> str:
-        return self.deps.submit.execute(requester=ALEX, resource='demo-app', role=role, duration=1800,
-                                        reason=reason).id  # fmt: skip
+    rig: Rig
+    teams: TeamsReceiver
+
+    def __getattr__(self, name: str):
+        return getattr(self.rig, name)
 
     def follow(self) -> None:
-        """What the follower does in a round: plan the new events, send what is due."""
-        self.outbox.plan(self.deps.store.audit_events(1, 10_000))
-        self.outbox.send_due()
-
-    def events(self, name: str) -> list[dict]:
-        return [e for e in self.deps.store.audit_events(1, 10_000) if e['event'] == name]
+        """What the follower does in a round, every event planned again (deduplicated by the outbox)."""
+        self.rig.replay()
 
 
 @pytest.fixture(name='rig')
-def _rig(tmp_path: Path) -> Iterator[Rig]:
-    (tmp_path / 'policy.yaml').write_text(POLICY)
-    settings = load_settings({'REDIS_URL': own_redis_url(25), 'JIT_POLICY_DIR': str(tmp_path)}, require_slack=False)
-    deps = build_deps(settings, providers=['webhook'])
-    deps.redis.flushdb()
-    now = [time.time()]
-    with TeamsReceiver() as teams:
-        outbox = Outbox(store=deps.store, outbox=OutboxStore(deps.redis, prefix=settings.redis_prefix),
-                        policy=deps.policy, public_url=PUBLIC, signer=LinkSigner(KEY), mail_from=None, mailer=None,
-                        teams=TeamsWebhook(timeout=2), environ={'TEAMS_SEC_WEBHOOK': teams.url},
-                        clock=lambda: now[0])  # fmt: skip
-        try:
-            yield Rig(deps, teams, outbox, now)
-        finally:
-            deps.redis.flushdb()
+def _rig(tmp_path: Path) -> Iterator[TeamsRig]:
+    with TeamsReceiver() as teams, outbox_rig(tmp_path, POLICY, 25, teams=TeamsWebhook(timeout=2),
+                                              environ={'TEAMS_SEC_WEBHOOK': teams.url}) as rig:  # fmt: skip
+        yield TeamsRig(rig, teams)
 
 
 def actions(payload: dict) -> dict[str, str]:
