@@ -159,6 +159,40 @@ class TestAnswers:
         assert ci.file_request(api, {'resource': 'demo-app'}, clock=clock, sleep=clock.sleep)['id'] == 'r-abcd1234'
         assert fake.calls('POST') == 3 and clock.slept == [5.0, 5.0]
 
+    def test_filing_after_a_lost_answer_asks_again_with_the_same_idempotency_key(self, capsys):
+        """No answer, a proxy's 502, the key still being filed (409): asked again, and the replay (200) is the
+        request; every try carried one key, so the server filed it once."""
+        busy = (409, {'error': 'a request with this Idempotency-Key is being filed right now'}, {'retry-after': '1'})
+        replies: list[Reply] = [ConnectionResetError(), (502, b'bad gateway', {}), busy,
+                                (200, view(), {'idempotent-replayed': 'true'})]  # fmt: skip
+        api, fake = client({('POST', '/requests'): replies})
+        clock = Clock()
+        assert ci.file_request(api, {'resource': 'demo-app'}, clock=clock, sleep=clock.sleep)['id'] == 'r-abcd1234'
+        keys = {headers.get('Idempotency-key') for _, _, _, headers in fake.sent}
+        assert fake.calls('POST') == 4 and len(keys) == 1 and re.fullmatch(r'[A-Za-z0-9_-]{32}', keys.pop() or '')
+        assert 'the connection was closed before an answer; trying again' in capsys.readouterr().err
+        # A new invocation files a new request: a new key.
+        api2, fake2 = client({('POST', '/requests'): [(201, view(), {})]})
+        ci.file_request(api2, {'resource': 'demo-app'})
+        assert fake2.sent[0][3]['Idempotency-key'] not in {h.get('Idempotency-key') for *_, h in fake.sent}
+
+    def test_filing_gives_up_on_lost_answers_after_its_patience_and_at_once_when_nothing_was_sent(self):
+        api, fake = client({('POST', '/requests'): [TimeoutError()]})
+        clock = Clock()
+        with pytest.raises(ci.Unreachable, match='no answer in time'):
+            ci.file_request(api, {'resource': 'demo-app'}, clock=clock, sleep=clock.sleep)
+        assert 30 <= clock.now <= 32 and fake.calls('POST') >= 10
+        api, fake = client({('POST', '/requests'): [ConnectionRefusedError()]})
+        with pytest.raises(ci.Unreachable, match='connection refused'):
+            ci.file_request(api, {'resource': 'demo-app'}, clock=clock, sleep=clock.sleep)
+        assert fake.calls('POST') == 1  # a wrong JIT_URL is said at once
+
+    def test_a_conflict_without_retry_after_is_not_asked_again(self):
+        api, fake = client({('POST', '/requests'): [(409, {'error': 'no'}, {})]})
+        with pytest.raises(ci.CiError, match='no'):
+            ci.file_request(api, {'resource': 'demo-app'})
+        assert fake.calls('POST') == 1
+
 
 class TestWait:
     def wait(self, replies: list[Reply], recipient: Recipient | None = None, timeout: float = 60):
@@ -176,7 +210,7 @@ class TestWait:
                                 (200, view(status='active'), {})]  # fmt: skip
         (shown, details), fake, clock = self.wait(replies, me)
         assert details == {'password': 's3cret'} and shown['status'] == 'active'
-        assert fake.calls('GET') == 4  # not one more: a second read would find no details
+        assert fake.calls('GET') == 4  # not one more: the first active answer carries the details
         assert clock.slept == [1.0, 1.5, 2.25]  # backing off; Retry-After 2 is less than the backoff
         err = capsys.readouterr().err
         assert 'connection refused; trying again until the timeout' in err and 's3cret' not in err

@@ -67,7 +67,7 @@ def build_worker_deps(
         if request.requester.slack_id:
             notifier.dm(request.requester.slack_id, details_text(request, details))
         elif request.requester.pipeline and request.recipient_key:
-            # Sealed to the pipeline's own key: Redis holds what only that pipeline can open, until it is taken.
+            # Sealed to the pipeline's own key: Redis holds what only that pipeline can open, until the grant ends.
             box = seal(request.recipient_key, details, request_id=request.id)
             ttl = (request.expires_at or base.clock.now() + request.duration) - base.clock.now()
             base.store.put_sealed_details(request.id, box, ttl=max(60.0, ttl))

@@ -12,7 +12,9 @@ Keys (all under a prefix, ``jit:`` by default):
 ``user:<slack id>``            sorted set of a user's request IDs by filing time (``user:pipeline:<name>``
                                for a pipeline's)
 ``details:<id>``               a grant's access details sealed to the pipeline's key (ciphertext only jit
-                               cannot read), until the pipeline takes them once or the grant ends
+                               cannot read), handed out on every read until the grant ends (released,
+                               revoked, failed) or expires (the key's TTL)
+``idem:<pipeline>:<key>``      what a pipeline's ``Idempotency-Key`` filed (:meth:`claim_idempotency`)
 ``req:<id>:messages``          hash channel -> ts of the approval messages (to update them)
 ``req:<id>:reminders``         hash step -> reminders sent to that step's approvers (one sweeper sends each)
 ``req:<id>:seen``              when the grant was last seen in use (``revoke_on_idle``)
@@ -64,7 +66,7 @@ from bot.adapters._notify_feed import NotifyFeed
 from bot.adapters._redis_scripts import FREE, RENEW, TAKE_SLOT
 from bot.adapters.group_commit import GroupCommit, Writes
 from bot.core.errors import RequestNotFound
-from bot.core.model import LIVE_STATUSES, AccessRequest, AuditEvent, RequestStatus, chain_hash
+from bot.core.model import FINAL_STATUSES, LIVE_STATUSES, AccessRequest, AuditEvent, RequestStatus, chain_hash
 from bot.core.ports import Clock, Transition
 
 S = RequestStatus
@@ -210,6 +212,7 @@ class RedisStore(NotifyFeed):
             if not request.ending:
                 pipe.set(key, replace(request, ending={'at': at, 'actor': actor, 'why': why}).to_json())
             pipe.zadd(due, {request_id: at}, xx=True, lt=True)
+            pipe.delete(self._key('details', request_id))  # given back: the details are not handed out again
             return True
 
         return bool(self.redis.transaction(write, key, due, value_from_callable=True))
@@ -254,12 +257,42 @@ class RedisStore(NotifyFeed):
             self.redis.eval(FREE, 1, self._key('lease', name), token)
 
     def put_sealed_details(self, request_id: str, sealed: str, ttl: float) -> None:
-        """Keep a sealed box for its pipeline to take once (:meth:`take_sealed_details`), at most ``ttl`` seconds."""
+        """Keep a sealed box for its pipeline (:meth:`sealed_details`), at most ``ttl`` seconds.
+
+        Only the pipeline's private key opens it, so it is handed out on every read, not once: an answer lost
+        on the way does not lose the details. It goes when the grant ends (:meth:`mark_end`, :meth:`_index`).
+        """
         self.redis.set(self._key('details', request_id), sealed, ex=max(1, int(ttl)))
 
-    def take_sealed_details(self, request_id: str) -> str | None:
-        """The sealed details, removed in the same step: a second reader gets nothing."""
-        return self.redis.getdel(self._key('details', request_id))  # type: ignore[no-any-return]
+    def sealed_details(self, request_id: str) -> str | None:
+        """The sealed details, left in place for the next read (until the grant ends or they expire)."""
+        return self.redis.get(self._key('details', request_id))  # type: ignore[no-any-return]
+
+    def claim_idempotency(self, pipeline: str, key: str, fingerprint: str, *, ttl: float) -> dict[str, Any] | None:
+        """Take ``Idempotency-Key`` ``key`` of ``pipeline`` for a body (``fingerprint``) about to be filed.
+
+        None: taken (SET NX, so of two concurrent retries exactly one files); it holds ``ttl`` seconds unless
+        :meth:`settle_idempotency` records what was filed. Otherwise what the key holds already,
+        ``{"body": FINGERPRINT, "id": REQUEST_ID or None while it is being filed}``.
+        """
+        name = self._key('idem', pipeline, key)
+        mine = json.dumps({'body': fingerprint, 'id': None})
+        for _ in range(3):  # the holder may let go between the two calls (its filing was refused)
+            if self.redis.set(name, mine, nx=True, ex=max(1, int(ttl))):
+                return None
+            held = self.redis.get(name)
+            if held is not None:
+                return dict(json.loads(held))
+        raise redis.RedisError('the idempotency key keeps changing hands')
+
+    def settle_idempotency(self, pipeline: str, key: str, fingerprint: str, request_id: str, *, ttl: float) -> None:
+        """The key filed ``request_id``: a retry with it gets that request for ``ttl`` seconds."""
+        record = json.dumps({'body': fingerprint, 'id': request_id})
+        self.redis.set(self._key('idem', pipeline, key), record, ex=max(1, int(ttl)))
+
+    def forget_idempotency(self, pipeline: str, key: str) -> None:
+        """Nothing was filed with the key (refused, or an error): a retry with it may file."""
+        self.redis.delete(self._key('idem', pipeline, key))
 
     def take_slot(self, name: str, *, now: float, window: float, limit: int) -> float | None:
         # One script, so two requests at the same instant cannot both take the last slot.
@@ -354,6 +387,8 @@ class RedisStore(NotifyFeed):
         elif new.status in (S.REVOKED,):
             pipe.zrem(due, new.id)
             pipe.delete(self._key('revoke_failures', new.id))  # the count of failed tries ends with the grant
+        if new.status in FINAL_STATUSES:
+            pipe.delete(self._key('details', new.id))  # the grant is over: its details are not handed out again
         warnings = self._key('warnings:due')
         warn_at = new.warning_at() if new.status is S.ACTIVE and not new.extends and new.requester.slack_id else None
         if warn_at is not None:

@@ -2,9 +2,10 @@
 
 =======================================  ==========================================================
 ``POST /api/v1/requests``                file (201); the policy decides as for Slack, with
-                                         ``trigger: pipeline`` and the context the pipeline sends
-``GET /api/v1/requests/{id}``            where it stands; once active, the sealed access details
-                                         (handed over once)
+                                         ``trigger: pipeline`` and the context the pipeline sends; with
+                                         ``Idempotency-Key``, a retry is answered with what it filed (200)
+``GET /api/v1/requests/{id}``            where it stands; while active, the sealed access details
+                                         (on every read, until the grant is released or ends)
 ``POST /api/v1/requests/{id}/release``   cancel a pending request or end an active grant now
 ``GET /api/v1/openapi.json``             the OpenAPI document (no token needed)
 =======================================  ==========================================================
@@ -12,6 +13,12 @@
 Every call but the last carries ``Authorization: Bearer TOKEN``; the token names the pipeline
 (:mod:`bot.api.tokens`), which is the requester in the policy (``pipeline:NAME``) and the audit trail.
 A pipeline sees only its own requests: another's ID is 404, the same as one that does not exist.
+
+``Idempotency-Key`` (1-128 of ``A-Z a-z 0-9 - _ . :``) makes filing safe to retry after a lost answer: the
+first POST with a key takes it in Redis (SET NX, per pipeline, for IDEMPOTENCY_WINDOW), so of any number of
+retries, concurrent or not, one files; the others get that request (200, ``Idempotent-Replayed: true``),
+or 409 with ``Retry-After`` while it is still being filed. The same key with another body is 422. A body
+that is refused (400, 403, 429, ...) files nothing and leaves the key free.
 
 Answers are JSON. Problems are ``{"error": "..."}`` with the status that says whose they are: 400 a bad
 body (``errors`` names each field), 401 no or a wrong token, 403 the policy refuses (``allowed`` lists
@@ -24,6 +31,8 @@ answers is :mod:`bot.api.errors`; a bug is a 500 with an error ID that its log l
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -53,6 +62,10 @@ MAX_BODY = 16 * 1024
 _BEARER = re.compile(r'Bearer ([A-Za-z0-9._~+/-]{1,200}=*)')
 _REQUEST_ID = re.compile(r'r-[a-z0-9]{8}')
 _CONTEXT_KEY = re.compile(r'[A-Za-z0-9_.-]{1,64}')
+_IDEMPOTENCY_KEY = re.compile(r'[A-Za-z0-9_.:-]{1,128}')
+#: How long a retry with the same Idempotency-Key gets the request it filed, and how long a key is held
+#: while its request is being filed (a filing takes milliseconds; a crashed one frees the key after this).
+IDEMPOTENCY_WINDOW, IDEMPOTENCY_FILING = 24 * 3600.0, 60.0
 _FIELDS = frozenset({'resource', 'role', 'duration', 'reason', 'ticket', 'context', 'public_key'})
 PRINCIPAL = web.RequestKey('jit.principal', Principal)  # a str key warns (NotAppKeyWarning)
 TOKENS: web.AppKey[Mapping[str, str]] = web.AppKey('tokens', dict)
@@ -162,6 +175,16 @@ def _json_int(text: str) -> int:
     return int(text)
 
 
+def _idempotency_key(request: web.Request) -> str | None:
+    values = request.headers.getall('Idempotency-Key', [])
+    if not values:
+        return None
+    if len(values) > 1 or not _IDEMPOTENCY_KEY.fullmatch(values[0]):
+        problem = 'must be one header of 1-128 of A-Z a-z 0-9 - _ . : (a UUID will do)'
+        raise ApiError(400, f'Idempotency-Key {problem}', errors={'Idempotency-Key': problem})
+    return values[0]
+
+
 def _utf8(text: str) -> bool:
     """False for a string JSON can carry but UTF-8 cannot (a lone surrogate such as ``\\ud800``)."""
     try:
@@ -232,11 +255,49 @@ class Api:
 
     async def file(self, request: web.Request) -> web.StreamResponse:
         who: Principal = request[PRINCIPAL]
-        args = parse_new_request(await _json_body(request))
-        filed = await asyncio.to_thread(self.deps.submit.execute, requester=who, trigger='pipeline', **args)
+        key = _idempotency_key(request)
+        body = await _json_body(request)
+        args = parse_new_request(body)
+        if key is None:
+            filed = await asyncio.to_thread(self.deps.submit.execute, requester=who, trigger='pipeline', **args)
+        else:
+            replayed = await self._file_once(who, key, body, args)
+            if isinstance(replayed, web.StreamResponse):
+                return replayed
+            filed = replayed
         log.info('api.filed', request_id=filed.id, pipeline=who.pipeline, status=str(filed.status))
         return web.json_response(request_view(filed), status=201,
                                  headers={'Location': f'/api/v1/requests/{filed.id}'})  # fmt: skip
+
+    async def _file_once(self, who: Principal, key: str, body: dict[str, Any],
+                         args: dict[str, Any]) -> AccessRequest | web.StreamResponse:  # fmt: skip
+        """File under ``Idempotency-Key``: the new request, or the answer to a retry of one filed before."""
+        store, pipeline = self.deps.store, str(who.pipeline)
+        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
+        held = await asyncio.to_thread(store.claim_idempotency, pipeline, key, fingerprint, ttl=IDEMPOTENCY_FILING)
+        if held is not None:
+            if held.get('body') != fingerprint:
+                raise ApiError(422, 'this Idempotency-Key was used with a different body; use a new key for a new '
+                                    'request')  # fmt: skip
+            found = await asyncio.to_thread(store.get, held['id']) if held.get('id') else None
+            if found is None:
+                raise ApiError(409, 'a request with this Idempotency-Key is being filed right now; ask again',
+                               headers={'Retry-After': '1'})  # fmt: skip
+            log.info('api.replayed', request_id=found.id, pipeline=pipeline)
+            return web.json_response(request_view(found), status=200, headers={
+                'Location': f'/api/v1/requests/{found.id}', 'Idempotent-Replayed': 'true'})  # fmt: skip
+        try:
+            filed = await asyncio.to_thread(self.deps.submit.execute, requester=who, trigger='pipeline', **args)
+        except Exception:  # a refusal or an error: nothing was filed (a cancelled call may yet file: key kept)
+            with contextlib.suppress(redis.RedisError):  # a retry with the key may file (else: after the claim)
+                await asyncio.to_thread(store.forget_idempotency, pipeline, key)
+            raise
+        try:
+            await asyncio.to_thread(store.settle_idempotency, pipeline, key, fingerprint, filed.id,
+                                    ttl=IDEMPOTENCY_WINDOW)  # fmt: skip
+        except redis.RedisError as exc:  # filed all the same: say so; retries get 409 until the claim lapses
+            log.warning('api.idempotency_unsaved', request_id=filed.id, error=type(exc).__name__)
+        return filed
 
     async def _own(self, request: web.Request) -> AccessRequest:
         """The request named in the path, if it is the caller's; 404 otherwise (whether or not it exists)."""
@@ -251,8 +312,9 @@ class Api:
     async def show(self, request: web.Request) -> web.StreamResponse:
         found = await self._own(request)
         details = None
-        if found.status in LIVE_STATUSES:
-            box = await asyncio.to_thread(self.deps.store.take_sealed_details, found.id)
+        if found.status in LIVE_STATUSES and not found.ending:
+            # Sealed to the pipeline's own key, so handed out again on each read: a lost answer loses nothing.
+            box = await asyncio.to_thread(self.deps.store.sealed_details, found.id)
             details = json.loads(box) if box else None
         return web.json_response(request_view(found, details=details))
 
@@ -297,7 +359,7 @@ def create_api_app(deps: Deps) -> web.Application:
     app[TOKENS] = deps.settings.api_tokens
     api = Api(deps)
     app.router.add_post('/requests', api.file)
-    app.router.add_get('/requests/{id}', api.show, allow_head=False)  # a HEAD must not take the one-time details
+    app.router.add_get('/requests/{id}', api.show, allow_head=False)  # GET only, as documented
     app.router.add_post('/requests/{id}/release', api.release)
     app.router.add_get('/openapi.json', api.openapi)
     return app

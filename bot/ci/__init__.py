@@ -14,8 +14,8 @@ and ``--format json | jq`` work.
 
 Each request gets a fresh X25519 key pair (:class:`bot.sealed_box.Recipient`); only the public
 half is sent, the worker seals the details to it with standard HPKE (RFC 9180, so a pipeline without jit
-opens them with any HPKE library), and the server hands the box over once, on the first read that sees
-``active``, so they are opened from that same answer. A pipeline that gives up (``--timeout``, SIGINT,
+opens them with any HPKE library), and the server hands the box over with every read that sees ``active``
+until the grant is released or ends, so a lost answer is read again. A pipeline that gives up (``--timeout``, SIGINT,
 SIGTERM) releases its request first, so nothing is granted to a job that is gone.
 
 Exit codes::

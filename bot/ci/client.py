@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.ci.errors import EXIT_REFUSED, EXIT_USAGE, CiError, Unreachable
+from bot.ci.errors import EXIT_REFUSED, EXIT_USAGE, AnswerLost, CiError, Unreachable
 from bot.ci.output import say
 from bot.ci.target import Target
 
@@ -80,7 +80,7 @@ class Client:
             say(f'warning: {target.label} is plain http: the token and the details cross the network unencrypted')
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
-             timeout: float = CALL_TIMEOUT) -> Answer:  # fmt: skip
+             timeout: float = CALL_TIMEOUT, headers: Mapping[str, str] | None = None) -> Answer:  # fmt: skip
         """One call to ``/api/v1`` + ``path``.
 
         Raises:
@@ -88,15 +88,16 @@ class Client:
             CiError: an answer that is not the jit API's (a redirect, not JSON).
         """
         data = None if body is None else json.dumps(body).encode()
-        headers = {'Authorization': f'Bearer {self.target.token}', 'Accept': 'application/json',
-                   'User-Agent': 'jit-ci'}  # fmt: skip
+        sent = {**(headers or {}), 'Authorization': f'Bearer {self.target.token}', 'Accept': 'application/json',
+                'User-Agent': 'jit-ci'}  # fmt: skip
         if data is not None:
-            headers['Content-Type'] = 'application/json'
-        req = urllib.request.Request(f'{self.target.base}/api/v1{path}', data=data, method=method, headers=headers)
+            sent['Content-Type'] = 'application/json'
+        req = urllib.request.Request(f'{self.target.base}/api/v1{path}', data=data, method=method, headers=sent)
         try:
             status, raw, got = self.transport(req, timeout)
         except (OSError, http.client.HTTPException) as exc:
-            raise Unreachable(f'cannot reach {self.target.label} {self.target.base}: {_why(exc)}') from None
+            lost = AnswerLost if _maybe_arrived(exc) else Unreachable
+            raise lost(f'cannot reach {self.target.label} {self.target.base}: {_why(exc)}') from None
         if 300 <= status < 400:
             raise CiError(f'{self.target.label} {self.target.base} redirects to {got.get("location")!r}; set '
                           f'{self.target.label} to where jit serve answers (the token is not sent on)')  # fmt: skip
@@ -110,6 +111,13 @@ class Client:
                               "jit API's JSON: is it the jit server?")  # fmt: skip
             parsed = {'error': f'HTTP {status} from {self.target.base}, not from the jit API'}
         return Answer(status, parsed, got)
+
+
+def _maybe_arrived(exc: BaseException) -> bool:
+    """Whether the call may have reached the server (its answer was lost), unlike a refused connection, a name
+    that does not resolve or a TLS failure, where nothing was sent."""
+    reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, (TimeoutError, ConnectionResetError, BrokenPipeError, http.client.HTTPException))
 
 
 def _why(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ The hierarchy::
 
     CiError            ends the command: ``message`` on stderr, ``code`` as the exit code (2 by default)
      ├── Unreachable   no HTTP answer at all (2); ``--wait`` waits it out, a single call stops
+     │    └── AnswerLost   the call may have arrived (reset, timed out): filing asks again, same key
      ├── Unusable      granted, but the details cannot be handed over (1); the access is released
      └── TimedOut      ``--wait`` ran past ``--timeout`` (3); the request is released
 
@@ -33,6 +34,10 @@ class CiError(Exception):
 
 class Unreachable(CiError):
     """No HTTP answer at all: refused, reset, timed out, DNS, TLS. ``--wait`` keeps trying; a single call stops."""
+
+
+class AnswerLost(Unreachable):
+    """The call may have reached the server, but no answer came back (reset, closed, timed out)."""
 
 
 class Unusable(CiError):

@@ -1,21 +1,23 @@
-"""The calls of ``jit ci`` that wait: filing through a store outage, polling until granted, releasing.
+"""The calls of ``jit ci`` that wait: filing through a lost answer, polling until granted, releasing.
 
 Each is a loop with its own patience, and each takes ``clock`` and ``sleep`` so the tests run it on a
-fake clock without sleeping. Only what is safe to ask again is asked again: a 503 on filing (the server
-says nothing was filed); a 409 (a grant in progress) or 502/503/504 on release; and while waiting for
-the grant, no answer or 502/503/504, until ``--timeout``. Any other answer ends the loop.
+fake clock without sleeping. Only what is safe to ask again is asked again: on filing, a lost answer,
+502/503/504 and 409 with ``Retry-After`` (the POST carries an ``Idempotency-Key``, so the server files it
+once however often it is sent); a 409 (a grant in progress) or 502/503/504 on release; and while waiting
+for the grant, no answer or 502/503/504, until ``--timeout``. Any other answer ends the loop.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from bot.ci.client import CALL_TIMEOUT, Client, _refusal
-from bot.ci.errors import EXIT_REFUSED, CiError, TimedOut, Unreachable, Unusable
+from bot.ci.errors import EXIT_REFUSED, AnswerLost, CiError, TimedOut, Unreachable, Unusable
 from bot.ci.output import say
 from bot.core.durations import format_duration
 from bot.core.model import FINAL_STATUSES, RequestStatus
@@ -29,7 +31,7 @@ POLL_FIRST, POLL_MAX = 1.0, 5.0
 #: How long a release waits out a grant in progress (409 with Retry-After) or a store that does not
 #: answer (503): long enough for a grant to finish, short enough for a CI runner's cancel grace period.
 RELEASE_PATIENCE = 30.0
-#: How long filing waits out 503 (the server says nothing was filed, so asking again is safe).
+#: How long filing asks again after no answer or 502/503/504 (safe: the Idempotency-Key files it once).
 FILE_PATIENCE = 30.0
 _REQUEST_ID = re.compile(r'r-[a-z0-9]{8}')
 #: Statuses that mean "not now" from the server or a proxy in front of it; waiting may help.
@@ -39,23 +41,33 @@ _TRANSIENT = {502, 503, 504}
 def file_request(client: Client, body: dict[str, Any], *, check: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:  # fmt: skip
-    """POST the request: its view on 201.
+    """POST the request: its view on 201 (or 200, the answer to a retry of a POST that filed it).
 
-    A 503 (nothing filed) is asked again for up to FILE_PATIENCE; ``check`` runs around each pause, where
-    nothing is filed and a signal noted meanwhile may end the command.
+    Every try carries one ``Idempotency-Key``, made for this call, so a lost answer, 502/503/504 and a 409 with
+    ``Retry-After`` (the same key being filed at this moment) are asked again for up to FILE_PATIENCE, and
+    the server files the request once. ``check`` runs around each pause, where a signal noted meanwhile may
+    end the command.
     """
     give_up = clock() + FILE_PATIENCE
+    headers = {'Idempotency-Key': secrets.token_urlsafe(24)}
     while True:
-        answer = client.call('POST', '/requests', body)
-        if answer.status == 201 and isinstance(answer.body.get('id'), str):
-            return answer.body
-        if answer.status == 503 and clock() < give_up:
-            say(f'{answer.error}; trying again')
-            check()
-            sleep(min(answer.retry_after(2.0), POLL_MAX))
-            check()
-            continue
-        raise _refusal(answer)
+        try:
+            answer = client.call('POST', '/requests', body, headers=headers)
+        except AnswerLost as exc:  # it may have been filed: the same key asks for it (a refused one is not asked)
+            if clock() >= give_up:
+                raise
+            problem, pause = exc.message, 2.0
+        else:
+            if answer.status in (200, 201) and isinstance(answer.body.get('id'), str):
+                return answer.body
+            retry = answer.status in _TRANSIENT or (answer.status == 409 and 'retry-after' in answer.headers)
+            if not retry or clock() >= give_up:
+                raise _refusal(answer)
+            problem, pause = answer.error, answer.retry_after(2.0)
+        say(f'{problem}; trying again')
+        check()
+        sleep(min(pause, POLL_MAX, max(0.1, give_up - clock())))
+        check()
 
 
 def wait_for_grant(client: Client, recipient: Recipient, request_id: str, *, timeout: float,
@@ -63,8 +75,8 @@ def wait_for_grant(client: Client, recipient: Recipient, request_id: str, *, tim
                    sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """Poll until the request is active: its view and the opened details.
 
-    The first read that sees ``active`` carries the sealed details, and no later read does, so they are
-    opened from that answer. Connection failures and 502/503/504 are waited out until ``timeout``. Each
+    Every read that sees ``active`` carries the sealed details (until the release), so they are opened from
+    the first such answer that arrives. Connection failures and 502/503/504 are waited out until ``timeout``. Each
     new status is said on stderr (``seen``: the one already said).
 
     Raises:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from bot.api.tokens import hash_token, new_token
 from bot.core.model import RequestStatus
-from bot.sealed_box import Recipient
+from bot.sealed_box import Recipient, SealedBoxError
 from tests.e2e.test_request_flow import approval_copy
 from tests.support.policies import E2E_POLICY, PIPELINE_RULES
 from tests.support.processes import launch_jit, wait_until
@@ -81,8 +84,9 @@ def _jit(tmp_path, redis_url, slack, webhook, request):
     stop_and_show_logs(procs, request)
 
 
-def test_auto_approved_pipeline_gets_sealed_details_once_and_releases(jit, webhook, store, redis_url):
-    """deploy-main files, is granted without anyone in Slack, reads its details once, gives the access back."""
+def test_auto_approved_pipeline_gets_sealed_details_until_it_releases(jit, webhook, store, redis_url):
+    """deploy-main files, is granted without anyone in Slack, reads its details (again after a lost answer),
+    gives the access back, and from then on no read carries them."""
     webhook.details = {'password': SECRET_DETAIL}
     api, me = Api(jit.url, DEPLOY_TOKEN), Recipient()
     body = {'resource': 'demo-app', 'role': 'deploy', 'duration': '5m', 'reason': 'release 1.4.2',
@@ -95,11 +99,18 @@ def test_auto_approved_pipeline_gets_sealed_details_once_and_releases(jit, webho
     wait_until(lambda: api.status(request_id) == 'active' or None, timeout=15, what='the grant')
     grant = [c for c in webhook.grants_for(request_id) if c.ok]
     assert len(grant) == 1 and grant[0].body['user'] == {'slack_id': None, 'email': None, 'pipeline': 'deploy-main'}
-    # `active` was read above, and that first read took the details: a second reader gets none.
-    assert api.call('GET', f'/api/v1/requests/{request_id}')[1]['details'] is None
+    # `active` was read above; a pipeline whose answer was lost reads again and still gets the details.
+    first, again = (api.call('GET', f'/api/v1/requests/{request_id}')[1] for _ in range(2))
+    assert first['details'] is not None and again['details'] is not None
+    assert me.open(first['details'], request_id=request_id) == me.open(again['details'], request_id=request_id)
+    assert me.open(again['details'], request_id=request_id) == {'password': SECRET_DETAIL}
     status, released, _ = api.call('POST', f'/api/v1/requests/{request_id}/release')
     assert status == 202, released
+    # Given back: no read carries them, neither while the revoke runs nor after, and Redis holds them no more.
+    assert api.call('GET', f'/api/v1/requests/{request_id}')[1]['details'] is None
+    assert store.sealed_details(request_id) is None
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='the revoke')
+    assert api.call('GET', f'/api/v1/requests/{request_id}')[1]['details'] is None
     events = [e['event'] for e in store.audit_events() if (e.get('request') or {}).get('id') == request_id]
     assert events[:3] == ['request.created', 'request.approved', 'grant.started'] and events[-1] == 'grant.revoked'
 
@@ -116,11 +127,12 @@ def test_details_box_opens_only_with_the_pipelines_key(jit, webhook, store, redi
                                   headers={'Authorization': f'Bearer {DEPLOY_TOKEN}'})  # fmt: skip
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(head, timeout=10)
-    assert refused.value.code == 405  # a HEAD must not take the one-time details
+    assert refused.value.code == 405  # the API has no HEAD
     status, shown, _ = api.call('GET', f'/api/v1/requests/{request_id}')
     assert status == 200 and shown['status'] == 'active' and shown['expires_at'].endswith('Z')
     assert me.open(shown['details'], request_id=request_id) == {'password': SECRET_DETAIL}
-    assert Api(jit.url, DEPLOY_TOKEN).call('GET', f'/api/v1/requests/{request_id}')[1]['details'] is None
+    with pytest.raises(SealedBoxError):
+        Recipient().open(shown['details'], request_id=request_id)  # another key does not open it
     # The secret never reached Redis in the clear, nor a log line.
     import redis
 
@@ -230,6 +242,50 @@ def test_limits_answer_429_with_retry_after(jit, store):
     status, answer, headers = api.call('POST', '/api/v1/requests', body)
     assert status == 429 and 'waiting for a decision' in answer['error'] and int(headers['Retry-After']) > 0
     assert len(store.for_user('pipeline:nightly')) == 2
+
+
+def test_idempotency_key_files_once_however_often_and_however_concurrently_it_is_sent(jit, store):
+    """A retry after a lost answer gets the request the first POST filed (200, Idempotent-Replayed); the same
+    key with another body is 422; eight retries at the same instant file one request; keys are per pipeline."""
+    deploy, nightly = Api(jit.url, DEPLOY_TOKEN), Api(jit.url, NIGHTLY_TOKEN)
+    body = {'resource': 'demo-app', 'role': 'deploy', 'duration': '5m', 'reason': 'release 1.4.3'}
+    key = {'Idempotency-Key': 'c0ffee-1.4.3:retry_safe'}
+    status, filed, headers = deploy.call('POST', '/api/v1/requests', body, headers=key)
+    assert status == 201 and 'Idempotent-Replayed' not in headers, filed
+    status, again, headers = deploy.call('POST', '/api/v1/requests', body, headers=key)
+    assert status == 200 and again['id'] == filed['id'] and headers['Idempotent-Replayed'] == 'true', again
+    assert headers['Location'] == f'/api/v1/requests/{filed["id"]}'
+    status, refused, _ = deploy.call('POST', '/api/v1/requests', {**body, 'duration': '10m'}, headers=key)
+    assert status == 422 and 'different body' in refused['error'], refused
+    # Another pipeline's key of the same name is its own.
+    merge = {'resource': 'demo-app', 'role': 'read', 'context': {'event': 'pr_merge', 'branch': 'production'}}
+    status, theirs, _ = nightly.call('POST', '/api/v1/requests', merge, headers=key)
+    assert status == 201 and theirs['id'] != filed['id'], theirs
+    # A refusal files nothing and leaves the key free for the call that is right.
+    other = {'Idempotency-Key': 'after-a-refusal'}
+    assert deploy.call('POST', '/api/v1/requests', {**body, 'role': 'read'}, headers=other)[0] == 403
+    assert deploy.call('POST', '/api/v1/requests', body, headers=other)[0] == 201
+    # Keys are bounded: too long, or with characters outside the set, or two of them.
+    for bad in ('x' * 129, 'no spaces', 'ümlaut'):
+        status, problem, _ = deploy.call('POST', '/api/v1/requests', body, headers={'Idempotency-Key': bad})
+        assert status == 400 and 'Idempotency-Key' in problem['errors'], (bad, problem)
+    before = {r.id for r in store.for_user('pipeline:deploy-main')}
+
+    def retry(_: int) -> tuple[int, str]:
+        concurrent = {'Idempotency-Key': 'at-the-same-instant'}
+        while True:
+            status, answer, _ = deploy.call('POST', '/api/v1/requests', body, headers=concurrent)
+            if status != 409:
+                return status, answer['id']
+            time.sleep(0.2)
+
+    gate = threading.Barrier(8)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: (gate.wait(), retry(i))[1], range(8)))
+    assert sorted(status for status, _ in answers) == [200] * 7 + [201], answers
+    assert len({request_id for _, request_id in answers}) == 1
+    new = {r.id for r in store.for_user('pipeline:deploy-main')} - before
+    assert new == {answers[0][1]}
 
 
 def test_openapi_document_is_served_without_a_token(jit):
