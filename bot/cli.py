@@ -64,7 +64,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words, program = list(sys.argv[1:] if argv is None else argv), []
+    if words[:2] == ['ci', 'run'] and '--' in words:  # `jit ci run ... -- COMMAND ARGS`: the command as it is
+        cut = words.index('--')
+        words, program = words[:cut], words[cut + 1 :]
+    args = _parser().parse_args(words)
+    args.program = program
     try:
         if args.command == 'policy':
             if getattr(args, 'directory', None) is None:

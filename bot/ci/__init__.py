@@ -3,6 +3,8 @@
 =====================================================  ===================================================
 ``jit ci request RESOURCE [ROLE] [DURATION] --wait``   file, wait for the grant, print the access details
 ``jit ci request RESOURCE ...`` (no ``--wait``)        file, print the request's ID and status
+``jit ci run RESOURCE [ROLE] [DURATION] -- CMD ARGS``  file, wait, run CMD with the access in its environment,
+                                                       release when it exits; exit with its status
 ``jit ci release ID``                                  give the access back now (or cancel while pending)
 ``jit ci token NAME``                                  a new token, and the hash line for ``JIT_API_TOKENS``
 =====================================================  ===================================================
@@ -26,6 +28,9 @@ Exit codes::
     2    a usage, setting or connection problem, or the server says the call is wrong (400, 401, 404)
     3    --wait timed out (the request was released)
 
+``jit ci run`` exits with the command's status instead, and 124/125/126/127 for what kept it from running
+(:mod:`bot.ci.running`).
+
 The package, each module importing only those above it::
 
     errors.py    CiError and its kinds, the exit codes
@@ -34,7 +39,8 @@ The package, each module importing only those above it::
     client.py    the HTTP calls over a transport (urllib, or a test's fake); answers as exit codes
     signals.py   SIGINT / SIGTERM noted while filing, raised where the request can still be released
     waiting.py   filing, waiting for the grant, releasing: the loops with patience
-    commands.py  add_arguments, run, and the request / release / token tools
+    running.py   run: the command with the access in its environment, released when it exits
+    commands.py  add_arguments, run, and the request / run / release / token tools
 
 It imports nothing of the server's side but :mod:`bot.api.tokens` (the token format, for ``jit ci
 token``), :mod:`bot.sealed_box` and :mod:`bot.core`: never adapters, use cases, listeners or workers

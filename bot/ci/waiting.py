@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from bot.ci.client import CALL_TIMEOUT, Client, _refusal
 from bot.ci.errors import EXIT_REFUSED, AnswerLost, CiError, TimedOut, Unreachable, Unusable
-from bot.ci.output import say
+from bot.ci.output import describe_release, say
 from bot.core.durations import format_duration
 from bot.core.model import FINAL_STATUSES, RequestStatus
 from bot.sealed_box import Recipient, SealedBoxError
@@ -31,6 +31,9 @@ POLL_FIRST, POLL_MAX = 1.0, 5.0
 #: How long a release waits out a grant in progress (409 with Retry-After) or a store that does not
 #: answer (503): long enough for a grant to finish, short enough for a CI runner's cancel grace period.
 RELEASE_PATIENCE = 30.0
+#: How long a release waits (as RELEASE_PATIENCE) after SIGINT or SIGTERM: runners follow those with SIGKILL
+#: within seconds.
+INTERRUPTED_PATIENCE = 5.0
 #: How long filing asks again after no answer or 502/503/504 (safe: the Idempotency-Key files it once).
 FILE_PATIENCE = 30.0
 _REQUEST_ID = re.compile(r'r-[a-z0-9]{8}')
@@ -148,3 +151,11 @@ def release(client: Client, request_id: str, *, patience: float = RELEASE_PATIEN
             sleep(min(answer.retry_after(2.0), POLL_MAX, max(0.1, give_up - clock())))
             continue
         raise _refusal(answer)
+
+
+def give_back(client: Client, request_id: str, *, patience: float) -> str:
+    """Release after giving up or when done, and say how it went (never raises: the command is ending anyway)."""
+    try:
+        return 'released: ' + describe_release(release(client, request_id, patience=patience))
+    except CiError as exc:
+        return f'could not release {request_id}: {exc.message}'

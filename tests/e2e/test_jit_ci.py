@@ -196,3 +196,62 @@ def test_wrong_token_and_settings_exit_2_in_one_line(jit, deploy_token):
         assert code == 2 and out == '' and len(err.splitlines()) == 1, (args, err)
         assert err.startswith(says) and wrong not in err and deploy_token[0] not in err, (args, err)
     assert 'connection refused' in finished(jit_ci('release', 'r-abcdefgh', env=cases[2][0]))[2]
+
+
+# --- jit ci run ----------------------------------------------------------------------------------------------
+
+#: The command ``jit ci run`` runs in these tests: it prints what it was given, then exits with argv[1].
+SHOW_ENV = 'import os, sys; print(os.environ["JIT_REQUEST_ID"], os.environ["JIT_PASSWORD"]); sys.exit(int(sys.argv[1]))'
+
+
+@pytest.mark.parametrize('status', [0, 7])
+def test_run_gives_the_command_the_access_and_releases_it_whatever_its_exit_status(jit, webhook, store,
+                                                                                  deploy_token, status):  # fmt: skip
+    """The command sees the details as --format env names them; its status is jit's; the access ends after."""
+    webhook.details = {'password': SECRET_DETAIL}
+    env = as_pipeline(jit, deploy_token[0])
+    code, out, err = finished(jit_ci('run', 'demo-app', 'deploy', '5m', '--reason', 'deploy 1.4.4', '--',
+                                     sys.executable, '-c', SHOW_ENV, str(status), env=env))  # fmt: skip
+    assert code == status, err
+    request_id, password = out.split()
+    assert re.fullmatch(r'r-[a-z0-9]{8}', request_id) and password == SECRET_DETAIL
+    assert f'exited with {status}; released: {request_id} active: the access ends now' in err, err
+    assert SECRET_DETAIL not in err
+    wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='the revoke')
+    assert [c for c in webhook.revokes_for(request_id) if c.ok]
+
+
+def test_run_passes_sigterm_on_and_releases(jit, store, deploy_token, tmp_path):
+    """SIGTERM to jit while the command runs: the command gets it too, the access is released, exit 143."""
+    marker = tmp_path / 'running'
+    script = ('import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); '
+              'time.sleep(60)')  # fmt: skip
+    proc = jit_ci('run', 'demo-app', 'deploy', '5m', '--', sys.executable, '-c', script, str(marker),
+                  env=as_pipeline(jit, deploy_token[0]))  # fmt: skip
+    wait_until(lambda: marker.exists() and marker.read_text(), timeout=20, what='the command to start')
+    child = int(marker.read_text())
+    (request,) = store.for_user('pipeline:deploy-main')
+    assert store.get(request.id).status is S.ACTIVE  # the command runs with the access
+    proc.send_signal(signal.SIGTERM)
+    code, out, err = finished(proc)
+    assert code == 128 + signal.SIGTERM and out == '', err
+    assert f'SIGTERM, passed on to {sys.executable}; released: {request.id} active: the access ends now' in err
+    assert not os.path.exists(f'/proc/{child}'), 'the command outlived jit'
+    wait_until(lambda: store.get(request.id).status is S.REVOKED, timeout=10, what='the revoke')
+
+
+def test_run_says_why_the_command_did_not_run_with_its_own_exit_codes(jit, store, deploy_token):
+    """125 refused (nothing filed), 127 not found (granted, then released), 125 without a command."""
+    env = as_pipeline(jit, deploy_token[0])
+    code, out, err = finished(jit_ci('run', 'demo-app', 'read', '--', 'true', env=env))
+    assert code == 125 and out == '' and 'Not filed' in err and 'nothing was filed' in err, err
+    assert not store.for_user('pipeline:deploy-main')
+    code, out, err = finished(jit_ci('run', 'demo-app', 'deploy', '--', 'no-such-command-here', env=env))
+    assert code == 127 and out == '', err
+    (request,) = store.for_user('pipeline:deploy-main')
+    assert f'no-such-command-here: command not found; released: {request.id}' in err
+    wait_until(lambda: store.get(request.id).status is S.REVOKED, timeout=10, what='the revoke')
+    code, out, err = finished(jit_ci('run', 'demo-app', 'deploy', env=env))
+    assert (
+        code == 125 and 'name the command to run after --' in err and len(store.for_user('pipeline:deploy-main')) == 1
+    )
