@@ -22,7 +22,8 @@ that is refused (400, 403, 429, ...) files nothing and leaves the key free.
 
 Answers are JSON. Problems are ``{"error": "..."}`` with the status that says whose they are: 400 a bad
 body (``errors`` names each field), 401 no or a wrong token, 403 the policy refuses (``allowed`` lists
-what it would allow), 404, 409 not now (``Retry-After`` when waiting helps), 413, 415, 429 over a limit
+what it would allow), 404, 409 not now (``Retry-After`` when waiting helps), 413, 415, 422 an
+``Idempotency-Key`` used before with another body, 429 over a limit
 (``Retry-After``), 503 Redis does not answer. Nothing a client sends is answered with a 5xx; every
 refusal is one ``api.rejected`` log line that never holds the token or the body. The mapping of errors to
 answers is :mod:`bot.api.errors`; a bug is a 500 with an error ID that its log line holds too.
