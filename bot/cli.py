@@ -32,7 +32,7 @@ POLICY_TOOLS = {
 #: ``jit audit NAME``: the module under ``bot.audit_tools`` and the help line.
 AUDIT_TOOLS = {
     'verify': ('verify', 'recompute the hash chain: exit 0 when intact, 1 naming the first event changed, removed, '
-               'inserted or reordered'),
+               'inserted or reordered, 3 when there is no trail at all'),
     'query': ('query', 'events by user, resource, role, event, time or request: a table, JSON lines or CSV'),
     'report': ('report', 'who had access to a resource in a period, approved by whom, why: Markdown or CSV'),
     'export': ('export', 'every event of a time or seq range, as JSON lines or CSV'),

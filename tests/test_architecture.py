@@ -146,11 +146,10 @@ def test_listeners_import_no_storage_queue_adapters_or_workers(path):
     assert [m for m in imports(path) if reaches(m, LISTENERS_NEVER)] == []
 
 
-#: Of jit, the local Slack imports only itself. ``run.py`` (``jit sandbox``) also imports the package ``bot``
-#: for its folder (the example policies lie beside it) and starts ``jit serve`` and ``jit worker`` as
-#: subprocesses, never by import.
+#: Of jit, the local Slack imports only itself. ``run.py`` (``jit sandbox``) starts ``jit serve`` and
+#: ``jit worker`` as subprocesses, never by import (the example policy it falls back to is its own package data).
 SANDBOX_OWN = ('bot.sandbox',)
-SANDBOX_ALSO = {'bot/sandbox/run.py': {'bot'}}
+SANDBOX_ALSO: dict[str, set[str]] = {}
 #: Libraries the local Slack must not lean on: Bolt (what it checks must be done here, as Slack does, not
 #: borrowed from the framework jit uses) and the job queue; Redis only for ``jit sandbox`` to start and ping.
 SANDBOX_NEVER = ('slack_bolt', 'rq', 'redis')

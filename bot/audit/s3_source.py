@@ -51,6 +51,10 @@ class S3Source:
             keys += [item['Key'] for item in page.get('Contents', [])]
         return keys
 
+    def empty(self) -> bool:
+        """Nothing under the prefix: no batch and no digest."""
+        return not self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1).get('KeyCount', 0)
+
     def _get(self, key: str) -> bytes | None:
         try:
             return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)['Body'].read())

@@ -73,6 +73,11 @@ class RedisSource:
         head = self.redis.hgetall(self.prefix + 'audit:head')
         return Anchor(int(head['seq']), head['hash']) if head.get('seq') else None
 
+    def empty(self) -> bool:
+        """No trail here at all: no stream, no head and no trim mark (an emptied stream with a head is not empty)."""
+        keys = (self.prefix + 'audit', self.prefix + 'audit:head', self.prefix + 'audit:trimmed')
+        return not self.redis.exists(*keys)
+
     def trimmed(self) -> Anchor | None:
         """``audit:trimmed``: the last event jit's retention removed from the stream (after a durable sink had it)."""
         mark = self.redis.hgetall(self.prefix + 'audit:trimmed')
@@ -125,6 +130,10 @@ class FileSource:
                     entry = parse_entry(line, f'{self.path}:{number}')
                     if in_range(entry, start, stop):
                         yield entry
+
+    def empty(self) -> bool:
+        """Not one line of an event in the file (an unreadable line counts as one)."""
+        return next(self.entries(), None) is None
 
     def check(self) -> Check:
         verdict = verify_chain(self.entries())

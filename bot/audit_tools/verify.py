@@ -2,7 +2,8 @@
 
 Exit 0 with one line, ``N events, chain intact, head HASH`` (``from seq N`` when the source starts
 later, e.g. a stream trimmed by ``JIT_AUDIT_RETENTION``); exit 1 with the first problem,
-``seq 42 changed: ...``; exit 2 when the source cannot be read. ``--s3`` also checks every batch
+``seq 42 changed: ...``; exit 2 when the source cannot be read; exit 3 when it holds no trail at all
+(``no audit trail found at WHERE``: an empty source is not a chain to call intact). ``--s3`` also checks every batch
 against its digest and the digests' signatures and chain. Notes (what was trimmed, which key signed)
 go to stderr, so stdout stays one line.
 """

@@ -14,9 +14,12 @@ from bot.core.policy import Policy
 
 SUBCOMMANDS = ('request', 'list', 'release', 'extend', 'revoke', 'cancel', 'resources', 'ssh-key', 'help')
 
-HELP_TEXT = """*jit* - just-in-time access. Usage:
+#: The resource and role the examples name when the policy has no resource with a role.
+FALLBACK_EXAMPLE = ('demo-app', 'read')
+
+_HELP = """*jit* - just-in-time access. Usage:
 • `/jit request RESOURCE [ROLE] [DURATION] [REASON...]` - ask for access,
-  e.g. `/jit request prod-db read 30m debugging INC-4711`
+  e.g. {example}
 • `/jit resources` - what you may request, for how long, and who approves
 • `/jit list` - your requests and grants, and requests waiting for you
 • `/jit release ID` - you are done: end your grant now
@@ -26,6 +29,19 @@ HELP_TEXT = """*jit* - just-in-time access. Usage:
 • `/jit ssh-key [PUBLIC KEY]` - register the key SSH certificates are signed for (alone: show it)
 • `/jit help` - this text
 Durations: `90s`, `15m`, `2h`, `1d`, `1h30m`."""
+
+
+def example_request(policy: Policy) -> str:
+    """A ``/jit request`` that names a resource and role of ``policy`` (the first that has one), so an example
+    works where it is shown: in the sandbox that is ``demo-app read``, not a resource it does not have."""
+    resource, role = next(((name, next(iter(res.roles))) for name, res in policy.resources.items() if res.roles),
+                          FALLBACK_EXAMPLE)  # fmt: skip
+    return f'`/jit request {resource} {role} 30m debugging INC-4711`'
+
+
+def help_text(policy: Policy) -> str:
+    """What ``/jit help`` answers, its example from the policy in force (:func:`example_request`)."""
+    return _HELP.format(example=example_request(policy))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +102,7 @@ def parse_request_args(text: str, policy: Policy) -> RequestArgs:
     words = text.split()
     if not words:
         raise UsageError('Say what you need: `/jit request RESOURCE [ROLE] [DURATION] [REASON...]`, '
-                         'e.g. `/jit request prod-db read 30m debugging INC-4711`.')  # fmt: skip
+                         f'e.g. {example_request(policy)}.')  # fmt: skip
     resource, rest = words[0], words[1:]
     role: str | None = None
     res = policy.resources.get(resource)

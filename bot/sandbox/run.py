@@ -6,9 +6,11 @@ Part of `bot/sandbox/`. `run_sandbox` starts, in order: Redis (the `REDIS_URL` o
 (`mailbox.py`, the page's Inbox) and Teams channels (`teams_channel.py`), then `jit serve` and `jit worker` as
 subprocesses wired to all of them. Approval emails and Teams cards stay on this machine: jit's SMTP URL and
 every Teams webhook variable the policy names (`teams: {NAME: {webhook: env:VAR}}`) point at the sandbox, set
-over whatever the environment says, and the decision links lead to this `jit serve`. It prints one line with
-the page's URL and runs until Ctrl-C or SIGTERM, then stops every child it started (terminate, then kill after
-5 s). The children log to `<data_dir>/logs/`.
+over whatever the environment says, and the decision links lead to this `jit serve`. It prints the page's URL,
+where the page's history is kept (`history.py`: the local Slack's messages outlive a restart, as the audit trail
+in Redis does) and, with the embedded Redis, the `REDIS_URL` that points other `jit` commands at it; it runs
+until Ctrl-C or SIGTERM, then stops every child it started (terminate, then kill after 5 s). The children log
+to `<data_dir>/logs/`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from types import FrameType
 import redis
 import yaml
 
-import bot
+from bot.sandbox.history import HISTORY_FILE, PageHistory
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.mailbox import Mailbox
 from bot.sandbox.page import attach_mailbox, attach_teams, attach_webhook
@@ -74,13 +76,17 @@ def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+#: The example policy, shipped in the package (the wheel too): what the sandbox runs when no other is given.
+EXAMPLE_POLICY = Path(__file__).resolve().parent / "example_policy"
+
+
 def _policy_dir() -> str:
-    """`JIT_POLICY_DIR`, else the repository's `policies/` next to the `bot` package, else `policies`."""
+    """`JIT_POLICY_DIR`, else `./policies` when there is one, else the example policy shipped with jit."""
     configured = os.environ.get("JIT_POLICY_DIR")
     if configured:
         return configured
-    bundled = Path(bot.__file__).resolve().parent.parent / "policies"
-    return str(bundled) if bundled.is_dir() else "policies"
+    here = Path("policies")
+    return str(here.resolve()) if here.is_dir() else str(EXAMPLE_POLICY)
 
 
 def _teams_webhook_vars(policy_dir: str) -> dict[str, str]:
@@ -134,9 +140,10 @@ class _Children:
         return proc
 
     def check(self, name: str, proc: subprocess.Popen[bytes]) -> None:
-        """`SandboxError` when a child has exited."""
+        """`SandboxError` when a child has exited, naming the log it wrote (`logs/{spawned name}.log`)."""
         if proc.poll() is not None:
-            raise SandboxError(f"{name} exited with {proc.returncode}; see {self.logs / (name + '.log')}")
+            spawned = next((n for n, p in self.procs if p is proc), name)
+            raise SandboxError(f"{name} exited with {proc.returncode}; see {self.logs / (spawned + '.log')}")
 
     def dead(self) -> str | None:
         """The name of the first child that has exited, if any."""
@@ -209,6 +216,14 @@ def _start_jit(children: _Children, env: dict[str, str], bot_url: str) -> None:
     children.check("jit worker", worker)
 
 
+def _redis_hint(redis_url: str, root: Path) -> str:
+    """How other `jit` commands (`jit audit verify`) reach the embedded Redis, for the startup lines."""
+    finds = f"in {root.parent}" if root.name == ".jit" else f"with JIT_DATA_DIR={root}"
+    return (f"jit sandbox: other jit commands reach its Redis with REDIS_URL={redis_url}, e.g.\n"
+            f"  REDIS_URL={redis_url} jit audit verify\n"
+            f"  (jit audit {finds} finds it without REDIS_URL)")  # fmt: skip
+
+
 def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
     """Run the sandbox until Ctrl-C or SIGTERM; return the exit code (0 clean, 1 a part failed, 2 setup).
 
@@ -224,6 +239,7 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
     target = WebhookTarget(secrets.token_urlsafe(24))
     mailbox, teams = Mailbox(), TeamsChannels()
     stop, running = threading.Event(), threading.Event()
+    history = PageHistory(slack.workspace, root / HISTORY_FILE)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if stop.is_set() or not running.is_set():
@@ -234,6 +250,9 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
     started: list[Callable[[], None]] = []
     try:
         redis_url = os.environ.get("REDIS_URL") or _start_redis(children, root)
+        history_note = history.load()
+        history.start()
+        started.append(history.stop)
         try:
             page_url = slack.start_in_thread("127.0.0.1", port)
         except OSError as exc:
@@ -262,6 +281,9 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
         slack.app_url = f"{bot_url}/slack/events"
         running.set()
         print(f"jit sandbox: open {page_url} (Ctrl-C to stop)", flush=True)
+        print(f"jit sandbox: {history_note}", flush=True)
+        if not os.environ.get("REDIS_URL"):
+            print(_redis_hint(redis_url, root), flush=True)
         while not stop.wait(0.5):
             dead = children.dead()
             if dead is not None:
@@ -274,6 +296,9 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
     except KeyboardInterrupt:
         return 0
     except SandboxError as exc:
+        print(f"jit sandbox: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file the sandbox needs (its page history, say) that it can neither read nor set aside
         print(f"jit sandbox: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -8,6 +8,7 @@ every query returns a copy. `seed_workspace()` builds the demo workspace from th
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import threading
 import time
@@ -261,6 +262,49 @@ class Workspace(Waitable):
     def wait_for_message(self, predicate: Callable[[Message], bool], timeout: float = 5.0) -> Message:
         """Block until a message satisfying `predicate` exists and return the newest one."""
         return self.wait_for(lambda: self.find_message(predicate), timeout)
+
+    # -- history across restarts ---------------------------------------------------------------------
+
+    def history(self) -> JSON:
+        """What a restart keeps, as JSON-ready data: the DMs opened and the messages everyone sees.
+
+        Ephemeral messages, modals and App Home tabs are left out, as Slack does not show them again either.
+        """
+        with self._lock:
+            return {
+                "dms": [c.user for c in self._channels.values() if c.is_im and c.user],
+                "messages": [dataclasses.asdict(m) for m in self._messages.values() if not m.ephemeral_for],
+            }
+
+    def restore_history(self, saved: JSON) -> int:
+        """Put back what `history()` returned and return how many messages came back.
+
+        A DM of a user this workspace does not have, or a message in a channel it does not have, is passed
+        over; message timestamps stay as they were, and new ones are later than every restored one.
+
+        Raises:
+            ValueError: `saved` is not what `history()` returns.
+        """
+        if not isinstance(saved, dict) or not isinstance(saved.get("dms"), list):
+            raise ValueError("not a page history")
+        fields = {f.name for f in dataclasses.fields(Message)}
+        messages = saved.get("messages")
+        if not isinstance(messages, list) or not all(isinstance(m, dict) and set(m) <= fields for m in messages):
+            raise ValueError("not a page history")
+        restored = [Message(**m) for m in messages]
+        if not all(isinstance(m.channel, str) and isinstance(m.ts, str) for m in restored):
+            raise ValueError("not a page history")
+        with self._changed:
+            for user_id in saved["dms"]:
+                if isinstance(user_id, str) and user_id in self._users:
+                    self.open_dm(user_id)
+            kept = [m for m in restored if m.channel in self._channels and not m.ephemeral_for]
+            for message in sorted(kept, key=lambda m: float(m.ts)):
+                self._messages[(message.channel, message.ts)] = message
+                seconds, _, micros = message.ts.partition(".")
+                self._last_ts_us = max(self._last_ts_us, int(seconds) * 1_000_000 + int(micros or 0))
+            self._changed.notify_all()
+            return len(kept)
 
     # -- internals -----------------------------------------------------------------------------------
 

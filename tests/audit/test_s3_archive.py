@@ -209,3 +209,10 @@ def test_an_unreadable_archive_is_one_line_and_exit_2(s3, cli_env, capsys):
     assert err.startswith('jit: cannot read the S3 archive:') and 'NoSuchBucket' in err
     assert cli('query', '--s3', 'https://example.com/bucket') == 2
     assert "is not s3://BUCKET or s3://BUCKET/PREFIX" in capsys.readouterr().err
+
+
+def test_a_prefix_with_nothing_under_it_is_no_trail(s3, cli_env, capsys):
+    """An empty prefix of a bucket (a typo in it, say) is not an intact archive: exit 3, naming where."""
+    _client, bucket = s3
+    assert cli('verify', '--s3', f's3://{bucket}/not-jit') == 3
+    assert capsys.readouterr() == ('', f'jit: no audit trail found at s3://{bucket}/not-jit/\n')

@@ -66,14 +66,25 @@ def test_request_approve_grant_and_revoke_in_the_browser(browser: Any, sandbox: 
         expect(page.locator('#head')).to_have_text('jit (DM)')
         page.fill('#text', REQUEST)
         page.press('#text', 'Enter')
-        expect(ack).to_contain_text('Filed', timeout=STEP * 1000)
-        request_id = ack.locator('code').first.inner_text()
-        assert re.fullmatch(r'r-[0-9a-z]+', request_id), f'no request id in the answer: {ack.inner_text()!r}'
-        expect(ack).to_contain_text(f'Filed {request_id}: read on demo-app for 20s')
-        expect(page.locator('#text')).to_have_value('')
         answer = messages.locator('.msg', has=page.locator('.eph', has_text='only visible to you'))
-        expect(answer.filter(has_text=f'Filed {request_id}')).to_have_count(1)
+        expect(answer.filter(has_text='Filed')).to_have_count(1, timeout=STEP * 1000)
+        request_id = answer.locator('code').first.inner_text()
+        assert re.fullmatch(r'r-[0-9a-z]+', request_id), f'no request id in the answer: {answer.inner_text()!r}'
+        expect(answer).to_contain_text(f'Filed {request_id}: read on demo-app for 20s')
+        expect(page.locator('#text')).to_have_value('')
+        expect(ack).to_have_text('')  # the answer is shown once, in the DM, not again in the status line
         expect(answer.first).not_to_contain_text(':inbox_tray:')  # shortcodes are shown as emoji
+
+        step = 'alex asks for help from the audit channel'
+        page.locator('#chans .chan', has_text='#jit-audit').click()
+        expect(page.locator('#head')).to_have_text('#jit-audit')
+        page.fill('#text', '/jit help')
+        page.press('#text', 'Enter')
+        expect(page.locator('#head')).to_have_text('jit (DM)')  # where the answer is
+        expect(page.get_by_text('just-in-time access. Usage:')).to_have_count(1)
+        expect(ack).to_have_text('')
+        expect(answer.filter(has_text='/jit request demo-app read 30m debugging INC-4711')).to_have_count(1)
+        expect(page.get_by_text('prod-db')).to_have_count(0)  # examples the sandbox can run
 
         step = "sam finds the approval DM and presses Approve"
         page.select_option('#user', label='sam (Sam Lead)')
@@ -123,7 +134,8 @@ def test_request_approve_grant_and_revoke_in_the_browser(browser: Any, sandbox: 
         expect(modal).to_be_visible()
         modal.get_by_role('button', name='Cancel').click()
         expect(modal).to_be_hidden()
-        expect(messages.locator('.msg', has_text='Your request')).to_have_count(1)  # the cancelled form filed nothing
+        filed = messages.locator('.msg', has_text='Your request', has_not=page.locator('.eph'))  # not the answers
+        expect(filed).to_have_count(1)  # the cancelled form filed nothing
 
         step = 'the revoke'
         expect(messages).to_contain_text(f'Access ended: read on demo-app ({request_id})', timeout=REVOKE * 1000)
@@ -163,9 +175,11 @@ def test_approve_from_the_inbox_in_the_browser(browser: Any, sandbox: str, tmp_p
         page.select_option('#user', label='alex (Alex Rivera)')
         page.fill('#text', '/jit request demo-app deploy 2m shipping <i>v2</i>')
         page.press('#text', 'Enter')
-        expect(ack).to_contain_text('Filed')
-        request_id = ack.locator('code').first.inner_text()
-        assert re.fullmatch(r'r-[0-9a-z]+', request_id), f'no request id in the answer: {ack.inner_text()!r}'
+        answer = messages.locator('.msg', has=page.locator('.eph', has_text='only visible to you'))
+        expect(answer.filter(has_text='Filed')).to_have_count(1)
+        request_id = answer.locator('code').first.inner_text()
+        assert re.fullmatch(r'r-[0-9a-z]+', request_id), f'no request id in the answer: {answer.inner_text()!r}'
+        expect(ack).to_have_text('')  # the answer is in the DM only
 
         step = 'sam approves step 1 in Slack'
         page.select_option('#user', label='sam (Sam Lead)')

@@ -1,12 +1,20 @@
 """Numbers in what people type after ``/jit``: a duration far too large is a usage message, never filed with
-the rule's default duration in its place, nor an unexpected error."""
+the rule's default duration in its place, nor an unexpected error. And the examples ``/jit help`` shows work
+where they are shown: they name a resource and role of the policy in force."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bot.core.commands import UsageError, parse_extend_args, parse_request_args
-from bot.core.policy_loader import build_policy
+from bot.core.commands import UsageError, example_request, help_text, parse_extend_args, parse_request_args
+from bot.core.model import Principal
+from bot.core.policy import DecisionKind, evaluate
+from bot.core.policy_loader import build_policy, read_policy_dir
+from tests.core.policy_fixtures import policy as prod_policy
+
+EXAMPLE_POLICY = Path(__file__).resolve().parents[2] / 'policies'
 
 HUGE = '9' * 5000
 POLICY = """\
@@ -51,3 +59,24 @@ def test_extend_with_a_duration_too_long_is_a_usage_error(text):
     with pytest.raises(UsageError) as refused:
         parse_extend_args(text)
     assert 'too long' in str(refused.value) and len(str(refused.value)) < 200
+
+
+def test_the_help_of_the_example_policy_names_what_the_sandbox_has_and_alex_may_file_it():
+    example = build_policy(read_policy_dir(EXAMPLE_POLICY))
+    shown = help_text(example)
+    assert 'prod-db' not in shown and '`/jit request demo-app read 30m debugging INC-4711`' in shown
+    typed = example_request(example).strip('`').removeprefix('/jit request ')
+    args = parse_request_args(typed, example)
+    assert (args.resource, args.role, args.duration) == ('demo-app', 'read', 1800)
+    decision = evaluate(example, Principal(slack_id='U0ALEX', email='alex@example.com'), args.resource, args.role,
+                        duration=args.duration, reason=args.reason)  # fmt: skip
+    assert decision.kind is DecisionKind.NEEDS_APPROVAL, decision
+
+
+def test_the_examples_follow_the_policy_in_force():
+    assert '`/jit request prod-db read 30m' in help_text(prod_policy())
+    empty = build_policy({'p.yaml': 'groups: {devops: [alex@example.com]}\n'})
+    assert '`/jit request demo-app read 30m' in help_text(empty)
+    with pytest.raises(UsageError) as refused:
+        parse_request_args('', build_policy({'p.yaml': POLICY}))
+    assert 'e.g. `/jit request demo-app read 30m debugging INC-4711`.' in str(refused.value)

@@ -19,7 +19,7 @@ from bot.blocks.answers import (
     ssh_key_answer,
 )
 from bot.blocks.mrkdwn import typed
-from bot.core.commands import HELP_TEXT, parse_extend_args, parse_request_args, parse_request_id, split_command
+from bot.core.commands import help_text, parse_extend_args, parse_request_args, parse_request_id, split_command
 from bot.core.errors import UsageError
 from bot.core.model import Principal
 from bot.listeners.commands.request_modal import open_request_modal
@@ -52,7 +52,7 @@ async def handle_jit_command(
         return
     sub, rest = split_command(typed(text))
     if sub == 'help':
-        await ack(HELP_TEXT)
+        await ack(help_text(deps.policy()))
         return
     async with refusals_in_ack(ack):
         who = await who_is(context)
