@@ -27,7 +27,7 @@ POLICY_TOOLS = {
     'validate': ('validate', 'check a policy directory: exit 0 when it loads (warnings too, unless --strict)'),
     'test': ('expect', 'run the expectation cases in DIR/tests/*.yaml: N passed, M failed'),
     'explain': ('explain', 'say which rule decides USER asking for RESOURCE ROLE, and why'),
-    'diff': ('diff', 'what a policy change does to effective access: exit 2 when it widens'),
+    'diff': ('diff', 'what a policy change does to effective access: exit 3 when it widens'),
 }
 #: ``jit audit NAME``: the module under ``bot.audit_tools`` and the help line.
 AUDIT_TOOLS = {

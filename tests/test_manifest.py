@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.core.commands import SUBCOMMANDS
 from bot.ids import ActionId, CallbackId
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / 'manifest.yml').read_text())
@@ -39,3 +40,12 @@ def test_socket_mode_is_an_option_left_off():
 def test_every_listener_id_is_namespaced():
     """Action and callback IDs carry ``jit.`` so another app's payload can never match a jit listener."""
     assert all(str(i).startswith('jit.') for i in (*ActionId, *CallbackId))
+
+
+def test_the_usage_hint_names_every_subcommand_within_slacks_limit():
+    """What Slack shows under ``/jit`` as it is typed: every subcommand jit answers, in at most 1,000 characters."""
+    [command] = MANIFEST['features']['slash_commands']
+    hint = command['usage_hint']
+    named = {part.split()[0] for part in hint.split(' | ')}
+    assert named == set(SUBCOMMANDS), f'missing {set(SUBCOMMANDS) - named}, unknown {named - set(SUBCOMMANDS)}'
+    assert len(hint) <= 1000

@@ -27,6 +27,7 @@ Keys (all under a prefix, ``jit:`` by default):
                                is ``Principal.access_key``
 ``lease:<name>``               short locks so two sweepers do not revoke the same grant at once
 ``slots:<name>``               sorted set of recent uses (a sliding-window rate limit)
+``policy:in_force``            the policy version the audit trail last recorded as loaded (``policy.loaded``)
 =============================  ==========================================================
 
 Kept by others under the same prefix: ``claim:revoke:<id>`` (:mod:`workers.revoker`), ``replay:*``
@@ -255,6 +256,13 @@ class RedisStore(NotifyFeed):
         token = self._tokens.pop(name, None)
         if token:
             self.redis.eval(FREE, 1, self._key('lease', name), token)
+
+    # -- the policy in force ---------------------------------------------------------------------
+
+    def swap_policy_in_force(self, version: str) -> bool:
+        """``SET ... GET``: the new version and the old one read in one step, so one process sees the change."""
+        old: str | None = self.redis.set(self._key('policy', 'in_force'), version, get=True)
+        return old != version
 
     def put_sealed_details(self, request_id: str, sealed: str, ttl: float) -> None:
         """Keep a sealed box for its pipeline (:meth:`sealed_details`), at most ``ttl`` seconds.

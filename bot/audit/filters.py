@@ -84,16 +84,20 @@ def identities(record: dict[str, Any]) -> set[str]:
 def aliases(records: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
     """Slack ID <-> email, as requests name people: so ``--user sam@example.com`` finds sam's approvals too.
 
-    Actors are recorded by Slack ID; a person's email is known from the requests they filed.
+    Actors are recorded by Slack ID; a person's email is known from the requests they filed, and from the
+    events they acted in on someone else's request (``detail.actor_email``).
     """
     links: dict[str, set[str]] = {}
     for record in records:
         requester = request_of(record).get('requester') or {}
-        slack_id, email = requester.get('slack_id'), requester.get('email')
-        if slack_id and email:
-            a, b = str(slack_id).lower(), str(email).lower()
-            links.setdefault(a, {a}).add(b)
-            links.setdefault(b, {b}).add(a)
+        detail = record.get('detail')
+        detail = detail if isinstance(detail, dict) else {}
+        pairs = [(requester.get('slack_id'), requester.get('email')), (record.get('actor'), detail.get('actor_email'))]
+        for slack_id, email in pairs:
+            if slack_id and email:
+                a, b = str(slack_id).lower(), str(email).lower()
+                links.setdefault(a, {a}).add(b)
+                links.setdefault(b, {b}).add(a)
     return links
 
 

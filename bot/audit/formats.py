@@ -2,7 +2,9 @@
 
 CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``) get a
 leading ``'``: reasons are typed by requesters, and an auditor opens the file in a spreadsheet. The
-JSON lines are the faithful form (``jit audit verify --file`` checks them).
+JSON lines are the faithful form (``jit audit verify --file`` checks them). The table and the CSV name people
+as reports do (:class:`~bot.audit.identities.Identities`: ``Name <email>``), from what the events read so far
+say about them (the CSV also keeps the recorded Slack ID and email columns as they were).
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from bot.audit.records import dumps, iso, request_of, requester_label
+from bot.audit.identities import Identities
+from bot.audit.records import dumps, iso, request_of
 from bot.core.durations import format_duration
 from bot.core.model import AuditName
 
 EVENT_COLUMNS = (
     'seq', 'time', 'event', 'actor', 'request_id', 'requester_slack_id', 'requester_email', 'requester_pipeline',
     'resource', 'role', 'duration', 'reason', 'ticket', 'rule', 'policy_version', 'outcome', 'error', 'detail',
-    'unix_time', 'prev_hash', 'hash',
+    'unix_time', 'prev_hash', 'hash', 'actor_identity', 'requester_identity',
 )  # fmt: skip
 _FORMULA = ('=', '+', '-', '@', '\t', '\r')
 
@@ -29,8 +32,11 @@ def csv_safe(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA) else text
 
 
-def event_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One event flattened for CSV."""
+def event_row(record: dict[str, Any], names: Identities | None = None) -> dict[str, Any]:
+    """One event flattened for CSV; ``*_identity`` as ``names`` (having seen this record) names the people."""
+    if names is None:
+        names = Identities()
+    names.learn(record)
     req = request_of(record)
     requester = req.get('requester') or {}
     detail = record.get('detail')
@@ -43,6 +49,7 @@ def event_row(record: dict[str, Any]) -> dict[str, Any]:
         'policy_version': record.get('policy_version'), 'outcome': record.get('outcome'),
         'error': record.get('error'), 'detail': json.dumps(detail, sort_keys=True) if detail else '',
         'unix_time': record.get('time'), 'prev_hash': record.get('prev_hash'), 'hash': record.get('hash'),
+        'actor_identity': names.actor(record), 'requester_identity': names.requester(requester) if requester else '',
     }  # fmt: skip
 
 
@@ -82,10 +89,13 @@ def _note(record: dict[str, Any]) -> str:
 
 
 TABLE_COLUMNS = ('SEQ', 'TIME (UTC)', 'EVENT', 'ACTOR', 'REQUEST', 'REQUESTER', 'ACCESS', 'OUTCOME', 'NOTE')
-_CAPS = {'ACTOR': 24, 'REQUESTER': 28, 'ACCESS': 32}
+_CAPS = {'ACTOR': 32, 'REQUESTER': 32, 'ACCESS': 32}
 
 
-def table_cells(record: dict[str, Any]) -> list[str]:
+def table_cells(record: dict[str, Any], names: Identities | None = None) -> list[str]:
+    if names is None:
+        names = Identities()
+    names.learn(record)
     req = request_of(record)
     access = ''
     if req:
@@ -93,14 +103,17 @@ def table_cells(record: dict[str, Any]) -> list[str]:
         if req.get('duration'):
             access += f' {format_duration(req["duration"])}'
     return [str(record.get('seq', '')), iso(record.get('time')).replace('T', ' ').rstrip('Z'),
-            str(record.get('event', '')), str(record.get('actor') or ''), str(req.get('id') or ''),
-            requester_label(req.get('requester') or {}), access, str(record.get('outcome') or ''),
+            str(record.get('event', '')), names.actor(record), str(req.get('id') or ''),
+            names.requester(req['requester']) if req.get('requester') else '', access, str(record.get('outcome') or ''),
             _note(record)]  # fmt: skip
 
 
-def write_table(records: Iterable[dict[str, Any]], out: TextIO, *, width: int = 160) -> int:
+def write_table(
+    records: Iterable[dict[str, Any]], out: TextIO, *, width: int = 160, names: Identities | None = None
+) -> int:
     """Aligned columns for a terminal; the last column is cut to ``width``."""
-    rows = [table_cells(r) for r in records]
+    names = Identities() if names is None else names
+    rows = [table_cells(r, names) for r in records]
     if not rows:
         out.write('no events match\n')
         return 0

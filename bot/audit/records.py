@@ -70,14 +70,3 @@ def request_of(record: dict[str, Any]) -> dict[str, Any]:
     """The request summary of an event (empty for events about no request)."""
     req = record.get('request')
     return req if isinstance(req, dict) else {}
-
-
-def requester_label(requester: dict[str, Any]) -> str:
-    """How tables name a requester: the email, else the Slack ID, else ``pipeline:NAME``."""
-    if requester.get('email'):
-        return str(requester['email'])
-    if requester.get('slack_id'):
-        return str(requester['slack_id'])
-    if requester.get('pipeline'):
-        return f'pipeline:{requester["pipeline"]}'
-    return ''

@@ -5,7 +5,9 @@ the period ends and was not revoked (``grant.revoked``) before it starts; grants
 or are still active count too. Each row says from when to when, how it ended and by whom, who
 approved it (every approval, auto-approval and break-glass included) under which rule and policy
 version, and the reason. Extensions are folded into the grant they extend (``1h more at ...``), since
-an extension request holds no access of its own. Pure: records in, rows out.
+an extension request holds no access of its own. People are named alike in every column, as
+:class:`~bot.audit.identities.Identities` names them from the whole trail read (``Name <email>``, the email, or
+a Slack ID nobody linked). Pure: records in, rows out.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.audit.records import iso, request_of, requester_label
+from bot.audit.identities import Identities
+from bot.audit.records import iso, request_of
 from bot.core.durations import format_duration
 from bot.core.model import AuditName
 
@@ -45,6 +48,11 @@ class Grant:
     extensions: list[str] = field(default_factory=list)
     extends: str | None = None
     revoke_failures: int = 0
+    # As the trail recorded them, named at the end (when every person in the trail is known):
+    requester: dict[str, Any] = field(default_factory=dict, repr=False)
+    approvals: list[dict[str, Any]] = field(default_factory=list, repr=False)  # the request.approved records
+    ended_by_actor: str = ''
+    extended: list[tuple[dict[str, Any], str]] = field(default_factory=list, repr=False)  # (record, its text)
 
     def row(self) -> dict[str, Any]:
         """The grant as a CSV row (times in UTC ISO form)."""
@@ -72,20 +80,29 @@ class AccessReport:
     last_time: float | None = None
 
 
-def _approver(record: dict[str, Any], names: dict[str, str]) -> str:
+def _approver(record: dict[str, Any], names: Identities) -> str:
     actor = str(record.get('actor') or '?')
     if actor == 'policy':
         why = str((record.get('detail') or {}).get('why') or '')
         return 'break-glass (self-approved)' if 'break-glass' in why else 'auto-approved by the policy'
     via = str((record.get('detail') or {}).get('via') or 'slack')
     # An approval by email or Teams link says so: it was taken as the address the link was sent to.
-    return names.get(actor, actor) + (f' (by {via} link)' if via != 'slack' else '')
+    return names.label(actor) + (f' (by {via} link)' if via != 'slack' else '')
+
+
+def _approvers(grant: Grant, names: Identities) -> list[str]:
+    out: list[str] = []
+    for record in grant.approvals:
+        who = _approver(record, names)
+        if who not in out:
+            out.append(who)
+    return out
 
 
 def access_report(records: Iterable[dict[str, Any]], *, resource: str, since: float, until: float) -> AccessReport:
     """Read every event once and keep the grants of ``resource`` whose access overlaps the period."""
     grants: dict[str, Grant] = {}
-    names: dict[str, str] = {}  # Slack ID -> email, from the requests people filed
+    names = Identities()
     # (grant, which of its extensions, the extension request): the request's approvers are added at the end
     extended_by: list[tuple[Grant, int, str]] = []
     report = AccessReport(resource, since, until, [])
@@ -95,29 +112,32 @@ def access_report(records: Iterable[dict[str, Any]], *, resource: str, since: fl
         report.last_seq = record.get('seq')
         report.first_time = report.first_time or record.get('time')
         report.last_time = record.get('time')
+        names.learn(record)
         req = request_of(record)
         requester = req.get('requester') or {}
-        if requester.get('slack_id') and requester.get('email'):
-            names[str(requester['slack_id'])] = str(requester['email'])
         if req.get('resource') != resource or not req.get('id'):
             continue
         grant = grants.get(req['id'])
         if grant is None:
             grant = grants[req['id']] = Grant(
-                request_id=req['id'], grantee=requester_label(requester),
+                request_id=req['id'], grantee='', requester=dict(requester),
                 grantee_slack_id=requester.get('slack_id') or '', role=str(req.get('role') or ''),
                 reason=str(req.get('reason') or ''), ticket=str(req.get('ticket') or ''),
             )  # fmt: skip
         grant.rule = str(record.get('rule') or grant.rule)
         grant.policy_version = str(record.get('policy_version') or grant.policy_version)
-        _apply(grant, record, names, extended_by)
+        _apply(grant, record, extended_by)
+    for grant in grants.values():
+        grant.grantee = names.requester(grant.requester)
+        grant.approved_by = _approvers(grant, names)
+        grant.ended_by = names.label(grant.ended_by_actor) if grant.ended_by_actor else ''
+        grant.extensions = [
+            f'{text} by {names.label(str(record.get("actor") or "?"))}' for record, text in grant.extended
+        ]
     for grant, index, extension in extended_by:
-        approvers = [names.get(a, a) for a in grants[extension].approved_by] if extension in grants else []
+        approvers = grants[extension].approved_by if extension in grants else []
         if approvers:
             grant.extensions[index] += f' (request {extension}, approved by {", ".join(approvers)})'
-    for grant in grants.values():
-        grant.approved_by = [names.get(a, a) for a in grant.approved_by]
-        grant.ended_by = names.get(grant.ended_by, grant.ended_by)
     report.grants = sorted(
         (g for g in grants.values() if g.extends is None and _overlaps(g, since, until)),
         key=lambda g: (g.granted_at if g.granted_at is not None else float('-inf'), g.request_id),
@@ -125,32 +145,26 @@ def access_report(records: Iterable[dict[str, Any]], *, resource: str, since: fl
     return report
 
 
-def _apply(
-    grant: Grant, record: dict[str, Any], names: dict[str, str], extended_by: list[tuple[Grant, int, str]]
-) -> None:
+def _apply(grant: Grant, record: dict[str, Any], extended_by: list[tuple[Grant, int, str]]) -> None:
     event, detail = record.get('event'), record.get('detail') or {}
     if event == AuditName.REQUEST_CREATED and detail.get('extends'):
         grant.extends = str(detail['extends'])
     elif event == AuditName.REQUEST_APPROVED:
-        who = _approver(record, names)
-        if who not in grant.approved_by:
-            grant.approved_by.append(who)
+        grant.approvals.append(record)
     elif event == AuditName.GRANT_ACTIVE:
         grant.granted_at = record['time']
         grant.expires_at = detail.get('expires_at', grant.expires_at)
     elif event == AuditName.GRANT_EXTENDED:
         grant.expires_at = detail.get('to', grant.expires_at)
-        actor = str(record.get('actor') or '?')
-        grant.extensions.append(f'{format_duration(int(detail.get("by") or 0))} more at {iso(record["time"])} '
-                                f'by {names.get(actor, actor)}')  # fmt: skip
+        grant.extended.append((record, f'{format_duration(int(detail.get("by") or 0))} more at {iso(record["time"])}'))
         if detail.get('extension'):
-            extended_by.append((grant, len(grant.extensions) - 1, str(detail['extension'])))
+            extended_by.append((grant, len(grant.extended) - 1, str(detail['extension'])))
     elif event == AuditName.GRANT_REVOKED:
         grant.ended_at = record['time']
         grant.ended = str(detail.get('why') or 'revoked')
         if record.get('actor') == 'reconciler':
             grant.ended = 'revoked by the reconciler (jit did not know it as active)'
-        grant.ended_by = str(record.get('actor') or '')
+        grant.ended_by_actor = str(record.get('actor') or '')
     elif event == AuditName.GRANT_REVOKE_FAILED:
         grant.revoke_failures += 1
 

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from bot.audit.filters import EventFilter
 from bot.audit.formats import EVENT_COLUMNS, event_row, write_csv, write_jsonl
+from bot.audit.identities import Identities
 from bot.audit_tools import (
     EXIT_OK,
     SourceError,
@@ -51,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args)
     keep = EventFilter(since=since, until=until, from_seq=args.from_seq, to_seq=args.to_seq)
     span: dict[str, int] = {}  # the first and the last seq exported
+    names = Identities()  # the CSV names people as reports do, from every event read
 
     def found() -> Iterator[dict[str, Any]]:
-        for record in records(source, start=args.from_seq, stop=args.to_seq):
+        for record in names.learning(records(source, start=args.from_seq, stop=args.to_seq)):
             if keep.matches(record):
                 span.setdefault('first', record['seq'])
                 span['last'] = record['seq']
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     target: TextIO
     with open(args.output, 'w', encoding='utf-8', newline='') if args.output else nullcontext(sys.stdout) as target:
         if args.format == 'csv':
-            count = write_csv((event_row(r) for r in found()), EVENT_COLUMNS, target)
+            count = write_csv((event_row(r, names) for r in found()), EVENT_COLUMNS, target)
         else:
             count = write_jsonl(found(), target)
     seqs = f' (seq {span["first"]}-{span["last"]})' if span else ''

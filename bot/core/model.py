@@ -249,8 +249,17 @@ class AuditEvent:
 
     @classmethod
     def about(cls, request: AccessRequest, name: str, actor: Principal | str, **fields: Any) -> AuditEvent:
-        """An event about ``request``: its summary, rule and policy version, and who acted (a person by Slack ID)."""
+        """An event about ``request``: its summary, rule and policy version, and who acted (a person by Slack ID).
+
+        A person other than the requester (an approver, an admin) is named by Slack ID as ``actor`` and, when
+        known, by email and name in ``detail.actor_email`` and ``detail.actor_name``: the requester's own are in
+        ``request.requester``, and without these an approver who never filed a request would be a bare Slack ID
+        in every report (:class:`bot.audit.identities.Identities`).
+        """
         who = actor if isinstance(actor, str) else (actor.slack_id or actor.email or actor.label)
+        if isinstance(actor, Principal) and actor.slack_id and not actor.same_as(request.requester):
+            known = {'actor_email': actor.email, 'actor_name': actor.name}
+            fields['detail'] = {**{k: v for k, v in known.items() if v}, **(fields.get('detail') or {})}
         return cls(event=name, actor=who, request=request.summary(), rule=request.rule,
                    policy_version=request.policy_version, **fields)  # fmt: skip
 

@@ -1,7 +1,7 @@
 """What a policy change does to effective access, in words: who gains or loses what, and on which terms.
 
 Core layer, pure: a function from two loaded policies to a sorted list of :class:`Change`.
-``jit policy diff`` prints it (as text or as a pull-request comment) and exits 2 when anything
+``jit policy diff`` prints it (as text or as a pull-request comment) and exits 3 when anything
 widens access, so CI can ask for a security review. The comparison is on effective access, not
 on the YAML text: for every (resource, role), every way a request can arrive (Slack, a pipeline,
 each pipeline event a rule names) and every identity either policy mentions, plus "anyone" for

@@ -142,6 +142,15 @@ class Leases(Protocol):
     def release_lease(self, name: str) -> None: ...
 
 
+class PolicyInForce(Protocol):
+    """Which policy version is in force, as the audit trail last recorded it (one value shared by every process)."""
+
+    def swap_policy_in_force(self, version: str) -> bool:
+        """Make ``version`` the recorded one in one step; True when it was another (or none), False when it was
+        already ``version``: of the processes that notice one change, exactly one hears True."""
+        ...
+
+
 class Limits(Protocol):
     """Sliding-window counters (requests per hour, ssh keys per day)."""
 
@@ -159,7 +168,7 @@ class UserKeys(Protocol):
     def set_ssh_key(self, slack_id: str, key: str) -> None: ...
 
 
-class RequestStore(Requests, AuditLog, GrantIndex, Leases, Limits, UserKeys, Protocol):
+class RequestStore(Requests, AuditLog, GrantIndex, Leases, Limits, UserKeys, PolicyInForce, Protocol):
     """All of the store: what the wiring builds (``RedisStore``; in tests also ``MemoryStore``).
 
     A use case names the parts it uses (a Protocol of its own made of the ones above), so a reader sees what

@@ -3,8 +3,10 @@
 Command-line layer: reads the two policies (from directories, or from git revisions with ``git
 ls-tree`` and ``git show``), hands them to the pure :func:`bot.core.policy_diff.diff_policies` and
 prints the changes as text or as Markdown for a pull-request comment. The exit code is for CI:
-0 when nothing widens access, 2 when something does (ask for a security review), 1 when either
-side does not load (its ``file:line:column`` problems are printed) or cannot be read.
+0 when nothing widens access, 3 when something does (ask for a security review), 1 when either
+side does not load (its ``file:line:column`` problems are printed) or cannot be read, 2 when the
+command line is wrong (as every ``jit`` command, argparse's own errors included). Widening was 2
+until it was seen to share the code of a typo in the command line, which CI then read as a widening.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from bot.core.policy_diff import Change, diff_policies
 from bot.core.policy_loader import build_policy, read_policy_dir
 from bot.policy_tools import provider_names
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_WIDENS = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_WIDENS = 0, 1, 2, 3
 WARNING = '⚠️'
 
 
@@ -46,14 +48,15 @@ def run(args: argparse.Namespace) -> int:
             (``args.directory``, which the CLI may set, is not used).
 
     Returns:
-        0 when nothing widens access, 2 when something does, 1 when a side does not load.
+        0 when nothing widens access, 3 when something does, 1 when a side does not load, 2 when the
+        sides are not named one way or the other.
     """
     if args.git is not None and (args.old or args.new):
         print('jit: give either OLD_DIR NEW_DIR or --git BASE[..HEAD], not both')
-        return EXIT_PROBLEMS
+        return EXIT_USAGE
     if args.git is None and not (args.old and args.new):
         print('jit: give OLD_DIR and NEW_DIR, or --git BASE[..HEAD]')
-        return EXIT_PROBLEMS
+        return EXIT_USAGE
     providers = provider_names()
     sides: list[tuple[str, Callable[[], dict[str, str]]]]
     if args.git is not None:

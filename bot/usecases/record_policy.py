@@ -1,8 +1,11 @@
 """A policy change, into the audit trail: ``policy.loaded`` when a new version takes effect, and
 the same event with outcome ``rejected`` (and every problem) when a bad one was refused.
 
-Every process that reads policies notices a change; a lease per version and outcome makes the
-first one record it and the others stay quiet.
+Every change of the policy in force is one event, a return to an earlier version too: the store keeps the
+version last recorded (``policy:in_force``) and swaps it in one step, so of the processes that notice one
+change exactly one records it. (A lease per version, as before, let a revert to a version loaded in the last
+day go unrecorded, and the trail named the policy no longer in force.) A refused load changes nothing in
+force; a lease per set of problems records each once.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from typing import Protocol
 
 from bot.core.model import AuditEvent, AuditName
 from bot.core.policy import Policy
-from bot.core.ports import AuditLog, Leases
+from bot.core.ports import AuditLog, Leases, PolicyInForce
 
 
-class PolicyRecordStore(AuditLog, Leases, Protocol):
-    """What recording a policy load touches: one audit event, under a lease so that one process writes it."""
+class PolicyRecordStore(AuditLog, Leases, PolicyInForce, Protocol):
+    """What recording a policy load touches: one audit event, written by the one process that swapped the
+    version in force (a load) or took the lease (a refusal)."""
 
 
-#: How long the "already recorded" mark of a version lives; a day covers any rolling restart.
+#: How long the "already recorded" mark of a refusal lives; a day covers any rolling restart.
 RECORDED_FOR = 86400.0
 
 
@@ -30,7 +34,7 @@ class RecordPolicyChange:
         self.store = store
 
     def loaded(self, policy: Policy) -> None:
-        if not self.store.lease(f'policy:loaded:{policy.version}', RECORDED_FOR):
+        if not self.store.swap_policy_in_force(policy.version):
             return
         detail = {'files': list(policy.files), 'rules': len(policy.rules), 'resources': len(policy.resources)}
         if policy.commit:

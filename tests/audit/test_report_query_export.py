@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
 from bot.audit.filters import parse_when
 from bot.audit.records import iso
+from bot.core.model import Principal
 from tests.audit.conftest import cli
 from tests.audit.seed import ts
 from tests.core.policy_fixtures import EVE
@@ -37,7 +39,7 @@ def test_who_had_access_to_prod_db_in_november(seeded, cli_env, capsys):
     assert [{k: row[k] for k in keep} for row in rows] == [
         {'request_id': ids['overnight'], 'grantee': 'alex@example.com', 'role': 'read',
          'granted_at': '2026-10-31T22:06:00Z', 'ended_at': '2026-11-01T00:06:00Z', 'ended': 'expired',
-         'ended_by': 'jit', 'approved_by': 'U0SAM', 'rule': 'prod-read', 'policy_version': version,
+         'ended_by': 'jit', 'approved_by': 'sam@example.com', 'rule': 'prod-read', 'policy_version': version,
          'reason': 'INC-1 overnight', 'extensions': ''},
         {'request_id': ids['released'], 'grantee': 'alex@example.com', 'role': 'read',
          'granted_at': '2026-11-10T09:03:00Z', 'ended_at': '2026-11-10T09:30:00Z', 'ended': 'released',
@@ -49,14 +51,14 @@ def test_who_had_access_to_prod_db_in_november(seeded, cli_env, capsys):
          'policy_version': version, 'reason': 'INC-9 outage', 'extensions': ''},
         {'request_id': ids['extended'], 'grantee': 'alex@example.com', 'role': 'read',
          'granted_at': '2026-11-20T14:01:00Z', 'ended_at': '2026-11-20T15:31:00Z', 'ended': 'expired',
-         'ended_by': 'jit', 'approved_by': 'U0SAM', 'rule': 'prod-read', 'policy_version': version,
+         'ended_by': 'jit', 'approved_by': 'sam@example.com', 'rule': 'prod-read', 'policy_version': version,
          'reason': 'INC-7 migration',
          'extensions': f'30m more at 2026-11-20T14:52:00Z by sec@example.com (request {ids["extension"]}, '
                        'approved by sec@example.com)'},
         {'request_id': ids['active'], 'grantee': 'Dana@Example.com', 'role': 'read',
          'granted_at': '2026-11-30T23:01:00Z', 'ended_at': '', 'ended': 'still active', 'ended_by': '',
-         'approved_by': 'U0SAM', 'rule': 'prod-read', 'policy_version': version, 'reason': 'CHG-11 still going',
-         'extensions': ''},
+         'approved_by': 'sam@example.com', 'rule': 'prod-read', 'policy_version': version,
+         'reason': 'CHG-11 still going', 'extensions': ''},
     ]  # fmt: skip
     assert rows[-1]['expires_at'] == '2026-12-01T01:01:00Z'
     assert cli('report', *november) == 0
@@ -185,3 +187,53 @@ def test_an_approval_by_link_says_so_in_the_report():
     ]  # fmt: skip
     [grant] = access_report(records, resource='prod-db', since=0, until=1000).grants
     assert grant.approved_by == ['sam@example.com (by email link)', 'U0SEC']
+
+
+def test_one_name_for_each_person_in_report_query_and_export(seeded, cli_env, capsys):
+    """An approver is ``Name <email>`` beside a grantee named the same way, in the report, the query table and
+    the CSV of query and export alike: the approval records the approver's email and name beside the Slack ID
+    (``detail.actor_email``, ``detail.actor_name``), the chain still verifies, and ``--user EMAIL`` finds the
+    approvals of someone who never filed a request."""
+    jit, _ = seeded
+    alex = Principal(slack_id='U0ALEX', email='alex@example.com', name='Alex Dev')
+    sam = Principal(slack_id='U0SAM', email='sam@example.com', name='Sam Lead')
+    rid = jit.at('2026-12-03T10:00:00+00:00').file(alex, 'prod-db', 'read', 1800, 'INC-12 december')
+    jit.at('2026-12-03T10:01:00+00:00').approve.execute(rid, sam)
+    jit.grant.execute(rid)
+    jit.at('2026-12-03T10:10:00+00:00').end.release(rid, alex)
+    jit.revoke.execute(rid)
+    events = {e['event']: e for e in jit.store.audit_events(1, 1000) if (e.get('request') or {}).get('id') == rid}
+    approved = events['request.approved']
+    assert approved['actor'] == 'U0SAM'
+    assert approved['detail'] | {'actor_email': 'sam@example.com', 'actor_name': 'Sam Lead'} == approved['detail']
+    assert 'actor_email' not in (events['request.created'].get('detail') or {}), 'the requester is in the request'
+    assert cli('verify') == 0
+    capsys.readouterr()
+    alex_named, sam_named = 'Alex Dev <alex@example.com>', 'Sam Lead <sam@example.com>'
+
+    assert cli('report', '--resource', 'prod-db', '--since', '2026-10-31', '--format', 'csv') == 0
+    rows = {row['request_id']: row for row in _csv(capsys.readouterr().out)}
+    assert (rows[rid]['grantee'], rows[rid]['approved_by'], rows[rid]['ended_by']) == (
+        alex_named,
+        sam_named,
+        alex_named,
+    )
+    # The same people in November's grants, named as the trail now knows them (U0SAM there recorded no email).
+    assert {row['approved_by'] for row in rows.values()} == {
+        sam_named,
+        'sec@example.com',
+        'break-glass (self-approved)',
+    }
+    assert {row['grantee'] for row in rows.values()} == {alex_named, 'sec@example.com', 'Dana@Example.com'}
+
+    assert cli('query', '--request', rid, '--format', 'table') == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if 'request.approved' in line]
+    assert re.split(' {2,}', line)[2:6] == ['request.approved', sam_named, rid, alex_named]
+    for argv in (('query', '--request', rid), ('export', '--since', '2026-12-03')):
+        assert cli(*argv, '--format', 'csv') == 0
+        [row] = [r for r in _csv(capsys.readouterr().out) if r['event'] == 'request.approved']
+        assert (row['actor'], row['actor_identity'], row['requester_identity']) == ('U0SAM', sam_named, alex_named)
+    assert cli('query', '--user', 'sam@example.com', '--format', 'jsonl') == 0
+    by_email = _seqs(capsys.readouterr().out)
+    assert cli('query', '--user', 'U0SAM', '--format', 'jsonl') == 0
+    assert by_email == _seqs(capsys.readouterr().out) and approved['seq'] in by_email

@@ -362,3 +362,9 @@ def test_ssh_keys_are_kept_per_user(store):
 
 def test_the_twin_watches_as_long_as_the_real_store():
     assert memory_store.WATCH_AFTER == redis_store.WATCH_AFTER and memory_store.HOLDING == redis_store.HOLDING
+
+
+def test_the_policy_in_force_swaps_once_per_change_a_return_to_an_earlier_version_too(store):
+    """Of the processes that notice one change, exactly one hears True (and records it)."""
+    heard = [store.swap_policy_in_force(v) for v in ('a', 'a', 'b', 'b', 'a', 'a')]
+    assert heard == [True, False, True, False, True, False]

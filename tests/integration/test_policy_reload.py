@@ -73,6 +73,27 @@ def test_a_second_process_does_not_record_the_same_version_again(tmp_path, store
     assert [e['event'] for e in store.audit_events()] == ['policy.loaded']
 
 
+def test_every_change_of_the_policy_in_force_is_one_event_a_revert_too(tmp_path, store):
+    """A, then B, then A again, each noticed by two processes: three policy.loaded events, the last naming A
+    (a revert within a day once went unrecorded, and the trail named B while A was in force)."""
+    (tmp_path / 'p.yaml').write_text(GOOD)
+    processes = [PolicySource(tmp_path, providers={'webhook'}, check_every=3600,
+                              observer=RecordPolicyChange(store=store)) for _ in range(2)]  # fmt: skip
+    for source in processes:
+        source.announce()
+    versions = []
+    for text in (GOOD.replace('read', 'write'), GOOD):
+        touch(tmp_path / 'p.yaml', text)
+        for source in processes:
+            source.check()
+        assert len({source().version for source in processes}) == 1
+        versions.append(processes[0]().version)
+    a, b = processes[0]().version, versions[0]
+    assert a != b
+    loaded = [(e['event'], e['outcome'], e['policy_version']) for e in store.audit_events()]
+    assert loaded == [('policy.loaded', 'loaded', v) for v in (a, b, a)]
+
+
 def test_version_carries_the_git_commit(tmp_path, store):
     """In a git checkout the loaded event names the commit beside the content hash."""
     import subprocess

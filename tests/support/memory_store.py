@@ -58,6 +58,7 @@ class MemoryStore:
         self._slots: dict[str, list[float]] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # name -> (token, lapses at, monotonic)
         self._tokens: dict[str, str] = {}
+        self._policy_in_force: str | None = None
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -185,6 +186,11 @@ class MemoryStore:
             return self._seen[request_id]
 
     # -- leases, limits, keys ------------------------------------------------------------------
+
+    def swap_policy_in_force(self, version: str) -> bool:
+        with self._lock:
+            old, self._policy_in_force = self._policy_in_force, version
+            return old != version
 
     def lease(self, name: str, seconds: float) -> bool:
         with self._lock:
