@@ -138,8 +138,13 @@ def build_status_message(request: AccessRequest, rule: Rule | None) -> tuple[str
 
 
 def build_warning_closed(request: AccessRequest) -> tuple[str, Blocks]:
-    """The "ends soon" DM once the grant has ended: its buttons go, the news stays."""
-    line = f':lock: Your grant {code(request.id)} ({grant(request)}) has ended.'
+    """The "ends soon" DM without its buttons, where it cannot be deleted once the grant ended (the notifier
+    deletes it: the requester's "Access ended" DM tells the end), or while a failing revoke is retried."""
+    if request.status is S.REVOKED:
+        line = f':lock: Your grant {code(request.id)} ({grant(request)}) has ended.'
+    else:
+        ended = clock(request.expires_at)
+        line = f':alarm_clock: Your grant {code(request.id)} ({grant(request)}) was due to end at {ended}.'
     return line, [section(line)]
 
 
