@@ -295,6 +295,8 @@ class SlackNotifier:
             elif key == WARNING_COPY:
                 if request.status is RequestStatus.ACTIVE:
                     continue  # still running (extended, maybe): Extend and Release still work
+                if request.status is RequestStatus.REVOKED and self._delete_warning(request, ref):
+                    continue
                 text, blocks = build_warning_closed(request)
             else:  # an approver's DM (keyed by user ID) or a notify channel, where anyone there may act
                 can_decide = pending and (key in deciders or not SLACK_USER_ID.fullmatch(key))
@@ -312,6 +314,26 @@ class SlackNotifier:
             except BaseException:
                 self._forget(ref)  # not shown: the next delivery of these events updates it
                 raise
+
+    def _delete_warning(self, request: AccessRequest, ref: str) -> bool:
+        """The "ends soon" DM goes once the grant has ended: the end is told once, at its time, by the requester's
+        "Access ended" DM of the same delivery (an edited warning would keep the time of the warning, before the
+        end). False when Slack would not delete it: it is then edited to say the grant ended, without buttons."""
+        if not self._remember(ref, '', None):
+            return True  # deleted already
+        channel, _, ts = ref.partition('|')
+        try:
+            self.client.chat_delete(channel=channel, ts=ts)
+        except SlackApiError as exc:
+            if exc.response.get('error') == 'message_not_found':
+                return True  # gone already (deleted by an earlier delivery of these events)
+            self._forget(ref)
+            log.warning('notify.warning_not_deleted', request_id=request.id, error=exc.response.get('error'))
+            return False
+        except BaseException:
+            self._forget(ref)  # not deleted: the next delivery of these events tries again
+            raise
+        return True
 
     def _slack_ids(self, identities: frozenset[str]) -> list[str]:
         """Policy identities to Slack user IDs: IDs as they are, emails through users.lookupByEmail."""

@@ -32,7 +32,8 @@ def clock(ts: float | None) -> str:
 
 
 #: How much of each free text a message shows (Slack takes 3,000 characters a section; the audit trail has it all).
-REASON_CHARS, TICKET_CHARS, ERROR_CHARS = 1000, 200, 500
+#: A reason is at most MAX_REASON characters when filed, but escaping (``&`` is ``&amp;``) makes it longer.
+REASON_CHARS, TICKET_CHARS, ERROR_CHARS, POLICY_CHARS = 1000, 200, 500, 1000
 
 
 def what(request: AccessRequest) -> str:
@@ -90,21 +91,25 @@ def outcome_line(request: AccessRequest, rule: Rule | None) -> str:
 
 
 def build_approval_message(request: AccessRequest, rule: Rule | None, *, can_decide: bool = True) -> tuple[str, Blocks]:
-    """What an approver sees: who asks for what and why, the rule, where it stands, and the buttons while
+    """What an approver sees: who asks for what (ticket, the policy's word), the rule, then why in a section of
+    its own, where it stands, and the buttons while
     the request is pending and this copy's reader may still decide (not after their own approval, nor once
     the request has moved on to a step that is not theirs)."""
     head = f'{mention(request.requester)} asks for {what(request)}'
     if request.extends:
         head = (f'{mention(request.requester)} asks to extend {code(request.extends)} ({grant(request)}) '
                 f'by {format_duration(request.duration)}')  # fmt: skip
-    lines = [head, f'*Reason:* {reason(request)}']
+    lines = [head]
     if request.ticket:
         lines.append(f'*Ticket:* {text(request.ticket, TICKET_CHARS)}')
     if request.decision:
-        lines.append(f'*Policy:* {message(request.decision, REASON_CHARS)}')
+        lines.append(f'*Policy:* {message(request.decision, POLICY_CHARS)}')
+    # The facts the decision rests on first, each part bounded well within a section; the reason, the one long
+    # free text, after them in its own section, cut with an ellipsis: it is never what pushes the facts out.
     blocks: Blocks = [
         section('\n'.join(lines)),
         context(f'Rule {code(request.rule)} · request {code(request.id)} · approvals {progress(request, rule)}'),
+        section(f'*Reason:* {reason(request)}'),
     ]
     if request.status is S.PENDING:
         blocks.append(context(waiting_line(request, rule)))
@@ -138,8 +143,13 @@ def build_status_message(request: AccessRequest, rule: Rule | None) -> tuple[str
 
 
 def build_warning_closed(request: AccessRequest) -> tuple[str, Blocks]:
-    """The "ends soon" DM once the grant has ended: its buttons go, the news stays."""
-    line = f':lock: Your grant {code(request.id)} ({grant(request)}) has ended.'
+    """The "ends soon" DM without its buttons, where it cannot be deleted once the grant ended (the notifier
+    deletes it: the requester's "Access ended" DM tells the end), or while a failing revoke is retried."""
+    if request.status is S.REVOKED:
+        line = f':lock: Your grant {code(request.id)} ({grant(request)}) has ended.'
+    else:
+        ended = clock(request.expires_at)
+        line = f':alarm_clock: Your grant {code(request.id)} ({grant(request)}) was due to end at {ended}.'
     return line, [section(line)]
 
 

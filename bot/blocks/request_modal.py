@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.durations import format_duration, seconds_value
+from bot.core.model import MAX_REASON
 from bot.core.policy import Resource, Role, Rule
 from bot.ids import BlockId, CallbackId
 
@@ -62,7 +63,8 @@ def build_request_modal(rows: list[tuple[Resource, Role, Rule]]) -> dict[str, An
              'label': {'type': 'plain_text', 'text': 'For how long'}, 'element': duration_select},
             {'type': 'input', 'block_id': BlockId.REQ_REASON, 'optional': True,
              'label': {'type': 'plain_text', 'text': 'Reason (approvers see it)'},
-             'element': {'type': 'plain_text_input', 'action_id': 'reason', 'multiline': True, 'max_length': 500}},
+             'element': {'type': 'plain_text_input', 'action_id': 'reason', 'multiline': True,
+                         'max_length': MAX_REASON}},
             *([{'type': 'input', 'block_id': BlockId.REQ_TICKET, 'optional': True,
                 'label': {'type': 'plain_text', 'text': 'Ticket'},
                 'element': {'type': 'plain_text_input', 'action_id': 'ticket', 'max_length': 100}}]

@@ -14,6 +14,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.core.errors import UsageError
+
+#: The longest reason jit takes, the same on every surface (``/jit request`` and ``extend``, the request form,
+#: the pipeline API): an approver reads all of it, and every message shows all of it.
+MAX_REASON = 1000
+
+
+def bounded_reason(reason: str) -> str:
+    """``reason`` when it is at most :data:`MAX_REASON` characters; else a refusal that says how long it may be."""
+    if len(reason) > MAX_REASON:
+        raise UsageError(f'The reason is {len(reason):,} characters long; at most {MAX_REASON:,} are taken. '
+                         'Shorten it (a link can hold the rest).')  # fmt: skip
+    return reason
+
 
 class AuditName(StrEnum):
     """What an audit event says happened (its ``event``): the names the trail uses, and only those."""

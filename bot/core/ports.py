@@ -208,6 +208,13 @@ class Provider(Protocol):
 # What a provider may do besides grant and revoke, each a Protocol of its own, checked with isinstance.
 
 
+#: A grant is made before its clock starts (jit activates it once the provider confirms), so the expiry
+#: pushed down at grant time is the duration from now plus this much for the activation to happen: a target
+#: that keeps its own expiry ends the access at most this long after jit does. A grant confirmed later than
+#: that has its target's expiry moved to jit's end at once (``GrantAccess`` queues the push).
+ACTIVATION_SLACK = 30.0
+
+
 @runtime_checkable
 class Extends(Protocol):
     """A target that holds an expiry of its own (``VALID UNTIL``, a certificate's validity, an IAM condition)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from bot.core import transitions
 from bot.core.durations import format_duration
 from bot.core.errors import InvalidTransition, NotPermitted, PolicyDenied, RequestNotFound
-from bot.core.model import AccessRequest, Principal, RequestStatus
+from bot.core.model import AccessRequest, Principal, RequestStatus, bounded_reason
 from bot.core.policy import Policy, Rule, evaluate
 from bot.core.ports import Clock, JobQueue, Transition
 from bot.usecases.limits import LimitStore, RequestLimits
@@ -46,8 +46,9 @@ class ExtendGrant:
         Raises:
             NotPermitted: ``who`` is not the grantee. InvalidTransition: no active grant, or it is already
             ending. PolicyDenied: the total would exceed the rule's ``timeout``. TooManyRequests: an extension
-            request over the per-person limits.
+            request over the per-person limits. UsageError: a reason longer than ``MAX_REASON``.
         """
+        bounded_reason(reason)
         for attempt in range(3):
             request, rule, total = self._check(request_id, who, extra)
             if not (rule.auto_approve or (rule.self_extend and total <= rule.self_extend)):

@@ -21,7 +21,18 @@ from bot.core import transitions
 from bot.core.errors import InvalidTransition, PolicyDenied, ProviderError, TransientProviderError
 from bot.core.model import AccessRequest, RequestStatus
 from bot.core.policy import DecisionKind, Policy, evaluate
-from bot.core.ports import NO_METER, Clock, Extends, GrantIndex, JobQueue, Leases, Meter, Provider, Requests
+from bot.core.ports import (
+    ACTIVATION_SLACK,
+    NO_METER,
+    Clock,
+    Extends,
+    GrantIndex,
+    JobQueue,
+    Leases,
+    Meter,
+    Provider,
+    Requests,
+)
 from bot.usecases.lease import access_turn, backoff, held_lease
 from bot.usecases.outcomes import ExpiryOutcome, GrantOutcome
 from bot.usecases.target import Target, recorded_target
@@ -135,6 +146,7 @@ class GrantAccess:
         assert target is not None  # recorded by start_grant just above
         bound = log.bind(request_id=request_id, provider=target.provider, attempt=request.attempts)
         provider = self.provider(target.provider)
+        called = self.clock.now()  # the target is told this plus the duration plus ACTIVATION_SLACK, or later
         try:
             with access_turn(self.store, provider, target.settings, request, ttl=GRANT_LEASE, wait=ACCESS_WAIT) as mine:
                 if not mine:
@@ -158,6 +170,11 @@ class GrantAccess:
         request, _ = self.store.transition(request_id, lambda r: transitions.activate(r, now=self.clock.now()))
         assert request.expires_at is not None
         bound.info('grant.active', expires_at=request.expires_at, duration=request.duration)
+        if request.expires_at > called + request.duration + ACTIVATION_SLACK and isinstance(provider, Extends):
+            # Confirmed later than the slack allowed for: the target may end the access before jit shows it
+            # ending. Its expiry is moved to jit's end, as after an extension.
+            bound.warning('grant.confirmed_late', late=round(self.clock.now() - called, 1))
+            self.queue.enqueue_push_expiry(request_id)
         return GrantOutcome.GRANTED
 
     def _undelivered(self, request_id: str, exc: Exception, bound: Any) -> GrantOutcome:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from bot.core import transitions
 from bot.core.errors import PolicyDenied
-from bot.core.model import AccessRequest, AuditEvent, AuditName, Principal, RequestStatus
+from bot.core.model import AccessRequest, AuditEvent, AuditName, Principal, RequestStatus, bounded_reason
 from bot.core.policy import Decision, DecisionKind, Policy, evaluate
 from bot.core.ports import NO_METER, AuditLog, Clock, JobQueue, Leases, Limits, Meter, Requests
 from bot.usecases._metering import refusals_counted
@@ -55,12 +55,14 @@ class SubmitRequest:
             The stored request: ``pending``, or ``approved`` when the rule approves automatically.
 
         Raises:
+            UsageError: a reason longer than ``MAX_REASON``.
             PolicyDenied: the policy refuses; its ``decision`` says why and what is allowed.
             TooManyRequests: over the hourly limit or the cap on waiting requests (checked after the
                 policy, so a refused request costs nothing).
         """
         surface = 'api' if trigger == 'pipeline' else 'slack'
         with refusals_counted(lambda outcome: self.meter.filed(surface, outcome)):
+            bounded_reason(reason)
             policy = self.policy()
             now = self.clock.now()
             decision = evaluate(policy, requester, resource, role, duration, reason=reason, ticket=ticket,

@@ -208,10 +208,30 @@ def test_ends_soon_warning_offers_extend_and_release(jit, slack, webhook, store)
     assert slack.driver.click(ALEX, warning, 'jit.release').status == 200
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=10, what='released by the button')
     assert revoked_event(store, request_id)['detail']['why'] == 'released'
-    # Once the grant has ended, the warning keeps its news and loses its buttons.
-    ended = wait_until(lambda: (m := slack.workspace.message(dm, warning.ts)) and not m.action_ids and m,
-                       timeout=10, what='the warning without buttons')  # fmt: skip
-    assert 'has ended' in ended.content
+    # Once the grant has ended, the warning (and its buttons) goes: one message tells the end, posted at the end.
+    wait_until(lambda: slack.workspace.message(dm, warning.ts) is None, timeout=10, what='the warning deleted')
+    ended_at = store.get(request_id).ended_at
+    about = [m for m in slack.workspace.messages(dm) if request_id in m.content and float(m.ts) > float(warning.ts)]
+    ends = [m for m in about if 'ended' in m.content]
+    assert len(ends) == 1 and 'Access ended' in ends[0].content, [m.content for m in about]
+    assert float(ends[0].ts) >= ended_at - 0.5, 'told at the end, not before it'
+
+
+def test_a_grant_that_runs_out_is_told_ended_once_at_its_end(jit, slack, webhook, store):
+    """The "ends soon" DM is not edited to "has ended" (it would keep its time from before the end) beside an
+    "Access ended" DM: the warning goes at the end, and one message, posted then, tells the end."""
+    request_id = active_grant(slack, store, text='request demo-app read 10s runs out')
+    dm = slack.workspace.dm_channel_id(ALEX)
+    warning = slack.workspace.wait_for_message(
+        lambda m: m.channel == dm and 'ends at' in m.content and request_id in m.content, timeout=15
+    )
+    wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=20, what='revoked at its end')
+    wait_until(lambda: slack.workspace.message(dm, warning.ts) is None, timeout=10, what='the warning deleted')
+    grant = store.get(request_id)
+    told = [m for m in slack.workspace.messages(dm) if request_id in m.content and 'ended' in m.content]
+    assert len(told) == 1 and 'Access ended' in told[0].content, [m.content for m in told]
+    assert float(told[0].ts) >= grant.expires_at, 'posted at the end, not before it'
+    assert not [m for m in slack.workspace.messages(dm) if request_id in m.content and m.action_ids]
 
 
 def test_approvers_are_reminded_then_less_often(jit, slack, store):

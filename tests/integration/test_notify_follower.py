@@ -40,6 +40,7 @@ class Slack:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.down = False
         self.gone_channels: set[str] = set()
+        self.delete_error: str | None = None
         self._ts = 0
 
     def _call(self, method: str, kwargs: dict[str, Any]) -> None:
@@ -60,6 +61,12 @@ class Slack:
 
     def chat_update(self, **kwargs: Any) -> dict[str, Any]:
         self._call('chat.update', kwargs)
+        return {'ok': True}
+
+    def chat_delete(self, **kwargs: Any) -> dict[str, Any]:
+        self._call('chat.delete', kwargs)
+        if self.delete_error:
+            raise SlackApiError('no', {'ok': False, 'error': self.delete_error})
         return {'ok': True}
 
     def users_lookupByEmail(self, email: str) -> dict[str, Any]:
@@ -295,6 +302,43 @@ def test_a_warning_slack_could_not_take_is_due_again(jit):
         follower.warn_due()
     slack.down = False
     assert follower.warn_due() == 1 and [t for t in slack.posts_to('D-U0ALEX') if request_id in t]
+
+
+def _warned_then_revoked(jit) -> tuple[str, str]:
+    store, clock, slack, follower, use = jit
+    request_id = _file(use)
+    use['approve'].execute(request_id, SAM)
+    use['grant'].execute(request_id)
+    _drain(follower)
+    clock.t = store.get(request_id).warning_at() + 1
+    assert follower.warn_due() == 1
+    warning = store.messages(request_id)['warning']
+    clock.t = store.get(request_id).expires_at + 0.1
+    assert use['revoke'].execute(request_id) == 'revoked'
+    slack.calls.clear()
+    _drain(follower)
+    return request_id, warning
+
+
+def test_at_the_end_the_warning_goes_and_one_dm_tells_the_end(jit):
+    """Not the warning edited to "has ended" (keeping its time from before the end) and an "Access ended" DM."""
+    slack = jit[2]
+    request_id, warning = _warned_then_revoked(jit)
+    channel, _, ts = warning.partition('|')
+    assert [k for m, k in slack.calls if m == 'chat.delete'] == [{'channel': channel, 'ts': ts}]
+    assert not [k for m, k in slack.calls if m == 'chat.update' and k['ts'] == ts], 'not edited'
+    assert [t for t in slack.posts_to(channel) if request_id in t] == [f':lock: Access ended: read on prod-db '
+                                                                        f'(`{request_id}`).']  # fmt: skip
+
+
+def test_a_warning_slack_will_not_delete_loses_its_buttons(jit):
+    slack = jit[2]
+    slack.delete_error = 'cant_delete_message'
+    _, warning = _warned_then_revoked(jit)
+    channel, _, ts = warning.partition('|')
+    [update] = [k for m, k in slack.calls if m == 'chat.update' and (k['channel'], k['ts']) == (channel, ts)]
+    assert 'has ended' in update['text']
+    assert [b['type'] for b in update['blocks']] == ['section'], 'no buttons'
 
 
 def test_no_warning_for_a_grant_that_is_ending(jit):

@@ -20,14 +20,13 @@ from typing import Any
 from bot.core.errors import PermanentProviderError
 from bot.core.model import AccessRequest
 from bot.core.policy_loader import BUILTIN_SECRET_SETTINGS
+from bot.core.ports import ACTIVATION_SLACK
+
+__all__ = ['ACTIVATION_SLACK', 'resolve_settings', 'sign_body', 'target_expiry']
 
 #: What a caller that declares nothing may read from the environment: the settings some built-in provider
 #: declares secret, and no other.
 _ANY_BUILTIN_SECRET = frozenset().union(*BUILTIN_SECRET_SETTINGS.values())
-
-#: A grant is made before its clock starts (jit activates it once the provider confirms), so the expiry
-#: pushed down at grant time is the duration from now plus this much for the activation to happen.
-ACTIVATION_SLACK = 30.0
 
 
 def target_expiry(request: AccessRequest, now: float | None = None) -> float:

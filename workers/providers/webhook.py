@@ -7,8 +7,8 @@ answer is success; a 5xx, 429, timeout or connection error is retried with backo
 4xx is permanent (the endpoint refused, retrying will not change its mind), and so is a redirect (a
 signed call is never sent on to wherever an answer points). The receiver must be
 idempotent by ``request_id``: jit may send the same action twice after a timeout. When a grant is
-extended, jit sends ``grant`` again with the later ``expires_at``: a receiver that keeps an expiry of
-its own moves it.
+extended, or was confirmed more than ``ACTIVATION_SLACK`` after the call, jit sends ``grant`` again with
+the end jit recorded as ``expires_at``: a receiver that keeps an expiry of its own moves it.
 
 Optional, with ``reconcile: true`` in the resource's settings: ``{"action": "list", "resource"}``, answered
 with ``{"live": [{"request_id", "role"}, ...]}`` - what the receiver holds, so jit's reconciler can revoke
