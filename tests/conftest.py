@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 #: The files that take a minute or more, longest first. They are handed out first, so that the run does not end
-#: with two workers idle while a third goes through one of them (the order within each file is kept).
+#: with two workers idle while a third goes through one of them (the order within each file is kept). xdist would
+#: otherwise hand out the files with the most tests first, which put these one-test files last
+#: (``--no-loadscope-reorder`` in pyproject keeps this order).
 SLOW_FIRST = (
     'tests/chaos/test_redis_outages.py',
     'tests/e2e/test_many_replicas.py',
@@ -23,6 +25,7 @@ SLOW_FIRST = (
     'tests/e2e/test_lifecycle.py',
     'tests/fuzz/test_socket_fuzz.py',
     'tests/browser/test_sandbox_browser.py',
+    'tests/test_wheel_sandbox.py',
 )
 
 
