@@ -104,6 +104,11 @@ class Rule:
         return sum(step.approvals for step in self.steps)
 
     @property
+    def needs_reason(self) -> bool:
+        """Whether a request under this rule is refused without a reason (``require_reason``, or break-glass)."""
+        return self.require_reason or self.break_glass
+
+    @property
     def asks_email(self) -> bool:
         return ASK_EMAIL in self.ask
 

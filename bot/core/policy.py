@@ -238,7 +238,7 @@ def evaluate(
     if wanted < rule.min_duration:
         return deny(f'{format_duration(wanted)} is shorter than the minimum of {format_duration(rule.min_duration)}',
                     rule)  # fmt: skip
-    if (rule.require_reason or rule.break_glass) and not reason.strip():
+    if rule.needs_reason and not reason.strip():
         return deny(f'rule `{rule.name}` requires a reason', rule)
     found_ticket = ticket
     if rule.ticket_pattern:

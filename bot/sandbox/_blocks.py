@@ -89,3 +89,56 @@ def blocks_text(blocks: list[JSON]) -> str:
         if isinstance(block.get("accessory"), dict):
             parts.extend(_element_texts(block["accessory"]))
     return "\n".join(part for part in parts if part)
+
+
+#: Slack's limits on a static select: 100 options, or 100 option groups of 100 options each; 75 characters
+#: of text in an option or a group's label.
+MAX_SELECT_OPTIONS = 100
+MAX_OPTION_GROUPS = 100
+MAX_OPTION_TEXT = 75
+_STATIC_SELECTS = {"static_select", "multi_static_select"}
+
+
+def _elements(blocks: list[JSON]) -> Iterator[JSON]:
+    """Yield every interactive element of these blocks: inputs' elements, accessories, actions' elements."""
+    for block in blocks:
+        candidates = [block.get("element"), block.get("accessory")]
+        if block.get("type") == "actions":
+            candidates.extend(block.get("elements") or [])
+        yield from (c for c in candidates if isinstance(c, dict))
+
+
+def _options_fit(options: Any) -> bool:
+    return (
+        isinstance(options, list)
+        and 0 < len(options) <= MAX_SELECT_OPTIONS
+        and all(isinstance(o, dict) and len(_text_of(o.get("text"))) <= MAX_OPTION_TEXT for o in options)
+    )
+
+
+def selects_within_limits(blocks: list[JSON]) -> bool:
+    """Whether every static select here is one Slack accepts (it refuses the view with `invalid_arguments`).
+
+    A static select has either `options` or `option_groups`, never both: at most 100 options, or at most 100
+    groups each of 1 to 100 options, every text at most 75 characters. Slack refuses, it does not cut.
+    """
+    for element in _elements(blocks):
+        if element.get("type") not in _STATIC_SELECTS:
+            continue
+        options, groups = element.get("options"), element.get("option_groups")
+        if (options is None) == (groups is None):
+            return False
+        if options is not None and not _options_fit(options):
+            return False
+        if groups is not None and not (
+            isinstance(groups, list)
+            and 0 < len(groups) <= MAX_OPTION_GROUPS
+            and all(
+                isinstance(g, dict)
+                and len(_text_of(g.get("label"))) <= MAX_OPTION_TEXT
+                and _options_fit(g.get("options"))
+                for g in groups
+            )
+        ):
+            return False
+    return True

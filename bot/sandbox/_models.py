@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sandbox._blocks import action_ids, blocks_text
+from bot.sandbox._blocks import action_ids, blocks_text, selects_within_limits
 
 JSON = dict[str, Any]
 
@@ -158,6 +158,8 @@ class View:
             raise SlackError("invalid_arguments")
         blocks = view.get("blocks")
         if not isinstance(blocks, list) or len(blocks) > 100 or (view["type"] == "modal" and not view.get("title")):
+            raise SlackError("invalid_arguments")
+        if not all(isinstance(b, dict) for b in blocks) or not selects_within_limits(blocks):
             raise SlackError("invalid_arguments")
         return cls(
             id=view_id,

@@ -143,7 +143,11 @@ def _view(view: View) -> JSON:
     inputs = []
     for block_id, element in iter_inputs(view.blocks):
         block = next((b for i, b in enumerate(view.blocks) if str(b.get("block_id") or f"b{i}") == block_id), {})
-        options = [{"value": o.get("value"), "text": _text(o.get("text"))} for o in element.get("options") or []]
+        # Option groups keep their label on each option, so the page can show them as Slack does.
+        grouped = [("", o) for o in element.get("options") or []] + [
+            (_text(g.get("label")), o) for g in element.get("option_groups") or [] for o in g.get("options") or []
+        ]
+        options = [{"value": o.get("value"), "text": _text(o.get("text")), "group": label} for label, o in grouped]
         inputs.append(
             {
                 "block_id": block_id,
@@ -153,6 +157,7 @@ def _view(view: View) -> JSON:
                 "placeholder": _text(element.get("placeholder")),
                 "initial": element.get("initial_value") or "",
                 "optional": bool(block.get("optional")),
+                "hint": _text(block.get("hint")),
                 "options": options,
             }
         )

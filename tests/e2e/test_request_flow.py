@@ -294,6 +294,9 @@ def test_request_modal_offers_only_what_the_user_may_request(jit, slack, store):
     assert [o['value'] for o in access] == ['demo-app:read', 'demo-app:deploy']
     durations = next(b for b in view.blocks if b['block_id'] == 'duration')['element']['options']
     assert max(int(o['value']) for o in durations) == 7200, 'bounded by the longest rule (demo-read: 2h)'
+    reason = next(b for b in view.blocks if b['block_id'] == 'reason')
+    assert reason['optional'] and '(required for some choices' in reason['label']['text'], 'demo-read needs one'
+    assert reason['hint']['text'] == 'Required for demo-app · read.'
     no_reason = slack.driver.submit_view(ALEX, view, {'access': 'demo-app:read', 'duration': '1800'})
     assert no_reason.status == 200 and set(no_reason.errors) == {'reason'}, no_reason.body
     too_long = slack.driver.submit_view(ALEX, view, {'access': 'demo-app:deploy', 'duration': '7200', 'reason': 'x'})

@@ -13,6 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.sandbox import _payloads, page
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.workspace import Message, User, seed_workspace
 
@@ -254,6 +255,47 @@ async def test_views_update_refuses_a_stale_hash(slack: LocalSlack) -> None:
     assert updated["view"]["private_metadata"] == "v2"
     with pytest.raises(SlackApiError, match="hash_conflict"):
         await client.views_update(view_id=opened["id"], hash=opened["hash"], view=view)
+
+
+def _select_view(**select: Any) -> dict[str, Any]:
+    element = {"type": "static_select", "action_id": "pick", **select}
+    block = {"type": "input", "block_id": "pick", "label": {"type": "plain_text", "text": "Pick"}, "element": element}
+    return {"type": "modal", "title": {"type": "plain_text", "text": "Hi"}, "blocks": [block]}
+
+
+def _options(count: int, prefix: str = "o") -> list[dict[str, Any]]:
+    return [{"text": {"type": "plain_text", "text": f"{prefix}{i}"}, "value": f"{prefix}{i}"} for i in range(count)]
+
+
+def _groups(sizes: list[int]) -> list[dict[str, Any]]:
+    return [
+        {"label": {"type": "plain_text", "text": f"g{g}"}, "options": _options(n, f"g{g}-")}
+        for g, n in enumerate(sizes)
+    ]
+
+
+async def test_views_refuse_selects_past_slacks_option_limits(slack: LocalSlack) -> None:
+    """100 options, or 100 groups of 100, are accepted; one more anywhere is `invalid_arguments`, as Slack does:
+    it refuses, it never cuts. A choice from a group is submitted like any other option."""
+    client = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
+    for accepted in [_select_view(options=_options(100)), _select_view(option_groups=_groups([100] * 100))]:
+        await client.views_open(trigger_id=slack.mint_trigger("U0ALEX"), view=accepted)
+    for refused in [
+        _select_view(options=_options(101)),
+        _select_view(option_groups=_groups([1] * 101)),
+        _select_view(option_groups=_groups([100, 101])),
+        _select_view(options=_options(1), option_groups=_groups([1])),
+        _select_view(options=[{"text": {"type": "plain_text", "text": "x" * 76}, "value": "x"}]),
+    ]:
+        with pytest.raises(SlackApiError) as caught:
+            await client.views_open(trigger_id=slack.mint_trigger("U0ALEX"), view=refused)
+        assert caught.value.response["error"] == "invalid_arguments"
+    grouped = slack.workspace.views_for("U0ALEX")[-1]
+    values = _payloads.form_values(grouped, {"pick": "g99-99"})
+    assert values["pick"]["pick"]["selected_option"]["value"] == "g99-99"
+    [shown] = [v for v in page.user_state(slack, "U0ALEX")["views"] if v["id"] == grouped.id]
+    options = shown["inputs"][0]["options"]
+    assert len(options) == 10_000 and options[-1] == {"value": "g99-99", "text": "g99-99", "group": "g99"}
 
 
 # -- the driver against a real Bolt app --------------------------------------------------------------
