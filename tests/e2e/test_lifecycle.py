@@ -6,6 +6,7 @@ Release and revoke reach the provider before the state says revoked; a refused a
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import subprocess
 import time
 from datetime import datetime
@@ -20,6 +21,8 @@ from tests.support.processes import wait_until
 from tests.support.slack import WEBHOOK_SECRET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+#: The end told in a message: the word 'ended' (an extension's 'extended' is not it).
+ENDED = re.compile(r'\bended\b')
 S = RequestStatus
 
 
@@ -212,7 +215,7 @@ def test_ends_soon_warning_offers_extend_and_release(jit, slack, webhook, store)
     wait_until(lambda: slack.workspace.message(dm, warning.ts) is None, timeout=10, what='the warning deleted')
     ended_at = store.get(request_id).ended_at
     about = [m for m in slack.workspace.messages(dm) if request_id in m.content and float(m.ts) > float(warning.ts)]
-    ends = [m for m in about if 'ended' in m.content]
+    ends = [m for m in about if ENDED.search(m.content)]  # 'ended', not the 'extended' of the extension's line
     assert len(ends) == 1 and 'Access ended' in ends[0].content, [m.content for m in about]
     assert float(ends[0].ts) >= ended_at - 0.5, 'told at the end, not before it'
 
@@ -228,7 +231,7 @@ def test_a_grant_that_runs_out_is_told_ended_once_at_its_end(jit, slack, webhook
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=20, what='revoked at its end')
     wait_until(lambda: slack.workspace.message(dm, warning.ts) is None, timeout=10, what='the warning deleted')
     grant = store.get(request_id)
-    told = [m for m in slack.workspace.messages(dm) if request_id in m.content and 'ended' in m.content]
+    told = [m for m in slack.workspace.messages(dm) if request_id in m.content and ENDED.search(m.content)]
     assert len(told) == 1 and 'Access ended' in told[0].content, [m.content for m in told]
     assert float(told[0].ts) >= grant.expires_at, 'posted at the end, not before it'
     assert not [m for m in slack.workspace.messages(dm) if request_id in m.content and m.action_ids]
