@@ -109,7 +109,9 @@ async def api_guard(request: web.Request, handler: Handler) -> web.StreamRespons
     except web.HTTPException as exc:  # aiohttp's own: no such route (404), wrong method (405)
         if exc.status < 400:
             raise
-        answer = ApiError(exc.status, exc.reason.lower())
+        # A 405's Allow header names the methods the route takes (RFC 9110 requires it); keep it.
+        kept = {name: exc.headers[name] for name in ('Allow',) if name in exc.headers}
+        answer = ApiError(exc.status, exc.reason.lower(), headers=kept)
     except redis.RedisError as exc:
         log.error('api.unavailable', error=type(exc).__name__)
         answer = ApiError(503, 'jit cannot reach its store right now; try again', headers={'Retry-After': '5'})
