@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.api.server import parse_new_request
 from bot.app import create_web_app
 from bot.deps import build_deps
 from bot.sandbox.local_slack import LocalSlack
@@ -59,3 +60,28 @@ def test_a_405_names_the_methods_the_route_takes(jit):
     assert answer.status == 405 and _allow(answer) == {'POST'}
     answer = call(served.port, '/api/v1/requests/r-abcdefgh/release', method='GET', **auth)
     assert answer.status == 405 and _allow(answer) == {'POST'}
+
+
+OPTIONAL = ('role', 'duration', 'reason', 'ticket', 'context', 'public_key')
+
+
+@pytest.mark.parametrize('empty', ['', None])
+def test_an_empty_or_null_optional_field_is_the_same_as_one_left_out(empty):
+    left_out = parse_new_request({'resource': 'demo-app'})
+    for field in OPTIONAL:
+        if empty == '' and field == 'context':
+            continue  # an object, not text
+        assert parse_new_request({'resource': 'demo-app', field: empty}) == left_out, field
+    every = {field: empty for field in OPTIONAL if not (empty == '' and field == 'context')}
+    assert parse_new_request({'resource': 'demo-app', **every}) == left_out
+
+
+def test_a_body_of_empty_optional_fields_is_filed_as_if_they_were_left_out(jit):
+    _, served = jit
+    status, filed = _post(served, {'resource': 'demo-app', 'role': '', 'duration': '', 'reason': '', 'ticket': '',
+                                   'public_key': ''})  # fmt: skip
+    assert status == 201, filed
+    assert filed['role'] == 'read' and filed['ticket'] is None and filed['reason'] == '', filed
+    release = call(served.port, f'/api/v1/requests/{filed["id"]}/release', method='POST',
+                   Authorization=f'Bearer {TOKEN}')  # fmt: skip
+    assert release.status == 200

@@ -222,7 +222,7 @@ def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
     ticket = _text(body, 'ticket', errors, limit=100)
     duration = None
     raw = body.get('duration')
-    if raw is not None:
+    if raw is not None and raw != '':  # like every optional field, "" is the same as left out
         if isinstance(raw, bool) or not isinstance(raw, (str, int)) or (isinstance(raw, str) and len(raw) > 40):
             errors['duration'] = 'must be seconds (an integer) or a duration like "30m" or "2 hours"'
         else:
@@ -239,7 +239,7 @@ def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
         elif not all(isinstance(v, str) and len(v) <= 200 and _utf8(v) for v in context.values()):
             errors['context'] = 'values must be strings of at most 200 characters'
     key = body.get('public_key')
-    if key is not None:
+    if key is not None and key != '':
         try:
             public_key(key)
         except SealedBoxError as exc:
@@ -247,7 +247,7 @@ def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise ApiError(400, 'invalid request: ' + '; '.join(f'{k}: {v}' for k, v in errors.items()), errors=errors)
     return {'resource': resource, 'role': role, 'duration': duration, 'reason': reason, 'ticket': ticket,
-            'context': context or {}, 'recipient_key': key}  # fmt: skip
+            'context': context or {}, 'recipient_key': key or None}  # fmt: skip
 
 
 class Api:
