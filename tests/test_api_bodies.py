@@ -8,16 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from bot.api.server import parse_new_request
+from bot.api.server import ApiError, new_request_schema, parse_new_request
 from bot.app import create_web_app
 from bot.deps import build_deps
 from bot.sandbox.local_slack import LocalSlack
 from tests.support.served import Served
 from tests.support.slack import local_slack
 from tests.test_access_log import SECRET, TOKEN, Answer, call, settings_for
-from tests.test_openapi import conforms
+from tests.test_openapi import DOC, conforms
 
 pytestmark = [pytest.mark.redis]
 
@@ -85,3 +86,73 @@ def test_a_body_of_empty_optional_fields_is_filed_as_if_they_were_left_out(jit):
     release = call(served.port, f'/api/v1/requests/{filed["id"]}/release', method='POST',
                    Authorization=f'Bearer {TOKEN}')  # fmt: skip
     assert release.status == 200
+
+
+@pytest.mark.parametrize(
+    ('body', 'wrong'),
+    [
+        ({}, {'resource': 'required'}),
+        ({'resource': 'demo-app', 'duraton': '5m', 'extra': 1}, {'duraton': 'unknown field', 'extra': 'unknown field'}),
+        ({'resource': ''}, 'resource'),
+        ({'resource': '   '}, 'resource'),
+        ({'resource': 'demo\x00app'}, 'resource'),
+        ({'resource': 'x' * 101}, 'resource'),
+        ({'resource': 7}, 'resource'),
+        ({'resource': None}, 'resource'),
+        ({'resource': 'demo-app', 'role': ['read']}, 'role'),
+        ({'resource': 'demo-app', 'ticket': 'x' * 101}, 'ticket'),
+        ({'resource': 'demo-app', 'reason': '\ud800'}, 'reason'),
+        ({'resource': 'demo-app', 'reason': 'x' * 1001}, 'reason'),
+        ({'resource': 'demo-app', 'duration': True}, 'duration'),
+        ({'resource': 'demo-app', 'duration': 0}, 'duration'),
+        ({'resource': 'demo-app', 'duration': 1.5}, 'duration'),
+        ({'resource': 'demo-app', 'duration': 'forever'}, 'duration'),
+        ({'resource': 'demo-app', 'duration': '1' * 41}, 'duration'),
+        ({'resource': 'demo-app', 'context': ['x']}, 'context'),
+        ({'resource': 'demo-app', 'context': {'bad name': 'v'}}, 'context'),
+        ({'resource': 'demo-app', 'context': {'event\n': 'v'}}, 'context'),
+        ({'resource': 'demo-app', 'context': {'event': 1}}, 'context'),
+        ({'resource': 'demo-app', 'context': {'event': '\udfff'}}, 'context'),
+        ({'resource': 'demo-app', 'context': {f'k{i}': 'v' for i in range(21)}}, 'context'),
+        ({'resource': 'demo-app', 'public_key': 'not-a-key'}, 'public_key'),
+        ({'resource': 'demo-app', 'public_key': 'A' * 43 + '\n'}, 'public_key'),
+        ({'resource': 'demo-app', 'public_key': 'A' * 43}, 'public_key'),  # all zeros: a low-order point
+    ],
+)
+def test_a_body_that_breaks_new_request_is_refused_naming_each_wrong_field(body, wrong):
+    with pytest.raises(ApiError) as refused:
+        parse_new_request(body)
+    assert refused.value.status == 400
+    errors = refused.value.extra['errors']
+    if isinstance(wrong, dict):
+        assert errors == wrong
+    else:
+        assert set(errors) == {wrong}, errors
+        assert errors[wrong] != 'unknown field'
+
+
+def test_every_wrong_field_is_named_at_once_over_http(jit):
+    _, served = jit
+    status, got = _post(served, {'resource': '', 'duration': -5, 'context': [], 'color': 'red'})
+    assert status == 400
+    assert set(got['errors']) == {'resource', 'duration', 'context', 'color'}, got
+    assert got['errors']['color'] == 'unknown field'
+
+
+def test_the_body_rules_are_those_of_the_openapi_document():
+    """What NewRequest in openapi.yaml refuses, the API refuses, naming the same fields; and it is read from the
+    document: its limits are the document's, not numbers of its own."""
+    schema = {'$ref': '#/components/schemas/NewRequest', 'components': DOC['components']}
+    document = jsonschema.Draft202012Validator(schema)
+    assert new_request_schema().schema == schema
+    properties = DOC['components']['schemas']['NewRequest']['properties']
+    most = properties['context']['maxProperties']
+    for body in ({'resource': 'x' * (properties['resource']['maxLength'] + 1)},
+                 {'resource': 'demo-app', 'reason': 'x' * (properties['reason']['maxLength'] + 1)},
+                 {'resource': 'demo-app', 'context': {f'k{i}': 'v' for i in range(most + 1)}},
+                 {'resource': 'demo-app', 'duration': None, 'role': 5}):  # fmt: skip
+        fields = {str(e.absolute_path[0]) for e in document.iter_errors(body) if e.absolute_path}
+        assert fields
+        with pytest.raises(ApiError) as refused:
+            parse_new_request(body)
+        assert set(refused.value.extra['errors']) == fields
