@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
+import jsonschema
 import redis
 import structlog
 import yaml
@@ -67,7 +69,6 @@ _IDEMPOTENCY_KEY = re.compile(r'[A-Za-z0-9_.:-]{1,128}')
 #: How long a retry with the same Idempotency-Key gets the request it filed, and how long a key is held
 #: while its request is being filed (a filing takes milliseconds; a crashed one frees the key after this).
 IDEMPOTENCY_WINDOW, IDEMPOTENCY_FILING = 24 * 3600.0, 60.0
-_FIELDS = frozenset({'resource', 'role', 'duration', 'reason', 'ticket', 'context', 'public_key'})
 PRINCIPAL = web.RequestKey('jit.principal', Principal)  # a str key warns (NotAppKeyWarning)
 TOKENS: web.AppKey[Mapping[str, str]] = web.AppKey('tokens', dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -109,7 +110,9 @@ async def api_guard(request: web.Request, handler: Handler) -> web.StreamRespons
     except web.HTTPException as exc:  # aiohttp's own: no such route (404), wrong method (405)
         if exc.status < 400:
             raise
-        answer = ApiError(exc.status, exc.reason.lower())
+        # A 405's Allow header names the methods the route takes (RFC 9110 requires it); keep it.
+        kept = {name: exc.headers[name] for name in ('Allow',) if name in exc.headers}
+        answer = ApiError(exc.status, exc.reason.lower(), headers=kept)
     except redis.RedisError as exc:
         log.error('api.unavailable', error=type(exc).__name__)
         answer = ApiError(503, 'jit cannot reach its store right now; try again', headers={'Retry-After': '5'})
@@ -195,48 +198,80 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _text(body: dict[str, Any], key: str, errors: dict[str, str], *, limit: int, required: bool = False) -> str | None:
-    value = body.get(key)
-    if value is None or (value == '' and not required):  # an empty optional field is a missing one
-        if required:
-            errors[key] = 'required'
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit or '\x00' in value or not _utf8(value):
-        errors[key] = f'must be a non-empty string of at most {limit} characters'
-        return None
-    return value.strip()
+#: What each field of ``NewRequest`` must be, said when the body breaks its schema (or, for text, is blank).
+_SAYS = {
+    'resource': 'must be a non-empty string of at most 100 characters',
+    'role': 'must be a non-empty string of at most 100 characters',
+    'duration': 'must be seconds (an integer of at least 1) or a duration like "30m" or "2 hours" (at most 40 '
+                'characters)',
+    'reason': 'must be a non-empty string of at most 1000 characters',
+    'ticket': 'must be a non-empty string of at most 100 characters',
+    'context': 'must be an object of at most 20 names (1-64 of A-Z a-z 0-9 _ . -) to strings of at most 200 '
+               'characters',
+    'public_key': 'must be an X25519 public key: 43 base64url characters',
+}  # fmt: skip
+
+
+@functools.cache
+def new_request_schema() -> jsonschema.Draft202012Validator:
+    """``NewRequest`` of the OpenAPI document, the one statement of what a body may be.
+
+    OpenAPI 3.1's schemas are JSON Schema 2020-12; the document's components go along so that a ``$ref`` in
+    it resolves. Read when the app is made (:func:`create_api_app`), so a document that is not a valid schema
+    stops ``jit serve`` from starting.
+    """
+    schema = {'$ref': '#/components/schemas/NewRequest', 'components': openapi_document()['components']}
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _schema_errors(body: dict[str, Any]) -> dict[str, str]:
+    """Each field of ``body`` that breaks ``NewRequest``, with what it must be."""
+    validator = new_request_schema()
+    schema = cast(Mapping[str, Any], validator.schema)  # a document (new_request_schema), not True or False
+    properties = schema['components']['schemas']['NewRequest']['properties']
+    errors: dict[str, str] = {}
+    for error in validator.iter_errors(body):
+        if error.absolute_path:
+            field = str(error.absolute_path[0])
+            errors.setdefault(field, _SAYS.get(field, 'not valid'))
+        elif error.validator == 'required':
+            errors.update({field: 'required' for field in error.validator_value if field not in body})
+        elif error.validator == 'additionalProperties':
+            errors.update({field: 'unknown field' for field in body if field not in properties})
+        else:  # not an object (the body is checked to be one before)
+            errors.setdefault('body', error.message)
+    return dict(sorted(errors.items()))
 
 
 def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
     """The arguments of :meth:`SubmitRequest.execute` from a ``NewRequest`` body.
 
+    The body is checked against ``NewRequest`` of the OpenAPI document (types, lengths, names, fields that
+    are required or unknown); then what a schema cannot say: text that is blank or holds NUL or a lone
+    surrogate, a duration in words, a public key that cannot be sealed to. A field that is null or ""
+    is the same as one left out (as the document says).
+
     Raises:
         ApiError: 400 naming every field that is wrong.
     """
-    errors: dict[str, str] = {f: 'unknown field' for f in sorted(set(body) - _FIELDS)}
-    resource = _text(body, 'resource', errors, limit=100, required=True)
-    role = _text(body, 'role', errors, limit=100)
-    reason = _text(body, 'reason', errors, limit=1000) or ''
-    ticket = _text(body, 'ticket', errors, limit=100)
+    errors = _schema_errors(body)
+    given = {k: v for k, v in body.items() if k not in errors and v is not None and v != ''}
+    for field in ('resource', 'role', 'reason', 'ticket'):
+        text = given.get(field)
+        if isinstance(text, str) and (not text.strip() or '\x00' in text or not _utf8(text)):
+            errors[field] = _SAYS[field]
+    context: dict[str, str] = given.get('context', {})
+    # JSON Schema's pattern is a search: ``$`` also matches before a final newline, so names are matched whole.
+    if not all(_CONTEXT_KEY.fullmatch(k) and _utf8(v) for k, v in context.items()):
+        errors['context'] = _SAYS['context']
     duration = None
-    raw = body.get('duration')
-    if raw is not None:
-        if isinstance(raw, bool) or not isinstance(raw, (str, int)) or (isinstance(raw, str) and len(raw) > 40):
-            errors['duration'] = 'must be seconds (an integer) or a duration like "30m" or "2 hours"'
-        else:
-            try:
-                duration = parse_duration(raw)
-            except DurationError as exc:
-                errors['duration'] = str(exc)
-    context = body.get('context')
-    if context is not None:
-        if not isinstance(context, dict) or len(context) > 20:
-            errors['context'] = 'must be an object of at most 20 names'
-        elif not all(isinstance(k, str) and _CONTEXT_KEY.fullmatch(k) for k in context):
-            errors['context'] = 'names must be 1-64 of A-Z a-z 0-9 _ . -'
-        elif not all(isinstance(v, str) and len(v) <= 200 and _utf8(v) for v in context.values()):
-            errors['context'] = 'values must be strings of at most 200 characters'
-    key = body.get('public_key')
+    if 'duration' in given:
+        try:
+            duration = parse_duration(given['duration'])
+        except DurationError as exc:
+            errors['duration'] = str(exc)
+    key = given.get('public_key')
     if key is not None:
         try:
             public_key(key)
@@ -244,8 +279,10 @@ def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
             errors['public_key'] = str(exc)
     if errors:
         raise ApiError(400, 'invalid request: ' + '; '.join(f'{k}: {v}' for k, v in errors.items()), errors=errors)
-    return {'resource': resource, 'role': role, 'duration': duration, 'reason': reason, 'ticket': ticket,
-            'context': context or {}, 'recipient_key': key}  # fmt: skip
+    text_of = {field: given[field].strip() for field in ('resource', 'role', 'reason', 'ticket') if field in given}
+    return {'resource': text_of['resource'], 'role': text_of.get('role'), 'duration': duration,
+            'reason': text_of.get('reason', ''), 'ticket': text_of.get('ticket'), 'context': context,
+            'recipient_key': key}  # fmt: skip
 
 
 class Api:
@@ -356,6 +393,7 @@ def openapi_document() -> dict[str, Any]:
 
 def create_api_app(deps: Deps) -> web.Application:
     """The ``/api/v1`` sub-application of ``jit serve``."""
+    new_request_schema()  # read and checked now: a broken document stops jit serve here, not on a request
     app = web.Application(middlewares=[api_guard], client_max_size=MAX_BODY)
     app[TOKENS] = deps.settings.api_tokens
     api = Api(deps)
