@@ -64,6 +64,7 @@ from typing import Any
 import redis
 
 from bot.adapters._notify_feed import NotifyFeed
+from bot.adapters._pipeline_keys import PipelineKeys
 from bot.adapters._redis_scripts import FREE, RENEW, TAKE_SLOT
 from bot.adapters.group_commit import GroupCommit, Writes
 from bot.core.errors import RequestNotFound
@@ -78,7 +79,7 @@ HOLDING = frozenset({S.GRANTING, S.ACTIVE, S.REVOKE_FAILED})
 WATCH_AFTER = 30.0
 
 
-class RedisStore(NotifyFeed):
+class RedisStore(NotifyFeed, PipelineKeys):
     """The :class:`~bot.core.ports.RequestStore` over a ``redis.Redis`` (``decode_responses=True``); what the notify
     follower reads is in :class:`~bot.adapters._notify_feed.NotifyFeed`."""
 
@@ -263,44 +264,6 @@ class RedisStore(NotifyFeed):
         """``SET ... GET``: the new version and the old one read in one step, so one process sees the change."""
         old: str | None = self.redis.set(self._key('policy', 'in_force'), version, get=True)
         return old != version
-
-    def put_sealed_details(self, request_id: str, sealed: str, ttl: float) -> None:
-        """Keep a sealed box for its pipeline (:meth:`sealed_details`), at most ``ttl`` seconds.
-
-        Only the pipeline's private key opens it, so it is handed out on every read, not once: an answer lost
-        on the way does not lose the details. It goes when the grant ends (:meth:`mark_end`, :meth:`_index`).
-        """
-        self.redis.set(self._key('details', request_id), sealed, ex=max(1, int(ttl)))
-
-    def sealed_details(self, request_id: str) -> str | None:
-        """The sealed details, left in place for the next read (until the grant ends or they expire)."""
-        return self.redis.get(self._key('details', request_id))  # type: ignore[no-any-return]
-
-    def claim_idempotency(self, pipeline: str, key: str, fingerprint: str, *, ttl: float) -> dict[str, Any] | None:
-        """Take ``Idempotency-Key`` ``key`` of ``pipeline`` for a body (``fingerprint``) about to be filed.
-
-        None: taken (SET NX, so of two concurrent retries exactly one files); it holds ``ttl`` seconds unless
-        :meth:`settle_idempotency` records what was filed. Otherwise what the key holds already,
-        ``{"body": FINGERPRINT, "id": REQUEST_ID or None while it is being filed}``.
-        """
-        name = self._key('idem', pipeline, key)
-        mine = json.dumps({'body': fingerprint, 'id': None})
-        for _ in range(3):  # the holder may let go between the two calls (its filing was refused)
-            if self.redis.set(name, mine, nx=True, ex=max(1, int(ttl))):
-                return None
-            held = self.redis.get(name)
-            if held is not None:
-                return dict(json.loads(held))
-        raise redis.RedisError('the idempotency key keeps changing hands')
-
-    def settle_idempotency(self, pipeline: str, key: str, fingerprint: str, request_id: str, *, ttl: float) -> None:
-        """The key filed ``request_id``: a retry with it gets that request for ``ttl`` seconds."""
-        record = json.dumps({'body': fingerprint, 'id': request_id})
-        self.redis.set(self._key('idem', pipeline, key), record, ex=max(1, int(ttl)))
-
-    def forget_idempotency(self, pipeline: str, key: str) -> None:
-        """Nothing was filed with the key (refused, or an error): a retry with it may file."""
-        self.redis.delete(self._key('idem', pipeline, key))
 
     def take_slot(self, name: str, *, now: float, window: float, limit: int) -> float | None:
         # One script, so two requests at the same instant cannot both take the last slot.

@@ -1,7 +1,4 @@
-"""Errors at the Slack edge, mapped in one place: what each surface shows for each error.
-
-Expected refusals (:class:`~bot.core.errors.JitError`, usage errors included) are answered where the user is
-looking, one mapping per surface:
+"""Errors at the Slack edge, mapped in one place: refusals (:class:`~bot.core.errors.JitError`) where the user looks.
 
 =====================  ====================================================  ==========================
 surface                how a refusal is shown                                used by
@@ -12,13 +9,9 @@ modal submission       an error under the field it is about                  :fu
 App Home               the tab shows the refusal instead of the requests     :func:`refusal_home`
 =====================  ====================================================  ==========================
 
-A listener wraps the part that may be refused in one of these (``async with refusals_told(...)``), so no
-listener decides for itself how an error looks. The text of a refusal is :func:`answer_for` on every
-ephemeral surface: a denial by the policy says what may be requested instead, anything else is a warning.
-
-Anything else is a bug: Bolt hands it to :func:`handle_unexpected_error`, which logs it with its traceback
-and an error ID, and tells the user a short apology with the same ID (never the traceback), so that the
-person who reports it and the operator who reads the log find the same line.
+A listener wraps what may be refused in one of these (``async with refusals_told(...)``); the text is
+:func:`answer_for` on every ephemeral surface. Anything else is a bug: :func:`handle_unexpected_error` logs it
+with its traceback and an error ID and tells the user an apology with the same ID (never the traceback).
 """
 
 from __future__ import annotations
