@@ -52,6 +52,13 @@ def one_line(value: object) -> str:
     return ' '.join(visible.split())
 
 
+def clipped_line(value: object, limit: int) -> str:
+    """:func:`one_line`, at most ``limit`` characters (an ellipsis ends a cut): what an email or a Teams card shows
+    of something someone wrote."""
+    line = one_line(value)
+    return line if len(line) <= limit else line[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
 def literal(value: object) -> str:
     """Every character as it is, for a code span or block (access details): ``& < >`` escaped, line breaks
     kept, only control characters and those that reorder or hide text dropped."""

@@ -37,7 +37,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import urlsplit
 
-from bot.blocks.mrkdwn import ELLIPSIS, one_line
+from bot.blocks.mrkdwn import clipped_line, one_line
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, Principal
 from bot.core.policy import Rule
@@ -50,10 +50,8 @@ SUBJECT_NAME_CHARS, SUBJECT_CHARS = 60, 200
 POLICY = email.policy.SMTP.clone(cte_type='7bit')
 
 
-def plain(value: object, limit: int) -> str:
-    """What someone wrote, on one line of visible characters, at most ``limit`` of them (an ellipsis ends a cut)."""
-    line = one_line(value)
-    return line if len(line) <= limit else line[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+#: Text someone wrote, on one line, cut with an ellipsis (the same on every surface outside Slack).
+plain = clipped_line
 
 
 #: What mail clients make a link of in a message's text: a scheme's ``:`` before ``//``, and the dots of a host name

@@ -18,7 +18,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from bot.blocks.mrkdwn import ELLIPSIS, one_line
+from bot.blocks.mrkdwn import clipped_line, one_line
 from bot.core.durations import format_duration
 from bot.core.model import AccessRequest, Principal, RequestStatus
 from bot.core.policy import Rule
@@ -47,12 +47,8 @@ Card = dict[str, Any]
 Element = dict[str, Any]
 
 
-def plain(value: object, limit: int) -> str:
-    """Text someone wrote, as one line of at most ``limit`` characters (an ellipsis where it was cut)."""
-    flat = one_line(value)
-    if len(flat) <= limit:
-        return flat
-    return flat[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+#: Text someone wrote, on one line, cut with an ellipsis (the same on every surface outside Slack).
+plain = clipped_line
 
 
 def person(who: Principal | None, *, nobody: str = 'someone') -> str:
