@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime
 
 from bot.core.durations import format_duration
-from bot.core.model import AccessRequest, Principal, RequestStatus
+from bot.core.model import MAX_REASON, AccessRequest, Principal, RequestStatus
 from bot.core.policy import Rule
 from bot.core.progress import outcome_text
 
@@ -22,7 +22,7 @@ S = RequestStatus
 _HIDDEN = re.compile('[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f]')
 _SURROGATE = re.compile('[\ud800-\udfff]')
 #: How much of a free text the page shows (the audit trail has it all).
-REASON_CHARS = 1000
+REASON_CHARS = MAX_REASON
 
 _STYLE = (
     'body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1d1c1d}'
@@ -106,7 +106,8 @@ def decision_form(action: str, *, require_reason: bool) -> str:
     label = 'Why? (required)' if require_reason else 'Why? (optional; the requester sees it)'
     return (
         '<form method="post"><input type="hidden" name="do" value="deny">'
-        f'<p><label for="reason">{label}</label><br><textarea id="reason" name="reason" rows="3" maxlength="1000"'
+        f'<p><label for="reason">{label}</label><br>'
+        f'<textarea id="reason" name="reason" rows="3" maxlength="{MAX_REASON}"'
         f'{required}></textarea></p><p><button class="deny" type="submit">Deny</button></p></form>'
         '<p><a href="?do=approve">Approve instead</a></p>'
     )

@@ -36,7 +36,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.adapters.outbox import OutboxStore
 from bot.core.errors import InvalidTransition, RequestError, RequestNotFound
-from bot.core.model import AccessRequest, Principal, RequestStatus
+from bot.core.model import MAX_REASON, AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
 from bot.core.progress import waiting_text
 from bot.decision_page import html
@@ -49,7 +49,6 @@ log = structlog.get_logger(__name__)
 
 #: A decision form is a few short fields.
 MAX_FORM = 16 * 1024
-REASON_LIMIT = 1000
 #: One "email me a link" per address and request in this many seconds, and this many in all: a personal link
 #: decides for as long as the request waits, so asking again is for a lost email, not a mailbox to fill.
 LINK_MAIL_EVERY = 60.0
@@ -136,7 +135,10 @@ class DecisionPage:
         claims = self._claims(request, personal=True)
         form = await self._form(request)
         action = self._action(form.get('do'))
-        reason = ' '.join(form.get('reason', '').split())[:REASON_LIMIT]
+        reason = ' '.join(form.get('reason', '').split())
+        if len(reason) > MAX_REASON:  # refused as on every other surface, not cut without a word
+            return _refused(400, 'Too long', f'A reason is at most {MAX_REASON:,} characters; this one has '
+                                             f'{len(reason):,}. Go back and shorten it.')  # fmt: skip
         return await asyncio.to_thread(self._decide, claims, action, reason)
 
     def _mark(self, claims: LinkClaims) -> str:

@@ -443,3 +443,13 @@ def test_the_teams_page_does_the_same_work_whoever_is_named(jit):
     )
     assert again == outsider_again, (again, outsider_again)
     assert link_mails(jit, rid) == ['sam@example.com']
+
+
+def test_a_deny_reason_past_the_limit_is_refused_in_words_and_decides_nothing(jit):
+    rid = jit.file()
+    link = jit.link(rid, 'sam@example.com')
+    refused = call(link, form={'do': 'deny', 'reason': 'x' * 1001})
+    assert refused.status == 400 and '1,000' in refused.text
+    assert jit.status(rid) is RequestStatus.PENDING
+    assert call(link, form={'do': 'deny', 'reason': 'x' * 1000}).status == 200  # the link was not spent
+    assert jit.status(rid) is RequestStatus.DENIED
