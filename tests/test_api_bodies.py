@@ -13,6 +13,7 @@ import pytest
 
 from bot.api.server import ApiError, new_request_schema, parse_new_request
 from bot.app import create_web_app
+from bot.core.durations import MAX_DURATION
 from bot.deps import build_deps
 from bot.sandbox.local_slack import LocalSlack
 from tests.support.served import Served
@@ -95,28 +96,29 @@ def test_a_body_of_empty_optional_fields_is_filed_as_if_they_were_left_out(jit):
         ({'resource': 'demo-app', 'duraton': '5m', 'extra': 1}, {'duraton': 'unknown field', 'extra': 'unknown field'}),
         ({'resource': ''}, 'resource'),
         ({'resource': '   '}, 'resource'),
-        ({'resource': 'demo\x00app'}, 'resource'),
         ({'resource': 'x' * 101}, 'resource'),
         ({'resource': 7}, 'resource'),
         ({'resource': None}, 'resource'),
         ({'resource': 'demo-app', 'role': ['read']}, 'role'),
         ({'resource': 'demo-app', 'ticket': 'x' * 101}, 'ticket'),
-        ({'resource': 'demo-app', 'reason': '\ud800'}, 'reason'),
         ({'resource': 'demo-app', 'reason': 'x' * 1001}, 'reason'),
         ({'resource': 'demo-app', 'duration': True}, 'duration'),
         ({'resource': 'demo-app', 'duration': 0}, 'duration'),
+        ({'resource': 'demo-app', 'reason': '\ud800'}, 'reason'),  # not text (I-JSON)
+        ({'resource': 'demo-app', 'context': {'event': '\udfff'}}, 'context'),
+        ({'resource': 'demo-app', 'duration': 'forever'}, 'duration'),  # not of a duration's shape
+        ({'resource': 'demo-app', 'duration': '   '}, 'duration'),
+        ({'resource': 'demo-app', 'reason': ' \t '}, 'reason'),
+        ({'resource': 'demo-app', 'ticket': '\n'}, 'ticket'),
         ({'resource': 'demo-app', 'duration': 1.5}, 'duration'),
-        ({'resource': 'demo-app', 'duration': 'forever'}, 'duration'),
         ({'resource': 'demo-app', 'duration': '1' * 41}, 'duration'),
         ({'resource': 'demo-app', 'context': ['x']}, 'context'),
         ({'resource': 'demo-app', 'context': {'bad name': 'v'}}, 'context'),
         ({'resource': 'demo-app', 'context': {'event\n': 'v'}}, 'context'),
         ({'resource': 'demo-app', 'context': {'event': 1}}, 'context'),
-        ({'resource': 'demo-app', 'context': {'event': '\udfff'}}, 'context'),
         ({'resource': 'demo-app', 'context': {f'k{i}': 'v' for i in range(21)}}, 'context'),
         ({'resource': 'demo-app', 'public_key': 'not-a-key'}, 'public_key'),
         ({'resource': 'demo-app', 'public_key': 'A' * 43 + '\n'}, 'public_key'),
-        ({'resource': 'demo-app', 'public_key': 'A' * 43}, 'public_key'),  # all zeros: a low-order point
     ],
 )
 def test_a_body_that_breaks_new_request_is_refused_naming_each_wrong_field(body, wrong):
@@ -129,6 +131,42 @@ def test_a_body_that_breaks_new_request_is_refused_naming_each_wrong_field(body,
     else:
         assert set(errors) == {wrong}, errors
         assert errors[wrong] != 'unknown field'
+
+
+@pytest.mark.parametrize(
+    ('body', 'wrong'),
+    [
+        ({'resource': 'demo\x00app'}, 'resource'),
+        ({'resource': 'demo-app', 'reason': 'x\x00y'}, 'reason'),
+        ({'resource': 'demo-app', 'duration': '0s'}, 'duration'),
+        ({'resource': 'demo-app', 'duration': '5 parsecs'}, 'duration'),
+        ({'resource': 'demo-app', 'duration': '99999999999h'}, 'duration'),
+        ({'resource': 'demo-app', 'public_key': 'A' * 43}, 'public_key'),  # all zeros: a low-order point
+    ],
+)
+def test_a_body_the_document_allows_with_a_value_jit_cannot_use_is_a_422(body, wrong):
+    """The document allows it (checked here with its own validator), and jit still cannot use it: 422, not the
+    400 of a body that breaks the document, naming the field and why."""
+    assert not list(new_request_schema().iter_errors(body))
+    with pytest.raises(ApiError) as refused:
+        parse_new_request(body)
+    assert refused.value.status == 422
+    assert set(refused.value.extra['errors']) == {wrong}, refused.value.extra
+
+
+def test_a_body_with_both_kinds_of_fault_is_a_400_naming_all_of_them():
+    with pytest.raises(ApiError) as refused:
+        parse_new_request({'resource': '', 'duration': '0s'})
+    assert refused.value.status == 400 and set(refused.value.extra['errors']) == {'resource', 'duration'}
+
+
+def test_a_422_over_http_conforms_to_the_document(jit):
+    _, served = jit
+    status, got = _post(served, {'resource': 'demo-app', 'duration': '0s'})
+    assert status == 422 and set(got['errors']) == {'duration'}, got
+    assert 'not a positive duration' in got['errors']['duration']
+    status, got = _post(served, {'resource': 'demo-app', 'duration': '5s'})  # a duration, shorter than any rule takes
+    assert status == 403 and 'allowed' in got, got
 
 
 def test_every_wrong_field_is_named_at_once_over_http(jit):
@@ -147,6 +185,7 @@ def test_the_body_rules_are_those_of_the_openapi_document():
     assert new_request_schema().schema == schema
     properties = DOC['components']['schemas']['NewRequest']['properties']
     most = properties['context']['maxProperties']
+    assert properties['duration']['oneOf'][0]['maximum'] == MAX_DURATION  # the longest duration jit reads anywhere
     for body in ({'resource': 'x' * (properties['resource']['maxLength'] + 1)},
                  {'resource': 'demo-app', 'reason': 'x' * (properties['reason']['maxLength'] + 1)},
                  {'resource': 'demo-app', 'context': {f'k{i}': 'v' for i in range(most + 1)}},

@@ -109,7 +109,7 @@ def test_low_order_and_non_canonical_public_keys_are_refused_when_filing(key):
         public_key(key)
     with pytest.raises(ApiError) as refused:
         parse_new_request({'resource': 'demo-app', 'public_key': key})
-    assert refused.value.status == 400 and set(refused.value.extra['errors']) == {'public_key'}
+    assert refused.value.status == 422 and set(refused.value.extra['errors']) == {'public_key'}
     with pytest.raises(SealedBoxError):
         seal(key, {'password': 's3cret'}, request_id='r-aaaaaaaa')
 

@@ -1,6 +1,7 @@
 """Reading a pipeline's request body: its size, type and JSON, the ``Idempotency-Key`` header, and a
 ``NewRequest`` checked against the OpenAPI document shipped beside this module (the one statement of what a
-body may be), then for what a schema cannot say. Every problem is an :class:`~bot.api.errors.ApiError` (4xx).
+body may be: 400 when a body breaks it), then for what a schema cannot say (422). Every problem is an
+:class:`~bot.api.errors.ApiError` (4xx).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.sealed_box import SealedBoxError, public_key
 MAX_BODY = 16 * 1024
 _CONTEXT_KEY = re.compile(r'[A-Za-z0-9_.-]{1,64}')
 _IDEMPOTENCY_KEY = re.compile(r'[A-Za-z0-9_.:-]{1,128}')
+_PUBLIC_KEY = re.compile(r'[A-Za-z0-9_-]{43}=?')
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -90,8 +92,8 @@ def _utf8(text: str) -> bool:
 _SAYS = {
     'resource': 'must be a non-empty string of at most 100 characters',
     'role': 'must be a non-empty string of at most 100 characters',
-    'duration': 'must be seconds (an integer of at least 1) or a duration like "30m" or "2 hours" (at most 40 '
-                'characters)',
+    'duration': 'must be seconds (a whole number from 1 to 315360000, ten years) or a duration like "30m" or '
+                '"2 hours" (at most 40 characters)',
     'reason': 'must be a non-empty string of at most 1000 characters',
     'ticket': 'must be a non-empty string of at most 100 characters',
     'context': 'must be an object of at most 20 names (1-64 of A-Z a-z 0-9 _ . -) to strings of at most 200 '
@@ -135,22 +137,32 @@ def _schema_errors(body: dict[str, Any]) -> dict[str, str]:
 def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
     """The arguments of :meth:`SubmitRequest.execute` from a ``NewRequest`` body.
 
-    The body is checked against ``NewRequest`` of the OpenAPI document (types, lengths, names, fields that
-    are required or unknown); then what a schema cannot say: text that is blank or holds NUL or a lone
-    surrogate, a duration in words, a public key that cannot be sealed to. A field that is null or ""
-    is the same as one left out (as the document says).
+    Two kinds of refusal, told apart by their status so that a client (and Schemathesis) can tell a body that
+    breaks the document from one the document allows but jit cannot use:
+
+    - **400**: the body breaks ``NewRequest`` of the OpenAPI document (types, lengths, names, patterns, fields
+      that are required or unknown). The document is read with JSON Schema's own (ECMA-262) patterns, where ``$``
+      ends the text; Python's ``re`` also lets it match before a final newline, so names and keys are matched
+      whole here as well. A lone surrogate (``"\\ud800"``) is not text (I-JSON, RFC 7493), so not a string.
+    - **422**: the body follows the document, and a value is still unusable: a duration in its shape that is not
+      one (``"0s"``, ``"5 parsecs"``, longer than ten years), a public key that cannot be sealed to (a low-order
+      point), text holding a NUL.
+
+    A field that is null or "" is the same as one left out (as the document says).
 
     Raises:
-        ApiError: 400 naming every field that is wrong.
+        ApiError: 400 or 422, naming every field that is wrong (a body with both kinds is a 400 naming all).
     """
     errors = _schema_errors(body)
     given = {k: v for k, v in body.items() if k not in errors and v is not None and v != ''}
+    unusable: dict[str, str] = {}
     for field in ('resource', 'role', 'reason', 'ticket'):
         text = given.get(field)
-        if isinstance(text, str) and (not text.strip() or '\x00' in text or not _utf8(text)):
+        if isinstance(text, str) and (not text.strip() or not _utf8(text)):
             errors[field] = _SAYS[field]
+        elif isinstance(text, str) and '\x00' in text:
+            unusable[field] = 'holds a NUL character, which jit does not store'
     context: dict[str, str] = given.get('context', {})
-    # JSON Schema's pattern is a search: ``$`` also matches before a final newline, so names are matched whole.
     if not all(_CONTEXT_KEY.fullmatch(k) and _utf8(v) for k, v in context.items()):
         errors['context'] = _SAYS['context']
     duration = None
@@ -158,15 +170,19 @@ def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
         try:
             duration = parse_duration(given['duration'])
         except DurationError as exc:
-            errors['duration'] = str(exc)
+            unusable['duration'] = str(exc)
     key = given.get('public_key')
-    if key is not None:
+    if key is not None and not _PUBLIC_KEY.fullmatch(key):
+        errors['public_key'] = _SAYS['public_key']
+    elif key is not None:
         try:
             public_key(key)
         except SealedBoxError as exc:
-            errors['public_key'] = str(exc)
-    if errors:
-        raise ApiError(400, 'invalid request: ' + '; '.join(f'{k}: {v}' for k, v in errors.items()), errors=errors)
+            unusable['public_key'] = str(exc)
+    if errors or unusable:
+        every = dict(sorted({**unusable, **errors}.items()))
+        status, what = (400, 'invalid request') if errors else (422, 'unusable request')
+        raise ApiError(status, f'{what}: ' + '; '.join(f'{k}: {v}' for k, v in every.items()), errors=every)
     text_of = {field: given[field].strip() for field in ('resource', 'role', 'reason', 'ticket') if field in given}
     return {'resource': text_of['resource'], 'role': text_of.get('role'), 'duration': duration,
             'reason': text_of.get('reason', ''), 'ticket': text_of.get('ticket'), 'context': context,

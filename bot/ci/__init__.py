@@ -25,7 +25,7 @@ Exit codes::
     0    done (granted and printed; filed; released; token made)
     1    refused or ended: the policy refuses (403), over a limit (429), denied, expired, cancelled,
          failed, revoked, or the access came but cannot be handed over (it is then released)
-    2    a usage, setting or connection problem, or the server says the call is wrong (400, 401, 404)
+    2    a usage, setting or connection problem, or the server says the call is wrong (400, 401, 404, 422)
     3    --wait timed out (the request was released)
 
 ``jit ci run`` exits with the command's status instead, and 124/125/126/127 for what kept it from running

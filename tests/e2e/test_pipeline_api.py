@@ -313,8 +313,8 @@ def test_low_order_public_keys_are_refused_at_post_and_nothing_is_filed(jit, web
     for name, key in {**LOW_ORDER, **NON_CANONICAL}.items():
         status, answer, _ = api.call('POST', '/api/v1/requests', {
             'resource': 'demo-app', 'role': 'deploy', 'duration': '5m', 'public_key': key})  # fmt: skip
-        assert status == 400 and set(answer['errors']) == {'public_key'}, (name, answer)
-        assert answer['error'].startswith('invalid request: public_key')
+        assert status == 422 and set(answer['errors']) == {'public_key'}, (name, answer)
+        assert answer['error'].startswith('unusable request: public_key')
         if key == 'A' * 43:
             assert 'low-order' in answer['errors']['public_key'], answer
     assert _snapshot(client) == before
