@@ -109,7 +109,7 @@ class Outbox:
         out: list[Delivery] = []
         if event == AuditName.BREAKGLASS_USED:
             if rule.asks_email:
-                everyone = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps))))
+                everyone = policy.rule_approvers(rule)
                 out += [Delivery('notice-email', request.id, e, 'breakglass') for e in sorted(everyone) if '@' in e]
             out += [Delivery('notice-teams', request.id, ch, 'breakglass') for ch in rule.teams_channels]
             return out

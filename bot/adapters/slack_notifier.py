@@ -151,7 +151,7 @@ class SlackNotifier:
         """A loud event: its own audit-channel post mentioning the admins, and a DM to each of them."""
         alerted = set(policy.admins)
         if record['event'] == AuditName.BREAKGLASS_USED and (rule := policy.rule_named(record.get('rule') or '')):
-            alerted |= {i for step in rule.steps for i in policy.resolve(step.approvers)}  # every approver too
+            alerted |= policy.rule_approvers(rule)  # every approver too
         requester = ((record.get('request') or {}).get('requester') or {}).get('slack_id')
         admins = [a for a in self._slack_ids(frozenset(alerted)) if a != requester]
         line = audit_line(record)

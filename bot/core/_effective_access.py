@@ -72,9 +72,7 @@ def people_named(policy: Policy) -> set[str]:
     for members in policy.groups.values():
         out |= members
     for rule in policy.rules:
-        out |= policy.resolve(rule.requesters)
-        for step in rule.steps:
-            out |= policy.resolve(step.approvers)
+        out |= policy.resolve(rule.requesters) | policy.rule_approvers(rule)
     return out
 
 
@@ -117,7 +115,7 @@ def deciders(policy: Policy, resource: str, role: str, channel: Channel, ids: se
 def terms_of(policy: Policy, rule: Rule | None, identity: str) -> Terms | None:
     if rule is None:
         return None
-    approvers: frozenset[str] = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps))))
+    approvers = policy.rule_approvers(rule)
     single = not rule.auto_approve and not rule.break_glass and len(rule.steps) == 1 and rule.steps[0].approvals == 1
     return Terms(
         rule=rule.name,

@@ -176,6 +176,10 @@ class Policy:
             return frozenset()
         return self.resolve(rule.steps[step].approvers)
 
+    def rule_approvers(self, rule: Rule) -> frozenset[str]:
+        """Identifiers that may approve some step of ``rule``: who is asked, who is told of a decision."""
+        return frozenset().union(*(self.resolve(step.approvers) for step in rule.steps))
+
     def rule_named(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)
 

@@ -95,7 +95,7 @@ def _check(policy: Policy, case: dict[str, Any]) -> str | None:
         return f'expected rule `{case["rule"]}`, got `{rule.name if rule else "none"}`'
     if 'approvers' in case and rule is not None:
         wanted = policy.resolve(tuple(str(a) for a in case['approvers'] or ()))
-        actual = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps))))
+        actual = policy.rule_approvers(rule)
         if wanted != actual:
             extra, lacking = sorted(actual - wanted), sorted(wanted - actual)
             return (f'approvers differ: also {", ".join(extra) or "nobody"}; '

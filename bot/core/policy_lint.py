@@ -289,7 +289,7 @@ def _approvers_without_address(policy: Policy) -> Iterator[Finding]:
     for rule in policy.rules:
         if not rule.asks_email and not rule.teams_channels:
             continue
-        approvers = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps))))
+        approvers = policy.rule_approvers(rule)
         ids = {a for a in approvers if '@' not in a and not a.startswith('pipeline:')}
         if not ids:
             continue

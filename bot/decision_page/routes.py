@@ -206,7 +206,7 @@ class DecisionPage:
         found, rule, policy = self._request(claims)
         if found.status is not RequestStatus.PENDING:
             return _html(html.decided_page(found, rule, headline='This request was already decided'), 409)
-        approvers = frozenset().union(*(policy.step_approvers(rule, i) for i in range(len(rule.steps)))) if rule else ()
+        approvers = policy.rule_approvers(rule) if rule else ()
         may = (rule is not None and rule.decides_via('teams') and email in approvers
                and not Principal(email=email).same_as(found.requester))  # fmt: skip
         # The same answer, after the same work, whether or not the address may decide: neither the page nor the time
