@@ -104,9 +104,18 @@ def approval_progress(request: AccessRequest, *, policy: Policy, rule: Rule) -> 
     return current, counted
 
 
-def _check_channel(rule: Rule, via: str) -> None:
+def _check_channel(rule: Rule, via: str, request: AccessRequest) -> None:
+    """A decision through ``via`` counts under ``rule``, and for ``request``.
+
+    A link decides as the email address it was sent to, so self-approval is told apart by address: a person who
+    filed with no address jit knows (a Slack app without ``users:read.email``) could hold a link to their own
+    request, named once by Slack ID and once by address. No link decides such a request; Slack clicks do.
+    """
     if not rule.decides_via(via):
         raise NotThisChannel(f'The rule `{rule.name}` takes decisions in Slack only, not by {via} link.')
+    if via != 'slack' and request.requester.pipeline is None and not request.requester.email:
+        raise NotThisChannel(f'Request {request.id} must be decided in Slack: jit does not know its requester\'s '
+                             'email address, so a link cannot show that you are not the requester.')  # fmt: skip
 
 
 def approve(
@@ -123,7 +132,7 @@ def approve(
         InvalidTransition: the request is no longer pending.
     """
     _check(request, Step.APPROVE)
-    _check_channel(rule, via)
+    _check_channel(rule, via, request)
     if request.pending_until is not None and now > request.pending_until:
         # Expiring undecided requests is the sweeper's; a click that comes first (no worker running) is late.
         raise InvalidTransition(f'Request {request.id} expired undecided; ask the requester to file it again.')
@@ -159,7 +168,7 @@ def deny(
 ) -> tuple[AccessRequest, AuditEvent]:
     """An approver of the current step says no; the request ends ``denied``."""
     _check(request, Step.DENY)
-    _check_channel(rule, via)
+    _check_channel(rule, via, request)
     if approver.same_as(request.requester):
         raise NotAnApprover('You cannot decide your own request. (To withdraw it, cancel it.)')
     step, _ = approval_progress(request, policy=policy, rule=rule)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from bot.core import transitions
-from bot.core.errors import PolicyDenied
+from bot.core.errors import IdentityRefused, PolicyDenied
 from bot.core.model import AccessRequest, AuditEvent, AuditName, Principal, RequestStatus, bounded_reason
-from bot.core.policy import Decision, DecisionKind, Policy, evaluate
+from bot.core.policy import Decision, DecisionKind, Policy, Rule, evaluate
 from bot.core.ports import NO_METER, AuditLog, Clock, JobQueue, Leases, Limits, Meter, Requests
 from bot.usecases._metering import refusals_counted
 from bot.usecases.limits import RequestLimits
@@ -70,6 +70,7 @@ class SubmitRequest:
             if decision.kind is DecisionKind.DENIED or decision.rule is None:
                 raise PolicyDenied(f'Not filed: {decision.reason}.', decision)
             assert decision.role is not None and decision.duration is not None
+            _decidable(decision.rule, requester)
             with self.limits.filing(requester, now):
                 request = self._file(policy, decision, now, requester=requester, resource=resource, reason=reason,
                                      trigger=trigger, context=context, recipient_key=recipient_key)  # fmt: skip
@@ -105,3 +106,14 @@ class SubmitRequest:
         if request.status is RequestStatus.APPROVED:
             self.queue.enqueue_grant(request.id)
         return request
+
+
+def _decidable(rule: Rule, requester: Principal) -> None:
+    """A rule whose approvers decide by link (email, Teams) needs the requester's address, to keep a link from
+    approving the requester's own request (:func:`bot.core.transitions.approve` refuses such links too)."""
+    if (rule.asks_email or rule.teams_channels) and requester.pipeline is None and not requester.email:
+        raise IdentityRefused(
+            f'Not filed: rule `{rule.name}` asks its approvers by email or in Teams, and Slack did not tell jit '
+            'your email address, so jit could not keep a link from approving your own request. An admin can '
+            'give the Slack app the `users:read.email` scope.'
+        )

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_web_app
+from bot.core import transitions
 from bot.core.errors import InvalidTransition
-from bot.core.model import Principal, RequestStatus
+from bot.core.model import AccessRequest, Principal, RequestStatus
 from bot.decision_page import routes
 from bot.deps import Deps, build_deps
 from bot.links import LinkSigner
@@ -237,6 +238,21 @@ def test_the_requester_cannot_approve_their_own_request_by_email(jit):
     refused = call(jit.link(rid, 'SAM@example.com'), form={'do': 'approve'})
     assert refused.status == 403 and 'own request' in refused.text
     assert jit.status(rid) is RequestStatus.PENDING
+
+
+def test_no_link_decides_a_request_whose_requester_has_no_known_address(jit):
+    """Filed before the rule asked by email (filing now refuses it): sam's own link would pass for another
+    approver's, so no link decides it, and the page says to decide in Slack."""
+    sam = Principal(slack_id='U0SAM', name='Sam')  # as Slack describes him to an app without users:read.email
+    request = AccessRequest(id='r-noemail1', requester=sam, resource='demo-app', role='read', duration=600,
+                            reason='checking', rule='by-email', policy_version=jit.deps.policy().version,
+                            created_at=time.time(), pending_until=time.time() + 600)  # fmt: skip
+    jit.deps.store.create(*transitions.created(request))
+    for email in ('sam@example.com', 'lee@example.com'):
+        refused = call(jit.link(request.id, email), form={'do': 'approve'})
+        assert refused.status == 403 and 'decided in Slack' in refused.text, refused.text
+    assert jit.status(request.id) is RequestStatus.PENDING
+    assert [e['event'] for e in jit.events(request.id)] == ['request.created']
 
 
 def test_a_rule_that_asks_in_slack_only_takes_no_link(jit):
