@@ -64,6 +64,15 @@ def test_a_405_names_the_methods_the_route_takes(jit):
     assert answer.status == 405 and _allow(answer) == {'POST'}
 
 
+def test_the_scheme_bearer_is_read_in_any_case_and_the_token_is_not(jit):
+    _, served = jit
+    for scheme in ('Bearer', 'bearer', 'BEARER'):
+        answer = call(served.port, '/api/v1/requests/r-abcdefgh', Authorization=f'{scheme} {TOKEN}')
+        assert answer.status == 404, (scheme, answer.status)  # past the token: no such request
+    for wrong in (f'Bearer {TOKEN.upper()}', f'Bearer  {TOKEN}', f'Bearer{TOKEN}', f'Basic {TOKEN}'):
+        assert call(served.port, '/api/v1/requests/r-abcdefgh', Authorization=wrong).status == 401, wrong
+
+
 OPTIONAL = ('role', 'duration', 'reason', 'ticket', 'context', 'public_key')
 
 

@@ -87,8 +87,8 @@ def test_markdown_has_a_heading_and_both_sections(tmp_path, capsys):
     assert code == 3
     assert out.startswith('### Policy diff: ')
     widens, narrows = out.index('#### ⚠️ Widens access (1)'), out.index('#### Narrows access (1)')
-    assert widens < out.index('- bob@example.com may now request db read (rule db-read)') < narrows
-    assert narrows < out.index('- db read may be granted for up to 1h instead of 2h (rule db-read)')
+    assert widens < out.index('```diff\n+ bob@example.com may now request db read (rule db-read)\n```') < narrows
+    assert narrows < out.index('```diff\n- db read may be granted for up to 1h instead of 2h (rule db-read)\n```')
 
 
 def test_markdown_says_when_nothing_changes(tmp_path, capsys):

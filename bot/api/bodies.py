@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.api.errors import ApiError
+from bot.core.characters import control_in
 from bot.core.durations import DurationError, parse_duration
 from bot.sealed_box import SealedBoxError, public_key
 
@@ -146,7 +147,7 @@ def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
       whole here as well. A lone surrogate (``"\\ud800"``) is not text (I-JSON, RFC 7493), so not a string.
     - **422**: the body follows the document, and a value is still unusable: a duration in its shape that is not
       one (``"0s"``, ``"5 parsecs"``, longer than ten years), a public key that cannot be sealed to (a low-order
-      point), text holding a NUL.
+      point), text holding a control character (NUL, ESC, ...; a reason may hold tabs and line breaks).
 
     A field that is null or "" is the same as one left out (as the document says).
 
@@ -160,8 +161,8 @@ def parse_new_request(body: dict[str, Any]) -> dict[str, Any]:
         text = given.get(field)
         if isinstance(text, str) and (not text.strip() or not _utf8(text)):
             errors[field] = _SAYS[field]
-        elif isinstance(text, str) and '\x00' in text:
-            unusable[field] = 'holds a NUL character, which jit does not store'
+        elif isinstance(text, str) and (control := control_in(text, allowed='\t\n\r' if field == 'reason' else '')):
+            unusable[field] = f'holds a control character ({control}): write it as plain text'
     context: dict[str, str] = given.get('context', {})
     if not all(_CONTEXT_KEY.fullmatch(k) and _utf8(v) for k, v in context.items()):
         errors['context'] = _SAYS['context']

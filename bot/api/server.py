@@ -54,7 +54,8 @@ from bot.deps import Deps
 log = structlog.get_logger(__name__)
 S = RequestStatus
 
-_BEARER = re.compile(r'Bearer ([A-Za-z0-9._~+/-]{1,200}=*)')
+#: RFC 7235: the scheme's name is case-insensitive (``bearer`` is ``Bearer``); the token is not.
+_BEARER = re.compile(r'(?i:bearer) ([A-Za-z0-9._~+/-]{1,200}=*)')
 _REQUEST_ID = re.compile(r'r-[a-z0-9]{8}')
 #: How long a retry with the same Idempotency-Key gets the request it filed, and how long a key is held
 #: while its request is being filed (a filing takes milliseconds; a crashed one frees the key after this).

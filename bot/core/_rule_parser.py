@@ -12,6 +12,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from bot.core._ticket_pattern import ticket_pattern_problem
+from bot.core.characters import control_in
 from bot.core.durations import DurationError, parse_duration
 from bot.core.policy import ASK_EMAIL, ASK_SLACK, ASK_TEAMS, Rule, Source, Step
 
@@ -66,7 +67,9 @@ class RuleParser:
     def parse(self) -> Rule | None:
         raw = self.raw
         name = f'rule-{self.path[-1] + 1}@{self.doc.file}'
-        if isinstance(raw.get('name'), str) and raw['name'].strip():
+        if isinstance(raw.get('name'), str) and control_in(raw['name'], allowed=''):
+            self.err('name', '`name` is one line of text: the name the rule is known by', value=True)
+        elif isinstance(raw.get('name'), str) and raw['name'].strip():
             name = raw['name']
         elif 'name' in raw:
             self.err('name', '`name` must be text: the name the rule is known by')

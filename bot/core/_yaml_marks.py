@@ -1,4 +1,4 @@
-"""YAML to plain Python, remembering the line and column of every key and value, within bounds.
+r"""YAML to plain Python, remembering the line and column of every key and value, within bounds.
 
 The parser's events are turned into data here, one at a time and without recursion, recording for each
 path (``('requests', 0, 'timeout')``) where its key and its value were written, so validation errors can
@@ -11,7 +11,11 @@ and every way a file could make loading slow or large is a problem at the place 
 * text, numbers (floats finite, whole numbers within 64 bits in every form: ``0x``, ``0b``, ``017``, ``1:30``),
   true/false and null only: other tags (``!!binary``, ``!!python/...``, ``!x``) are refused, and a date stays
   the text written (YAML 1.1 would make ``2024-01-01`` a date object);
-* keys are text (``on:``, ``1:`` and ``true:`` are read by YAML as booleans and numbers), each written once;
+* keys are text (``on:``, ``1:`` and ``true:`` are read by YAML as booleans and numbers), each written once,
+  on one line;
+* text holds no control character but tabs and line breaks, and nothing invisible (bidi controls, zero-width
+  spaces): a rule named ``"x\e[2K"`` would erase its own line from ``jit policy diff`` in a terminal, and
+  ``U+202E`` shows a reviewer other text than the file holds (:mod:`bot.core.characters`);
 * one document per file.
 
 libyaml (C) produces the events when PyYAML was built with it, else PyYAML's own parser: the results are
@@ -25,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from bot.core.characters import control_in, hidden_in
 
 Path = tuple[Any, ...]
 Pos = tuple[int, int]  # 1-based line and column
@@ -227,6 +233,11 @@ class _Composer:
                 what = f'{kind}: quote it (\'{raw}\') if it is a name'
             self.doc.problems.append(f'{self.doc.file}:{_mark(mark)}: a key must be text; YAML reads this as {what}')
             return
+        if (control := control_in(key, allowed='')) is not None:
+            top.key, top.drop = '<refused key>', True
+            self.doc.problems.append(f'{self.doc.file}:{_mark(mark)}: a key is a name on one line; this one holds '
+                                     f'the control character {control}')  # fmt: skip
+            return
         if key in top.value:
             first = self.doc.key_pos.get((*top.path, key), (0, 0))[0]
             self.doc.problems.append(f'{self.doc.file}:{_mark(mark)}: `{key}` is defined twice (first at line {first})')
@@ -246,6 +257,10 @@ class _Composer:
                 value.encode('utf-8')
             except UnicodeEncodeError:
                 raise _Refused(event.start_mark, 'not valid Unicode (a lone surrogate)') from None
+            if (hidden := hidden_in(value)) is not None:
+                raise _Refused(event.start_mark, f'text holds {hidden}, which shows as something else or '
+                                                 'nothing (in a terminal, a CI log, a review): write it as plain '
+                                                 'text')  # fmt: skip
             return value
         node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
         if tag == _BOOL:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from bot.core.characters import visible
+
 
 def new_error_id() -> str:
     """A short ID for one unexpected error: in its log line and in the apology, so a report finds the line."""
@@ -64,8 +66,10 @@ class PolicyConfigError(JitError):
     """A policy that cannot load. ``problems`` are ``file:line: message`` strings, all of them."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__('\n'.join(problems))
+        # One line each, every character shown: a problem quotes what the file says (a name, a reference), and
+        # is printed to terminals and CI logs, where a line break would start a line of its own (`::error::`).
+        self.problems = [visible(problem) for problem in problems]
+        super().__init__('\n'.join(self.problems))
 
 
 class RequestError(JitError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.core.characters import control_in
 from bot.core.errors import UsageError
 
 #: The longest reason jit takes, the same on every surface (``/jit request`` and ``extend``, the request form,
@@ -22,10 +23,14 @@ MAX_REASON = 1000
 
 
 def bounded_reason(reason: str) -> str:
-    """``reason`` when it is at most :data:`MAX_REASON` characters; else a refusal that says how long it may be."""
+    """``reason`` when it is at most :data:`MAX_REASON` characters and holds no control character but tabs and
+    line breaks; else a refusal that says why. A reason reaches terminals and CI logs (``jit audit``), where
+    ``ESC [2K`` erases the line around it."""
     if len(reason) > MAX_REASON:
         raise UsageError(f'The reason is {len(reason):,} characters long; at most {MAX_REASON:,} are taken. '
                          'Shorten it (a link can hold the rest).')  # fmt: skip
+    if (control := control_in(reason)) is not None:
+        raise UsageError(f'The reason holds a control character ({control}); write it as plain text.')
     return reason
 
 

@@ -37,6 +37,7 @@ from bot.core._ticket_pattern import (
     TicketPatternError,
     compile_ticket_pattern,
 )
+from bot.core.characters import is_blank
 from bot.core.durations import format_duration
 from bot.core.model import Principal
 
@@ -238,7 +239,7 @@ def evaluate(
     if wanted < rule.min_duration:
         return deny(f'{format_duration(wanted)} is shorter than the minimum of {format_duration(rule.min_duration)}',
                     rule)  # fmt: skip
-    if rule.needs_reason and not reason.strip():
+    if rule.needs_reason and is_blank(reason):
         return deny(f'rule `{rule.name}` requires a reason', rule)
     found_ticket = ticket
     if rule.ticket_pattern:

@@ -22,9 +22,10 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
+from bot.core.characters import is_blank
 from bot.core.durations import format_duration
 from bot.core.errors import InvalidTransition, NotAnApprover, NotPermitted, NotThisChannel, PolicyDenied
-from bot.core.model import AccessRequest, Approval, AuditEvent, AuditName, Principal, RequestStatus
+from bot.core.model import AccessRequest, Approval, AuditEvent, AuditName, Principal, RequestStatus, bounded_reason
 from bot.core.policy import Policy, Rule
 
 S = RequestStatus
@@ -174,7 +175,8 @@ def deny(
     step, _ = approval_progress(request, policy=policy, rule=rule)
     if not approver.ids() & policy.step_approvers(rule, min(step, len(rule.steps) - 1)):
         raise NotAnApprover('You are not an approver of this request.')
-    if rule.require_deny_reason and not reason.strip():
+    bounded_reason(reason)
+    if rule.require_deny_reason and is_blank(reason):
         raise InvalidTransition('This rule requires a reason to deny.')
     new = replace(request, status=S.DENIED, decided_by=approver, deny_reason=reason or None)
     return new, _event(new, AuditName.REQUEST_DENIED, approver, outcome='denied', detail={'why': reason, 'via': via})

@@ -15,10 +15,10 @@ it is held (``SET NX``, for :data:`CLAIM_SECONDS`) while its decision is taken, 
 let go if the decision is refused. A decision cut short (Redis gone, the process killed) spends nothing: the hold
 lapses by itself and the link decides again.
 
-Answers: 200 a page; 400 a form that cannot be read; 403 a forged or changed link, or a decision that is not this
-person's to take; 404 no such request; 409 already used or already decided; 410 expired; 503 Redis away. Every
-page is sent with a Content-Security-Policy that allows no script and no resource from elsewhere, and
-``Referrer-Policy: no-referrer`` (the token is in the address).
+Answers: 200 a page; 400 a form that cannot be read or a reason that cannot be taken; 403 a forged or changed
+link, or a decision that is not this person's to take; 404 no such request; 409 already used or already decided;
+410 expired; 503 Redis away. Every page is sent with a Content-Security-Policy that allows no script and no
+resource from elsewhere, and ``Referrer-Policy: no-referrer`` (the token is in the address).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.adapters.outbox import OutboxStore
-from bot.core.errors import InvalidTransition, RequestError, RequestNotFound
+from bot.core.errors import InvalidTransition, RequestError, RequestNotFound, UsageError
 from bot.core.model import MAX_REASON, AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
 from bot.core.progress import waiting_text
@@ -169,7 +169,8 @@ class DecisionPage:
             self.deps.redis.delete(mark)  # refused: nothing was decided with it
             log.info('decision_page.refused', request_id=found.id, via=claims.via, action=action,
                      error=type(exc).__name__)  # fmt: skip
-            status = 409 if isinstance(exc, InvalidTransition) else 404 if isinstance(exc, RequestNotFound) else 403
+            status = (409 if isinstance(exc, InvalidTransition) else 404 if isinstance(exc, RequestNotFound)
+                      else 400 if isinstance(exc, UsageError) else 403)  # fmt: skip
             return _refused(status, 'Not decided', str(exc))
         except BaseException:
             self.deps.redis.delete(mark)

@@ -12,10 +12,12 @@ until it was seen to share the code of a typo in the command line, which CI then
 from __future__ import annotations
 
 import argparse
+import html
 import subprocess
 from collections.abc import Callable, Collection
 from pathlib import PurePosixPath
 
+from bot.core.characters import visible
 from bot.core.errors import PolicyConfigError
 from bot.core.policy import Policy
 from bot.core.policy_diff import Change, diff_policies
@@ -90,26 +92,40 @@ def text(changes: Collection[Change]) -> str:
     """The changes as plain lines: ``+`` widens, ``-`` narrows, then a count."""
     if not changes:
         return 'no change to effective access'
-    lines = [f'{"+" if c.widens else "-"} {c.message}' for c in changes]
+    lines = [_line(c) for c in changes]
     widening = sum(c.widens for c in changes)
     lines.append(f'{len(changes)} change(s), {widening} widen(s) access')
     return '\n'.join(lines)
 
 
 def markdown(changes: Collection[Change], title: str) -> str:
-    """The changes as a pull-request comment: a heading, what widens access, then what narrows it."""
-    out = [f'### Policy diff: {title}', '']
+    """The changes as a pull-request comment: a heading, what widens access, then what narrows it.
+
+    The changes are lines of a ``diff`` code block, not Markdown: they quote the policy's names (a rule's name is
+    any text), and in Markdown a name such as ``x <!--`` would hide every line after it from the reviewer (an
+    unclosed HTML comment), ``[x](https://…)`` would be a link and ``@org/team`` a mention. Nothing inside a
+    fenced block is read, and no line of it can close the fence: each starts with ``+`` or ``-`` and is one line
+    (:func:`_line`).
+    """
+    out = [f'### Policy diff: {html.escape(visible(title), quote=False)}', '']
     if not changes:
         return '\n'.join([*out, 'No change to effective access.'])
     widens = [c for c in changes if c.widens]
     narrows = [c for c in changes if not c.widens]
     if widens:
         out += [f'#### {WARNING} Widens access ({len(widens)})', '', 'These changes need a security review.', '']
-        out += [f'- {c.message}' for c in widens] + ['']
+        out += ['```diff', *(_line(c) for c in widens), '```', '']
     if narrows:
         out += [f'#### Narrows access ({len(narrows)})', '']
-        out += [f'- {c.message}' for c in narrows] + ['']
+        out += ['```diff', *(_line(c) for c in narrows), '```', '']
     return '\n'.join(out).rstrip('\n')
+
+
+def _line(change: Change) -> str:
+    """``+`` widens, ``-`` narrows, then the message on one line with every character shown: a name with a line
+    break or ``ESC [2K`` in it must not start a line of its own or erase one (a policy refuses both; this is for
+    the diff of a policy that did not load as far as that)."""
+    return f'{"+" if change.widens else "-"} {visible(change.message)}'
 
 
 def _git(*argv: str) -> str:

@@ -299,8 +299,8 @@ def test_a_group_named_many_times_costs_its_size_once():
     many = 'groups:\n  again: [' + ', '.join(['big'] * 20_000) + ']\n'
     admins = 'admins:\n' + '  - group:big\n' * 20_000
     files = {'a.yaml': big, 'b.yaml': many, 'c.yaml': admins, 'd.yaml': GOOD}
-    started = time.perf_counter()
+    started = time.process_time()  # the loader's CPU, which a loaded machine does not stretch as it does the clock
     policy = build_policy(files)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     assert len(policy.admins) == 20_000 and policy.groups['again'] == policy.groups['big']
     assert seconds < 2.5, seconds

@@ -267,8 +267,11 @@ def test_deny_asks_for_a_reason_when_the_rule_requires_one(jit):
     link = jit.link(rid, 'sam@example.com')
     form = call(link + '?do=deny')
     assert 'name="reason"' in form.text and 'required' in form.text
-    refused = call(link, form={'do': 'deny', 'reason': '  '})
-    assert refused.status == 409 and jit.status(rid) is RequestStatus.PENDING
+    for blank in ('  ', '\u200b', '\u3164 \u2800'):  # white space, a zero-width space, blank-looking letters
+        refused = call(link, form={'do': 'deny', 'reason': blank})
+        assert refused.status == 409 and jit.status(rid) is RequestStatus.PENDING, blank
+    refused = call(link, form={'do': 'deny', 'reason': 'no\x1b[2K'})
+    assert refused.status == 400 and 'control character' in refused.text and jit.status(rid) is RequestStatus.PENDING
     denied = call(link, form={'do': 'deny', 'reason': 'not during the freeze'})
     assert denied.status == 200 and jit.status(rid) is RequestStatus.DENIED
     [event] = [e for e in jit.events(rid) if e['event'] == 'request.denied']
