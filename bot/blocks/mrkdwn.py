@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.core.characters import CONTROL, INVISIBLE
 from bot.core.model import Principal
 
 #: A Slack user ID (``U…``/``W…``): the only thing jit ever puts in a ``<@…>`` mention.
@@ -32,10 +33,7 @@ SLACK_USER_ID = re.compile(r'[UW][A-Z0-9]{2,}')
 #: Slack's limit on a text object's text.
 MAX_TEXT = 3000
 ELLIPSIS = '…'
-#: Characters that reorder or hide text: bidi embeddings, overrides, isolates and marks; zero-width spaces.
-_INVISIBLE = re.compile('[\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]')
-#: Control characters (C0, C1, DEL) and the Unicode line and paragraph separators.
-_CONTROL = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029]')
+_INVISIBLE, _CONTROL = INVISIBLE, CONTROL  # what hides or reorders text, and controls (bot.core.characters)
 #: Lone surrogates: Slack's JSON would refuse them.
 _SURROGATE = re.compile('[\ud800-\udfff]')
 _LOOKALIKE = {'*': '\u2217', '_': '\u02cd', '~': '\u223c', '`': '\u02cb'}
