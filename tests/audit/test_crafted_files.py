@@ -92,7 +92,8 @@ def _run_all(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20)
     | st.floats(allow_nan=True, allow_infinity=True)
-    | st.sampled_from([1e308, -1e308, 1e-308, 10**30, -(2**63), 2**64, 253402300800, -62135596801]),
+    | st.sampled_from([1e308, -1e308, 1e-308, 10**30, -(2**63), 2**64, 253402300800, -62135596801])
+    | st.sampled_from(['\ud800', '\x1b[2J\u202e', 'r-0001', 'U0SAM', 'demo']),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=6,
 )  # fmt: skip
@@ -171,3 +172,39 @@ def test_verify_still_checks_such_a_line_by_its_hash(lines, tmp_path, capsys):
     path = _crafted(lines, tmp_path, 0, 'request.requester', 'U0EVE')
     assert cli('verify', '--file', str(path)) == 1
     assert capsys.readouterr().out.startswith('seq 1 changed')
+
+
+def test_lines_json_cannot_hold_for_jit(lines, tmp_path, capsys):
+    """Nesting deeper than Python's JSON reader goes, and an integer of more digits than it converts: named."""
+    path = tmp_path / 'crafted.jsonl'
+    path.write_text('\n'.join([lines[0], '[' * 100_000, '{"seq": ' + '9' * 5000 + '}', *lines[1:]]) + '\n')
+    assert cli('query', '--format', 'csv', '--file', str(path)) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f'jit: skipped {path}:2: not JSON jit reads (nested too deeply) (run jit audit verify)',
+        f'jit: skipped {path}:3: not JSON jit reads (Exceeds the limit (4300 digits) for integer string conversion: '
+        'value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit) (run jit audit verify)',
+    ]
+    assert len(out.splitlines()) == 1 + len(lines)
+    assert cli('verify', '--file', str(path)) == 1
+    assert (
+        capsys.readouterr().out
+        == f'seq 2 changed: not an audit event: not JSON jit reads (nested too deeply) (at {path}:2)\n'
+    )
+
+
+def test_a_lone_surrogate_is_shown(lines, tmp_path, capsys):
+    """JSON can hold half a UTF-16 pair, which no UTF-8 output can write: it is shown as ``\\ud800``."""
+    path = _crafted(lines, tmp_path, 0, 'request.reason', 'a\ud800b')
+    for argv in RUNS:
+        assert cli(*argv, '--file', str(path)) == 0
+        out = capsys.readouterr().out
+        assert '\ud800' not in out
+        assert 'a\\ud800b' in out or 'report' in argv  # the report shows the reason of the grant's first event
+
+
+def test_verify_names_a_lone_surrogate(lines, tmp_path, capsys):
+    path = _crafted(lines, tmp_path, 1, 'request.reason', 'a\ud800b')
+    assert cli('verify', '--file', str(path)) == 1
+    assert capsys.readouterr().out == (f'seq 2 changed: its text holds half a UTF-16 surrogate pair, which no event '
+                                       f'jit writes can (at {path}:2)\n')  # fmt: skip
