@@ -5,12 +5,18 @@ leading ``'``: reasons are typed by requesters, and an auditor opens the file in
 JSON lines are the faithful form (``jit audit verify --file`` checks them). The table and the CSV name people
 as reports do (:class:`~bot.audit.identities.Identities`: ``Name <email>``), from what the events read so far
 say about them (the CSV also keeps the recorded Slack ID and email columns as they were).
+
+Everything printed for people goes through :func:`visible`: a reason, a ticket or a name is typed by a requester
+(Slack or a pipeline), and a terminal would obey the escape sequences in it (clear the screen, wipe a row, retitle
+the window, plant a link) or reorder it (bidi overrides). The JSON lines escape the same characters as ``\\uXXXX``,
+which reads back as the very same text.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
@@ -25,10 +31,27 @@ EVENT_COLUMNS = (
     'unix_time', 'prev_hash', 'hash', 'actor_identity', 'requester_identity',
 )  # fmt: skip
 _FORMULA = ('=', '+', '-', '@', '\t', '\r')
+#: What a terminal obeys or hides instead of showing: C0 controls, DEL, C1 controls, the line and paragraph
+#: separators, bidi marks, embeddings, overrides and isolates ("Trojan Source"), and lone surrogates (which
+#: cannot even be written as UTF-8).
+_HIDDEN = re.compile('[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]')
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f'\\x{code:02x}' if code < 0x100 else f'\\u{code:04x}'
+
+
+def visible(value: Any, *, keep: str = '') -> str:
+    """``value`` as text a terminal shows as it is: each character of :data:`_HIDDEN` not in ``keep`` written as
+    ``\\x1b`` or ``\\u202e``, so a reader sees that it was there and what it was."""
+    text = '' if value is None else str(value)
+    return _HIDDEN.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), text)
 
 
 def csv_safe(value: Any) -> str:
-    text = '' if value is None else str(value)
+    """A CSV cell: visible (a quoted cell keeps its line breaks), and never a spreadsheet formula."""
+    text = visible(value, keep='\n')
     return "'" + text if text.startswith(_FORMULA) else text
 
 
@@ -63,10 +86,16 @@ def write_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextI
     return count
 
 
+def _json_escape(match: re.Match[str]) -> str:
+    return f'\\u{ord(match.group()):04x}'
+
+
 def write_jsonl(records: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Each record as its canonical line, with what :func:`visible` escapes written as ``\\uXXXX`` (JSON already
+    does so for C0 controls): the same values, so ``verify --file`` hashes them as jit did."""
     count = 0
     for record in records:
-        out.write(dumps(record) + '\n')
+        out.write(_HIDDEN.sub(_json_escape, dumps(record)) + '\n')
         count += 1
     return count
 
@@ -102,10 +131,11 @@ def table_cells(record: dict[str, Any], names: Identities | None = None) -> list
         access = f'{req.get("role")} on {req.get("resource")}'
         if req.get('duration'):
             access += f' {format_duration(req["duration"])}'
-    return [str(record.get('seq', '')), iso(record.get('time')).replace('T', ' ').rstrip('Z'),
-            str(record.get('event', '')), names.actor(record), str(req.get('id') or ''),
-            names.requester(req['requester']) if req.get('requester') else '', access, str(record.get('outcome') or ''),
-            _note(record)]  # fmt: skip
+    cells = [str(record.get('seq', '')), iso(record.get('time')).replace('T', ' ').rstrip('Z'),
+             str(record.get('event', '')), names.actor(record), str(req.get('id') or ''),
+             names.requester(req['requester']) if req.get('requester') else '', access,
+             str(record.get('outcome') or ''), _note(record)]  # fmt: skip
+    return [visible(c) for c in cells]
 
 
 def write_table(

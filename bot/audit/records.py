@@ -9,12 +9,27 @@ computed over the same canonical form, so a line can be re-hashed without knowin
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 #: The fields a record must have for its hash to be checked at all.
 REQUIRED = ('seq', 'time', 'event', 'prev_hash', 'hash')
+#: What the readers (tables, CSV, reports, filters) take each field they read to be, by its path; null or
+#: absent is fine everywhere. ``time``: Unix seconds a date can be made of; ``seconds``: a finite number.
+SHAPE = {
+    'time': 'time', 'event': 'text', 'actor': 'text', 'rule': 'text', 'policy_version': 'text', 'outcome': 'text',
+    'error': 'text', 'request': 'object', 'detail': 'object',
+    'request.id': 'text', 'request.resource': 'text', 'request.role': 'text', 'request.duration': 'seconds',
+    'request.reason': 'text', 'request.ticket': 'text', 'request.requester': 'object',
+    'request.requester.slack_id': 'text', 'request.requester.email': 'text', 'request.requester.name': 'text',
+    'request.requester.pipeline': 'text',
+    'detail.by': 'seconds', 'detail.expires_at': 'time', 'detail.to': 'time',
+}  # fmt: skip
+#: Unix seconds of 0001-01-01 and of 10000-01-01: the years a date can be printed for.
+_FIRST_TIME, _AFTER_LAST_TIME = -62135596800, 253402300800
+_WHAT = {'text': 'a string', 'object': 'an object', 'seconds': 'a finite number', 'time': 'a time in Unix seconds'}
 
 
 def dumps(record: dict[str, Any]) -> str:
@@ -45,8 +60,12 @@ def parse_entry(text: str | bytes, where: str) -> Entry:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return Entry(where, None, f'not JSON ({exc.msg})')
-    except ValueError:  # bytes that are not UTF-8
+    except UnicodeDecodeError:
         return Entry(where, None, 'not UTF-8 text')
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        return Entry(where, None, f'not JSON jit reads ({exc})')
+    except RecursionError:
+        return Entry(where, None, 'not JSON jit reads (nested too deeply)')
     if not isinstance(data, dict):
         return Entry(where, None, 'not a JSON object')
     missing = [k for k in REQUIRED if k not in data]
@@ -57,6 +76,29 @@ def parse_entry(text: str | bytes, where: str) -> Entry:
     if not isinstance(data['time'], int | float) or isinstance(data['time'], bool):
         return Entry(where, None, f'time {data["time"]!r} is not a number')
     return Entry(where, data)
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind == 'text':
+        return isinstance(value, str)
+    if kind == 'object':
+        return isinstance(value, dict)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return kind == 'seconds' or _FIRST_TIME <= value < _AFTER_LAST_TIME
+
+
+def shape_problem(record: dict[str, Any]) -> str | None:
+    """What in a record the readers cannot show (:data:`SHAPE`), e.g. ``request.requester is a str, not an
+    object``; None when nothing. jit never writes such a record: a file someone edited or made can hold one."""
+    for path, kind in SHAPE.items():
+        value: Any = record
+        for key in path.split('.'):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and not _fits(kind, value):
+            shown = repr(value) if len(repr(value)) <= 40 else f'a {type(value).__name__}'
+            return f'{path} {shown} is not {_WHAT[kind]}'
+    return None
 
 
 def iso(ts: float | None) -> str:

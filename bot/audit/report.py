@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.audit.formats import visible
 from bot.audit.identities import Identities
 from bot.audit.records import iso, request_of
 from bot.core.durations import format_duration
@@ -177,13 +178,15 @@ def _overlaps(grant: Grant, since: float, until: float) -> bool:
 
 
 def _cell(text: str) -> str:
-    return text.replace('|', '\\|').replace('\n', ' ')
+    """One line of a Markdown table cell, with nothing a terminal would obey (see :func:`visible`)."""
+    return visible(text.replace('|', '\\|').replace('\n', ' '))
 
 
 def markdown(report: AccessReport, source: str) -> str:
     """The report as Markdown: a heading, one table row per grant, and what part of the trail it rests on."""
     period = f'{iso(report.since)} to {iso(report.until)}'
-    out = [f'## Access to `{report.resource}`, {period}', '']
+    resource = visible(report.resource)
+    out = [f'## Access to `{resource}`, {period}', '']
     columns: Sequence[str] = ('grantee', 'role', 'from', 'to', 'ended', 'approved by', 'rule', 'policy version',
                               'reason', 'request')  # fmt: skip
     if report.grants:
@@ -201,7 +204,7 @@ def markdown(report: AccessReport, source: str) -> str:
                      g.policy_version, reason, g.request_id]  # fmt: skip
             out.append('| ' + ' | '.join(_cell(c) for c in cells) + ' |')
     else:
-        out.append(f'Nobody had access to `{report.resource}` in this period.')
+        out.append(f'Nobody had access to `{resource}` in this period.')
     out.append('')
     if report.first_seq is None:
         out.append(f'The trail in {source} is empty.')

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.audit.archive import DigestKeyError, load_public_key
 from bot.audit.filters import TimeError, parse_when
+from bot.audit.records import shape_problem
 from bot.audit.s3_source import S3Source
 from bot.audit.sources import FileSource, RedisSource
 
@@ -160,11 +161,13 @@ def _public_key(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
 
 
 def records(source: Source, *, start: int | None = None, stop: int | None = None,
-            err: TextIO = sys.stderr) -> Iterator[dict[str, Any]]:  # fmt: skip
-    """The readable events of a source; an unreadable one is named on stderr (``verify`` says more)."""
+            err: TextIO | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """The readable events of a source; an unreadable one, or one whose fields the readers cannot show (a file
+    someone made), is named on stderr and skipped (``verify`` says more)."""
     for entry in source.entries(start=start, stop=stop):
-        if entry.record is None:
-            print(f'jit: skipped {entry.where}: {entry.problem} (run jit audit verify)', file=err)
+        problem = entry.problem if entry.record is None else shape_problem(entry.record)
+        if problem is not None or entry.record is None:
+            print(f'jit: skipped {entry.where}: {problem} (run jit audit verify)', file=err or sys.stderr)
         else:
             yield entry.record
 
