@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from bot.audit.identities import Identities
 from bot.audit.records import dumps, iso, request_of
+from bot.core import characters
 from bot.core.durations import format_duration
 from bot.core.model import AuditName
 
@@ -31,22 +32,13 @@ EVENT_COLUMNS = (
     'unix_time', 'prev_hash', 'hash', 'actor_identity', 'requester_identity',
 )  # fmt: skip
 _FORMULA = ('=', '+', '-', '@', '\t', '\r')
-#: What a terminal obeys or hides instead of showing: C0 controls, DEL, C1 controls, the line and paragraph
-#: separators, bidi marks, embeddings, overrides and isolates ("Trojan Source"), and lone surrogates (which
-#: cannot even be written as UTF-8).
-_HIDDEN = re.compile('[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]')
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f'\\x{code:02x}' if code < 0x100 else f'\\u{code:04x}'
 
 
 def visible(value: Any, *, keep: str = '') -> str:
-    """``value`` as text a terminal shows as it is: each character of :data:`_HIDDEN` not in ``keep`` written as
-    ``\\x1b`` or ``\\u202e``, so a reader sees that it was there and what it was."""
-    text = '' if value is None else str(value)
-    return _HIDDEN.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), text)
+    """``value`` as text a terminal shows as it is (:func:`bot.core.characters.visible`): each control, invisible
+    character and lone surrogate not in ``keep`` written as ``\\x1b`` or ``\\u202e``, so a reader sees that it was
+    there and what it was."""
+    return characters.visible('' if value is None else str(value), keep=keep)
 
 
 def csv_safe(value: Any) -> str:
@@ -95,7 +87,7 @@ def write_jsonl(records: Iterable[dict[str, Any]], out: TextIO) -> int:
     does so for C0 controls): the same values, so ``verify --file`` hashes them as jit did."""
     count = 0
     for record in records:
-        out.write(_HIDDEN.sub(_json_escape, dumps(record)) + '\n')
+        out.write(characters.ESCAPED.sub(_json_escape, dumps(record)) + '\n')
         count += 1
     return count
 

@@ -25,7 +25,9 @@ import unicodedata
 CONTROL = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029]')
 #: Characters that reorder or hide text: bidi embeddings, overrides, isolates and marks; zero-width spaces.
 INVISIBLE = re.compile('[\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]')
-_EITHER = re.compile(f'{CONTROL.pattern}|{INVISIBLE.pattern}')
+#: What :func:`visible` writes as an escape: controls, invisible characters, and lone surrogates (which cannot
+#: even be written as UTF-8).
+ESCAPED = re.compile(f'{CONTROL.pattern}|{INVISIBLE.pattern}|[\ud800-\udfff]')
 #: What :func:`hidden_in` looks for, in one pass: controls but tabs and line breaks, and invisible characters.
 _ACTING = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]|' + INVISIBLE.pattern)
 #: Letters and symbols that render as nothing (they are not white space to ``str.strip``).
@@ -40,11 +42,11 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def visible(text: str, *, keep: str = '') -> str:
-    """``text`` with every control and invisible character written as an escape (``\\x1b``, ``\\u202e``), but
-    those in ``keep`` (e.g. ``'\\n'`` where a format has lines of its own)."""
+    """``text`` with every control and invisible character (and lone surrogate) written as an escape (``\\x1b``,
+    ``\\u202e``), but those in ``keep`` (e.g. ``'\\n'`` where a format has lines of its own)."""
     if keep:
-        return _EITHER.sub(lambda m: m.group() if m.group() in keep else _escape(m), text)
-    return _EITHER.sub(_escape, text)
+        return ESCAPED.sub(lambda m: m.group() if m.group() in keep else _escape(m), text)
+    return ESCAPED.sub(_escape, text)
 
 
 def control_in(text: str, *, allowed: str = '\t\n\r') -> str | None:

@@ -1,9 +1,11 @@
 """What a requester typed reaches an auditor's terminal as visible text, in every output of ``jit audit``.
 
-A reason, a ticket, a name and a deny reason are typed in Slack or sent by a pipeline; only NUL is refused at
-filing. Here each holds a window-title OSC, a line wipe, an OSC 8 link, a C1 CSI, DEL, a line separator and
-bidi overrides and isolates, filed through the real use cases on a real Redis; every table, CSV and report
-must show them as ``\\x1b``, ``\\u202e``... and emit none of them, and the JSON lines must read back exactly.
+A reason, a ticket, a name and a deny reason are typed in Slack or sent by a pipeline. Filing now refuses control
+characters in a reason, but a trail holds what earlier versions took, and names come from Slack's directory. Here
+each holds a window-title OSC, a line wipe, an OSC 8 link, a C1 CSI, DEL, a line separator and bidi overrides and
+isolates, filed through the real use cases on a real Redis as an earlier jit took them; every table, CSV and
+report must show them as ``\\x1b``, ``\\u202e``... and emit none of them, and the JSON lines must read back
+exactly.
 """
 
 from __future__ import annotations
@@ -50,8 +52,11 @@ def _shows_everything(text: str) -> None:
 
 
 @pytest.fixture(name='filed')
-def _filed(jit: Jit, cli_env: None) -> Jit:
-    _file_requests(jit)
+def _filed(jit: Jit, cli_env: None, monkeypatch: pytest.MonkeyPatch) -> Jit:
+    # As a jit before filing refused control characters in a reason (bot.core.model.bounded_reason) took them.
+    with monkeypatch.context() as earlier:
+        earlier.setattr('bot.core.model.control_in', lambda *_, **__: None)
+        _file_requests(jit)
     return jit
 
 
@@ -78,7 +83,8 @@ def test_csv(filed, capsys, argv):
     assert '"why": "no \\u001b]0;TITLE' in rows[-1]['detail']
 
 
-def test_csv_keeps_a_formula_guard_and_a_line_break(jit, cli_env, capsys):
+def test_csv_keeps_a_formula_guard_and_a_line_break(jit, cli_env, capsys, monkeypatch):
+    monkeypatch.setattr('bot.core.model.control_in', lambda *_, **__: None)  # as an earlier jit took it
     jit.at('2026-11-16T12:00:00+00:00').submit.execute(
         requester=Principal(slack_id='U0EVE', email='eve@example.com'), resource='demo', role=None, duration=300,
         reason='=HYPERLINK("x")\nsecond line\r\x1b[2K')  # fmt: skip

@@ -17,6 +17,7 @@ from bot.core.characters import control_in, hidden_in, is_blank, visible
         ('admin\u202e\u2066txt', 'admin\\u202e\\u2066txt'),
         ('zero\u200bwidth\ufeff', 'zero\\u200bwidth\\ufeff'),
         ('para\u2028sep', 'para\\u2028sep'),
+        ('lone\ud800', 'lone\\ud800'),
         ('émoji 👍 and 中文', 'émoji 👍 and 中文'),
     ],
 )
