@@ -9,6 +9,9 @@ the signed requests Slack would send. `attach_webhook` lets the page show the de
 Outside Slack: `attach_mailbox` gives each user an Inbox (the mail the sandbox's SMTP server received for their
 email, `mailbox.py`; `GET /sandbox/mail/{id}` reads one), and `attach_teams` adds the Teams channels' webhook
 (`POST /sandbox/teams/{channel}?sig=...`, `teams_channel.py`) and their cards to the state.
+
+Other sites: every route answers only to a loopback `Host`, and the POSTs only to `application/json` with no
+`Origin` or the page's own (`_loopback.py`, a middleware of the whole server), so the page's JavaScript posts JSON.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ over whatever the environment says, and the decision links lead to this `jit ser
 where the page's history is kept (`history.py`: the local Slack's messages outlive a restart, as the audit trail
 in Redis does) and, with the embedded Redis, the `REDIS_URL` that points other `jit` commands at it; it runs
 until Ctrl-C or SIGTERM, then stops every child it started (terminate, then kill after 5 s). The children log
-to `<data_dir>/logs/`.
+to `<data_dir>/logs/`. The data directory and all it holds are the user's alone (`_private.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from types import FrameType
 import redis
 import yaml
 
+from bot.sandbox._private import PRIVATE_UMASK, make_private, open_private_log
 from bot.sandbox.history import HISTORY_FILE, PageHistory
 from bot.sandbox.local_slack import LocalSlack
 from bot.sandbox.mailbox import Mailbox
@@ -133,9 +134,13 @@ class _Children:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start one child; its output goes to `logs/{name}.log`."""
-        with open(self.logs / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        """Start one child; its output goes to `logs/{name}.log` (0600), and what it creates is private too."""
+        log = open_private_log(self.logs / f"{name}.log")
+        try:
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    umask=PRIVATE_UMASK)  # fmt: skip
+        finally:
+            os.close(log)
         self.procs.append((name, proc))
         return proc
 
@@ -168,14 +173,13 @@ def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
 
 
 def _start_redis(children: _Children, data_dir: Path) -> str:
-    """Start an embedded `redis-server` on `<data_dir>/redis.sock` and return its URL."""
+    """Start an embedded `redis-server` on `<data_dir>/redis.sock` and return its URL (`redis/` exists, 0700)."""
     server = shutil.which("redis-server")
     if server is None:
         raise _NoRedisServer(_MISSING_REDIS)
     sock = data_dir / "redis.sock"
     if len(str(sock)) > 100:
         raise SandboxError(f"the Redis socket path is too long for a unix socket: {sock}; use a shorter --data-dir")
-    (data_dir / "redis").mkdir(parents=True, exist_ok=True)
     sock.unlink(missing_ok=True)
     argv = [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--appendonly", "yes",
             "--dir", str(data_dir / "redis"), "--maxmemory-policy", "noeviction", "--daemonize", "no"]  # fmt: skip
@@ -229,11 +233,10 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
 
     Args:
         port: Where the page and the local Slack listen, on 127.0.0.1.
-        data_dir: Holds the embedded Redis's data and socket, and the children's logs.
+        data_dir: Holds the embedded Redis's data and socket, and the children's logs; kept private to the user.
     """
     root = Path(data_dir).resolve()
     logs = root / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     children = _Children(logs)
     slack = LocalSlack(signing_secret=secrets.token_urlsafe(24), bot_token="xoxb-sandbox-" + secrets.token_hex(8))
     target = WebhookTarget(secrets.token_urlsafe(24))
@@ -249,6 +252,7 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     started: list[Callable[[], None]] = []
     try:
+        make_private(root)
         redis_url = os.environ.get("REDIS_URL") or _start_redis(children, root)
         history_note = history.load()
         history.start()

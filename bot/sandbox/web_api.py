@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bot.sandbox._loopback import loopback_only
 from bot.sandbox._models import JSON, ApiCall, ResponsePost, ResponseUrl, SlackError
 from bot.sandbox._web_methods import METHODS
 from bot.sandbox.page import add_page_routes
@@ -28,9 +29,12 @@ APP_TOKEN_METHODS = {"apps.connections.open"}
 
 
 def create_web_api_app(slack: LocalSlack) -> web.Application:
-    """Build the aiohttp application serving a `LocalSlack`'s Web API and `response_url`s."""
+    """Build the aiohttp application serving a `LocalSlack`'s Web API, `response_url`s and page.
+
+    Every route answers only to a loopback `Host`, and the page's POSTs only to JSON from the page (`_loopback.py`).
+    """
     api = _WebApi(slack)
-    app = web.Application()
+    app = web.Application(middlewares=[loopback_only])
     app.router.add_route("*", "/api/{method}", api.handle_method)
     app.router.add_post("/response/{token}", api.handle_response_url)
     app.router.add_get("/socket-mode", slack.socket_mode.handle_socket)

@@ -9,6 +9,7 @@ children's logs are printed, where pytest shows them for a failed test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
@@ -30,18 +31,22 @@ START_TIMEOUT = 40.0
 
 
 @contextmanager
-def jit_sandbox(data_dir: Path, redis_url: str, **env: str) -> Iterator[str]:
+def jit_sandbox(data_dir: Path, redis_url: str | None, *, umask: int = -1, **env: str) -> Iterator[str]:
     """`python -m bot sandbox --data-dir DATA_DIR` on a free port; yields the page URL it printed.
 
-    ``env`` adds to the sandbox's environment (``JIT_SWEEP_INTERVAL`` is 1 s unless given). A sandbox that
-    prints no URL within ``START_TIMEOUT``, or exits first, fails the test with its output.
+    ``redis_url`` None starts the sandbox's embedded Redis under ``data_dir`` (no ``REDIS_URL``); ``umask`` is
+    the sandbox's (the test's own unless given). ``env`` adds to the sandbox's environment
+    (``JIT_SWEEP_INTERVAL`` is 1 s unless given). A sandbox that prints no URL within ``START_TIMEOUT``, or exits
+    first, fails the test with its output.
     """
-    with flushed(redis_url):
-        environ = {**os.environ, 'REDIS_URL': redis_url, 'JIT_SWEEP_INTERVAL': '1', **env}
+    with flushed(redis_url) if redis_url is not None else contextlib.nullcontext():
+        environ = {**os.environ, 'REDIS_URL': redis_url or '', 'JIT_SWEEP_INTERVAL': '1', **env}
         environ.pop('JIT_POLICY_DIR', None)  # the example policy the sandbox ships with
+        if redis_url is None:
+            environ.pop('REDIS_URL')
         argv = [sys.executable, '-m', 'bot', 'sandbox', '--port', str(free_port()), '--data-dir', str(data_dir)]
         proc = subprocess.Popen(argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True, umask=umask)  # fmt: skip
         lines: queue.Queue[str] = queue.Queue()
         output: list[str] = []
 
