@@ -244,7 +244,14 @@ def test_a_grant_that_runs_out_is_told_ended_once_at_its_end(jit, slack, webhook
     wait_until(lambda: store.get(request_id).status is S.REVOKED, timeout=20, what='revoked at its end')
     wait_until(lambda: slack.workspace.message(dm, warning.ts) is None, timeout=10, what='the warning deleted')
     grant = store.get(request_id)
-    told = [m for m in slack.workspace.messages(dm) if request_id in m.content and ENDED.search(m.content)]
+
+    def ends():
+        return [m for m in slack.workspace.messages(dm) if request_id in m.content and ENDED.search(m.content)]
+
+    # The end is told by the delivery that deleted the warning, right after it: on a loaded machine, a moment later.
+    wait_until(ends, timeout=10, what='the "Access ended" DM')
+    time.sleep(1)  # a second telling of the end, if there were one, would come with the same delivery
+    told = ends()
     assert len(told) == 1 and 'Access ended' in told[0].content, [m.content for m in told]
     assert float(told[0].ts) >= grant.expires_at, 'posted at the end, not before it'
     assert not [m for m in slack.workspace.messages(dm) if request_id in m.content and m.action_ids]

@@ -219,11 +219,22 @@ def test_three_replicas_and_three_workers_keep_every_promise(cluster, slack, web
     approvers = Counter(e['actor'] for e in events if e['event'] == 'request.approved')
 
     # Slack: one "ends soon" DM per grant, deleted once at the end; each approval copy posted once, no update twice.
+    sam_dm, sec_dm = slack.workspace.dm_channel_id(SAM), slack.workspace.dm_channel_id(SEC)
+
+    def slack_told_every_end() -> bool:
+        """The notify follower tells Slack of an end after the revoke's audit event, so a moment after the
+        revokes the settle above waited for: on a loaded machine, after it."""
+        told = by_request(slack.calls_to('chat.update'))
+        return len(slack.calls_to('chat.delete')) >= REQUESTS and all(
+            any(c.params.get('channel') == channel and 'revoked at' in json.dumps(c.params.get('blocks'))
+                for c in told.get(request_id, []))
+            for request_id in ids for channel in (sam_dm, sec_dm))  # fmt: skip
+
+    wait_until(slack_told_every_end, timeout=30, what='every warning deleted and every approval copy ended')
     posts, updates = by_request(slack.calls_to('chat.postMessage')), by_request(slack.calls_to('chat.update'))
     deletes = slack.calls_to('chat.delete')  # a warning's call names no request: one each, none twice, all done
     assert len(deletes) == REQUESTS and all(c.ok for c in deletes), [(c.params, c.error) for c in deletes]
     assert len({(c.params.get('channel'), c.params.get('ts')) for c in deletes}) == REQUESTS
-    sam_dm, sec_dm = slack.workspace.dm_channel_id(SAM), slack.workspace.dm_channel_id(SEC)
     shown_per_copy: Counter[int] = Counter()
     warned_late: list[float] = []
     for request_id in ids:

@@ -22,7 +22,7 @@ from bot.usecases.submit_request import SubmitRequest
 from tests.core.policy_fixtures import ALEX
 from tests.support.fakes import IgnoringQueue
 from tests.support.redis_server import own_redis_url
-from workers.revoker import MAX_SLEEP, Revoker
+from workers.revoker import GRACE, MAX_SLEEP, Revoker
 
 pytestmark = pytest.mark.redis
 S = RequestStatus
@@ -128,11 +128,17 @@ def test_a_burst_is_shared_by_two_revokers_and_each_grant_is_revoked_once(jit):
 
 
 def test_a_grant_made_while_the_revoker_sleeps_is_seen_in_time(jit):
-    """The revoker sleeps at most MAX_SLEEP: a grant ending 0.3 s after it was made still ends on time."""
+    """The revoker sleeps at most MAX_SLEEP, even when the next end it knows of is a minute away: a grant ending
+    0.3 s after it was made still ends on time (within GRACE, where a sleep to the known end would be a minute late).
+
+    On time is GRACE here, not the tenth of a second idle lateness of the test above: on a busy machine, waking and
+    the Redis steps of the revoke alone have taken 0.13 s (seen under load), while what this test is about, a
+    sleep past the new end, would make it late by most of a minute."""
     store, target, active, start = jit
+    active(1, time.time() + 60)  # without the cap, the revoker would sleep until this one ends
     start()
     time.sleep(MAX_SLEEP * 2)
     ends_at = time.time() + 0.3
     (request_id,) = active(1, ends_at)
-    _settle(store, [request_id])
-    assert 0 <= target.revoked[request_id][0] - ends_at <= 0.1
+    assert _settle(store, [request_id], timeout=GRACE + 5) == {request_id: S.REVOKED}
+    assert 0 <= target.revoked[request_id][0] - ends_at <= GRACE
