@@ -49,6 +49,7 @@ def test_a_replayed_slash_command_files_once(jit, slack, store):
     assert not [r for r in replies[1:] if 'Filed' in (r.text or '')], [r.body for r in replies]
     [request] = store.for_user(ALEX)
     approval_copy(slack, SAM, request.id)
+    approval_copy(slack, SEC, request.id)  # each copy there (waited for), so that only a second one can fail below
     time.sleep(2)  # the notify jobs of any second filing would have posted by now
     assert [r.reason for r in store.for_user(ALEX)] == [reason]
     assert len(_created(store, reason)) == 1

@@ -151,9 +151,13 @@ def test_self_approval_and_non_approver_are_refused(jit, slack, webhook, store):
     """sam (a lead) requests: he gets no copy; a click as sam or eve (crafted on sec's copy) is refused."""
     request_id, _ = file_request(slack, user=SAM)
     copy = approval_copy(slack, SEC, request_id)
-    time.sleep(0.5)
-    own = [m for m in slack.workspace.messages(slack.workspace.dm_channel_id(SAM)) if request_id in m.content]
-    assert [m.action_ids for m in own] == [['jit.cancel']]  # his status message, no copy to approve
+
+    def own():
+        return [m for m in slack.workspace.messages(slack.workspace.dm_channel_id(SAM)) if request_id in m.content]
+
+    # His status message and the approvers' copies come from one delivery (sec's is there): a copy for him would be.
+    wait_until(own, timeout=10, what="sam's status message")
+    assert [m.action_ids for m in own()] == [['jit.cancel']]  # his status message, no copy to approve
     for user, words in ((SAM, 'own request'), (EVE, 'not an approver')):
         assert slack.driver.click(user, copy, 'jit.approve', strict=False).status == 200
 
