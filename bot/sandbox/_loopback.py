@@ -19,26 +19,26 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
-__all__ = ["loopback_hosts", "loopback_only"]
+__all__ = ['loopback_hosts', 'loopback_only']
 
 #: The names a browser on this machine reaches the loopback interface by.
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+LOOPBACK_NAMES = ('127.0.0.1', 'localhost', '[::1]')
 #: The methods that change nothing, which need no JSON body nor same-origin check.
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SAFE_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS'})
 #: Where the Slack protocol's routes live, whose bodies stay as Slack takes them; every other POST is the page's.
-_SLACK_PREFIXES = ("/api/", "/response/")
+_SLACK_PREFIXES = ('/api/', '/response/')
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def loopback_hosts(port: int) -> frozenset[str]:
     """The `Host` values that name this server on `port`: 127.0.0.1, localhost and [::1], with the port."""
-    return frozenset(f"{name}:{port}" for name in LOOPBACK_NAMES)
+    return frozenset(f'{name}:{port}' for name in LOOPBACK_NAMES)
 
 
 def _local_port(request: web.Request) -> int | None:
     """The port the request came in on, from the socket itself (not from anything the client says)."""
-    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    sockname = request.transport.get_extra_info('sockname') if request.transport is not None else None
     if isinstance(sockname, tuple) and len(sockname) >= 2 and isinstance(sockname[1], int):
         return sockname[1]
     return None
@@ -46,20 +46,20 @@ def _local_port(request: web.Request) -> int | None:
 
 def _refuse(status: int, text: str) -> web.Response:
     """A short plain answer for a refused request."""
-    return web.Response(status=status, text=text + "\n", content_type="text/plain")
+    return web.Response(status=status, text=text + '\n', content_type='text/plain')
 
 
 @web.middleware
 async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Serve a request only when it names this server by a loopback address, and page POSTs only from the page."""
     port = _local_port(request)
-    host = request.headers.get(hdrs.HOST, "").lower()
+    host = request.headers.get(hdrs.HOST, '').lower()
     if port is None or host not in loopback_hosts(port):
-        return _refuse(421, f"jit sandbox answers only at http://127.0.0.1:{port} or http://localhost:{port}")
+        return _refuse(421, f'jit sandbox answers only at http://127.0.0.1:{port} or http://localhost:{port}')
     if request.method not in _SAFE_METHODS and not request.path.startswith(_SLACK_PREFIXES):
-        if request.content_type != "application/json":
-            return _refuse(415, "jit sandbox takes only application/json here")
+        if request.content_type != 'application/json':
+            return _refuse(415, 'jit sandbox takes only application/json here')
         origin = request.headers.get(hdrs.ORIGIN)
-        if origin is not None and origin.lower() != f"http://{host}":
-            return _refuse(403, "jit sandbox takes this only from its own page")
+        if origin is not None and origin.lower() != f'http://{host}':
+            return _refuse(403, 'jit sandbox takes this only from its own page')
     return await handler(request)

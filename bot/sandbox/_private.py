@@ -16,14 +16,14 @@ from pathlib import Path
 
 from bot.sandbox.history import HISTORY_FILE
 
-__all__ = ["PRIVATE_UMASK", "make_private", "open_private_log"]
+__all__ = ['PRIVATE_UMASK', 'make_private', 'open_private_log']
 
 #: The umask of every child the sandbox starts: no group or other bits on anything they create.
 PRIVATE_UMASK = 0o077
 #: The directories the sandbox keeps under the data directory, tightened with all they hold.
-_DIRS = ("logs", "redis")
+_DIRS = ('logs', 'redis')
 #: The files the sandbox keeps at the top of the data directory (the Redis socket, the page's history).
-_FILES = ("redis.sock", HISTORY_FILE, HISTORY_FILE + ".partial", HISTORY_FILE + ".unreadable")
+_FILES = ('redis.sock', HISTORY_FILE, HISTORY_FILE + '.partial', HISTORY_FILE + '.unreadable')
 
 
 def make_private(root: Path) -> None:

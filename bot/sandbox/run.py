@@ -41,16 +41,16 @@ from bot.sandbox.page import attach_mailbox, attach_teams, attach_webhook
 from bot.sandbox.teams_channel import TeamsChannels
 from bot.sandbox.webhook_target import WebhookTarget
 
-__all__ = ["run_sandbox"]
+__all__ = ['run_sandbox']
 
 #: Seconds a child gets to stop after SIGTERM before it is killed.
 STOP_GRACE = 5.0
 #: Seconds Redis and `jit serve` get to come up.
 START_TIMEOUT = 20.0
-AUDIT_CHANNEL = "C0AUDIT"
+AUDIT_CHANNEL = 'C0AUDIT'
 #: Who the approval emails come from.
-MAIL_FROM = "jit sandbox <jit@sandbox.example>"
-_MISSING_REDIS = "jit sandbox: install redis-server (apt-get install redis-server) or set REDIS_URL"
+MAIL_FROM = 'jit sandbox <jit@sandbox.example>'
+_MISSING_REDIS = 'jit sandbox: install redis-server (apt-get install redis-server) or set REDIS_URL'
 
 
 class SandboxError(Exception):
@@ -64,7 +64,7 @@ class _NoRedisServer(SandboxError):
 def _free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(('127.0.0.1', 0))
         return int(sock.getsockname()[1])
 
 
@@ -73,20 +73,20 @@ def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise SandboxError(f"{what} did not come up within {timeout:.0f}s")
+            raise SandboxError(f'{what} did not come up within {timeout:.0f}s')
         time.sleep(0.1)
 
 
 #: The example policy, shipped in the package (the wheel too): what the sandbox runs when no other is given.
-EXAMPLE_POLICY = Path(__file__).resolve().parent / "example_policy"
+EXAMPLE_POLICY = Path(__file__).resolve().parent / 'example_policy'
 
 
 def _policy_dir() -> str:
     """`JIT_POLICY_DIR`, else `./policies` when there is one, else the example policy shipped with jit."""
-    configured = os.environ.get("JIT_POLICY_DIR")
+    configured = os.environ.get('JIT_POLICY_DIR')
     if configured:
         return configured
-    here = Path("policies")
+    here = Path('policies')
     return str(here.resolve()) if here.is_dir() else str(EXAMPLE_POLICY)
 
 
@@ -98,16 +98,16 @@ def _teams_webhook_vars(policy_dir: str) -> dict[str, str]:
     """
     found: dict[str, str] = {}
     folder = Path(policy_dir)
-    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+    files = sorted([*folder.glob('*.yaml'), *folder.glob('*.yml')]) if folder.is_dir() else []
     for path in files:
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            document = yaml.safe_load(path.read_text(encoding='utf-8'))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
-        teams = document.get("teams") if isinstance(document, dict) else None
+        teams = document.get('teams') if isinstance(document, dict) else None
         for name, channel in (teams or {}).items() if isinstance(teams, dict) else ():
-            webhook = channel.get("webhook") if isinstance(channel, dict) else None
-            if isinstance(webhook, str) and webhook.startswith("env:") and webhook[4:]:
+            webhook = channel.get('webhook') if isinstance(channel, dict) else None
+            if isinstance(webhook, str) and webhook.startswith('env:') and webhook[4:]:
                 found[webhook[4:]] = str(name)
     return found
 
@@ -117,8 +117,8 @@ def _outside_slack_env(
 ) -> dict[str, str]:
     """The settings that keep approvals by email and Teams inside the sandbox (see the module docstring)."""
     env = {
-        "JIT_SMTP_URL": mailbox.url, "JIT_MAIL_FROM": MAIL_FROM, "JIT_PUBLIC_URL": bot_url,
-        "JIT_LINK_KEY": secrets.token_hex(32),
+        'JIT_SMTP_URL': mailbox.url, 'JIT_MAIL_FROM': MAIL_FROM, 'JIT_PUBLIC_URL': bot_url,
+        'JIT_LINK_KEY': secrets.token_hex(32),
     }  # fmt: skip
     for variable, channel in _teams_webhook_vars(policy_dir).items():
         env[variable] = teams.webhook_url(page_url, channel)
@@ -135,7 +135,7 @@ class _Children:
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start one child; its output goes to `logs/{name}.log` (0600), and what it creates is private too."""
-        log = open_private_log(self.logs / f"{name}.log")
+        log = open_private_log(self.logs / f'{name}.log')
         try:
             proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                     umask=PRIVATE_UMASK)  # fmt: skip
@@ -174,33 +174,33 @@ def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
 
 def _start_redis(children: _Children, data_dir: Path) -> str:
     """Start an embedded `redis-server` on `<data_dir>/redis.sock` and return its URL (`redis/` exists, 0700)."""
-    server = shutil.which("redis-server")
+    server = shutil.which('redis-server')
     if server is None:
         raise _NoRedisServer(_MISSING_REDIS)
-    sock = data_dir / "redis.sock"
+    sock = data_dir / 'redis.sock'
     if len(str(sock)) > 100:
-        raise SandboxError(f"the Redis socket path is too long for a unix socket: {sock}; use a shorter --data-dir")
+        raise SandboxError(f'the Redis socket path is too long for a unix socket: {sock}; use a shorter --data-dir')
     sock.unlink(missing_ok=True)
-    argv = [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--appendonly", "yes",
-            "--dir", str(data_dir / "redis"), "--maxmemory-policy", "noeviction", "--daemonize", "no"]  # fmt: skip
-    proc = children.spawn("redis", argv)
-    url = f"unix://{sock}"
+    argv = [server, '--port', '0', '--unixsocket', str(sock), '--unixsocketperm', '700', '--appendonly', 'yes',
+            '--dir', str(data_dir / 'redis'), '--maxmemory-policy', 'noeviction', '--daemonize', 'no']  # fmt: skip
+    proc = children.spawn('redis', argv)
+    url = f'unix://{sock}'
 
     def answers() -> bool:
-        children.check("redis-server", proc)
+        children.check('redis-server', proc)
         try:
             return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return False
 
-    _wait_until(answers, START_TIMEOUT, "redis-server")
+    _wait_until(answers, START_TIMEOUT, 'redis-server')
     return url
 
 
 def _healthy(url: str) -> bool:
     """Whether `jit serve` answers its health check."""
     try:
-        with urllib.request.urlopen(url + "/healthz", timeout=1) as answer:
+        with urllib.request.urlopen(url + '/healthz', timeout=1) as answer:
             return bool(answer.status == 200)
     except OSError:
         return False
@@ -208,27 +208,27 @@ def _healthy(url: str) -> bool:
 
 def _start_jit(children: _Children, env: dict[str, str], bot_url: str) -> None:
     """Start `jit serve` (wait for /healthz), then `jit worker`."""
-    web_proc = children.spawn("serve", [sys.executable, "-m", "bot", "serve"], env)
+    web_proc = children.spawn('serve', [sys.executable, '-m', 'bot', 'serve'], env)
 
     def healthy() -> bool:
-        children.check("jit serve", web_proc)
+        children.check('jit serve', web_proc)
         return _healthy(bot_url)
 
-    _wait_until(healthy, START_TIMEOUT, "jit serve")
-    worker = children.spawn("worker", [sys.executable, "-m", "bot", "worker"], env)
+    _wait_until(healthy, START_TIMEOUT, 'jit serve')
+    worker = children.spawn('worker', [sys.executable, '-m', 'bot', 'worker'], env)
     time.sleep(0.5)
-    children.check("jit worker", worker)
+    children.check('jit worker', worker)
 
 
 def _redis_hint(redis_url: str, root: Path) -> str:
     """How other `jit` commands (`jit audit verify`) reach the embedded Redis, for the startup lines."""
-    finds = f"in {root.parent}" if root.name == ".jit" else f"with JIT_DATA_DIR={root}"
-    return (f"jit sandbox: other jit commands reach its Redis with REDIS_URL={redis_url}, e.g.\n"
-            f"  REDIS_URL={redis_url} jit audit verify\n"
-            f"  (jit audit {finds} finds it without REDIS_URL)")  # fmt: skip
+    finds = f'in {root.parent}' if root.name == '.jit' else f'with JIT_DATA_DIR={root}'
+    return (f'jit sandbox: other jit commands reach its Redis with REDIS_URL={redis_url}, e.g.\n'
+            f'  REDIS_URL={redis_url} jit audit verify\n'
+            f'  (jit audit {finds} finds it without REDIS_URL)')  # fmt: skip
 
 
-def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
+def run_sandbox(*, port: int = 4040, data_dir: str = '.jit') -> int:
     """Run the sandbox until Ctrl-C or SIGTERM; return the exit code (0 clean, 1 a part failed, 2 setup).
 
     Args:
@@ -236,9 +236,9 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
         data_dir: Holds the embedded Redis's data and socket, and the children's logs; kept private to the user.
     """
     root = Path(data_dir).resolve()
-    logs = root / "logs"
+    logs = root / 'logs'
     children = _Children(logs)
-    slack = LocalSlack(signing_secret=secrets.token_urlsafe(24), bot_token="xoxb-sandbox-" + secrets.token_hex(8))
+    slack = LocalSlack(signing_secret=secrets.token_urlsafe(24), bot_token='xoxb-sandbox-' + secrets.token_hex(8))
     target = WebhookTarget(secrets.token_urlsafe(24))
     mailbox, teams = Mailbox(), TeamsChannels()
     stop, running = threading.Event(), threading.Event()
@@ -253,14 +253,14 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
     started: list[Callable[[], None]] = []
     try:
         make_private(root)
-        redis_url = os.environ.get("REDIS_URL") or _start_redis(children, root)
+        redis_url = os.environ.get('REDIS_URL') or _start_redis(children, root)
         history_note = history.load()
         history.start()
         started.append(history.stop)
         try:
-            page_url = slack.start_in_thread("127.0.0.1", port)
+            page_url = slack.start_in_thread('127.0.0.1', port)
         except OSError as exc:
-            print(f"jit sandbox: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", file=sys.stderr)
+            print(f'jit sandbox: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}', file=sys.stderr)
             return 2
         started.append(slack.stop_thread)
         attach_webhook(slack, target)
@@ -271,22 +271,22 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
         attach_mailbox(slack, mailbox)
         attach_teams(slack, teams)
         bot_port = _free_port()
-        bot_url = f"http://127.0.0.1:{bot_port}"
+        bot_url = f'http://127.0.0.1:{bot_port}'
         policy_dir = _policy_dir()
         env = {
             **os.environ,
-            "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": slack.signing_secret,
-            "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_url, "JIT_POLICY_DIR": policy_dir,
-            "JIT_AUDIT_CHANNEL": AUDIT_CHANNEL, "PORT": str(bot_port), "JIT_HOST": "127.0.0.1",
-            "JIT_DATA_DIR": str(root), "JIT_DEMO_WEBHOOK_URL": target.url, "JIT_DEMO_WEBHOOK_SECRET": target.secret,
+            'SLACK_BOT_TOKEN': slack.bot_token, 'SLACK_SIGNING_SECRET': slack.signing_secret,
+            'SLACK_API_URL': slack.api_url, 'REDIS_URL': redis_url, 'JIT_POLICY_DIR': policy_dir,
+            'JIT_AUDIT_CHANNEL': AUDIT_CHANNEL, 'PORT': str(bot_port), 'JIT_HOST': '127.0.0.1',
+            'JIT_DATA_DIR': str(root), 'JIT_DEMO_WEBHOOK_URL': target.url, 'JIT_DEMO_WEBHOOK_SECRET': target.secret,
             **_outside_slack_env(page_url, bot_url, mailbox, teams, policy_dir),
         }  # fmt: skip
         _start_jit(children, env, bot_url)
-        slack.app_url = f"{bot_url}/slack/events"
+        slack.app_url = f'{bot_url}/slack/events'
         running.set()
-        print(f"jit sandbox: open {page_url} (Ctrl-C to stop)", flush=True)
-        print(f"jit sandbox: {history_note}", flush=True)
-        if not os.environ.get("REDIS_URL"):
+        print(f'jit sandbox: open {page_url} (Ctrl-C to stop)', flush=True)
+        print(f'jit sandbox: {history_note}', flush=True)
+        if not os.environ.get('REDIS_URL'):
             print(_redis_hint(redis_url, root), flush=True)
         while not stop.wait(0.5):
             dead = children.dead()
@@ -300,10 +300,10 @@ def run_sandbox(*, port: int = 4040, data_dir: str = ".jit") -> int:
     except KeyboardInterrupt:
         return 0
     except SandboxError as exc:
-        print(f"jit sandbox: {exc}", file=sys.stderr)
+        print(f'jit sandbox: {exc}', file=sys.stderr)
         return 1
     except OSError as exc:  # a file the sandbox needs (its page history, say) that it can neither read nor set aside
-        print(f"jit sandbox: {exc}", file=sys.stderr)
+        print(f'jit sandbox: {exc}', file=sys.stderr)
         return 1
     finally:
         children.stop()
