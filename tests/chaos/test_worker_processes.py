@@ -4,6 +4,7 @@ nothing is lost."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import json
 import time
@@ -12,8 +13,11 @@ import pytest
 
 from tests.chaos.conftest import approve_all, file_many, make_store, settle, wait_active
 from tests.support.processes import wait_until
+from workers.revoker import CONCURRENCY
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
+#: More grants than one process has revoke slots for.
+BURST = CONCURRENCY + 16
 
 
 def _revoked_by(jit) -> dict[str, int]:
@@ -47,17 +51,23 @@ def test_two_access_processes_share_grants_and_revokes_and_survive_a_killed_work
         f'the slow grant calls ran one after another: {arrivals}'
     )
     webhook.delay(0)
-    # Round one: a burst. Slow revoke calls (0.5 s each) keep a revoker's slots busy long enough for the other
-    # process to claim its share.
-    ids = file_many(slack, 12, 12, 'chaos two revokers')
-    approve_all(slack, ids)
-    active = wait_active(store, ids)
-    webhook.delay(0.5)
-    report = settle('two-revoke-processes', webhook, store, ids, timeout=60,
+    # Round one: a burst larger than one process's revoke slots (CONCURRENCY provider calls in flight), approved
+    # at once so that it falls due within a few seconds, at a target that holds each revoke call 8 s (under the
+    # webhook's 10 s timeout): ends less than 10 s apart put more than CONCURRENCY calls in flight at once, which one
+    # process cannot hold, so the other must take the rest. (With fewer grants than slots, which process revokes
+    # which is chance: one may take them all, and did.)
+    ids = file_many(slack, BURST, 15, 'chaos two revokers')
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: approve_all(slack, [i]), ids))
+    active = wait_active(store, ids, timeout=60)
+    ends = sorted(r.expires_at for r in active.values())
+    webhook.delay(8)
+    report = settle('two-revoke-processes', webhook, store, ids, timeout=90,
                     expires={i: r.expires_at for i, r in active.items()})  # fmt: skip
     report.check()
     by = _revoked_by(jit)
     assert set(ids) <= set(by), 'each grant logged as revoked by one of the processes'
+    assert ends[-1] - ends[0] < 10, f'the burst was not one: its ends spread over {ends[-1] - ends[0]:.1f} s'
     assert len({by[i] for i in ids}) == 2, f'one process did it all: {by}'
     assert not report.twice
     # Round two: the worker and its revoke process are killed while grants are due, then started again.
