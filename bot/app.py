@@ -57,6 +57,7 @@ from bot.access_log import access_log, send_request_id
 from bot.adapters.metrics import CountedAsyncWebClient
 from bot.adapters.replay_guard import ReplayGuard
 from bot.api.server import create_api_app
+from bot.content_coding import encoded
 from bot.decision_page.routes import add_decision_routes
 from bot.deps import Deps
 from bot.listeners import register_listeners
@@ -123,6 +124,8 @@ async def verified_body(request: web.Request, signing_secret: str) -> bytes:
         raise Refusal(413, 'body too large')
     timestamp = _one_header(request, 'X-Slack-Request-Timestamp', _TIMESTAMP)
     signature = _one_header(request, 'X-Slack-Signature', _SIGNATURE)
+    if encoded(request):  # Slack sends bodies as they are (bot/content_coding.py)
+        raise Refusal(400, 'body cannot be read')
     try:
         raw = await request.read()  # a chunked body stops at the application's client_max_size (MAX_BODY)
     except web.HTTPRequestEntityTooLarge:

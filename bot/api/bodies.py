@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.api.errors import ApiError
+from bot.content_coding import encoded
 from bot.core.characters import control_in
 from bot.core.durations import DurationError, parse_duration
 from bot.sealed_box import SealedBoxError, public_key
@@ -35,6 +36,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(413, f'body too large (at most {MAX_BODY} bytes)')
     if request.content_type != 'application/json':
         raise ApiError(415, 'send the body as Content-Type: application/json')
+    if encoded(request):  # never read: a body that is not what it claims could keep read() waiting
+        raise ApiError(400, 'the body cannot be read in the Content-Encoding it claims: send it without one')
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:

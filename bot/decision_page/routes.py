@@ -35,6 +35,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.adapters.outbox import OutboxStore
+from bot.content_coding import encoded
 from bot.core.errors import InvalidTransition, RequestError, RequestNotFound, UsageError
 from bot.core.model import MAX_REASON, AccessRequest, Principal, RequestStatus
 from bot.core.policy import Policy, Rule
@@ -110,6 +111,9 @@ class DecisionPage:
     async def _form(self, request: web.Request) -> dict[str, str]:
         if request.content_length is not None and request.content_length > MAX_FORM:
             raise web.HTTPRequestEntityTooLarge(MAX_FORM, request.content_length)
+        if encoded(request):  # a browser does not compress a form (bot/content_coding.py)
+            raise web.HTTPBadRequest(text=html.refused_page('Not understood', 'The form could not be read.'),
+                                     content_type='text/html', headers=HEADERS)  # fmt: skip
         try:
             form = await request.post()
         except (ValueError, LookupError, web.RequestPayloadError, HttpProcessingError):
