@@ -14,5 +14,6 @@ from aiohttp import web
 
 def encoded(request: web.Request) -> bool:
     """Whether the body claims a content coding (gzip, deflate, br, ...) rather than coming as it is."""
-    codings = [c.strip().lower() for c in request.headers.getall('Content-Encoding', []) for c in c.split(',')]
-    return any(c not in ('', 'identity') for c in codings)
+    headers = request.headers.getall('Content-Encoding', [])
+    codings = (coding.strip().lower() for header in headers for coding in header.split(','))
+    return any(coding not in ('', 'identity') for coding in codings)
